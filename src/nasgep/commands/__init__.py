@@ -1,0 +1,1 @@
+"""Sub-commands of the ``nasgep`` CLI, one module each (see :mod:`nasgep.cli`)."""

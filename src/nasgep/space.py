@@ -1,0 +1,206 @@
+"""The NASGEP search space as data (SPEC section 2): operations, gene and cell alphabets,
+and the :class:`Genome` (normal cell, reduction cell and the genes they use).
+
+Pure Python: the torch side (:mod:`nasgep.nn`) builds modules from what is decoded here.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping
+
+from .gep import Alphabet, Chromosome, ChromosomeError, Node, coding_symbols, decode
+
+#: Kernel shapes (height x width) of the depth-wise families.
+KERNELS: tuple[str, ...] = ("3x3", "5x5", "3x5", "5x3", "1x7", "7x1")
+
+#: The 19 operations of the paper: point-wise, depth-wise, separable (pw then dw) and
+#: inverse separable (dw then pw). Each is a ReLU -> conv -> BN block mapping c to c channels.
+OPERATIONS: tuple[str, ...] = (
+    ("pw",)
+    + tuple(f"dw_{k}" for k in KERNELS)
+    + tuple(f"sep_{k}" for k in KERNELS)
+    + tuple(f"isep_{k}" for k in KERNELS)
+)
+
+INPUTS: tuple[str, ...] = ("h1", "h2")  # h1 = h_{i-1}, h2 = h_{i-2}
+
+Pool = Literal["normal", "reduction"]
+POOLS: tuple[Pool, ...] = ("normal", "reduction")
+
+GENE_FUNCTIONS: dict[str, int] = {"add": 2, **{op: 1 for op in OPERATIONS}}
+CELL_FUNCTIONS: dict[str, int] = {"add": 2, "cat": 2}
+
+BOUND_RE = re.compile(r"^(?P<op>[a-z0-9_]+)\((?P<input>h[12])\)$")
+GENE_ID_RE = re.compile(r"g\d+")
+
+
+def bound(op: str, inp: str) -> str:
+    """The terminal that applies ``op`` to cell input ``inp``: ``bound('pw', 'h1') == 'pw(h1)'``."""
+    return f"{op}({inp})"
+
+
+def parse_terminal(symbol: str) -> tuple[str | None, str]:
+    """Split a gene terminal into (operation or None, input): ``'sep_3x3(h1)' -> ('sep_3x3', 'h1')``."""
+    if symbol in INPUTS:
+        return None, symbol
+    m = BOUND_RE.match(symbol)
+    if not m or m["op"] not in OPERATIONS:
+        raise KeyError(symbol)
+    return m["op"], m["input"]
+
+
+BOUND_TERMINALS: tuple[str, ...] = tuple(bound(op, i) for i in INPUTS for op in OPERATIONS)
+
+#: Gene alphabets. Raw inputs only in the normal pool: a reduction cell cannot add them
+#: (paper III-C), so its genes read inputs only through (stride-2) operations.
+GENE_ALPHABETS: dict[str, Alphabet] = {
+    "normal": Alphabet(GENE_FUNCTIONS, INPUTS + BOUND_TERMINALS),
+    "reduction": Alphabet(GENE_FUNCTIONS, BOUND_TERMINALS),
+}
+
+#: The cell alphabet; its terminals are the gene ids of the matching pool, which change as
+#: the pool evolves, so ``cell_alphabet(pool_ids)`` fixes them for random draws.
+CELL_ALPHABET = Alphabet(CELL_FUNCTIONS, (), GENE_ID_RE)
+
+#: Everything ``nasgep decode`` understands: cell and gene functions, any other
+#: well-formed symbol a terminal.
+DECODE_ALPHABET = Alphabet({**GENE_FUNCTIONS, **CELL_FUNCTIONS}, (), re.compile(r"(?!(add|cat)$).+"))
+
+
+def cell_alphabet(gene_ids: list[str] | tuple[str, ...]) -> Alphabet:
+    return CELL_ALPHABET.with_terminals(tuple(gene_ids))
+
+
+def gene_id(number: int) -> str:
+    return f"g{number}"
+
+
+class GenomeError(ValueError):
+    """A genome that does not describe a buildable pair of cells; the message names where."""
+
+
+@dataclass(frozen=True)
+class CellGenome:
+    """One cell: its chromosome over gene ids and the gene chromosomes it refers to."""
+
+    pool: Pool
+    cell: Chromosome
+    genes: Mapping[str, Chromosome] = field(default_factory=dict)
+
+    def coding_genes(self) -> tuple[str, ...]:
+        """Gene ids in the cell's coding region, in chromosome order, with repeats."""
+        alpha = CELL_ALPHABET
+        return tuple(s for s in coding_symbols(self.cell, alpha) if alpha.is_terminal(s))
+
+    def tree(self) -> Node:
+        return decode(self.cell, CELL_ALPHABET)
+
+    def gene_tree(self, gid: str) -> Node:
+        return decode(self.genes[gid], GENE_ALPHABETS[self.pool])
+
+    def validate(self, where: str = "cell") -> "CellGenome":
+        try:
+            self.cell.validate(CELL_ALPHABET)
+        except ChromosomeError as e:
+            raise GenomeError(f"{where}.cell: {e}") from None
+        for gid in self.coding_genes():
+            if gid not in self.genes:
+                raise GenomeError(f"{where}.cell uses gene {gid!r}, which {where}.genes lacks")
+        for gid, chrom in self.genes.items():
+            try:
+                chrom.validate(GENE_ALPHABETS[self.pool])
+            except ChromosomeError as e:
+                raise GenomeError(f"{where}.genes.{gid}: {e}") from None
+        return self
+
+    def used_only(self) -> "CellGenome":
+        """The same cell with only the genes its coding region uses."""
+        keep = set(self.coding_genes())
+        return CellGenome(self.pool, self.cell, {g: c for g, c in self.genes.items() if g in keep})
+
+    def to_dict(self) -> dict:
+        return {"cell": self.cell.to_text(),
+                "genes": {g: c.to_text() for g, c in sorted(self.genes.items(), key=_gid_key)}}
+
+    @classmethod
+    def from_dict(cls, pool: Pool, data: Mapping, where: str = "cell") -> "CellGenome":
+        if not isinstance(data, Mapping) or "cell" not in data or "genes" not in data:
+            raise GenomeError(f"{where}: expected an object with keys 'cell' and 'genes'")
+        try:
+            cell = Chromosome.from_text(data["cell"])
+        except ChromosomeError as e:
+            raise GenomeError(f"{where}.cell: {e}") from None
+        genes = {}
+        for gid, text in data["genes"].items():
+            try:
+                genes[gid] = Chromosome.from_text(text)
+            except ChromosomeError as e:
+                raise GenomeError(f"{where}.genes.{gid}: {e}") from None
+        return cls(pool, cell, genes).validate(where)
+
+
+def _gid_key(item: tuple[str, object]) -> tuple[int, str]:
+    gid = item[0]
+    return (int(gid[1:]) if GENE_ID_RE.fullmatch(gid) else 1 << 30, gid)
+
+
+@dataclass(frozen=True)
+class Genome:
+    """Everything that shapes a network: the normal and the reduction cell with their genes."""
+
+    normal: CellGenome
+    reduction: CellGenome
+
+    FORMAT = "nasgep-genome/1"
+
+    def validate(self) -> "Genome":
+        self.normal.validate("normal")
+        self.reduction.validate("reduction")
+        return self
+
+    def to_dict(self) -> dict:
+        return {"format": self.FORMAT, "normal": self.normal.to_dict(),
+                "reduction": self.reduction.to_dict()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Genome":
+        if not isinstance(data, Mapping):
+            raise GenomeError("a genome must be a JSON object")
+        fmt = data.get("format", cls.FORMAT)
+        if fmt != cls.FORMAT:
+            raise GenomeError(f"format: expected {cls.FORMAT!r}, got {fmt!r}")
+        for key in ("normal", "reduction"):
+            if key not in data:
+                raise GenomeError(f"missing key {key!r}")
+        return cls(CellGenome.from_dict("normal", data["normal"], "normal"),
+                   CellGenome.from_dict("reduction", data["reduction"], "reduction"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Genome":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Genome":
+        """Read a genome JSON file (a bare genome, or a result file with a ``genome`` key)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise GenomeError(f"{path}: no such genome file") from None
+        except json.JSONDecodeError as e:
+            raise GenomeError(f"{path}: not valid JSON ({e})") from None
+        if isinstance(data, Mapping) and "genome" in data:
+            data = data["genome"]
+        try:
+            return cls.from_dict(data)
+        except GenomeError as e:
+            raise GenomeError(f"{path}: {e}") from None
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
