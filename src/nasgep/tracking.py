@@ -1,0 +1,121 @@
+"""MLflow tracking with the sqlite backend (the file store is gone in MLflow 3.13+).
+
+One store per study (``<results_dir>/mlflow.db`` unless ``tracking.uri`` says otherwise),
+created once by ``nasgep track init`` before parallel jobs start (concurrent first-time
+schema creation in sqlite races). Experiments are per study part (search, random,
+ablation, transfer, train); run names say dataset, variant and seed.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+
+def tracking_uri(config: Mapping) -> str | None:
+    """The configured MLflow URI, or None when tracking is off."""
+    tracking = config["tracking"]
+    if not tracking["enabled"]:
+        return None
+    if tracking["uri"]:
+        return tracking["uri"]
+    db = Path(config["results_dir"]).resolve() / "mlflow.db"
+    return f"sqlite:///{db}"
+
+
+def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
+    """``{'search': {'lr': 0.1}} -> {'search.lr': 0.1}`` for MLflow params."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def init_store(uri: str) -> None:
+    """Create the tracking database (and its folder) once; idempotent."""
+    _prepare(uri)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.search_experiments(max_results=1)   # forces schema creation/migration
+
+
+def _prepare(uri: str) -> None:
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    # quiet the MLflow banner about the default artifact location
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+class Run:
+    """A thin handle over an active MLflow run; every method is a no-op when disabled."""
+
+    def __init__(self, mlflow_module=None):
+        self._mlflow = mlflow_module
+
+    @property
+    def active(self) -> bool:
+        return self._mlflow is not None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self._mlflow is not None:
+            clean = {k: float(v) for k, v in metrics.items() if v is not None}
+            self._mlflow.log_metrics(clean, step=step)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if self._mlflow is not None:
+            flat = flatten(params)
+            self._mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if self._mlflow is not None:
+            self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self._mlflow is not None and Path(path).exists():
+            if Path(path).is_dir():
+                self._mlflow.log_artifacts(str(path), artifact_path)
+            else:
+                self._mlflow.log_artifact(str(path), artifact_path)
+
+
+@contextlib.contextmanager
+def start_run(config: Mapping, experiment: str, run_name: str,
+              params: Mapping[str, Any] | None = None,
+              tags: Mapping[str, Any] | None = None,
+              run_id: str | None = None) -> Iterator[Run]:
+    """Open an MLflow run in ``experiment`` (or resume ``run_id``); yields a :class:`Run`.
+
+    With tracking disabled this yields a no-op run, so callers never branch on it.
+    """
+    uri = tracking_uri(config)
+    if uri is None:
+        yield Run(None)
+        return
+    _prepare(uri)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(f"{config['name']}/{experiment}")
+    with mlflow.start_run(run_name=run_name, run_id=run_id):
+        run = Run(mlflow)
+        if params and run_id is None:
+            run.log_params(params)
+        if tags:
+            run.set_tags(tags)
+        yield run
+
+
+def active_run_id() -> str | None:
+    """The id of the active run (to store in a checkpoint so a resumed search continues it)."""
+    try:
+        import mlflow
+    except ImportError:  # pragma: no cover
+        return None
+    run = mlflow.active_run()
+    return run.info.run_id if run else None
