@@ -1,0 +1,240 @@
+"""The interface between the search loop and training.
+
+The loop hands out :class:`TrainJob` s (one candidate-epoch each) and receives
+:class:`TrainResult` s; it never imports torch. Two evaluators implement the protocol:
+:class:`~nasgep.search.torch_evaluator.TorchEvaluator` (builds and trains the network)
+and :class:`CheapEvaluator` (a deterministic stand-in for tests). Executors decide where
+jobs run: in this process, or one worker process per device.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+from ..space import Genome
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Train individual ``individual`` from epoch ``epoch - 1`` to ``epoch`` and evaluate it.
+
+    ``store_index`` is the weight store to inherit from when ``epoch == 1`` (None: no
+    inheritance). ``seed`` fixes every random draw of this epoch."""
+
+    individual: str
+    genome: Genome
+    epoch: int
+    seed: int
+    store_index: dict | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    individual: str
+    epoch: int
+    fitness: float
+    params: int
+    inherited: float = 0.0     # fraction of parameters loaded from the store (first epoch)
+    seconds: float = 0.0
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreCandidate:
+    """A living individual offered to the weight store after a generation."""
+
+    individual: str
+    genome: Genome
+    epoch: int
+    fitness: float
+
+
+class Evaluator(Protocol):
+    """What the search needs from training."""
+
+    def count_params(self, genome: Genome) -> int:
+        """Parameters of the search-size network of ``genome`` (for the size limit)."""
+
+    def train(self, job: TrainJob) -> TrainResult:
+        """One candidate-epoch. Failures come back as ``fitness=0, failure=reason``."""
+
+    def update_store(self, candidates: Sequence[StoreCandidate], index: dict, generation: int) -> dict:
+        """Save every module whose owner beats the best fitness recorded for its key;
+        return the new index (the old one is never modified, so a checkpoint keeps it)."""
+
+    def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
+        """Delete individual states and store files no longer referenced."""
+
+
+def job_seed(search_seed: int, individual: str, epoch: int) -> int:
+    """A per-job seed independent of which worker runs the job or in what order."""
+    digest = hashlib.sha256(f"{search_seed}/{individual}/{epoch}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+# --- a cheap deterministic evaluator for tests ------------------------------------------
+
+@dataclass
+class CheapEvaluator:
+    """Fitness from the genome's structure, rising with epochs; no training.
+
+    Deterministic for a job, so a search over it is reproducible; ``fail_if`` lets tests
+    inject failures for chosen genomes. It keeps an in-memory weight store whose
+    "tensors" are the fitness values, enough to test the store bookkeeping.
+    """
+
+    fail_if: Callable[[Genome], str | None] | None = None
+    delay: float = 0.0
+    calls: list[str] = field(default_factory=list)
+
+    def count_params(self, genome: Genome) -> int:
+        n = 0
+        for cell in (genome.normal, genome.reduction):
+            for gid in cell.coding_genes():
+                text = cell.genes[gid].to_text()
+                n += 600 + 200 * len(list(cell.gene_tree(gid).walk())) + hashlib.sha256(text.encode()).digest()[0]
+        return n
+
+    def _quality(self, genome: Genome) -> float:
+        h = hashlib.sha256(genome.to_json().encode()).digest()
+        base = h[0] / 255.0
+        cats = genome.normal.cell.symbols.count("cat")
+        return 0.3 + 0.4 * base + 0.05 * cats
+
+    def train(self, job: TrainJob) -> TrainResult:
+        self.calls.append(f"{job.individual}@{job.epoch}")
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_if is not None:
+            reason = self.fail_if(job.genome)
+            if reason:
+                return TrainResult(job.individual, job.epoch, 0.0, self.count_params(job.genome),
+                                   failure=reason)
+        q = self._quality(job.genome)
+        fitness = round(min(1.0, q * (1 - 0.5 ** job.epoch)) * 100, 4)
+        inherited = 0.0
+        if job.epoch == 1 and job.store_index:
+            keys = _cheap_keys(job.genome)
+            inherited = sum(k in job.store_index for k in keys) / len(keys)
+        return TrainResult(job.individual, job.epoch, fitness, self.count_params(job.genome),
+                           inherited=inherited, seconds=0.001)
+
+    def update_store(self, candidates: Sequence[StoreCandidate], index: dict, generation: int) -> dict:
+        new = dict(index)
+        for cand in candidates:
+            for key in _cheap_keys(cand.genome):
+                if key not in new or cand.fitness > new[key]["fitness"]:
+                    new[key] = {"fitness": cand.fitness, "file": f"{key}@g{generation}",
+                                "individual": cand.individual}
+        return new
+
+    def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
+        return None
+
+
+def _cheap_keys(genome: Genome) -> list[str]:
+    keys = []
+    for cell in (genome.normal, genome.reduction):
+        seen: dict[str, int] = {}
+        for gid in cell.coding_genes():
+            k = seen.get(gid, 0)
+            seen[gid] = k + 1
+            keys.append(f"gene/{cell.pool}/{gid}/occ{k}")
+    return keys
+
+
+# --- executors --------------------------------------------------------------------------
+
+class SerialExecutor:
+    """Runs jobs one after another in this process."""
+
+    def __init__(self, evaluator: Evaluator):
+        self.evaluator = evaluator
+
+    def map(self, jobs: Sequence[TrainJob], may_start: Callable[[], bool]) -> list[TrainResult | None]:
+        results: list[TrainResult | None] = []
+        for job in jobs:
+            if not may_start():
+                results.append(None)
+                continue
+            results.append(self.evaluator.train(job))
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+def _worker_main(factory: Callable[[str], Evaluator], device: str, inbox, outbox) -> None:
+    evaluator = factory(device)
+    while True:
+        item = inbox.get()
+        if item is None:
+            return
+        index, job = item
+        try:
+            outbox.put((index, evaluator.train(job)))
+        except BaseException as e:  # noqa: BLE001 - a worker must report, never die silently
+            outbox.put((index, TrainResult(job.individual, job.epoch, 0.0, 0,
+                                           failure=f"worker error: {type(e).__name__}: {e}")))
+
+
+class ProcessExecutor:
+    """One worker process per device; jobs are handed out as workers free up.
+
+    Jobs are independent (each carries its own seed and reads its individual's state
+    from disk), so the results equal a one-device run whatever the order.
+    """
+
+    def __init__(self, factory: Callable[[str], Any], devices: Sequence[str]):
+        ctx = mp.get_context("spawn")
+        self._outbox = ctx.Queue()
+        self._workers = []
+        for device in devices:
+            inbox = ctx.Queue()
+            proc = ctx.Process(target=_worker_main, args=(factory, device, inbox, self._outbox),
+                               daemon=True)
+            proc.start()
+            self._workers.append((proc, inbox))
+
+    def map(self, jobs: Sequence[TrainJob], may_start: Callable[[], bool]) -> list[TrainResult | None]:
+        results: list[TrainResult | None] = [None] * len(jobs)
+        idle = list(range(len(self._workers)))
+        busy: dict[int, int] = {}          # job index -> worker
+        pending = list(range(len(jobs)))
+        while pending or busy:
+            while pending and idle:
+                i = pending.pop(0)
+                if not may_start():
+                    pending.clear()        # budget spent: start nothing more
+                    break
+                w = idle.pop(0)
+                busy[i] = w
+                self._workers[w][1].put((i, jobs[i]))
+            if not busy:
+                break
+            i, result = self._get()
+            results[i] = result
+            idle.append(busy.pop(i))
+        return results
+
+    def _get(self):
+        while True:
+            try:
+                return self._outbox.get(timeout=5)
+            except Exception:  # queue.Empty
+                dead = [p for p, _ in self._workers if not p.is_alive()]
+                if dead:
+                    raise RuntimeError(f"{len(dead)} search worker process(es) died "
+                                       f"(exit codes {[p.exitcode for p in dead]})") from None
+
+    def close(self) -> None:
+        for proc, inbox in self._workers:
+            if proc.is_alive():
+                inbox.put(None)
+        for proc, _ in self._workers:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()

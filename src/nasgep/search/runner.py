@@ -1,0 +1,219 @@
+"""Runs a search end to end: config -> evaluator and workers -> generations with
+checkpoints, tracking and progress -> result files (``best.json``, ``history.parquet``,
+the weight store, drawings of the best cells)."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Mapping
+
+from .. import tracking
+from . import checkpoint
+from .evaluator import Evaluator, ProcessExecutor, SerialExecutor
+from .loop import GenerationReport, Search, SearchSettings
+from .state import SearchState
+
+EvaluatorFactory = Callable[[str], Evaluator]
+
+
+class SearchExists(RuntimeError):
+    pass
+
+
+def resolve_devices(devices: list[str], configured_default: str = "auto") -> list[str]:
+    """Expand ``auto`` (one GPU if any, else CPU) and ``all`` (every GPU, else one CPU)."""
+    out: list[str] = []
+    for d in devices:
+        if d == "auto":
+            d = configured_default if configured_default != "auto" else _auto_device()
+            out.append(d)
+        elif d == "all":
+            n = _cuda_count()
+            out.extend([f"cuda:{i}" for i in range(n)] or ["cpu"])
+        else:
+            out.append(d)
+    return out
+
+
+def _cuda_count() -> int:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return 0
+    return torch.cuda.device_count()
+
+
+def _auto_device() -> str:
+    return "cuda" if _cuda_count() > 0 else "cpu"
+
+
+def method_name(config: Mapping) -> str:
+    return "search" if config["search"]["weight_sharing"] else "search_nws"
+
+
+def torch_evaluator_factory(config: Mapping, dataset: str, out_dir: Path, seed: int,
+                            threads: int | None = None) -> EvaluatorFactory:
+    from .torch_evaluator import make_torch_evaluator
+
+    return functools.partial(make_torch_evaluator, dict(config), dataset, str(out_dir), seed, threads)
+
+
+def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
+               resume: bool = False, factory: EvaluatorFactory | None = None,
+               progress: bool | None = None, log: Callable[[str], None] | None = None) -> SearchState:
+    """Search (or continue one) and write the results to ``out_dir``."""
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    settings = SearchSettings.from_config(config)
+    state = checkpoint.load_latest(ckpt_dir) if ckpt_dir.exists() else None
+    if state is not None and not resume:
+        raise SearchExists(f"{out} already holds a search (last generation {state.generation}); "
+                           "pass --resume to continue it, or choose another --out")
+    if state is None:
+        state = SearchState(seed=seed)
+    elif state.seed != seed:
+        raise SearchExists(f"{out} holds a search with seed {state.seed}, not {seed}")
+    else:
+        log(f"resuming {out} after generation {state.generation}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    devices = resolve_devices(list(config["search"]["devices"]), config["device"])
+    if factory is None:
+        threads = 1 if len(devices) > 1 and all(d == "cpu" for d in devices) else None
+        factory = torch_evaluator_factory(config, dataset, out, seed, threads)
+    evaluator = factory("cpu" if len(devices) > 1 else devices[0])
+    executor = ProcessExecutor(factory, devices) if len(devices) > 1 else SerialExecutor(evaluator)
+
+    method = method_name(config)
+    run_name = f"{dataset}-{method}-seed{seed}"
+    search = Search(settings, evaluator, executor, state)
+    try:
+        with tracking.start_run(config, "search", run_name, params=_params(config, dataset, seed),
+                                tags={"dataset": dataset, "method": method, "seed": seed},
+                                run_id=state.mlflow_run_id) as run:
+            state.mlflow_run_id = tracking.active_run_id()
+            bar = _progress(settings, state, progress)
+
+            def on_generation(st: SearchState, report: GenerationReport) -> None:
+                checkpoint.save(ckpt_dir, st)
+                _collect_garbage(evaluator, ckpt_dir)
+                run.log_metrics(_metrics(report), step=report.generation)
+                _write_results(out, st, config, dataset, seed, method)
+                line = (f"gen {report.generation:3d}  best {report.best_fitness:6.2f}  "
+                        f"mean {report.mean_fitness:6.2f}  best-ever {report.best_ever:6.2f}  "
+                        f"T_g {report.t_g:6.2f}  trained {report.trained:2d} ({report.epochs_trained} ep, "
+                        f"{report.failures} failed)  pools {report.normal_pool}/{report.reduction_pool}  "
+                        f"budget {100 * report.elapsed / settings.budget_seconds:5.1f}%  "
+                        f"{report.seconds:6.1f}s")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(best=f"{report.best_ever:.2f}",
+                                    budget=f"{100 * report.elapsed / settings.budget_seconds:.0f}%")
+                    bar.write(line)
+                else:
+                    log(line)
+
+            search.run(on_generation)
+            checkpoint.save(ckpt_dir, state)     # the finished state (stop reason, elapsed)
+            paths = _write_results(out, state, config, dataset, seed, method, draw=True)
+            for path in paths:
+                run.log_artifact(path)
+            run.log_metrics({"final_best_fitness": state.best.fitness if state.best else 0.0,
+                             "generations": state.generation + 1,
+                             "outside_training_share": _outside_share(state)})
+            if bar is not None:
+                bar.close()
+    finally:
+        executor.close()
+    log(f"search finished ({state.stop_reason}) after generation {state.generation}: "
+        f"best fitness {state.best.fitness if state.best else 0:.2f} -> {out / 'best.json'}")
+    return state
+
+
+def _params(config: Mapping, dataset: str, seed: int) -> dict:
+    return {"dataset": dataset, "seed": seed, "search": config["search"], "gep": config["gep"],
+            "data": config["datasets"][dataset]}
+
+
+def _metrics(r: GenerationReport) -> dict[str, float]:
+    return {"best_fitness": r.best_fitness, "mean_fitness": r.mean_fitness, "best_ever": r.best_ever,
+            "t_g": r.t_g, "t_c": r.t_c, "normal_pool": r.normal_pool, "reduction_pool": r.reduction_pool,
+            "reduction_population": r.reduction_population, "population": r.population,
+            "individuals_trained": r.trained, "epochs_trained": r.epochs_trained, "failures": r.failures,
+            "param_rejections": r.param_rejections, "generation_seconds": r.seconds,
+            "elapsed_seconds": r.elapsed}
+
+
+def _outside_share(state: SearchState) -> float:
+    return max(0.0, 1 - state.train_seconds / state.elapsed) if state.elapsed > 0 else 0.0
+
+
+def _progress(settings: SearchSettings, state: SearchState, enabled: bool | None):
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=settings.max_generations, initial=state.generation + 1, desc="search",
+                unit="gen", file=sys.stderr)
+
+
+def _collect_garbage(evaluator: Evaluator, ckpt_dir: Path) -> None:
+    """Delete individual states and store files no checkpoint on disk refers to."""
+    states = checkpoint.loadable_states(ckpt_dir)
+    keep: dict[str, int] = {}
+    for st in states:
+        for ind in st.population:
+            keep.setdefault(ind.id, ind.epochs)
+            keep[ind.id] = min(keep[ind.id], ind.epochs)
+    evaluator.cleanup(keep, [st.store_index for st in states])
+
+
+def _write_results(out: Path, state: SearchState, config: Mapping, dataset: str, seed: int,
+                   method: str, draw: bool = False) -> list[Path]:
+    import pandas as pd
+
+    from .checkpoint import atomic_write_bytes
+
+    paths = []
+    if state.best is not None:
+        best = {"genome": state.best.genome, "fitness": state.best.fitness, "params": state.best.params,
+                "dataset": dataset, "seed": seed, "method": method,
+                "generation": state.best.generation, "individual": state.best.individual,
+                "epochs": state.best.epochs}
+        atomic_write_bytes(out / "best.json", (json.dumps(best, indent=2) + "\n").encode())
+        paths.append(out / "best.json")
+    history = pd.DataFrame(state.history, columns=_HISTORY_COLUMNS)
+    tmp = out / ".history.parquet.tmp"
+    history.to_parquet(tmp, index=False)
+    tmp.replace(out / "history.parquet")
+    paths.append(out / "history.parquet")
+    summary = {"dataset": dataset, "seed": seed, "method": method, "generations": state.generation + 1,
+               "finished": state.finished, "stop_reason": state.stop_reason,
+               "elapsed_seconds": round(state.elapsed, 3), "train_seconds": round(state.train_seconds, 3),
+               "outside_training_share": round(_outside_share(state), 4),
+               "param_rejections": state.param_rejections, "t_g": state.t_g, "t_c": state.t_c,
+               "store_keys": len(state.store_index)}
+    atomic_write_bytes(out / "search.json", (json.dumps(summary, indent=2) + "\n").encode())
+    paths.append(out / "search.json")
+    if draw and state.best is not None:
+        paths.extend(_draw_best(out, state))
+    return paths
+
+
+def _draw_best(out: Path, state: SearchState) -> list[Path]:
+    try:
+        from ..draw import draw_genome
+    except ImportError:   # drawing needs matplotlib; results stand without it
+        return []
+    from ..space import Genome
+
+    return list(draw_genome(Genome.from_dict(state.best.genome), out / "cells"))
+
+
+_HISTORY_COLUMNS = ["generation", "id", "parents", "normal", "reduction", "reduction_id", "born", "epochs",
+                    "epochs_this_generation", "fitness", "params", "inherited", "seconds", "dead", "failure"]

@@ -1,0 +1,272 @@
+"""The search loop over the cheap deterministic evaluator: invariants, determinism,
+failures, checkpoint/resume after SIGKILL, and workers."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nasgep.config import load_config
+from nasgep.search import checkpoint
+from nasgep.search.evaluator import CheapEvaluator, ProcessExecutor, SerialExecutor
+from nasgep.search.loop import Search, SearchSettings
+from nasgep.search.runner import run_search
+from nasgep.search.state import SearchState, from_dict, to_dict
+
+SMALL = [
+    "search.population=6", "search.reduction_population=4", "search.gene_pool=10",
+    "search.gene_pool_max=14", "search.genes_min=2", "search.genes_max=4", "search.max_epochs=4",
+    "search.max_generations=7", "search.budget_hours=100", "tracking.enabled=false",
+    "search.devices=[cpu]",
+]
+
+
+def small_config(*extra: str) -> dict:
+    return load_config(None, SMALL + list(extra))
+
+
+def cheap_factory(device: str) -> CheapEvaluator:
+    return CheapEvaluator()
+
+
+def run_cheap(config: dict, seed: int = 0, evaluator=None, reports=None) -> SearchState:
+    settings = SearchSettings.from_config(config)
+    evaluator = evaluator or CheapEvaluator()
+    search = Search(settings, evaluator, SerialExecutor(evaluator), SearchState(seed=seed))
+
+    def on_generation(st, report):
+        if reports is not None:
+            reports.append((from_dict(to_dict(st)), report))
+
+    return search.run(on_generation)
+
+
+def test_invariants_after_every_generation():
+    config = small_config()
+    s = SearchSettings.from_config(config)
+    reports = []
+    final = run_cheap(config, seed=3, reports=reports)
+    assert final.finished and final.stop_reason == "max_generations"
+    assert len(reports) == 7
+    previous = None
+    for st, rep in reports:
+        pop = st.population
+        assert 0 < len(pop) <= s.population
+        assert all(not i.dead for i in pop), "dead individuals are dropped"
+        assert all(i.epochs < s.max_epochs for i in pop)
+        # pools: between C_min and C_max new genes; more than C_min only while below P_g^max
+        for pool in ("normal", "reduction"):
+            born = sum(1 for g in st.genes[pool].values() if g.born == st.generation)
+            if st.generation == 0:
+                assert len(st.genes[pool]) == s.gene_pool
+            else:
+                assert s.genes_min <= born <= s.genes_max
+                if born > s.genes_min:
+                    assert len(st.genes[pool]) <= s.gene_pool_max
+        # reduction population: P_r plus those in use
+        in_use = {i.reduction_id for i in pop}
+        assert in_use <= set(st.reductions)
+        assert len(st.reductions) <= max(s.reduction_population, len(in_use))
+        # every gene a living cell refers to still exists
+        for i in pop:
+            assert set(st.cell_genome("normal", i.normal).coding_genes()) <= set(st.genes["normal"])
+        for r in st.reductions.values():
+            assert set(st.cell_genome("reduction", r.chromosome).coding_genes()) <= set(st.genes["reduction"])
+        # thresholds as defined
+        ranked = sorted((i.fitness for i in pop), reverse=True)
+        assert st.t_g == ranked[min(s.population, len(ranked)) - 1]
+        assert st.t_c == pytest.approx(0.75 * st.t_g)
+        rows = pd.DataFrame([h for h in st.history if h["generation"] == st.generation])
+        if previous is not None:
+            prev_state = previous
+            # elitism: last generation's best living individual survives unless it died of E_max
+            elite = max(prev_state.population, key=lambda i: i.fitness)
+            elite_row = rows[rows.id == elite.id].iloc[0]
+            assert elite_row.dead or elite.id in {i.id for i in pop}
+            # the oldest living individual before selection (unless the elite) is killed
+            alive = rows[~rows.dead]
+            oldest = alive.sort_values(["born", "epochs"], ascending=[True, False]).iloc[0]
+            best_id = alive.sort_values("fitness", ascending=False).iloc[0].id
+            if oldest.id != best_id and oldest.fitness < alive.fitness.max():
+                assert oldest.id not in {i.id for i in pop}
+            # every survivor of the previous generation trained at least one more epoch
+            for ind in prev_state.population:
+                assert ind.id in set(rows.id)
+            # children: one per individual of the previous population
+            assert (rows.born == st.generation).sum() == len(prev_state.population)
+        previous = st
+        assert rep.population == len(pop)
+
+
+def test_search_is_deterministic_for_a_seed():
+    config = small_config()
+    a, b, c = run_cheap(config, seed=5), run_cheap(config, seed=5), run_cheap(config, seed=6)
+    assert a.history == b.history and a.best == b.best
+    assert a.history != c.history
+
+
+def test_bonus_epoch_and_emax_death():
+    config = small_config("search.max_epochs=3", "search.max_generations=6")
+    final = run_cheap(config, seed=1)
+    hist = pd.DataFrame(final.history)
+    # someone got the T_c bonus: two epochs in one generation
+    assert (hist.epochs_this_generation == 2).any()
+    assert hist.epochs.max() <= 3
+    assert hist[hist.epochs == 3].dead.all()
+    assert final.best is not None and final.best.fitness == hist.fitness.max()
+
+
+def test_failing_candidates_get_fitness_zero_and_the_search_goes_on():
+    def fail(genome):
+        return "loss is nan at batch 3" if genome.normal.cell.symbols[0] == "add" else None
+
+    final = run_cheap(small_config(), seed=2, evaluator=CheapEvaluator(fail_if=fail))
+    hist = pd.DataFrame(final.history)
+    failed = hist[hist.failure.notna()]
+    assert len(failed) > 0 and (failed.fitness == 0).all()
+    assert failed.failure.str.contains("nan").all()
+    assert failed.dead.all()
+    assert final.generation == 6 and final.best.fitness > 0
+
+
+def test_parameter_limit_rebreeds_and_counts_rejections():
+    config = small_config("search.max_params=10300")
+    final = run_cheap(config, seed=4)
+    assert final.param_rejections > 0
+    hist = pd.DataFrame(final.history)
+    # the limit holds, except for the documented fallback to a parent's (or smallest) cells
+    assert (hist.params <= 10300).mean() > 0.95
+
+
+def test_weight_store_bookkeeping():
+    final = run_cheap(small_config(), seed=0)
+    assert final.store_index
+    best_per_key = {k: v["fitness"] for k, v in final.store_index.items()}
+    hist = pd.DataFrame(final.history)
+    assert max(best_per_key.values()) <= hist.fitness.max()
+    # later children inherited something
+    assert hist[hist.born > 0].inherited.max() > 0
+    nws = run_cheap(small_config("search.weight_sharing=false"), seed=0)
+    assert nws.store_index == {} and pd.DataFrame(nws.history).inherited.max() == 0
+
+
+def test_two_workers_equal_one():
+    config = small_config("search.max_generations=4")
+    settings = SearchSettings.from_config(config)
+    one = run_cheap(config, seed=9)
+    executor = ProcessExecutor(cheap_factory, ["cpu", "cpu"])
+    try:
+        two = Search(settings, CheapEvaluator(), executor, SearchState(seed=9)).run()
+    finally:
+        executor.close()
+    assert two.history == one.history and two.best == one.best
+
+
+def test_budget_stops_within_one_candidate_epoch():
+    ticks = iter(range(10_000))
+    config = small_config("search.max_generations=null", "search.budget_hours=0.01")  # 36 s
+    settings = SearchSettings.from_config(config)
+    ev = CheapEvaluator()
+    st = Search(settings, ev, SerialExecutor(ev), SearchState(seed=0), clock=lambda: float(next(ticks))).run()
+    assert st.finished and st.stop_reason == "budget"
+    assert st.generation >= 0
+    assert len(ev.calls) < 40     # one fake second per clock read: it stopped close to the budget
+
+
+def test_checkpoint_round_trip_and_corruption(tmp_path, capsys):
+    config = small_config("search.max_generations=3")
+    final = run_cheap(config, seed=1)
+    path = checkpoint.save(tmp_path, final)
+    again = checkpoint.read(path)
+    assert to_dict(again) == to_dict(final)
+    older = from_dict(to_dict(final))
+    older.generation -= 1
+    checkpoint.save(tmp_path, older)
+    checkpoint.save(tmp_path, final)
+    newest = checkpoint.list_checkpoints(tmp_path)[0]
+    newest.write_text(newest.read_text()[:-40] + "garbage}\n")
+    loaded = checkpoint.load_latest(tmp_path)
+    assert loaded.generation == older.generation
+    assert newest.name in capsys.readouterr().err
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+    config = load_config(None, sys.argv[3:])
+    run_search(config, dataset="cifar10", seed=int(sys.argv[2]), out_dir=sys.argv[1], resume=True,
+               factory=lambda device: CheapEvaluator(delay=float(__import__("os").environ.get("DELAY", "0"))),
+               progress=False)
+""")
+
+
+def _run_script(tmp_path: Path, out: Path, seed: int, delay: float) -> subprocess.Popen:
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ, DELAY=str(delay))
+    return subprocess.Popen([sys.executable, str(script), str(out), str(seed), *SMALL,
+                             "search.max_generations=8"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    straight = tmp_path / "straight"
+    p = _run_script(tmp_path, straight, 11, 0.0)
+    assert p.wait(timeout=120) == 0, p.stderr.read().decode()
+
+    killed = tmp_path / "killed"
+    for kill_after in (3, 6):      # kill twice, mid-generation
+        p = _run_script(tmp_path, killed, 11, 0.01)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            done = [c for c in checkpoint.list_checkpoints(killed / "checkpoints")]
+            if done and int(done[0].stem.split("-")[1]) >= kill_after:
+                break
+            time.sleep(0.01)
+        time.sleep(0.05)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    p = _run_script(tmp_path, killed, 11, 0.0)
+    assert p.wait(timeout=120) == 0, p.stderr.read().decode()
+    assert b"resuming" in p.stderr.read()
+
+    a = json.loads((straight / "best.json").read_text())
+    b = json.loads((killed / "best.json").read_text())
+    assert a == b
+    ha = pd.read_parquet(straight / "history.parquet")
+    hb = pd.read_parquet(killed / "history.parquet")
+    pd.testing.assert_frame_equal(ha.drop(columns="seconds"), hb.drop(columns="seconds"))
+
+
+def test_search_refuses_to_overwrite_without_resume(tmp_path):
+    config = small_config("search.max_generations=2")
+    run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, factory=cheap_factory, progress=False)
+    with pytest.raises(Exception, match="--resume"):
+        run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, factory=cheap_factory, progress=False)
+    files = {p.name for p in tmp_path.iterdir()}
+    assert {"best.json", "history.parquet", "search.json", "checkpoints"} <= files
+
+
+def test_mlflow_run_has_per_generation_metrics(tmp_path):
+    db = tmp_path / "mlflow.db"
+    config = small_config("search.max_generations=3", "tracking.enabled=true", f"tracking.uri=sqlite:///{db}")
+    run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s", factory=cheap_factory, progress=False)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("paper/search")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1 and runs[0].info.run_name == "cifar10-search-seed0"
+    history = client.get_metric_history(runs[0].info.run_id, "best_fitness")
+    assert sorted(m.step for m in history if m.step is not None)[:3] == [0, 1, 2]
+    assert runs[0].data.params["search.population"] == "6"
