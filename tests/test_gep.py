@@ -280,3 +280,14 @@ def test_tournament_picks_the_fittest_of_distinct_entrants():
     assert 0 not in wins and 1 not in wins          # can never beat two distinct others
     assert wins[9] > wins[5] > 0
     assert tournament(rng, pop, lambda x: x, size=10) == 9
+
+
+def test_gep_core_search_loop_and_space_never_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, nasgep.gep, nasgep.space, nasgep.config, nasgep.search.loop, nasgep.search.state, "
+            "nasgep.search.evaluator, nasgep.search.checkpoint; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

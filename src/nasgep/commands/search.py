@@ -1,0 +1,51 @@
+"""Run a NASGEP search (SPEC section 3) on a configured dataset.
+
+  nasgep search --config config/paper.yaml --dataset cifar10 --seed 0 --out results/s0
+  nasgep search --config config/paper.yaml --seed 0 --out results/s0 --resume   # after a crash
+
+Writes OUT/best.json (best individual ever seen), OUT/history.parquet (a row per
+individual per generation), OUT/search.json (summary), OUT/weights/ (the weight store),
+OUT/cells/ (drawings of the best cells) and OUT/checkpoints/ (one per generation).
+Several devices (search.devices: [cuda:0, cuda:1] or [all]) train the candidates of a
+generation in parallel, one worker process per device, with the same result.
+"""
+from __future__ import annotations
+
+import argparse
+
+NAME = "search"
+HELP = "run (or resume) a NASGEP architecture search"
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", action="append", required=True, metavar="YAML",
+                   help="config file (repeatable; later files win)")
+    p.add_argument("--dataset", help="dataset name from the config's datasets (default: search.dataset)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. search.max_generations=5 (repeatable)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last good checkpoint in OUT (start fresh if there is none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per generation)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UserError
+    from ..config import load_config
+    from ..search.runner import SearchExists, run_search
+
+    config = load_config(args.config, args.set)
+    dataset = args.dataset or config["search"]["dataset"]
+    if dataset not in config["datasets"]:
+        raise UserError(f"--dataset {dataset!r} is not in the config's datasets {sorted(config['datasets'])}")
+    try:
+        run_search(config, dataset=dataset, seed=args.seed, out_dir=args.out, resume=args.resume,
+                   progress=False if args.no_progress else None)
+    except SearchExists as e:
+        raise UserError(str(e)) from None
+    return 0
