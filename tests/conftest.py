@@ -1,7 +1,12 @@
 """Shared fixtures. Tests that need ../shared/data skip cleanly when it is absent."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Tiny test networks run fastest on one thread, and several torch processes (workers,
+# subprocess tests) on 2 cores thrash OpenMP when each spins up a thread per core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

@@ -132,10 +132,13 @@ def load_config(paths: str | Path | Iterable[str | Path] | None = None,
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
         config = deep_merge(config, data)
+    overrides = list(overrides)
     for text in overrides:
         config = deep_merge(config, parse_override(text))
-        sources.append(text)
-    return validate(config, " + ".join(sources) or "defaults")
+    source = " + ".join(sources) or "defaults"
+    if overrides:
+        source += " (with --set overrides)"
+    return validate(config, source)
 
 
 def default_config() -> dict:

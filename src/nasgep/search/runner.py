@@ -6,8 +6,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -206,13 +204,15 @@ def _write_results(out: Path, state: SearchState, config: Mapping, dataset: str,
 
 
 def _draw_best(out: Path, state: SearchState) -> list[Path]:
-    try:
-        from ..draw import draw_genome
-    except ImportError:   # drawing needs matplotlib; results stand without it
-        return []
+    from ..draw import draw_cell
     from ..space import Genome
 
-    return list(draw_genome(Genome.from_dict(state.best.genome), out / "cells"))
+    genome = Genome.from_dict(state.best.genome)
+    paths: list[Path] = []
+    for pool, cell in (("normal", genome.normal), ("reduction", genome.reduction)):
+        title = f"best {pool} cell ({state.best.individual}, fitness {state.best.fitness:.2f})"
+        paths.extend(draw_cell(cell, out / "cells" / pool, title))
+    return paths
 
 
 _HISTORY_COLUMNS = ["generation", "id", "parents", "normal", "reduction", "reduction_id", "born", "epochs",

@@ -1,0 +1,144 @@
+"""The real evaluator: builds a candidate's network, trains it one epoch at a time with
+:class:`~nasgep.train.Trainer`, and keeps the weight store.
+
+An individual's trainer state after epoch k lives in ``individuals/<id>/e<k>.pt`` and is
+never overwritten, so the checkpoint of a generation pins the exact states it refers to;
+files no checkpoint refers to are deleted after each generation.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import torch
+
+from ..data import DataBundle, load_dataset
+from ..nn import build_network, count_network_parameters, count_parameters
+from ..space import Genome
+from ..train import CandidateFailure, Trainer, search_settings
+from .evaluator import StoreCandidate, TrainJob, TrainResult
+from .store import WeightStore
+
+
+class TorchEvaluator:
+    def __init__(self, config: Mapping, dataset: str, out_dir: str | Path, seed: int,
+                 device: str = "cpu", threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
+        self.config = config
+        self.dataset = dataset
+        self.out = Path(out_dir)
+        self.seed = seed
+        self.device = device
+        self.search = config["search"]
+        self.settings = search_settings(config)
+        self.store = WeightStore(self.out / "weights")
+        self._data: DataBundle | None = None
+        self._shape: tuple[int, int] | None = None   # (num_classes, in_channels)
+
+    # --- data, loaded on first use (the main process of a multi-GPU search never trains)
+    @property
+    def data(self) -> DataBundle:
+        if self._data is None:
+            self._data = load_dataset(dict(self.config), self.dataset, purpose="search", seed=self.seed)
+            self._data = self._data.on(self.device)
+        return self._data
+
+    def _network_shape(self) -> tuple[int, int]:
+        if self._shape is None:
+            self._shape = (self.data.num_classes, self.data.in_channels)
+        return self._shape
+
+    def _build(self, genome: Genome, seed: int | None):
+        num_classes, in_channels = self._network_shape()
+        return build_network(genome, channels=self.search["channels"],
+                             cells_per_stage=self.search["cells_per_stage"], num_classes=num_classes,
+                             in_channels=in_channels, stem="cifar", seed=seed)
+
+    def state_path(self, individual: str, epoch: int) -> Path:
+        return self.out / "individuals" / individual / f"e{epoch}.pt"
+
+    # --- Evaluator protocol ----------------------------------------------------------
+    def count_params(self, genome: Genome) -> int:
+        num_classes, in_channels = self._network_shape()
+        return count_network_parameters(genome, channels=self.search["channels"],
+                                        cells_per_stage=self.search["cells_per_stage"],
+                                        num_classes=num_classes, in_channels=in_channels)
+
+    def train(self, job: TrainJob) -> TrainResult:
+        t0 = time.perf_counter()
+        params = 0
+        inherited = 0.0
+        try:
+            net = self._build(job.genome, job.seed)
+            params = count_parameters(net)
+            if job.epoch == 1 and job.store_index:
+                got, total = self.store.load_into(net.inheritance_units(self.dataset), job.store_index)
+                inherited = got / total if total else 0.0
+            trainer = Trainer(net, self.data, self.settings, device=self.device, seed=job.seed,
+                              progress=False, desc=job.individual)
+            if job.epoch > 1:
+                trainer.load_checkpoint(self.state_path(job.individual, job.epoch - 1))
+            trainer.train_epoch()
+            fitness = trainer.evaluate("eval")["top1"]
+            trainer.save_checkpoint(self.state_path(job.individual, job.epoch))
+        except CandidateFailure as e:
+            return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
+                               time.perf_counter() - t0, failure=e.reason)
+        except (RuntimeError, ValueError, FileNotFoundError) as e:
+            detail = traceback.format_exception_only(type(e), e)[-1].strip()
+            return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
+                               time.perf_counter() - t0, failure=f"error: {detail}")
+        return TrainResult(job.individual, job.epoch, round(fitness, 4), params, inherited,
+                           time.perf_counter() - t0)
+
+    def update_store(self, candidates: Sequence[StoreCandidate], index: dict, generation: int) -> dict:
+        # the best candidate per key wins; load each winner's weights once
+        winners: dict[str, tuple[float, StoreCandidate]] = {}
+        for cand in sorted(candidates, key=lambda c: -c.fitness):
+            net = self._build(cand.genome, seed=None)   # keys only; weights come from the state
+            for key in net.inheritance_units(self.dataset):
+                if key not in winners:
+                    winners[key] = (cand.fitness, cand)
+        by_individual: dict[str, list[str]] = {}
+        for key, (fitness, cand) in winners.items():
+            if key not in index or fitness > index[key]["fitness"]:
+                by_individual.setdefault(cand.individual, []).append(key)
+        new = dict(index)
+        for cand in candidates:
+            keys = by_individual.get(cand.individual)
+            if not keys:
+                continue
+            net = self._build(cand.genome, seed=None)
+            state = torch.load(self.state_path(cand.individual, cand.epoch), map_location="cpu",
+                               weights_only=True)
+            net.load_state_dict(state["model"])
+            units = net.inheritance_units(self.dataset)
+            new = self.store.save({k: (units[k], cand.fitness, cand.individual) for k in keys}, new, generation)
+        return new
+
+    def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
+        root = self.out / "individuals"
+        if root.exists():
+            for folder in root.iterdir():
+                if folder.name not in keep:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    continue
+                for f in folder.glob("e*.pt"):
+                    if int(f.stem[1:]) < keep[folder.name]:
+                        f.unlink(missing_ok=True)
+        self.store.collect_garbage(store_indices)
+
+
+def make_torch_evaluator(config: Mapping, dataset: str, out_dir: str, seed: int, threads: int | None,
+                         device: str) -> TorchEvaluator:
+    """Picklable factory for worker processes: ``functools.partial(make_torch_evaluator, ...)``."""
+    return TorchEvaluator(config, dataset, out_dir, seed, device=device, threads=threads)
+
+
+def search_param_counter(config: Mapping, dataset: str) -> Callable[[Genome], int]:
+    """Parameter counter of search-size networks on ``dataset`` (for ``nasgep sample``)."""
+    return TorchEvaluator(config, dataset, ".", seed=0).count_params

@@ -1,0 +1,85 @@
+"""The search with the real trainer on digits, and the weight store with real tensors."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from nasgep.config import load_config
+from nasgep.nn import build_network
+from nasgep.search.evaluator import StoreCandidate, TrainJob
+from nasgep.search.runner import run_search
+from nasgep.search.sample import sample_genome
+from nasgep.search.loop import SearchSettings
+from nasgep.search.torch_evaluator import TorchEvaluator
+from nasgep.space import Genome
+
+TINY = ["search.population=3", "search.reduction_population=2", "search.gene_pool=6",
+        "search.gene_pool_max=8", "search.genes_min=1", "search.genes_max=2", "search.max_epochs=3",
+        "search.max_generations=2", "search.budget_hours=1", "search.channels=4",
+        "search.cells_per_stage=1", "search.batch_size=128", "search.devices=[cpu]",
+        "search.augment.autoaugment=false", "tracking.enabled=false",
+        "datasets.cifar10.max_train=400"]
+
+
+def tiny_config(*extra):
+    return load_config("config/demo.yaml", TINY + list(extra))
+
+
+def _genome(config, seed=0) -> Genome:
+    settings = SearchSettings.from_config(config)
+    genome, _, _ = sample_genome(settings, seed, lambda g: 0)
+    return genome
+
+
+def test_weight_store_round_trip_carries_saved_tensors(tmp_path):
+    config = tiny_config()
+    ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
+    genome = _genome(config)
+    r = ev.train(TrainJob("i0", genome, 1, seed=1))
+    assert r.failure is None and r.epoch == 1
+    index = ev.update_store([StoreCandidate("i0", genome, 1, r.fitness)], {}, generation=0)
+    trained = torch.load(ev.state_path("i0", 1), weights_only=True)["model"]
+    net = build_network(genome, channels=4, cells_per_stage=1, num_classes=10, in_channels=1, seed=99)
+    units = net.inheritance_units("cifar10")
+    assert set(index) == set(units)          # every unit of the owner got stored
+    got, total = ev.store.load_into(units, index)
+    assert got == total > 0
+    for name, tensor in net.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
+    # a worse owner never replaces a stored key; a better one does
+    same = ev.update_store([StoreCandidate("i0", genome, 1, r.fitness)], index, generation=1)
+    assert same == index
+    better = ev.update_store([StoreCandidate("i0", genome, 1, r.fitness + 1)], index, generation=1)
+    assert all(v["generation"] == 1 for v in better.values())
+    assert all(v["generation"] == 0 for v in index.values())   # the old index is untouched
+    # a child inherits through a job
+    r2 = ev.train(TrainJob("i1", genome, 1, seed=2, store_index=index))
+    assert r2.inherited == pytest.approx(1.0)
+
+
+def test_failing_candidate_is_reported_not_raised(tmp_path):
+    config = tiny_config("search.lr=1.0e+30")
+    ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
+    r = ev.train(TrainJob("i0", _genome(config), 1, seed=1))
+    assert r.fitness == 0 and r.failure and ("nan" in r.failure.lower() or "inf" in r.failure.lower())
+
+
+@pytest.mark.slow
+def test_real_search_on_digits_writes_every_result(tmp_path):
+    config = tiny_config()
+    state = run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, progress=False)
+    assert state.generation == 1 and state.finished
+    best = json.loads((tmp_path / "best.json").read_text())
+    Genome.from_dict(best["genome"])
+    assert best["fitness"] > 0 and best["method"] == "search"
+    hist = pd.read_parquet(tmp_path / "history.parquet")
+    assert set(hist.generation) == {0, 1} and hist.failure.isna().all()
+    assert hist[hist.born == 1].inherited.max() > 0          # children inherited weights
+    assert list((tmp_path / "weights").glob("*/*.pt"))
+    assert (tmp_path / "cells").exists() and list((tmp_path / "cells").glob("*.png"))
+    # only the states the checkpoints refer to are kept
+    living = {i.id for i in state.population}
+    assert {p.name for p in (tmp_path / "individuals").iterdir()} <= living | {i for i in hist.id}
