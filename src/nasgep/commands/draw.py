@@ -1,0 +1,34 @@
+"""Draw a genome's normal and reduction cells like the paper's Figs. 4-5.
+
+  nasgep draw best.json --out figures/cells          ->  normal.png/.svg, reduction.png/.svg
+  nasgep draw genome.json --out out --title "CIFAR-10 best"
+
+GENOME.json is a genome file (``nasgep-genome/1``) or any result file with a ``genome``
+key (e.g. a search's best.json).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "draw"
+HELP = "draw the normal and reduction cells of a genome (PNG and SVG)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("genome", type=Path, help="genome JSON file (or a result file with a 'genome' key)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created if absent)")
+    p.add_argument("--title", default=None,
+                   help="title prefix; each figure is titled '<title>: normal cell' / '... reduction cell'")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..draw import draw_cell
+    from ..space import Genome
+
+    genome = Genome.load(args.genome)
+    for pool, cell in (("normal", genome.normal), ("reduction", genome.reduction)):
+        title = f"{args.title}: {pool} cell" if args.title else f"{pool} cell"
+        for path in draw_cell(cell, args.out / pool, title):
+            print(path)
+    return 0
