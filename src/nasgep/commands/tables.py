@@ -1,0 +1,69 @@
+"""Write Tables I-III of a study, or pick the best search result of several seeds.
+
+  nasgep tables --config config/paper.yaml --out results/paper/tables
+      reads <results_dir> (layout: results/README.md) and writes table1/2/3 as .csv
+      (numbers), .md, .tex and .html (mean ± std over seeds, RI, and the paper's
+      published rows labelled "paper (reference)"). Runs that do not exist yet are
+      marked, never invented.
+
+  nasgep tables best --inputs search/cifar10/search/seed*/best.json --out best.json
+      copies the best.json with the highest search fitness (validation accuracy; the
+      earliest input on ties) and records the candidates under "selection".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "tables"
+HELP = "write Tables I-III (CSV, Markdown, LaTeX) or select the best seed's best.json"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", choices=("all", "best"), default="all",
+                   help="all: write Tables I-III (default); best: select the best best.json")
+    p.add_argument("--config", action="extend", nargs="+", default=[], metavar="YAML",
+                   help="configuration file(s), later ones win (default: the paper's settings)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a configuration value, e.g. results_dir=results/x")
+    p.add_argument("--inputs", nargs="+", default=[], metavar="BEST_JSON",
+                   help="with 'best': the best.json files to choose from")
+    p.add_argument("--out", required=True,
+                   help="all: folder for the tables; best: the best.json to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UserError
+
+    if args.action == "best":
+        from ..report import select_best
+
+        if not args.inputs:
+            raise UserError("'tables best' needs --inputs BEST_JSON ...")
+        missing = [p for p in args.inputs if not Path(p).is_file()]
+        if missing:
+            raise UserError(f"no such file: {', '.join(missing)}")
+        try:
+            best = select_best(args.inputs)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(best, indent=2) + "\n")
+        print(f"{out}: fitness {best['fitness']} from {best['selection']['chosen']}")
+        return 0
+
+    from ..config import load_config
+    from ..report import Study
+    from ..report.tables import write_tables
+
+    if args.inputs:
+        raise UserError("--inputs is only for 'tables best'")
+    config = load_config(args.config or None, args.set)
+    study = Study(config)
+    if not study.root.is_dir():
+        raise UserError(f"results folder {study.root} does not exist (results_dir of the config)")
+    for path in write_tables(study, args.out):
+        print(path)
+    return 0

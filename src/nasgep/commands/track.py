@@ -1,0 +1,108 @@
+"""The MLflow tracking store of a study (sqlite backend).
+
+  nasgep track init --config config/paper.yaml
+      creates the store (<results_dir>/mlflow.db unless tracking.uri says otherwise)
+      and the study's experiments <name>/search, <name>/random, <name>/ablation,
+      <name>/transfer and <name>/train, once, before parallel jobs start: concurrent
+      first-time creation of an sqlite schema or of one experiment races. Artifacts of
+      the default store go to <results_dir>/mlartifacts/<part>. Idempotent.
+
+  nasgep track ui --config config/paper.yaml [--port 5000] [--print]
+      prints the 'mlflow ui --backend-store-uri ...' command and runs it (--print: only
+      print it).
+
+The search, sample and train verbs log their own runs into these experiments.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+NAME = "track"
+HELP = "create a study's MLflow store (init) or start the MLflow UI on it (ui)"
+
+#: Experiments of a study, named ``<name>/<part>``.
+EXPERIMENTS: tuple[str, ...] = ("search", "random", "ablation", "transfer", "train")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    init = sub.add_parser("init", help="create the tracking store and the study's experiments")
+    ui = sub.add_parser("ui", help="print and run the 'mlflow ui' command for the store")
+    for q in (init, ui):
+        q.add_argument("--config", action="extend", nargs="+", default=[], metavar="YAML",
+                       help="configuration file(s), later ones win (default: the paper's settings)")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a configuration value")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--print", dest="print_only", action="store_true", help="only print the command")
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative or absolute), else None."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+
+
+def init(config: dict) -> str | None:
+    """Create the store and experiments; returns the URI (None: tracking disabled)."""
+    from ..tracking import init_store, tracking_uri
+
+    uri = tracking_uri(config)
+    if uri is None:
+        return None
+    init_store(uri)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    artifacts = None
+    if config["tracking"]["uri"] is None:      # the default store inside the study folder
+        artifacts = Path(config["results_dir"]).resolve() / "mlartifacts"
+    for part in EXPERIMENTS:
+        name = f"{config['name']}/{part}"
+        if client.get_experiment_by_name(name) is None:
+            location = (artifacts / part).as_uri() if artifacts is not None else None
+            client.create_experiment(name, artifact_location=location)
+    return uri
+
+
+def ui_command(uri: str, host: str, port: int) -> list[str]:
+    exe = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    return [exe, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UserError
+    from ..config import load_config
+    from ..tracking import tracking_uri
+
+    config = load_config(args.config or None, args.set)
+    if args.action == "init":
+        uri = init(config)
+        if uri is None:
+            print("tracking is disabled (tracking.enabled: false); nothing to create")
+            return 0
+        print(f"tracking store ready: {uri}")
+        print("experiments: " + ", ".join(f"{config['name']}/{p}" for p in EXPERIMENTS))
+        return 0
+
+    uri = tracking_uri(config)
+    if uri is None:
+        raise UserError("tracking is disabled (tracking.enabled: false)")
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        raise UserError(f"{db} does not exist: run 'nasgep track init' (or the workflow) first")
+    command = ui_command(uri, args.host, args.port)
+    print(shlex.join(["mlflow"] + command[1:]))
+    if args.print_only:
+        return 0
+    sys.stdout.flush()
+    if not Path(command[0]).exists():
+        raise UserError("the mlflow executable was not found; run the command above where mlflow is installed")
+    os.execv(command[0], command)
+    return 0  # pragma: no cover (execv does not return)

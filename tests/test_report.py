@@ -1,0 +1,282 @@
+"""Tables I-III and figures from synthetic results written in the documented formats
+(docs/architecture.md: best.json, history.parquet, metrics.json)."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nasgep.cli import main
+from nasgep.config import load_config
+from nasgep.report import LAYOUT, TABLE_FORMATS, Study, select_best
+from nasgep.report import reference as ref
+from nasgep.report.tables import build_tables, fmt, relative_improvement
+
+SEEDS = [0, 1, 2]
+# test error (%) per ablation and seed; params per ablation
+ERRORS = {
+    "cutout": [3.5, 3.7, 3.6],
+    "cutout_aa": [2.8, 2.9, 3.0],
+    "cutout_dp": [3.2, 3.3, 3.1],
+    "cutout_dp_aa": [3.0, 2.9, 3.1],
+    "cutout_aa_nws": [2.9, 3.1, 3.0],
+    "cutout_aa_random": [3.1, 3.4, 3.2],
+}
+PARAMS = {name: [3_600_000 + 10_000 * s for s in SEEDS] for name in ERRORS}
+CIFAR100_ERRORS = [18.5, 19.0, 18.9]
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def metrics(error: float, params: int, dataset: str, variant: str, seed: int,
+            top5: float | None = None) -> dict:
+    return {"test_error": error, "test_top5_error": top5, "test_accuracy": 100.0 - error,
+            "params": params, "epochs": 3, "seconds": 1.0, "dataset": dataset,
+            "variant": variant, "seed": seed}
+
+
+def history(seed: int, generations: int = 4) -> pd.DataFrame:
+    rows = []
+    for g in range(generations):
+        for i in range(3):
+            failed = i == 2 and g == 1
+            rows.append({"generation": g, "id": f"n{g}-{i}", "parents": "", "normal": "add | g1 g2",
+                         "reduction": "cat | g1 g2", "reduction_id": "r0", "epochs": g + 1,
+                         "fitness": math.nan if failed else 50.0 + 5 * g + i + seed,
+                         "params": 100_000, "inherited": 0, "seconds": 3600.0,
+                         "failure": "oom" if failed else None})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def study_dir(tmp_path: Path) -> tuple[Path, dict]:
+    return make_study(tmp_path)
+
+
+def make_study(tmp_path: Path) -> tuple[Path, dict]:
+    """A results folder with every Table I/II training for three seeds, histories, and a
+    config (the paper's defaults, three seeds, transfer off)."""
+    root = tmp_path / "results"
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(f"name: synth\nresults_dir: {root}\nseeds: {SEEDS}\n"
+                   "datasets:\n  cifar10: {kind: cifar10, label: CIFAR-10}\n"
+                   "  cifar100: {kind: cifar100, label: CIFAR-100}\n")
+    config = load_config(cfg)
+    study = Study(config)
+    for variant, errors in ERRORS.items():
+        for seed, error in zip(SEEDS, errors):
+            write_json(study.train_dir("cifar10", variant, seed) / "metrics.json",
+                       metrics(error, PARAMS[variant][seed], "cifar10", variant, seed))
+    for seed, error in zip(SEEDS, CIFAR100_ERRORS):
+        write_json(study.train_dir("cifar100", "cutout_aa", seed) / "metrics.json",
+                   metrics(error, 3_500_000, "cifar100", "cutout_aa", seed))
+    for dataset in ("cifar10", "cifar100"):
+        for seed in SEEDS:
+            d = study.search_dir(dataset, "search", seed)
+            d.mkdir(parents=True, exist_ok=True)
+            history(seed).to_parquet(d / "history.parquet")
+    for seed in SEEDS[:2]:   # the no-weight-sharing search has only two seeds so far
+        d = study.search_dir("cifar10", "search_nws", seed)
+        d.mkdir(parents=True, exist_ok=True)
+        history(seed, 3).to_parquet(d / "history.parquet")
+    return cfg, config
+
+
+def by_source(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Rows of a data (``source``) or display (``Source``) frame with that source."""
+    column = "source" if "source" in frame.columns else "Source"
+    return frame[frame[column] == source]
+
+
+def test_table1_mean_std_and_ri(study_dir):
+    _, config = study_dir
+    t1 = build_tables(Study(config))[0]
+    measured = by_source(t1.data, "measured").set_index("ablation")
+    for variant, errors in ERRORS.items():
+        assert measured.loc[variant, "test_error"] == pytest.approx(statistics.mean(errors))
+        assert measured.loc[variant, "test_error_std"] == pytest.approx(statistics.stdev(errors))
+        assert measured.loc[variant, "params"] == pytest.approx(statistics.mean(PARAMS[variant]))
+        assert measured.loc[variant, "runs"] == 3
+    acc_searched = statistics.mean(100 - e for e in ERRORS["cutout_aa"])
+    acc_random = statistics.mean(100 - e for e in ERRORS["cutout_aa_random"])
+    expected_ri = 100 * (acc_searched - acc_random) / acc_random
+    assert measured.loc["cutout_aa_random", "ri"] == pytest.approx(expected_ri)
+    assert measured.loc["cutout_aa_random", "ri_versus"] == "cutout_aa"
+    assert math.isnan(measured.loc["cutout", "ri"])
+    # the formatted table shows mean ± std with the paper's precision
+    shown = t1.display.set_index(["Configuration", "Source"])
+    cell = shown.loc[("CutOut + AA", "measured"), "Test error (%)"]
+    assert cell == fmt(statistics.mean(ERRORS["cutout_aa"]), statistics.stdev(ERRORS["cutout_aa"]))
+    assert cell == "2.90 ± 0.10"
+    assert shown.loc[("CutOut + AA", "measured"), "Params"] == "3.61M ± 0.01"
+    assert shown.loc[("CutOut + AA + Random Sampling", "measured"), "RI"] == f"{expected_ri:.4f}"
+
+
+def test_relative_improvement_matches_the_paper():
+    # paper: CutOut + AA 2.82 % vs random 3.12 % -> RI = 0.3098 (section IV-B1)
+    assert relative_improvement(100 - 2.82, 100 - 3.12) == pytest.approx(0.3097, abs=1e-3)
+
+
+def test_reference_rows_are_labelled_and_never_measured(study_dir):
+    _, config = study_dir
+    t1, t2, t3 = build_tables(Study(config))
+    for table in (t1, t2, t3):
+        assert set(table.data["source"]) <= {"measured", ref.LABEL}
+        assert set(table.display["Source"]) <= {"measured", ref.LABEL}
+    published = by_source(t1.data, ref.LABEL).set_index("ablation")
+    assert len(published) == 6
+    assert published.loc["cutout_aa", "test_error"] == pytest.approx(2.82)
+    assert published.loc["cutout_aa", "test_error_std"] == pytest.approx(0.13)
+    assert published.loc["cutout_aa_nws", "params"] == pytest.approx(3.48e6)
+    assert published.loc["cutout_aa_random", "ri"] == pytest.approx(0.3098)
+    # Table II: the paper's rows (NASGEP 2.82 ± 0.13 / 18.83 ± 0.39) beside the measured one
+    rows2 = t2.display.set_index(["Method", "Source"])
+    assert rows2.loc[("NASGEP", ref.LABEL), "CIFAR-10 test error (%)"] == "2.82 ± 0.13"
+    assert rows2.loc[("NASGEP", ref.LABEL), "CIFAR-100 test error (%)"] == "18.83 ± 0.39"
+    assert rows2.loc[("DARTS [5]", ref.LABEL), "CIFAR-10 params"] == "3.3M"
+    measured2 = rows2.loc[("NASGEP (this study)", "measured")]
+    assert measured2["CIFAR-10 test error (%)"] == fmt(statistics.mean(ERRORS["cutout_aa"]),
+                                                       statistics.stdev(ERRORS["cutout_aa"]))
+    assert measured2["CIFAR-100 test error (%)"] == fmt(statistics.mean(CIFAR100_ERRORS),
+                                                        statistics.stdev(CIFAR100_ERRORS))
+    # GPU days: 4 generations x 3 candidates x 3600 s = 0.5 day per search, all seeds alike
+    assert measured2["GPU days"] == "0.50 ± 0.00"
+    assert len(by_source(t2.data, ref.LABEL)) == len(ref.TABLE2)
+    assert len(by_source(t3.data, ref.LABEL)) == len(ref.TABLE3)
+
+
+def test_table3_marks_the_transfer_not_run_when_unconfigured(study_dir):
+    _, config = study_dir
+    t3 = build_tables(Study(config))[2]
+    row = by_source(t3.display, "measured").iloc[0]
+    assert row["Top-1 error (%)"] == "not run"
+    assert "transfer.dataset is null" in row["Note"]
+    assert by_source(t3.data, "measured").iloc[0]["status"] == "not run"
+    published = by_source(t3.display, ref.LABEL).set_index("Method")
+    assert published.loc["NASGEP", "Top-1 error (%)"] == "29.51"
+    assert published.loc["NASGEP", "Top-5 error (%)"] == "10.37"
+
+
+def test_table3_measured_transfer(tmp_path, study_dir):
+    cfg, _ = study_dir
+    extra = tmp_path / "transfer.yaml"
+    extra.write_text("datasets:\n  imagenet: {kind: folder, label: ImageNet, path: /nowhere}\n"
+                     "transfer: {dataset: imagenet}\n")
+    config = load_config([cfg, extra])
+    study = Study(config)
+    write_json(study.transfer_dir("imagenet") / "metrics.json",
+               metrics(30.25, 4_200_000, "imagenet", "cutout_aa", 0, top5=11.5))
+    t3 = build_tables(study)[2]
+    row = by_source(t3.display, "measured").iloc[0]
+    assert (row["Top-1 error (%)"], row["Top-5 error (%)"], row["Params"]) == ("30.25", "11.50", "4.20M")
+    assert by_source(t3.data, "measured").iloc[0]["top5_error"] == pytest.approx(11.5)
+
+
+def test_missing_runs_are_marked_not_invented(tmp_path, study_dir):
+    cfg, config = study_dir
+    study = Study(config)
+    (study.train_dir("cifar10", "cutout_dp", 2) / "metrics.json").unlink()
+    for seed in SEEDS:
+        (study.train_dir("cifar10", "cutout", seed) / "metrics.json").unlink()
+    t1 = build_tables(study)[0]
+    measured = by_source(t1.data, "measured").set_index("ablation")
+    assert measured.loc["cutout_dp", "runs"] == 2
+    assert measured.loc["cutout_dp", "test_error"] == pytest.approx(statistics.mean(ERRORS["cutout_dp"][:2]))
+    assert measured.loc["cutout", "runs"] == 0 and math.isnan(measured.loc["cutout", "test_error"])
+    shown = by_source(t1.display, "measured").set_index("Configuration")
+    assert shown.loc["CutOut only", "Test error (%)"] == "-"
+    assert shown.loc["CutOut only", "Note"] == "not run yet"
+    assert shown.loc["CutOut + Drop-Path", "Note"] == "2 of 3 runs"
+
+
+def test_tables_command_writes_every_format(tmp_path, study_dir, capsys):
+    cfg, _ = study_dir
+    out = tmp_path / "tables"
+    assert main(["tables", "--config", str(cfg), "--out", str(out)]) == 0
+    for name in ("table1", "table2", "table3"):
+        for ext in TABLE_FORMATS:
+            assert (out / f"{name}.{ext}").stat().st_size > 0
+    md = (out / "table1.md").read_text()
+    assert "2.90 ± 0.10" in md and ref.LABEL in md
+    tex = (out / "table1.tex").read_text()
+    assert r"2.90 $\pm$ 0.10" in tex and r"\begin{table}" in tex and r"\toprule" in tex
+    assert "2.90 ± 0.10" in (out / "table1.html").read_text()
+    csv = pd.read_csv(out / "table1.csv")
+    assert {"measured", ref.LABEL} == set(csv["source"])
+    assert "not run" in (out / "table3.md").read_text()
+
+
+def test_tables_command_needs_the_results_folder(tmp_path, capsys):
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text(f"results_dir: {tmp_path / 'nothing'}\n")
+    assert main(["tables", "--config", str(cfg), "--out", str(tmp_path / "t")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_select_best_by_search_fitness(tmp_path, capsys):
+    paths = []
+    for seed, fitness in zip(SEEDS, (71.0, 74.5, 74.5)):
+        p = tmp_path / f"seed{seed}" / "best.json"
+        write_json(p, {"genome": {"normal": {}, "reduction": {}}, "fitness": fitness, "params": 1,
+                       "dataset": "cifar10", "seed": seed, "method": "search"})
+        paths.append(p)
+    best = select_best(paths)
+    assert best["seed"] == 1 and best["selection"]["chosen"] == str(paths[1])   # first of the tie
+    out = tmp_path / "best.json"
+    assert main(["tables", "best", "--inputs", *map(str, paths), "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["seed"] == 1 and written["genome"] == {"normal": {}, "reduction": {}}
+    assert len(written["selection"]["candidates"]) == 3
+    assert main(["tables", "best", "--inputs", str(tmp_path / "missing.json"), "--out", str(out)]) == 2
+
+
+def test_figures_command_writes_png_and_svg(tmp_path, study_dir):
+    cfg, config = study_dir
+    out = tmp_path / "figures"
+    assert main(["figures", "--config", str(cfg), "--out", str(out)]) == 0
+    names = Study(config).figure_names()
+    assert names == ["search_curves_cifar10", "search_curves_cifar100", "ablation"]
+    for name in names:
+        for ext in ("png", "svg"):
+            assert (out / f"{name}.{ext}").stat().st_size > 1000
+    assert (out / "search_curves_cifar10.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figures_without_results_still_draw(tmp_path):
+    cfg = tmp_path / "empty.yaml"
+    root = tmp_path / "results"
+    root.mkdir()
+    cfg.write_text(f"results_dir: {root}\n")
+    assert main(["figures", "--config", str(cfg), "--out", str(tmp_path / "f")]) == 0
+    assert (tmp_path / "f" / "ablation.svg").exists()
+
+
+def test_curve_best_and_mean_per_generation():
+    from nasgep.report.figures import curve
+
+    data = curve(history(seed=0))
+    assert list(data.index) == [0, 1, 2, 3]
+    assert data.loc[0, "best"] == 52.0 and data.loc[0, "mean"] == 51.0
+    assert data.loc[1, "best"] == 56.0 and data.loc[1, "mean"] == 55.5   # the failure left out
+
+
+def test_reference_parse():
+    assert ref.parse("3.62M ± 0.18") == pytest.approx((3.62e6, 0.18e6))
+    mean, std = ref.parse("2.65")
+    assert mean == 2.65 and math.isnan(std)
+    assert all(math.isnan(x) for x in ref.parse("-") + ref.parse("N/A") + ref.parse("> 1"))
+
+
+def test_layout_matches_results_readme():
+    readme = (Path(__file__).resolve().parents[1] / "results" / "README.md").read_text()
+    for key in ("search", "train", "transfer", "tables", "figures", "logs", "tracking"):
+        top = LAYOUT[key].replace("{dataset}", "<dataset>").replace("{method}", "<method>") \
+            .replace("{variant}", "<variant>").replace("seed{seed}", "seed<N>")
+        assert f"`{top}" in readme, top

@@ -1,0 +1,33 @@
+# Inputs of the study: each dataset downloaded and checked once, and the tracking store
+# created once, before any parallel job starts.
+
+
+rule prepare:
+    output:
+        result("prepare"),
+    log:
+        log_path("prepare/{dataset}"),
+    params:
+        config=CONFIG_ARGS,
+        settings=lambda wildcards: settings(data=dataset_settings(wildcards.dataset)),
+    conda:
+        ENV
+    message:
+        "prepare dataset {wildcards.dataset}"
+    shell:
+        "nasgep prepare {params.config} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+
+
+rule tracking_store:
+    output:
+        tracking_db() or f"{R}/mlflow.db",
+    log:
+        log_path("tracking_store"),
+    params:
+        config=CONFIG_ARGS,
+    conda:
+        ENV
+    message:
+        "create the MLflow tracking store {output}"
+    shell:
+        "nasgep track init {params.config} > {log} 2>&1"

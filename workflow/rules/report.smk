@@ -1,0 +1,93 @@
+# Tables I-III, figures and the best cells, all marked for `snakemake --report`.
+
+
+rule draw_cells:
+    input:
+        result("selected"),
+    output:
+        normal=report(
+            result("cells", "normal.png"),
+            caption="../report/cells.rst",
+            category="Best cells",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "cell": "normal"},
+        ),
+        reduction=report(
+            result("cells", "reduction.png"),
+            caption="../report/cells.rst",
+            category="Best cells",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "cell": "reduction"},
+        ),
+        normal_svg=result("cells", "normal.svg"),
+        reduction_svg=result("cells", "reduction.svg"),
+    log:
+        log_path("draw_cells/{dataset}"),
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.normal),
+    conda:
+        ENV
+    message:
+        "draw the best {wildcards.dataset} cells"
+    shell:
+        "nasgep draw {input} --out {params.out} > {log} 2>&1"
+
+
+rule tables:
+    input:
+        table_inputs(),
+    output:
+        [
+            report(
+                path,
+                caption=f"../report/{Path(path).stem}.rst",
+                category="Tables",
+                labels={"table": Path(path).stem},
+            )
+            if path.endswith(".html")
+            else path
+            for path in table_files()
+        ],
+    log:
+        log_path("tables"),
+    params:
+        config=CONFIG_ARGS,
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        settings=report_settings(),
+    conda:
+        ENV
+    message:
+        "write Tables I-III"
+    shell:
+        "nasgep tables {params.config} --out {params.out} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        figure_inputs(),
+    output:
+        [
+            report(
+                path,
+                caption="../report/ablation.rst"
+                if Path(path).stem == "ablation"
+                else "../report/search_curves.rst",
+                category="Figures",
+                labels={"figure": Path(path).stem},
+            )
+            if path.endswith(".png")
+            else path
+            for path in figure_files()
+        ],
+    log:
+        log_path("figures"),
+    params:
+        config=CONFIG_ARGS,
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        settings=report_settings(),
+    conda:
+        ENV
+    message:
+        "draw search curves and ablation bars"
+    shell:
+        "nasgep figures {params.config} --out {params.out} > {log} 2>&1"
