@@ -1,0 +1,80 @@
+"""Download (if allowed) and check a dataset of the config, and summarise it.
+
+  nasgep prepare --config config/paper.yaml --dataset cifar10 --out results/paper/data/cifar10.json
+
+Loads the dataset both ways the other commands will (the search's training/validation
+split, and the full training set with the test set), so that a missing file, a wrong
+layout or an unreachable download shows up here, once, before a search or a training
+starts. The summary (counts, classes, channels, image size, mean/std) goes to ``--out``
+as JSON, or to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+NAME = "prepare"
+HELP = "download/validate a dataset and write a JSON summary (counts, classes, mean/std)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="YAML configuration")
+    p.add_argument("--dataset", required=True, help="dataset name in the config's 'datasets'")
+    p.add_argument("--out", help="JSON file to write (default: print to stdout)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search's validation split (default 0)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+
+
+def _class_counts(source, num_classes: int) -> list[int]:
+    counts = [0] * num_classes
+    for label in source.targets:
+        counts[int(label)] += 1
+    return counts
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import UserError
+    from ..config import load_config
+    from ..data import DataError, load_dataset
+
+    config = load_config([args.config], args.set)
+    if args.dataset not in config["datasets"]:
+        raise UserError(f"unknown dataset {args.dataset!r} (the config's datasets: {sorted(config['datasets'])})")
+    try:
+        final = load_dataset(config, args.dataset, "final", seed=args.seed)
+        search = load_dataset(config, args.dataset, "search", seed=args.seed)
+    except DataError as e:
+        raise UserError(str(e)) from None
+    entry = config["datasets"][args.dataset]
+    summary = {
+        "dataset": args.dataset,
+        "kind": final.kind,
+        "label": entry.get("label"),
+        "num_classes": final.num_classes,
+        "classes": list(final.classes),
+        "in_channels": final.in_channels,
+        "image_size": final.image_size,
+        "train": len(final.train),
+        "test": len(final.eval),
+        "search": {"train": len(search.train), "val": len(search.eval), "seed": args.seed},
+        "mean": list(final.mean),
+        "std": list(final.std),
+        "class_counts": {"train": _class_counts(final.train, final.num_classes),
+                         "test": _class_counts(final.eval, final.num_classes)},
+    }
+    text = json.dumps(summary, indent=2) + "\n"
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, out)
+        print(f"{args.dataset} ({final.kind}): {summary['train']} training images ({summary['search']['train']} + "
+              f"{summary['search']['val']} validation in the search), {summary['test']} test images, "
+              f"{final.num_classes} classes, {final.in_channels}x{final.image_size}x{final.image_size} -> {out}")
+    else:
+        print(text, end="")
+    return 0

@@ -1,0 +1,476 @@
+"""Datasets for search and full training, chosen by a config's ``datasets.<name>`` entry.
+
+Small sets (CIFAR-10/100, ``.npz`` files, scikit-learn's digits) are held in memory as
+uint8 NCHW tensors, so a trainer can move the whole training set to the GPU once and
+augment it there in batches (:mod:`nasgep.augment`). A ``folder`` dataset (ImageNet) does
+not fit in memory: it stays a :class:`torch.utils.data.Dataset` that decodes images on
+demand, and the trainer streams it through a DataLoader.
+
+Purposes (SPEC section 3):
+  * ``"search"``: the training set minus a seeded, stratified validation split; the
+    evaluation split is that validation split. The test set is never read.
+  * ``"final"``: the whole training set; the evaluation split is the test set.
+"""
+from __future__ import annotations
+
+import pickle
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+Purpose = Literal["search", "final"]
+KINDS: tuple[str, ...] = ("cifar10", "cifar100", "npz", "folder", "digits")
+NPZ_KEYS: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
+
+#: Seed of the fixed 80/20 train/test split of scikit-learn's digits (no official split
+#: exists); fixed so that every run of every seed tests on the same images.
+DIGITS_SPLIT_SEED = 0
+DIGITS_TEST_FRACTION = 0.2
+#: Images sampled to estimate a folder dataset's mean/std (decoding all of ImageNet
+#: for two numbers per channel is not worth it).
+FOLDER_STATS_SAMPLES = 1000
+
+
+class DataError(ValueError):
+    """A dataset that cannot be loaded; the message says which file and what to do."""
+
+
+@dataclass
+class Split:
+    """Images in memory: ``x`` uint8 (N, C, H, W) and ``y`` int64 (N,) labels."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.dtype != torch.uint8 or self.x.dim() != 4:
+            raise ValueError(f"Split.x must be uint8 NCHW, got {self.x.dtype} {tuple(self.x.shape)}")
+        if self.y.shape != (self.x.shape[0],):
+            raise ValueError(f"Split.y must have shape ({self.x.shape[0]},), got {tuple(self.y.shape)}")
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+    @property
+    def targets(self) -> list[int]:
+        return self.y.tolist()
+
+
+#: What a trainer reads: a :class:`Split` in memory, or a Dataset yielding
+#: ``(uint8 CHW tensor, int label)`` that a DataLoader streams.
+Source = Split | Dataset
+
+
+@dataclass
+class DataBundle:
+    """A dataset ready for one purpose: the training images, the evaluation split
+    (``eval_name`` says whether that is the validation or the test set) and what a
+    network needs to know about them. ``mean``/``std`` (per channel, in [0, 1] units)
+    come from the training images only."""
+
+    name: str
+    kind: str
+    purpose: Purpose
+    train: Source
+    eval: Source
+    eval_name: Literal["val", "test"]
+    num_classes: int
+    in_channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...]
+    _on_device: dict[str, "DataBundle"] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.train, Split) and isinstance(self.eval, Split)
+
+    def on(self, device: torch.device | str) -> "DataBundle":
+        """This bundle with its in-memory splits on ``device``, moved once and cached, so
+        that every trainer of a search shares one copy of the training set on the GPU."""
+        key = str(torch.device(device))
+        if not self.in_memory or key == str(self.train.x.device):
+            return self
+        if key not in self._on_device:
+            moved = DataBundle(self.name, self.kind, self.purpose, self.train.to(device),
+                               self.eval.to(device), self.eval_name, self.num_classes,
+                               self.in_channels, self.image_size, self.mean, self.std, self.classes)
+            self._on_device[key] = moved
+        return self._on_device[key]
+
+    def summary(self) -> dict:
+        """Counts, classes and statistics as plain JSON values (``nasgep prepare``)."""
+        return {"dataset": self.name, "kind": self.kind, "purpose": self.purpose,
+                "train": len(self.train), self.eval_name: len(self.eval),
+                "num_classes": self.num_classes, "classes": list(self.classes),
+                "in_channels": self.in_channels, "image_size": self.image_size,
+                "mean": list(self.mean), "std": list(self.std)}
+
+
+# --------------------------------------------------------------------------- splits
+
+def split_sizes(counts: np.ndarray, n_val: int) -> np.ndarray:
+    """Validation images per class, proportional to the class counts (largest remainder,
+    ties to the lower class index), summing exactly to ``n_val``."""
+    total = int(counts.sum())
+    quota = counts * (n_val / total)
+    sizes = np.floor(quota).astype(np.int64)
+    short = n_val - int(sizes.sum())
+    if short:
+        order = np.lexsort((np.arange(len(counts)), -(quota - sizes)))
+        sizes[order[:short]] += 1
+    return sizes
+
+
+def stratified_split(labels: np.ndarray | Sequence[int], n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified hold-out: returns sorted ``(train_idx, val_idx)``, disjoint, whose
+    union is ``range(len(labels))``; each class gives its share of ``n_val`` images."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if not 0 < n_val < n:
+        raise DataError(f"a validation split of {n_val} images needs 0 < size < {n} (the training images)")
+    rng = np.random.default_rng(seed)
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    sizes = split_sizes(counts, n_val)
+    val = []
+    for k in range(len(classes)):
+        members = np.flatnonzero(inverse == k)
+        val.append(rng.permutation(members)[: sizes[k]])
+    val_idx = np.sort(np.concatenate(val))
+    mask = np.ones(n, dtype=bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask), val_idx
+
+
+def validation_size(entry: dict, n_train: int) -> int:
+    """``val_size`` images, or ``val_fraction`` of the training set when it is null."""
+    if entry.get("val_size") is not None:
+        return int(entry["val_size"])
+    return max(1, int(round(entry.get("val_fraction", 0.1) * n_train)))
+
+
+# --------------------------------------------------------------------------- statistics
+
+def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 NCHW images, in [0, 1] units
+    (float64 sums over chunks: exact enough and no float copy of the whole set)."""
+    c = x.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    total_sq = torch.zeros(c, dtype=torch.float64)
+    for start in range(0, x.shape[0], chunk):
+        part = x[start:start + chunk].to("cpu", torch.float64) / 255.0
+        total += part.sum(dim=(0, 2, 3))
+        total_sq += (part * part).sum(dim=(0, 2, 3))
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(0).sqrt()
+    return tuple(float(v) for v in mean), tuple(float(max(v, 1e-6)) for v in std)
+
+
+# --------------------------------------------------------------------------- in-memory kinds
+
+@dataclass
+class _Arrays:
+    """Raw in-memory data as read from disk: uint8 NCHW tensors and int64 labels."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor | None
+    y_test: torch.Tensor | None
+    classes: tuple[str, ...] | None
+
+
+def _nhwc_to_nchw(x: np.ndarray, where: str) -> torch.Tensor:
+    if x.dtype != np.uint8:
+        raise DataError(f"{where}: expected uint8 images, got {x.dtype}")
+    if x.ndim == 3:  # (N, H, W) grey
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataError(f"{where}: expected images of shape (N, H, W, C) or (N, H, W), got {x.shape}")
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def _labels(y: np.ndarray, n: int, where: str) -> torch.Tensor:
+    y = np.asarray(y).reshape(-1)
+    if len(y) != n:
+        raise DataError(f"{where}: {len(y)} labels for {n} images")
+    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise DataError(f"{where}: labels must be non-negative integers")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def _cifar_root(config: dict, entry: dict) -> Path:
+    return Path(entry["path"]) if entry.get("path") else Path(config.get("data_dir", "data")) / entry["kind"]
+
+
+def _cifar_layout(kind: str, root: Path) -> str:
+    if kind == "cifar10":
+        return (f"{root}/cifar-10-batches-py/{{data_batch_1..data_batch_5, test_batch, batches.meta}} "
+                f"(the extracted https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz)")
+    return (f"{root}/cifar-100-python/{{train, test, meta}} "
+            f"(the extracted https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz)")
+
+
+def _load_cifar(config: dict, entry: dict, need_test: bool) -> _Arrays:
+    """CIFAR through torchvision: it downloads and verifies the official archive. Files
+    already in place whose checksums differ (a re-packaged or partial copy) load with a
+    warning, since torchvision would refuse them."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+    from torchvision.datasets.utils import check_integrity
+
+    kind = entry["kind"]
+    official = CIFAR10 if kind == "cifar10" else CIFAR100
+    root = _cifar_root(config, entry)
+    folder = root / official.base_folder
+    files = [f for f, _ in official.train_list + official.test_list] + [official.meta["filename"]]
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing and entry.get("download", True):
+        try:
+            official(str(root), train=True, download=True)
+        except Exception as e:  # URLError, checksum mismatch, disk full...
+            raise DataError(f"{kind}: could not download to {root} ({type(e).__name__}: {e}); without "
+                            f"internet, put the files here: {_cifar_layout(kind, root)}") from None
+        missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        hint = "" if entry.get("download", True) else " (download is off)"
+        raise DataError(f"{kind}: {folder} lacks {', '.join(missing)}{hint}; put the files here: "
+                        f"{_cifar_layout(kind, root)}")
+    bad = [f for f, md5 in official.train_list + official.test_list if not check_integrity(str(folder / f), md5)]
+    if bad:
+        warnings.warn(f"{kind}: {', '.join(bad)} in {folder} do not match the official checksums; "
+                      f"loading them anyway", stacklevel=3)
+
+    class Unverified(official):  # the files are checked above; torchvision would reject a copy
+        train_list = [[f, None] for f, _ in official.train_list]
+        test_list = [[f, None] for f, _ in official.test_list]
+        meta = {**official.meta, "md5": None}
+
+    def read(train: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        try:
+            ds = Unverified(str(root), train=train, download=False)
+        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, RuntimeError) as e:
+            raise DataError(f"{kind}: cannot read {folder} ({type(e).__name__}: {e}); expected "
+                            f"{_cifar_layout(kind, root)}") from None
+        x = _nhwc_to_nchw(np.asarray(ds.data), str(folder))
+        return x, _labels(np.asarray(ds.targets), len(x), str(folder)), list(ds.classes)
+
+    x_train, y_train, classes = read(True)
+    x_test = y_test = None
+    if need_test:
+        x_test, y_test, _ = read(False)
+    return _Arrays(x_train, y_train, x_test, y_test, tuple(classes))
+
+
+def _load_npz(entry: dict, need_test: bool) -> _Arrays:
+    if not entry.get("path"):
+        raise DataError("npz dataset: set its 'path' to the .npz file")
+    path = Path(entry["path"])
+    if not path.is_file():
+        raise DataError(f"{path}: no such .npz file (keys {', '.join(NPZ_KEYS)}; uint8 images N,H,W,C)")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    with npz:
+        for key in NPZ_KEYS:
+            if key not in npz.files:
+                raise DataError(f"{path}: missing key {key!r} (has {', '.join(npz.files)}; needs {', '.join(NPZ_KEYS)})")
+        x_train = _nhwc_to_nchw(npz["x_train"], f"{path}:x_train")
+        y_train = _labels(npz["y_train"], len(x_train), f"{path}:y_train")
+        x_test = y_test = None
+        if need_test:  # the search never reads the test set
+            x_test = _nhwc_to_nchw(npz["x_test"], f"{path}:x_test")
+            y_test = _labels(npz["y_test"], len(x_test), f"{path}:y_test")
+            if x_test.shape[1:] != x_train.shape[1:]:
+                raise DataError(f"{path}: x_test images {tuple(x_test.shape[1:])} differ from x_train's "
+                                f"{tuple(x_train.shape[1:])}")
+    return _Arrays(x_train, y_train, x_test, y_test, None)
+
+
+def _load_digits() -> _Arrays:
+    """scikit-learn's 1,797 8x8 digits (values 0..16, scaled to 0..255), split once into
+    train/test by a fixed seeded stratified 80/20 split."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = np.round(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)  # (N, 8, 8)
+    y = digits.target.astype(np.int64)
+    n_test = int(round(DIGITS_TEST_FRACTION * len(y)))
+    train_idx, test_idx = stratified_split(y, n_test, DIGITS_SPLIT_SEED)
+    x_t = torch.from_numpy(x[:, None])
+    y_t = torch.from_numpy(y)
+    return _Arrays(x_t[train_idx], y_t[train_idx], x_t[test_idx], y_t[test_idx],
+                   tuple(str(k) for k in range(10)))
+
+
+def resize_images(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """uint8 NCHW images resized to ``size`` x ``size`` (bilinear, antialiased)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    if x.shape[-2:] == (size, size):
+        return x
+    parts = [TF.resize(x[s:s + chunk], [size, size], antialias=True) for s in range(0, len(x), chunk)]
+    return torch.cat(parts) if parts else x.new_zeros((0, x.shape[1], size, size))
+
+
+def _in_memory_bundle(name: str, entry: dict, arrays: _Arrays, purpose: Purpose, seed: int) -> DataBundle:
+    size = entry.get("image_size")
+    x_train, y_train = arrays.x_train, arrays.y_train
+    if size is not None:
+        x_train = resize_images(x_train, size)
+    if x_train.shape[2] != x_train.shape[3]:
+        raise DataError(f"{name}: images must be square, got {tuple(x_train.shape[2:])} (set image_size)")
+    labels = y_train
+    if purpose == "search":
+        train_idx, val_idx = stratified_split(y_train.numpy(), validation_size(entry, len(y_train)), seed)
+        train = Split(x_train[train_idx], y_train[train_idx])
+        evaluation, eval_name = Split(x_train[val_idx], y_train[val_idx]), "val"
+    elif purpose == "final":
+        if arrays.x_test is None:
+            raise DataError(f"{name}: no test set was loaded")
+        x_test = arrays.x_test if size is None else resize_images(arrays.x_test, size)
+        train, evaluation, eval_name = Split(x_train, y_train), Split(x_test, arrays.y_test), "test"
+        labels = torch.cat([y_train, arrays.y_test])
+    else:
+        raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
+    if entry.get("max_train") is not None:
+        train = Split(train.x[: entry["max_train"]], train.y[: entry["max_train"]])
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    classes = arrays.classes or tuple(str(k) for k in range(num_classes))
+    mean, std = channel_stats(train.x)
+    return DataBundle(name, entry["kind"], purpose, train, evaluation, eval_name, max(num_classes, len(classes)),
+                      int(train.x.shape[1]), int(train.x.shape[2]), mean, std, tuple(classes))
+
+
+# --------------------------------------------------------------------------- folder kind
+
+class FolderImages(Dataset):
+    """Class-per-directory images (torchvision's ImageFolder: ``root/<class>/<image>``),
+    decoded on demand as RGB, shorter side resized to ``image_size`` then centre-cropped:
+    yields ``(uint8 (3, S, S) tensor, label)``. ``indices`` selects a subset (the search's
+    training or validation part)."""
+
+    def __init__(self, root: str | Path, image_size: int, indices: Sequence[int] | None = None,
+                 classes: Sequence[str] | None = None) -> None:
+        from torchvision.datasets import ImageFolder
+        from torchvision.transforms import v2
+
+        self.root = Path(root)
+        self.image_size = image_size
+        transform = v2.Compose([v2.PILToTensor(), v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
+        self.folder = ImageFolder(str(root), transform=transform)
+        if classes is not None and list(self.folder.classes) != list(classes):
+            raise DataError(f"{root}: class folders {self.folder.classes} differ from the training set's {list(classes)}")
+        self.classes = tuple(self.folder.classes)
+        self.indices = np.arange(len(self.folder)) if indices is None else np.asarray(indices)
+        all_targets = np.asarray(self.folder.targets)
+        self.targets = all_targets[self.indices].tolist()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image, label = self.folder[int(self.indices[i])]
+        return image, label
+
+    def subset(self, indices: Sequence[int]) -> "FolderImages":
+        sub = FolderImages.__new__(FolderImages)
+        sub.root, sub.image_size, sub.folder, sub.classes = self.root, self.image_size, self.folder, self.classes
+        sub.indices = self.indices[np.asarray(indices, dtype=np.int64)]
+        sub.targets = np.asarray(self.folder.targets)[sub.indices].tolist()
+        return sub
+
+
+def _first_image_side(root: Path) -> int:
+    """The shorter side of the first readable image of the first class folder (cheap:
+    one folder is listed, not the whole of ImageNet)."""
+    from PIL import Image
+
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(folder.iterdir()):
+            try:
+                with Image.open(path) as im:
+                    return min(im.size)
+            except OSError:
+                continue
+    raise DataError(f"{root}: no readable image in its class folders")
+
+
+def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataBundle:
+    if not entry.get("path"):
+        raise DataError(f"{name}: a folder dataset needs 'path' (a folder with train/<class>/* and val/<class>/*)")
+    root = Path(entry["path"])
+    train_root, val_root = root / "train", root / "val"
+    for part in (train_root, val_root) if purpose == "final" else (train_root,):
+        if not part.is_dir():
+            raise DataError(f"{part}: no such folder; a folder dataset is {root}/train/<class>/<image> and "
+                            f"{root}/val/<class>/<image> (one sub-folder per class, the same classes in both)")
+    size = entry.get("image_size") or _first_image_side(train_root)
+    try:
+        full = FolderImages(train_root, size)
+    except (FileNotFoundError, RuntimeError) as e:  # ImageFolder: no class folders / no images
+        raise DataError(f"{train_root}: {e}") from None
+    if purpose == "search":
+        train_idx, val_idx = stratified_split(full.targets, validation_size(entry, len(full)), seed)
+        train, evaluation, eval_name = full.subset(train_idx), full.subset(val_idx), "val"
+    elif purpose == "final":
+        try:
+            evaluation = FolderImages(val_root, size, classes=full.classes)
+        except (FileNotFoundError, RuntimeError) as e:
+            raise DataError(f"{val_root}: {e}") from None
+        train, eval_name = full, "test"
+    else:
+        raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
+    if entry.get("max_train") is not None:
+        train = train.subset(range(min(entry["max_train"], len(train))))
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(train), size=min(FOLDER_STATS_SAMPLES, len(train)), replace=False)
+    mean, std = channel_stats(torch.stack([train[int(i)][0] for i in np.sort(sample)]))
+    return DataBundle(name, "folder", purpose, train, evaluation, eval_name, len(full.classes), 3, size,
+                      mean, std, full.classes)
+
+
+# --------------------------------------------------------------------------- entry point
+
+def dataset_entry(config: dict, name: str) -> dict:
+    try:
+        return config["datasets"][name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r} (the config's datasets: {sorted(config['datasets'])})") from None
+
+
+def load_dataset(config: dict, name: str, purpose: Purpose = "search", seed: int = 0) -> DataBundle:
+    """Load ``config['datasets'][name]`` for ``purpose``; ``seed`` fixes the search's
+    validation split. Raises :class:`DataError` with what to fix."""
+    entry = dataset_entry(config, name)
+    kind = entry["kind"]
+    need_test = purpose == "final"
+    if kind in ("cifar10", "cifar100"):
+        arrays = _load_cifar(config, entry, need_test)
+    elif kind == "npz":
+        arrays = _load_npz(entry, need_test)
+    elif kind == "digits":
+        arrays = _load_digits()
+    elif kind == "folder":
+        return _folder_bundle(name, entry, purpose, seed)
+    else:
+        raise DataError(f"{name}: unknown dataset kind {kind!r} (kinds: {', '.join(KINDS)})")
+    return _in_memory_bundle(name, entry, arrays, purpose, seed)
+
+
+def top_k(num_classes: int) -> int:
+    """The k of the top-k accuracy reported beside top-1: 5, or fewer for tiny label sets."""
+    return max(1, min(5, num_classes))
+
+
+__all__ = ["DataBundle", "DataError", "FolderImages", "KINDS", "Split", "Source", "channel_stats",
+           "load_dataset", "resize_images", "stratified_split", "split_sizes", "top_k", "validation_size"]

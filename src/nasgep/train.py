@@ -1,0 +1,573 @@
+"""The training engine shared by the search and by full training.
+
+* The search trains an individual **one epoch at a time** and resumes it in a later
+  generation: :meth:`Trainer.train_epoch`, :meth:`Trainer.evaluate`, then
+  :meth:`Trainer.state_dict` / :meth:`Trainer.load_state_dict` carry the weights, the
+  optimizer, the cosine position, the epoch and the random generator between generations.
+* Full training runs the whole schedule with :meth:`Trainer.fit`, writing a checkpoint
+  after every epoch (atomically), so a killed run resumes where it stopped.
+
+The cosine schedule spans ``settings.epochs`` epochs (E_max in the search) and steps once
+per epoch, never per batch (SPEC section 5). SGD, momentum 0.9, weight decay 5e-4.
+Every random draw of an epoch (shuffling, augmentation, and through a forked global RNG
+also drop-path) derives from the trainer's own seeded generator, so on the CPU a run
+stopped after epoch k and resumed is bitwise equal to one never stopped.
+
+A candidate that cannot be trained raises a :class:`CandidateFailure` (``.reason`` says
+why) instead of taking the process down: :class:`TrainingDiverged` for a NaN/inf loss,
+:class:`OutOfMemory` when the device runs out of memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from .augment import AugmentSettings, BatchAugment
+from .data import DataBundle, Split, Source
+
+CHECKPOINT_FORMAT = "nasgep-trainer/1"
+_SEED_HIGH = 2**62
+
+
+# --------------------------------------------------------------------------- failures
+
+class CandidateFailure(Exception):
+    """A candidate network that could not be trained; the search records ``reason`` and
+    moves on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TrainingDiverged(CandidateFailure):
+    """The training loss became NaN or infinite."""
+
+
+class OutOfMemory(CandidateFailure):
+    """The device ran out of memory for this candidate."""
+
+
+def _is_oom(error: BaseException) -> bool:
+    if isinstance(error, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+# --------------------------------------------------------------------------- settings
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train: the schedule (``epochs`` is the cosine period: E_max in the search),
+    the optimizer, regularisation and augmentation, and speed switches that act on CUDA
+    only (``amp``: bf16 autocast, which changes rounding but not the method;
+    ``channels_last``; ``cuda_graphs``)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    drop_path: float = 0.0
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    amp: bool = True
+    channels_last: bool = True
+    num_workers: int = 0
+    eval_batch_size: int | None = None
+    #: Images augmented at once (rounded down to whole batches): large enough that the
+    #: GPU is busy, small enough that the float copy stays modest.
+    augment_chunk: int = 8192
+    #: On CUDA the loss is checked for NaN/inf every this many batches (a check is a
+    #: device sync); on the CPU after every batch.
+    check_every: int = 25
+    #: On CUDA, replay the whole training step as one CUDA graph (see :class:`_GraphedStep`):
+    #: a small search candidate is otherwise bound by kernel-launch overhead.
+    cuda_graphs: bool = False
+
+    #: Fields a checkpoint must agree on to be resumed: they shape the trajectory.
+    SCHEDULE_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "drop_path", "augment")
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["augment"] = self.augment.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "TrainSettings":
+        data = dict(data)
+        data["augment"] = AugmentSettings(**data.get("augment", {}))
+        return cls(**data)
+
+
+def search_settings(config: Mapping) -> TrainSettings:
+    """Settings for training search candidates (config ``search``; the speed switches come
+    from ``train`` unless ``search`` has its own)."""
+    s, t = config["search"], config["train"]
+    return TrainSettings(
+        epochs=s["max_epochs"], batch_size=s["batch_size"], lr=s["lr"], momentum=s["momentum"],
+        weight_decay=s["weight_decay"], drop_path=s["drop_path"],
+        augment=AugmentSettings.from_config(s["augment"]),
+        amp=s.get("amp", t["amp"]), channels_last=s.get("channels_last", t["channels_last"]),
+        num_workers=s.get("num_workers", t["num_workers"]),
+        cuda_graphs=s.get("cuda_graphs", t.get("cuda_graphs", False)))
+
+
+def training_settings(config: Mapping, *, variant: str | None = None, stem: str = "cifar",
+                      epochs: int | None = None) -> TrainSettings:
+    """Settings for a full training (config ``train``): an ablation ``variant`` switches
+    CutOut, AutoAugment and drop-path; ``stem='imagenet'`` takes epochs, batch size and lr
+    from ``transfer``; ``epochs`` overrides the schedule length."""
+    t = config["train"]
+    augment = dict(t["augment"])
+    drop_path = t["drop_path"]
+    if variant is not None:
+        ablations = config.get("ablations", {})
+        if variant not in ablations:
+            raise ValueError(f"unknown variant {variant!r} (the config's ablations: {sorted(ablations)})")
+        ab = ablations[variant]
+        augment["cutout"] = ab.get("cutout", True)
+        augment["autoaugment"] = ab.get("autoaugment", True)
+        drop_path = ab.get("drop_path", 0.0)
+    n_epochs, batch_size, lr = t["epochs"], t["batch_size"], t["lr"]
+    if stem == "imagenet":
+        tr = config["transfer"]
+        n_epochs, batch_size, lr = tr["epochs"], tr["batch_size"], tr["lr"]
+    return TrainSettings(
+        epochs=epochs or n_epochs, batch_size=batch_size, lr=lr, momentum=t["momentum"],
+        weight_decay=t["weight_decay"], drop_path=drop_path, augment=AugmentSettings.from_config(augment),
+        amp=t["amp"], channels_last=t["channels_last"], num_workers=t["num_workers"],
+        cuda_graphs=t.get("cuda_graphs", False))
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> the first GPU when there is one, else the CPU."""
+    if str(name) == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU")
+        if device.index is None:  # one spelling per GPU, so tensors' devices compare equal
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+# --------------------------------------------------------------------------- helpers
+
+@dataclass
+class EpochStats:
+    """One training epoch: mean loss and top-1 (%) on the augmented training batches."""
+
+    epoch: int            # 1-based: the epoch just finished
+    loss: float
+    top1: float
+    lr: float             # the rate this epoch trained with
+    drop_path: float
+    images: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A deep copy with every tensor cloned to the CPU (a state that outlives the trainer)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` that never leaves a half-written file: temporary file in the same
+    folder, flush + fsync, ``os.replace``, then fsync the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _progress_enabled(progress: bool | None) -> bool | None:
+    """tqdm's ``disable``: None lets tqdm turn itself off when stderr is not a TTY."""
+    return None if progress is None else not progress
+
+
+class _GraphedStep:
+    """The whole training step (forward, backward, SGD update) captured as one CUDA graph
+    and replayed for every full batch: a search candidate's thousand-odd small kernels
+    then cost one launch (PyTorch's "whole network capture" recipe). Captured anew each
+    epoch, because the learning rate and the drop-path rate are constants inside a graph;
+    the epoch's first batches train eagerly on a side stream as the recipe's warm-up. A
+    model that cannot be captured trains eagerly from then on, with one warning."""
+
+    WARMUP = 3
+
+    def __init__(self, trainer: "Trainer") -> None:
+        self.trainer = trainer
+        self.warm = 0
+        self.failed = False
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = self.trainer
+        if self.failed:
+            return t._step(x, y)
+        if self.graph is not None:
+            self.static_x.copy_(x)
+            self.static_y.copy_(y)
+            self.graph.replay()
+            return self.logits, self.loss
+        if self.warm < self.WARMUP:
+            self.warm += 1
+            main = torch.cuda.current_stream(t.device)
+            side = torch.cuda.Stream(t.device)
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                out = t._step(x, y)
+            main.wait_stream(side)
+            return out
+        return self._capture(x, y)
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = self.trainer
+        self.static_x, self.static_y = x.clone(), y.clone()
+        t.optimizer.zero_grad(set_to_none=True)   # gradients are then allocated inside the graph
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                logits, loss = t._step(self.static_x, self.static_y, autocast_cache=False)
+        except Exception as e:
+            self.failed = t._graphs_failed = True   # this model: no graphs from now on
+            warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                          f"training without graphs", stacklevel=2)
+            t.optimizer.zero_grad(set_to_none=True)
+            return t._step(x, y)
+        self.graph, self.logits, self.loss = graph, logits, loss
+        graph.replay()                            # capturing recorded the step without running it
+        return logits, loss
+
+    def close(self) -> None:
+        """Free the graph and its gradients (the next epoch captures its own)."""
+        self.graph = None
+        self.trainer.optimizer.zero_grad(set_to_none=True)
+
+
+# --------------------------------------------------------------------------- the trainer
+
+class Trainer:
+    """Trains one model on one :class:`~nasgep.data.DataBundle` with SGD + cosine annealing.
+
+    ``model`` is any ``nn.Module`` mapping float (N, C, H, W) images to (N, classes)
+    logits; if it has ``set_drop_path(rate)`` the rate is ramped linearly from 0 over the
+    schedule. ``seed`` seeds the trainer's generator (shuffling, augmentation, drop-path);
+    the model's initial weights are the caller's business. ``progress``: None shows tqdm
+    bars only on a terminal, False never."""
+
+    def __init__(self, model: nn.Module, data: DataBundle, settings: TrainSettings, *,
+                 device: str | torch.device = "cpu", seed: int = 0, progress: bool | None = None,
+                 desc: str = "train") -> None:
+        self.device = resolve_device(device)
+        self.settings = settings
+        self.data = data.on(self.device)
+        self.progress = progress
+        self.desc = desc
+        self._cuda = self.device.type == "cuda"
+        self._amp = self._cuda and settings.amp
+        self._channels_last = self._cuda and settings.channels_last
+        self._graphs_failed = False
+        self.model = model.to(self.device)
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.augment = BatchAugment(settings.augment, data.mean, data.std)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                                         weight_decay=settings.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=settings.epochs)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        #: Free-form facts about the run (genome, dataset...) saved with the state, so a
+        #: caller can refuse to resume someone else's checkpoint.
+        self.meta: dict = {}
+        self.epoch = 0                     # epochs finished
+        self.seconds = 0.0                 # training wall time, over resumes
+        self.history: list[EpochStats] = []
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.settings.epochs
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def drop_path_rate(self, epoch: int | None = None) -> float:
+        """Drop-path of a (0-based) epoch: ``rate * epoch / epochs``, 0 in the first."""
+        epoch = self.epoch if epoch is None else epoch
+        return self.settings.drop_path * epoch / self.settings.epochs
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    # ------------------------------------------------------------------ batches
+    def _num_train_batches(self) -> tuple[int, int]:
+        """(batches, images) of an epoch; a last batch of one image is dropped, since
+        BatchNorm cannot train on a single image."""
+        n, bs = len(self.data.train), self.settings.batch_size
+        if n % bs == 1 and n > 1:
+            n -= 1
+        return math.ceil(n / bs), n
+
+    def _train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        train, bs = self.data.train, self.settings.batch_size
+        _, used = self._num_train_batches()
+        if isinstance(train, Split):
+            order = torch.randperm(len(train), generator=self.generator)[:used]
+            chunk = max(1, self.settings.augment_chunk // bs) * bs
+            for start in range(0, used, chunk):
+                idx = order[start:start + chunk].to(self.device)
+                x = self.augment(train.x[idx], self.generator)
+                y = train.y[idx]
+                for b in range(0, len(idx), bs):
+                    yield x[b:b + bs], y[b:b + bs]
+        else:
+            sampler = RandomSampler(train, generator=torch.Generator().manual_seed(self._draw_seed()))
+            loader = DataLoader(train, batch_size=bs, sampler=sampler, num_workers=self.settings.num_workers,
+                                pin_memory=self._cuda, drop_last=used < len(train),
+                                persistent_workers=False)
+            for x, y in loader:
+                x = x.to(self.device, non_blocking=True)
+                yield self.augment(x, self.generator), y.to(self.device, non_blocking=True)
+
+    def _eval_batches(self, source: Source) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        bs = self.settings.eval_batch_size or 2 * self.settings.batch_size
+        if isinstance(source, Split):
+            source = source.to(self.device) if source.x.device != self.device else source
+            for start in range(0, len(source), bs):
+                yield self.augment.eval(source.x[start:start + bs]), source.y[start:start + bs]
+        else:
+            loader = DataLoader(source, batch_size=bs, shuffle=False, num_workers=self.settings.num_workers,
+                                pin_memory=self._cuda)
+            for x, y in loader:
+                yield (self.augment.eval(x.to(self.device, non_blocking=True)),
+                       y.to(self.device, non_blocking=True))
+
+    def _draw_seed(self) -> int:
+        return int(torch.randint(0, _SEED_HIGH, (1,), generator=self.generator))
+
+    def _forward(self, x: torch.Tensor, autocast_cache: bool = True) -> torch.Tensor:
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self._amp, cache_enabled=autocast_cache):
+            return self.model(x)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, autocast_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step; returns the (detached) logits and mean loss of the batch."""
+        logits = self._forward(x, autocast_cache)
+        loss = F.cross_entropy(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return logits.detach(), loss.detach()
+
+    # ------------------------------------------------------------------ training
+    def train_epoch(self) -> EpochStats:
+        """Train one epoch of the schedule, then step the cosine schedule. Raises
+        :class:`TrainingDiverged` or :class:`OutOfMemory`."""
+        if self.done:
+            raise RuntimeError(f"the schedule of {self.settings.epochs} epochs is finished")
+        try:
+            return self._train_epoch()
+        except CandidateFailure:
+            raise
+        except Exception as e:
+            if not _is_oom(e):
+                raise
+            self.optimizer.zero_grad(set_to_none=True)
+            if self._cuda:
+                torch.cuda.empty_cache()
+            raise OutOfMemory(f"out of memory in epoch {self.epoch + 1} on {self.device} "
+                              f"(batch {self.settings.batch_size}): {str(e).splitlines()[0]}") from None
+
+    def _train_epoch(self) -> EpochStats:
+        from tqdm.auto import tqdm
+
+        settings, model = self.settings, self.model
+        drop_path = self.drop_path_rate()
+        if hasattr(model, "set_drop_path"):
+            model.set_drop_path(drop_path)
+        model.train()
+        lr = self.lr
+        n_batches, _ = self._num_train_batches()
+        check_every = settings.check_every if self._cuda else 1
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        seen = 0
+        bar = tqdm(total=n_batches, desc=f"{self.desc} epoch {self.epoch + 1}/{settings.epochs}",
+                   unit="batch", leave=False, file=sys.stderr, disable=_progress_enabled(self.progress))
+        epoch_seed = self._draw_seed()
+        devices = [self.device.index or 0] if self._cuda else []
+        start = time.perf_counter()
+        with bar, torch.random.fork_rng(devices=devices):
+            torch.manual_seed(epoch_seed)          # drop-path and any other global draws
+            use_graphs = self._cuda and settings.cuda_graphs and not self._graphs_failed
+            graphed = _GraphedStep(self) if use_graphs else None
+            try:
+                for batch, (x, y) in enumerate(self._train_batches()):
+                    if graphed is not None and len(y) == settings.batch_size:
+                        logits, loss = graphed(x, y)
+                    else:
+                        logits, loss = self._step(x, y)
+                    loss_sum += loss * len(y)
+                    correct += (logits.argmax(1) == y).sum()
+                    seen += len(y)
+                    if (batch + 1) % check_every == 0 or batch + 1 == n_batches:
+                        self._check_finite(loss_sum, batch)
+                    bar.update(1)
+                    if not bar.disable and (batch % 10 == 0 or batch + 1 == n_batches):
+                        elapsed = time.perf_counter() - start
+                        bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}",
+                                        acc=f"{100 * correct.item() / seen:.1f}",
+                                        img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
+            finally:
+                if graphed is not None:
+                    graphed.close()
+            self._check_finite(loss_sum, n_batches - 1)
+        if self._cuda:
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        self.scheduler.step()
+        self.epoch += 1
+        self.seconds += seconds
+        stats = EpochStats(self.epoch, loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1),
+                           lr, drop_path, seen, seconds)
+        self.history.append(stats)
+        return stats
+
+    def _check_finite(self, loss_sum: torch.Tensor, batch: int) -> None:
+        if not bool(torch.isfinite(loss_sum)):
+            raise TrainingDiverged(f"training loss became {loss_sum.item()} in epoch {self.epoch + 1} "
+                                   f"by batch {batch + 1} (lr {self.lr:g})")
+
+    def fit(self, checkpoint: str | Path | None = None,
+            on_epoch: Callable[[EpochStats], None] | None = None) -> list[EpochStats]:
+        """Train the remaining epochs of the schedule; after each, write ``checkpoint``
+        (atomically) and call ``on_epoch``. A trainer loaded from a checkpoint goes on
+        where it stopped."""
+        while not self.done:
+            stats = self.train_epoch()
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
+            if on_epoch is not None:
+                on_epoch(stats)
+        return self.history
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, split: str | Source = "eval") -> dict[str, float]:
+        """Top-1 and top-5 accuracy (%) and mean loss, without augmentation. ``split``:
+        ``"eval"`` (the bundle's validation set in a search, test set in full training),
+        ``"train"``, or any Split/Dataset. Top-5 is top-k with k = min(5, classes)."""
+        source = {"eval": self.data.eval, "train": self.data.train}.get(split, split) \
+            if isinstance(split, str) else split
+        if isinstance(source, str):
+            raise ValueError(f"split must be 'eval', 'train' or a data source, not {split!r}")
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        top1 = torch.zeros((), device=self.device, dtype=torch.int64)
+        top5 = torch.zeros((), device=self.device, dtype=torch.int64)
+        n = 0
+        try:
+            for x, y in self._eval_batches(source):
+                logits = self._forward(x).float()
+                loss_sum += F.cross_entropy(logits, y, reduction="sum")
+                k = min(5, logits.shape[1])
+                best = logits.topk(k, dim=1).indices
+                hits = best == y[:, None]
+                top1 += hits[:, 0].sum()
+                top5 += hits.any(dim=1).sum()
+                n += len(y)
+        except Exception as e:
+            if not _is_oom(e):
+                raise
+            if self._cuda:
+                torch.cuda.empty_cache()
+            raise OutOfMemory(f"out of memory while evaluating on {self.device}: {str(e).splitlines()[0]}") from None
+        n = max(n, 1)
+        return {"top1": 100.0 * top1.item() / n, "top5": 100.0 * top5.item() / n, "loss": loss_sum.item() / n}
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """Everything needed to go on later, as CPU copies: model, optimizer, scheduler,
+        epoch, generator state, history, elapsed seconds and the settings."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": _to_cpu(self.model.state_dict()),
+            "optimizer": _to_cpu(self.optimizer.state_dict()),
+            "scheduler": _to_cpu(self.scheduler.state_dict()),
+            "epoch": self.epoch,
+            "seed": self.seed,
+            "generator": self.generator.get_state().clone(),
+            "seconds": self.seconds,
+            "history": [asdict(h) for h in self.history],
+            "settings": self.settings.to_dict(),
+            "meta": _to_cpu(self.meta),
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore a :meth:`state_dict`; refuses one made with another schedule."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"not a trainer state (format {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+        mine, theirs = self.settings.to_dict(), state["settings"]
+        differ = [k for k in TrainSettings.SCHEDULE_KEYS if mine[k] != theirs.get(k)]
+        if differ:
+            detail = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine[k]!r} here" for k in differ)
+            raise ValueError(f"the saved trainer used other settings ({detail})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.seed = int(state.get("seed", self.seed))
+        self.generator.set_state(state["generator"])
+        self.seconds = float(state["seconds"])
+        self.history = [EpochStats(**h) for h in state["history"]]
+        self.meta = dict(state.get("meta", {}))
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        atomic_save(self.state_dict(), path)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+__all__ = ["CandidateFailure", "EpochStats", "OutOfMemory", "TrainSettings", "Trainer", "TrainingDiverged",
+           "atomic_save", "resolve_device", "search_settings", "training_settings"]

@@ -1,0 +1,445 @@
+"""The trainer (learning, schedule, drop-path ramp, failures, exact resume, checkpoints)
+and the ``nasgep train`` / ``nasgep prepare`` commands."""
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nasgep.augment import AugmentSettings
+from nasgep.cli import main
+from nasgep.config import load_config
+from nasgep.data import DataBundle, load_dataset
+from nasgep.train import (
+    CandidateFailure,
+    OutOfMemory,
+    Trainer,
+    TrainingDiverged,
+    TrainSettings,
+    search_settings,
+    training_settings,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "config" / "demo.yaml"
+NO_AUGMENT = AugmentSettings(crop_flip=False, cutout=False, autoaugment=False, normalize=True)
+ALL_AUGMENT = AugmentSettings(crop_flip=True, cutout=True, cutout_length=3, autoaugment=True, normalize=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from a second thread, and on a busy 2-core machine
+    OpenMP threads waiting on each other make every step many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class TinyNet(nn.Module):
+    """A small conv net with per-sample drop-path after its first block (drawn from the
+    global RNG, like nasgep.nn's), recording every rate it is given."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16) -> None:
+        super().__init__()
+        self.block1 = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                    nn.ReLU())
+        self.block2 = nn.Sequential(nn.Conv2d(width, 2 * width, 3, padding=1, stride=2, bias=False),
+                                    nn.BatchNorm2d(2 * width), nn.ReLU())
+        self.head = nn.Linear(2 * width, num_classes)
+        self.rate = 0.0
+        self.rates: list[float] = []
+
+    def set_drop_path(self, rate: float) -> None:
+        self.rate = rate
+        self.rates.append(rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.block1(x)
+        if self.training and self.rate > 0:
+            keep = 1 - self.rate
+            h = h * torch.empty(h.shape[0], 1, 1, 1, device=h.device).bernoulli_(keep) / keep
+        return self.head(self.block2(h).mean(dim=(2, 3)))
+
+
+def digits_config(**entry) -> dict:
+    return load_config(DEMO, [f"datasets.cifar10.{k}={v}" for k, v in entry.items()])
+
+
+@pytest.fixture(scope="module")
+def digits() -> DataBundle:
+    return load_dataset(load_config(DEMO), "cifar10", "search", seed=0)
+
+
+@pytest.fixture(scope="module")
+def small_digits() -> DataBundle:
+    return load_dataset(digits_config(max_train=160), "cifar10", "search", seed=0)
+
+
+def make_trainer(data: DataBundle, settings: TrainSettings, seed: int = 0, init: int = 0) -> Trainer:
+    torch.manual_seed(init)
+    return Trainer(TinyNet(data.in_channels, data.num_classes), data, settings, seed=seed, progress=False)
+
+
+# --------------------------------------------------------------------------- learning
+
+def test_one_epoch_on_digits_is_well_above_chance(digits):
+    settings = TrainSettings(epochs=1, batch_size=16, lr=0.1, augment=NO_AUGMENT)
+    trainer = make_trainer(digits, settings)
+    before = trainer.evaluate()["top1"]
+    stats = trainer.train_epoch()
+    after = trainer.evaluate()
+    assert before < 30 and after["top1"] > 60, (before, after)
+    assert after["top5"] >= after["top1"] and after["loss"] < 2.0
+    assert stats.epoch == 1 and stats.images == len(digits.train) and trainer.done
+    with pytest.raises(RuntimeError, match="finished"):
+        trainer.train_epoch()
+
+
+def test_cosine_steps_once_per_epoch_over_the_whole_schedule_and_drop_path_ramps(small_digits):
+    epochs = 4
+    settings = TrainSettings(epochs=epochs, batch_size=32, lr=0.1, drop_path=0.2, augment=NO_AUGMENT)
+    trainer = make_trainer(small_digits, settings)
+    seen: list[float] = []
+    trainer.model.register_forward_pre_hook(lambda m, a: seen.append(trainer.lr) if m.training else None)
+    trainer.fit()
+    expected = [0.1 * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs)]
+    assert [h.lr for h in trainer.history] == pytest.approx(expected)
+    per_epoch = len(seen) // epochs
+    assert seen == pytest.approx([lr for lr in expected for _ in range(per_epoch)])   # constant within an epoch
+    assert trainer.model.rates == pytest.approx([0.2 * e / epochs for e in range(epochs)])
+    assert trainer.lr == pytest.approx(0.0, abs=1e-12)                                # ends at the bottom
+
+
+# --------------------------------------------------------------------------- failures
+
+class PoisonAfter(nn.Module):
+    """Returns NaN logits from the ``k``-th training forward on (an injected divergence)."""
+
+    def __init__(self, net: nn.Module, k: int) -> None:
+        super().__init__()
+        self.net, self.k, self.calls = net, k, 0
+
+    def forward(self, x):
+        out = self.net(x)
+        self.calls += self.training
+        return out * float("nan") if self.training and self.calls >= self.k else out
+
+
+def test_nan_loss_raises_training_diverged(small_digits):
+    settings = TrainSettings(epochs=2, batch_size=32, lr=0.1, augment=NO_AUGMENT)
+    trainer = Trainer(PoisonAfter(TinyNet(), k=3), small_digits, settings, progress=False)
+    with pytest.raises(TrainingDiverged) as info:
+        trainer.train_epoch()
+    assert isinstance(info.value, CandidateFailure)
+    assert "nan" in info.value.reason and "batch 3" in info.value.reason
+
+
+def test_out_of_memory_becomes_a_candidate_failure(small_digits):
+    class Hungry(TinyNet):
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    trainer = Trainer(Hungry(), small_digits, TrainSettings(epochs=1, batch_size=32, lr=0.1), progress=False)
+    with pytest.raises(OutOfMemory) as info:
+        trainer.train_epoch()
+    assert isinstance(info.value, CandidateFailure) and "out of memory" in info.value.reason
+
+
+# --------------------------------------------------------------------------- exact resume
+
+def _roundtrip(state: dict) -> dict:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for pid, buffers in a["optimizer"]["state"].items():
+        assert torch.equal(buffers["momentum_buffer"], b["optimizer"]["state"][pid]["momentum_buffer"])
+    assert a["scheduler"] == b["scheduler"] and a["epoch"] == b["epoch"]
+    assert torch.equal(a["generator"], b["generator"])
+
+
+def test_stop_after_epoch_k_and_resume_equals_an_uninterrupted_run(small_digits):
+    settings = TrainSettings(epochs=3, batch_size=32, lr=0.1, drop_path=0.3, augment=ALL_AUGMENT)
+    straight = make_trainer(small_digits, settings, seed=7)
+    straight.fit()
+
+    first = make_trainer(small_digits, settings, seed=7)
+    first.train_epoch()
+    saved = _roundtrip(first.state_dict())
+    del first
+    resumed = make_trainer(small_digits, settings, seed=123, init=99)   # other weights and seed, then loaded
+    resumed.load_state_dict(saved)
+    assert resumed.epoch == 1 and resumed.lr == pytest.approx(0.1 * (1 + math.cos(math.pi / 3)) / 2)
+    resumed.fit()
+
+    _assert_same_state(straight.state_dict(), resumed.state_dict())
+    assert [h.loss for h in straight.history] == [h.loss for h in resumed.history]
+    assert straight.evaluate() == resumed.evaluate()
+    assert resumed.model.rates == pytest.approx([0.1, 0.2])
+
+
+def test_state_dict_is_a_detached_copy(small_digits):
+    trainer = make_trainer(small_digits, TrainSettings(epochs=2, batch_size=32, lr=0.1, augment=NO_AUGMENT))
+    state = trainer.state_dict()
+    trainer.train_epoch()
+    assert state["epoch"] == 0
+    assert not torch.equal(state["model"]["head.weight"], trainer.model.head.weight.detach())
+
+
+def test_fit_checkpoints_every_epoch_atomically(tmp_path, small_digits):
+    settings = TrainSettings(epochs=3, batch_size=32, lr=0.1, augment=NO_AUGMENT)
+    path = tmp_path / "run" / "checkpoint.pt"
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(stats):
+        assert torch.load(path, weights_only=True)["epoch"] == stats.epoch
+        if stats.epoch == 2:
+            raise Killed
+
+    trainer = make_trainer(small_digits, settings)
+    with pytest.raises(Killed):
+        trainer.fit(path, on_epoch=kill_after_two)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.pt"]     # no temporary files left
+    again = make_trainer(small_digits, settings, init=5)
+    again.load_checkpoint(path)
+    assert again.epoch == 2 and len(again.history) == 2
+    again.fit(path)
+    assert again.done and torch.load(path, weights_only=True)["epoch"] == 3
+    assert again.seconds >= sum(h.seconds for h in again.history[:2])
+
+
+def test_resume_refuses_another_schedule(small_digits):
+    trainer = make_trainer(small_digits, TrainSettings(epochs=3, batch_size=32, lr=0.1))
+    other = make_trainer(small_digits, TrainSettings(epochs=5, batch_size=32, lr=0.1))
+    with pytest.raises(ValueError, match="epochs: 3 there, 5 here"):
+        other.load_state_dict(trainer.state_dict())
+
+
+# --------------------------------------------------------------------------- evaluation, streaming
+
+def test_top5_is_top_k_for_few_classes():
+    x = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(40) % 3
+    from nasgep.data import Split
+    data = DataBundle("three", "npz", "search", Split(x, y), Split(x, y), "val", 3, 3, 8,
+                      (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), ("a", "b", "c"))
+    trainer = Trainer(TinyNet(3, 3), data, TrainSettings(epochs=1, batch_size=16, lr=0.1), progress=False)
+    result = trainer.evaluate()
+    assert result["top5"] == 100.0 and 0 <= result["top1"] <= 100
+
+
+def test_streamed_folder_dataset_trains_deterministically(tmp_path):
+    from test_data import config_with, write_folder
+
+    write_folder(tmp_path, per_class=8)
+    config = config_with({"f": {"kind": "folder", "path": str(tmp_path), "image_size": 12, "val_size": 7}})
+    data = load_dataset(config, "f", "search")
+    settings = TrainSettings(epochs=2, batch_size=4, lr=0.05, augment=ALL_AUGMENT)
+
+    def run() -> Trainer:
+        torch.manual_seed(0)
+        trainer = Trainer(TinyNet(3, 3), data, settings, seed=1, progress=False)
+        trainer.fit()
+        return trainer
+
+    a, b = run(), run()
+    assert a.history[0].images == 16   # 17 images, batch 4: the last single image is dropped
+    _assert_same_state(a.state_dict(), b.state_dict())
+    assert 0 <= a.evaluate()["top1"] <= 100
+
+
+# --------------------------------------------------------------------------- settings from the config
+
+def test_settings_from_the_config():
+    config = load_config(None)
+    s = search_settings(config)
+    assert (s.epochs, s.batch_size, s.lr, s.momentum, s.weight_decay) == (10, 512, 0.1, 0.9, 0.0005)
+    assert s.augment.cutout and s.augment.autoaugment
+    t = training_settings(config)
+    assert (t.epochs, t.batch_size, t.lr, t.drop_path) == (300, 128, 0.025, 0.0)
+    dp = training_settings(config, variant="cutout_dp")
+    assert dp.drop_path == 0.1 and not dp.augment.autoaugment and dp.augment.cutout
+    assert training_settings(config, stem="imagenet").epochs == 90
+    assert training_settings(config, epochs=2).epochs == 2
+    with pytest.raises(ValueError, match="unknown variant 'nope'"):
+        training_settings(config, variant="nope")
+
+
+# --------------------------------------------------------------------------- the commands
+
+GENOME = {
+    "format": "nasgep-genome/1",
+    "normal": {"cell": "cat add g1 g2 | g1 g2 g1 g2 g1",
+               "genes": {"g1": "add | sep_3x3(h1) h2", "g2": "dw_3x3 | pw(h1) h2"}},
+    "reduction": {"cell": "add g1 g2 g1 | g2 g1 g2 g1 g2",
+                  "genes": {"g1": "add | sep_3x3(h1) dw_3x3(h2)", "g2": "pw | pw(h2) pw(h1)"}},
+}
+
+
+@pytest.fixture
+def stand_in_network(monkeypatch):
+    """``nasgep train`` with a TinyNet instead of the genome's network: the command's own
+    logic, fast, and independent of nasgep.nn."""
+    built = []
+
+    def build_network(genome, *, channels, cells_per_stage, num_classes, in_channels=3, stem="cifar", seed=None):
+        built.append(dict(channels=channels, cells_per_stage=cells_per_stage, num_classes=num_classes,
+                          in_channels=in_channels, stem=stem, seed=seed))
+        torch.manual_seed(seed or 0)
+        return TinyNet(in_channels, num_classes, width=channels)
+
+    try:
+        import nasgep.nn as nn_module
+        monkeypatch.setattr(nn_module, "build_network", build_network)
+    except ImportError:
+        monkeypatch.setitem(sys.modules, "nasgep.nn", types.SimpleNamespace(build_network=build_network))
+    return built
+
+
+def test_train_command_writes_metrics_and_weights_and_resumes(tmp_path, stand_in_network, capsys):
+    genome = tmp_path / "best.json"
+    genome.write_text(json.dumps({"genome": GENOME, "fitness": 50.0}))
+    out = tmp_path / "out"
+    args = ["train", "--genome", str(genome), "--config", str(DEMO), "--out", str(out), "--epochs", "2",
+            "--variant", "cutout_dp", "--seed", "3", "--set", "datasets.cifar10.max_train=200", "--no-progress"]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"test_error", "test_top5_error", "test_accuracy", "params", "epochs", "seconds",
+                            "dataset", "variant", "seed", "stem"}
+    assert metrics["test_error"] == pytest.approx(100 - metrics["test_accuracy"])
+    assert (metrics["epochs"], metrics["dataset"], metrics["variant"], metrics["seed"], metrics["stem"]) == \
+        (2, "cifar10", "cutout_dp", 3, "cifar")
+    assert metrics["test_top5_error"] is not None and metrics["params"] > 0
+    assert stand_in_network[0] == dict(channels=8, cells_per_stage=1, num_classes=10, in_channels=1, stem="cifar",
+                                       seed=3)
+    weights = torch.load(out / "model.pt", weights_only=True)
+    assert "head.weight" in weights
+    first = capsys.readouterr().out
+    assert "epoch 2/2" in first and "drop-path 0.050" in first
+
+    assert main(args) == 0                                   # resumes: nothing left to train
+    assert "resuming from" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["test_error"] == metrics["test_error"]
+
+    assert main([*args[:-1], "--seed", "4", "--no-progress"]) == 2       # someone else's checkpoint
+    assert "belongs to another training" in capsys.readouterr().err
+    assert main([*args, "--no-resume", "--epochs", "1"]) == 0
+
+
+def test_train_command_imagenet_stem_uses_transfer_settings(tmp_path, stand_in_network):
+    genome = tmp_path / "g.json"
+    genome.write_text(json.dumps(GENOME))
+    out = tmp_path / "inet"
+    assert main(["train", "--genome", str(genome), "--config", str(DEMO), "--out", str(out), "--stem", "imagenet",
+                 "--set", "datasets.imagenet.max_train=64", "--set", "transfer.epochs=1", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["dataset"], metrics["stem"], metrics["epochs"]) == ("imagenet", "imagenet", 1)
+    assert stand_in_network[0]["stem"] == "imagenet"
+
+
+def test_train_command_user_errors(tmp_path, stand_in_network, capsys):
+    genome = tmp_path / "g.json"
+    genome.write_text(json.dumps(GENOME))
+    base = ["train", "--genome", str(genome), "--config", str(DEMO), "--out", str(tmp_path / "o")]
+    assert main([*base, "--variant", "nope"]) == 2
+    assert "unknown variant 'nope'" in capsys.readouterr().err
+    assert main([*base, "--dataset", "mnist"]) == 2
+    assert "unknown dataset 'mnist'" in capsys.readouterr().err
+    assert main([*base, "--set", "datasets.cifar10.kind=npz"]) == 2
+    assert "set its 'path'" in capsys.readouterr().err
+
+
+def test_train_command_with_the_real_network(tmp_path):
+    nn_module = pytest.importorskip("nasgep.nn")
+    if not hasattr(nn_module, "build_network"):
+        pytest.skip("nasgep.nn.build_network is not there yet")
+    genome = tmp_path / "g.json"
+    genome.write_text(json.dumps(GENOME))
+    out = tmp_path / "real"
+    assert main(["train", "--genome", str(genome), "--config", str(DEMO), "--out", str(out), "--epochs", "1",
+                 "--variant", "cutout_dp_aa", "--set", "datasets.cifar10.max_train=128", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    weights = torch.load(out / "model.pt", weights_only=True)
+    assert metrics["params"] == sum(v.numel() for k, v in weights.items()
+                                    if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+
+
+def test_prepare_command(tmp_path, capsys):
+    out = tmp_path / "digits.json"
+    assert main(["prepare", "--config", str(DEMO), "--dataset", "cifar10", "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert (summary["train"], summary["test"], summary["num_classes"], summary["in_channels"]) == (1438, 359, 10, 1)
+    assert summary["search"] == {"train": 1150, "val": 288, "seed": 0}
+    assert sum(summary["class_counts"]["test"]) == 359 and len(summary["mean"]) == 1
+    assert "1438 training images" in capsys.readouterr().out
+    assert main(["prepare", "--config", str(DEMO), "--dataset", "nope"]) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fast_path_trains_and_resumes():
+    """bf16 autocast + channels_last, the training set on the GPU, search augmentations."""
+    from nasgep.data import Split
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (600, 3, 16, 16), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 4, (600,), generator=g)
+    data = DataBundle("gpu", "npz", "search", Split(x, y), Split(x[:100], y[:100]), "val", 4, 3, 16,
+                      (0.5,) * 3, (0.25,) * 3, tuple("abcd"))
+    settings = TrainSettings(epochs=3, batch_size=128, lr=0.1, drop_path=0.2, augment=AugmentSettings(cutout_length=4))
+    torch.manual_seed(0)
+    trainer = Trainer(TinyNet(3, 4), data, settings, device="cuda", progress=False)
+    assert trainer.data.train.x.is_cuda and next(trainer.model.parameters()).is_cuda
+    stats = trainer.train_epoch()
+    assert math.isfinite(stats.loss) and stats.images == 600
+    result = trainer.evaluate()
+    assert 0 <= result["top1"] <= 100 and result["top5"] == 100.0
+    state = _roundtrip(trainer.state_dict())
+    again = Trainer(TinyNet(3, 4), data, settings, device="cuda", progress=False)
+    again.load_state_dict(state)
+    assert again.epoch == 1 and next(iter(again.optimizer.state.values()))["momentum_buffer"].is_cuda
+    again.fit()
+    assert again.done and len(again.history) == 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graphs_train_like_eager_steps():
+    """The graphed step is the same SGD step: same weights as eager training (fp32, no
+    drop-path, whose CUDA random masks differ), and drop-path/lr still change per epoch."""
+    from nasgep.data import Split
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (1280, 3, 16, 16), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 4, (1280,), generator=g)
+    data = DataBundle("gpu", "npz", "search", Split(x, y), Split(x[:256], y[:256]), "val", 4, 3, 16,
+                      (0.5,) * 3, (0.25,) * 3, tuple("abcd"))
+
+    def run(graphs: bool, drop_path: float = 0.0, amp: bool = False) -> Trainer:
+        settings = TrainSettings(epochs=3, batch_size=128, lr=0.05, drop_path=drop_path, amp=amp,
+                                 augment=AugmentSettings(cutout_length=4), cuda_graphs=graphs)
+        torch.manual_seed(0)
+        trainer = Trainer(TinyNet(3, 4), data, settings, device="cuda", seed=2, progress=False)
+        trainer.fit()
+        return trainer
+
+    eager, graphed = run(False), run(True)
+    for key, value in eager.model.state_dict().items():
+        assert torch.allclose(value.float(), graphed.model.state_dict()[key].float(), rtol=1e-3, atol=1e-4), key
+    assert [h.lr for h in eager.history] == [h.lr for h in graphed.history]
+    fast = run(True, drop_path=0.3, amp=True)
+    assert fast.model.rates == pytest.approx([0.0, 0.1, 0.2])
+    assert all(math.isfinite(h.loss) for h in fast.history) and fast.history[-1].loss < fast.history[0].loss + 0.5
