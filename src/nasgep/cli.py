@@ -22,6 +22,23 @@ class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit status 2."""
 
 
+def add_config_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--config YAML`` (repeatable, later files win) and ``--set KEY=VALUE`` overrides:
+    every verb reads its configuration the same way."""
+    p.add_argument("--config", action="append", required=required, default=None, metavar="YAML",
+                   help="configuration file (repeatable; later files win)"
+                        + ("" if required else "; default: the paper's settings"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a configuration value, e.g. search.max_generations=5 (repeatable)")
+
+
+def load_args_config(args: argparse.Namespace) -> dict:
+    """The validated configuration named by :func:`add_config_arguments`' options."""
+    from .config import load_config
+
+    return load_config(args.config, args.set)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nasgep",

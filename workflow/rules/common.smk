@@ -126,7 +126,7 @@ def search_settings(dataset: str) -> str:
     """Everything a search's result depends on (devices, labels and tracking left out)."""
     return settings(
         gep=NASGEP_CONFIG["gep"],
-        search=_without(NASGEP_CONFIG["search"], "devices", "checkpoint_weights", "dataset"),
+        search=_without(NASGEP_CONFIG["search"], "devices", "cuda_graphs", "dataset"),
         data=dataset_settings(dataset),
     )
 

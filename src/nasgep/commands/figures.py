@@ -9,6 +9,8 @@ published values as hollow markers). The best cells are drawn by 'nasgep draw'.
 """
 from __future__ import annotations
 
+from ..cli import add_config_arguments, load_args_config
+
 import argparse
 
 NAME = "figures"
@@ -16,20 +18,16 @@ HELP = "draw search curves and ablation bars (PNG and SVG)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", action="extend", nargs="+", default=[], metavar="YAML",
-                   help="configuration file(s), later ones win (default: the paper's settings)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a configuration value, e.g. results_dir=results/x")
+    add_config_arguments(p, required=False)
     p.add_argument("--out", required=True, help="folder for the figures")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
-    from ..config import load_config
     from ..report import Study
     from ..report.figures import write_figures
 
-    config = load_config(args.config or None, args.set)
+    config = load_args_config(args)
     study = Study(config)
     if not study.root.is_dir():
         raise UserError(f"results folder {study.root} does not exist (results_dir of the config)")

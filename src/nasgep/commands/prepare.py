@@ -10,6 +10,8 @@ as JSON, or to stdout.
 """
 from __future__ import annotations
 
+from ..cli import add_config_arguments, load_args_config
+
 import argparse
 import json
 import os
@@ -20,12 +22,10 @@ HELP = "download/validate a dataset and write a JSON summary (counts, classes, m
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="YAML configuration")
+    add_config_arguments(p)
     p.add_argument("--dataset", required=True, help="dataset name in the config's 'datasets'")
     p.add_argument("--out", help="JSON file to write (default: print to stdout)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search's validation split (default 0)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable)")
 
 
 def _class_counts(source, num_classes: int) -> list[int]:
@@ -37,10 +37,9 @@ def _class_counts(source, num_classes: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
-    from ..config import load_config
     from ..data import DataError, load_dataset
 
-    config = load_config([args.config], args.set)
+    config = load_args_config(args)
     if args.dataset not in config["datasets"]:
         raise UserError(f"unknown dataset {args.dataset!r} (the config's datasets: {sorted(config['datasets'])})")
     try:

@@ -7,6 +7,8 @@ Writes OUT/best.json in the same form as a search (method "random", fitness null
 """
 from __future__ import annotations
 
+from ..cli import load_args_config
+
 import argparse
 import json
 
@@ -24,13 +26,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..cli import UserError
-    from ..config import load_config
     from ..search.checkpoint import atomic_write_bytes
     from ..search.loop import SearchSettings
     from ..search.sample import sample_genome
     from ..search.torch_evaluator import search_param_counter
 
-    config = load_config(args.config, args.set)
+    config = load_args_config(args)
     dataset = args.dataset or config["search"]["dataset"]
     if dataset not in config["datasets"]:
         raise UserError(f"--dataset {dataset!r} is not in the config's datasets {sorted(config['datasets'])}")

@@ -11,6 +11,8 @@ generation in parallel, one worker process per device, with the same result.
 """
 from __future__ import annotations
 
+from ..cli import add_config_arguments, load_args_config
+
 import argparse
 
 NAME = "search"
@@ -18,13 +20,10 @@ HELP = "run (or resume) a NASGEP architecture search"
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", action="append", required=True, metavar="YAML",
-                   help="config file (repeatable; later files win)")
+    add_config_arguments(p)
     p.add_argument("--dataset", help="dataset name from the config's datasets (default: search.dataset)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. search.max_generations=5 (repeatable)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,10 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
-    from ..config import load_config
     from ..search.runner import SearchExists, run_search
 
-    config = load_config(args.config, args.set)
+    config = load_args_config(args)
     dataset = args.dataset or config["search"]["dataset"]
     if dataset not in config["datasets"]:
         raise UserError(f"--dataset {dataset!r} is not in the config's datasets {sorted(config['datasets'])}")

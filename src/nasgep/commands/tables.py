@@ -12,6 +12,8 @@
 """
 from __future__ import annotations
 
+from ..cli import add_config_arguments, load_args_config
+
 import argparse
 import json
 from pathlib import Path
@@ -23,10 +25,7 @@ HELP = "write Tables I-III (CSV, Markdown, LaTeX) or select the best seed's best
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", choices=("all", "best"), default="all",
                    help="all: write Tables I-III (default); best: select the best best.json")
-    p.add_argument("--config", action="extend", nargs="+", default=[], metavar="YAML",
-                   help="configuration file(s), later ones win (default: the paper's settings)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a configuration value, e.g. results_dir=results/x")
+    add_config_arguments(p, required=False)
     p.add_argument("--inputs", nargs="+", default=[], metavar="BEST_JSON",
                    help="with 'best': the best.json files to choose from")
     p.add_argument("--out", required=True,
@@ -54,13 +53,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{out}: fitness {best['fitness']} from {best['selection']['chosen']}")
         return 0
 
-    from ..config import load_config
     from ..report import Study
     from ..report.tables import write_tables
 
     if args.inputs:
         raise UserError("--inputs is only for 'tables best'")
-    config = load_config(args.config or None, args.set)
+    config = load_args_config(args)
     study = Study(config)
     if not study.root.is_dir():
         raise UserError(f"results folder {study.root} does not exist (results_dir of the config)")

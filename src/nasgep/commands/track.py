@@ -15,6 +15,8 @@ The search, sample and train verbs log their own runs into these experiments.
 """
 from __future__ import annotations
 
+from ..cli import add_config_arguments, load_args_config
+
 import argparse
 import os
 import shlex
@@ -34,10 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     init = sub.add_parser("init", help="create the tracking store and the study's experiments")
     ui = sub.add_parser("ui", help="print and run the 'mlflow ui' command for the store")
     for q in (init, ui):
-        q.add_argument("--config", action="extend", nargs="+", default=[], metavar="YAML",
-                       help="configuration file(s), later ones win (default: the paper's settings)")
-        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a configuration value")
+        add_config_arguments(q, required=False)
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--print", dest="print_only", action="store_true", help="only print the command")
@@ -78,10 +77,9 @@ def ui_command(uri: str, host: str, port: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
-    from ..config import load_config
     from ..tracking import tracking_uri
 
-    config = load_config(args.config or None, args.set)
+    config = load_args_config(args)
     if args.action == "init":
         uri = init(config)
         if uri is None:

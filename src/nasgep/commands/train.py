@@ -17,6 +17,8 @@ and DIR/model.pt (the final state_dict, loadable with ``torch.load(weights_only=
 """
 from __future__ import annotations
 
+from ..cli import add_config_arguments, load_args_config
+
 import argparse
 import json
 import os
@@ -29,7 +31,7 @@ HELP = "fully train a genome (with checkpoints) and write its test metrics"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--genome", required=True, help="genome JSON (or a result file with a 'genome' key, e.g. best.json)")
-    p.add_argument("--config", required=True, help="YAML configuration")
+    add_config_arguments(p)
     p.add_argument("--out", required=True, help="output folder (checkpoint.pt, metrics.json, model.pt)")
     p.add_argument("--dataset", help="dataset name in the config (default: search.dataset; "
                                      "with --stem imagenet: transfer.dataset when set)")
@@ -38,8 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stem", choices=("cifar", "imagenet"), help="network stem (default: train.stem)")
     p.add_argument("--epochs", type=int, help="override the number of epochs (a different schedule: resume only "
                                               "a checkpoint made with the same number)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.batch_size=64 (repeatable)")
     p.add_argument("--no-resume", action="store_true", help="ignore DIR/checkpoint.pt and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (they only show on a terminal anyway)")
 
@@ -57,14 +57,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..cli import UserError
-    from ..config import load_config
     from ..data import DataError, load_dataset
     from ..space import Genome
     from ..train import CandidateFailure, Trainer, atomic_save, resolve_device, training_settings
 
     if args.epochs is not None and args.epochs < 1:
         raise UserError("--epochs must be at least 1")
-    config = load_config([args.config], args.set)
+    config = load_args_config(args)
     genome = Genome.load(args.genome)
     stem = args.stem or config["train"]["stem"]
     dataset = args.dataset

@@ -10,11 +10,10 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ..gep import Chromosome, OperatorRates, breed, random_chromosome, tournament
-from ..space import CELL_ALPHABET, GENE_ALPHABETS, Genome, Pool, cell_alphabet
+from ..space import GENE_ALPHABETS, Genome, Pool, cell_alphabet
 from .evaluator import Evaluator, StoreCandidate, TrainJob, TrainResult, job_seed
 from .state import BestRecord, Gene, Individual, ReductionCell, SearchState
 

@@ -28,6 +28,8 @@ class TorchEvaluator:
                  device: str = "cpu", threads: int | None = None):
         if threads:
             torch.set_num_threads(threads)
+        if str(device).startswith("cuda"):
+            torch.backends.cudnn.benchmark = True   # fixed shapes within a candidate
         self.config = config
         self.dataset = dataset
         self.out = Path(out_dir)
