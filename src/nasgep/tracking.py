@@ -62,6 +62,14 @@ class Run:
     def active(self) -> bool:
         return self._mlflow is not None
 
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run id (stored in a search checkpoint so a resumed search continues it)."""
+        if self._mlflow is None:
+            return None
+        run = self._mlflow.active_run()
+        return run.info.run_id if run else None
+
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if self._mlflow is not None:
             clean = {k: float(v) for k, v in metrics.items() if v is not None}
@@ -109,13 +117,3 @@ def start_run(config: Mapping, experiment: str, run_name: str,
         if tags:
             run.set_tags(tags)
         yield run
-
-
-def active_run_id() -> str | None:
-    """The id of the active run (to store in a checkpoint so a resumed search continues it)."""
-    try:
-        import mlflow
-    except ImportError:  # pragma: no cover
-        return None
-    run = mlflow.active_run()
-    return run.info.run_id if run else None

@@ -94,7 +94,7 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
         with tracking.start_run(config, "search", run_name, params=_params(config, dataset, seed),
                                 tags={"dataset": dataset, "method": method, "seed": seed},
                                 run_id=state.mlflow_run_id) as run:
-            state.mlflow_run_id = tracking.active_run_id()
+            state.mlflow_run_id = run.run_id
             bar = _progress(settings, state, progress)
 
             def on_generation(st: SearchState, report: GenerationReport) -> None:

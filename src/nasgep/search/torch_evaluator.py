@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from ..data import DataBundle, load_dataset
-from ..nn import build_network, count_network_parameters, count_parameters
+from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
 from ..space import Genome
 from ..train import CandidateFailure, Trainer, search_settings
 from .evaluator import StoreCandidate, TrainJob, TrainResult
@@ -98,29 +98,29 @@ class TorchEvaluator:
                            time.perf_counter() - t0)
 
     def update_store(self, candidates: Sequence[StoreCandidate], index: dict, generation: int) -> dict:
-        # the best candidate per key wins; load each winner's weights once
-        winners: dict[str, tuple[float, StoreCandidate]] = {}
+        # fittest first: the first candidate to offer a key is its best owner this generation
+        winners: dict[str, tuple] = {}
         for cand in sorted(candidates, key=lambda c: -c.fitness):
-            net = self._build(cand.genome, seed=None)   # keys only; weights come from the state
-            for key in net.inheritance_units(self.dataset):
-                if key not in winners:
-                    winners[key] = (cand.fitness, cand)
-        by_individual: dict[str, list[str]] = {}
-        for key, (fitness, cand) in winners.items():
-            if key not in index or fitness > index[key]["fitness"]:
-                by_individual.setdefault(cand.individual, []).append(key)
-        new = dict(index)
-        for cand in candidates:
-            keys = by_individual.get(cand.individual)
-            if not keys:
+            fresh = [k for k in self._keys(cand.genome) if k not in winners
+                     and (k not in index or cand.fitness > index[k]["fitness"])]
+            if not fresh:
                 continue
             net = self._build(cand.genome, seed=None)
             state = torch.load(self.state_path(cand.individual, cand.epoch), map_location="cpu",
                                weights_only=True)
             net.load_state_dict(state["model"])
             units = net.inheritance_units(self.dataset)
-            new = self.store.save({k: (units[k], cand.fitness, cand.individual) for k in keys}, new, generation)
-        return new
+            for key in fresh:
+                winners[key] = (units[key], cand.fitness, cand.individual)
+        return self.store.save(winners, index, generation)
+
+    def _keys(self, genome: Genome) -> list[str]:
+        """Inheritance keys of ``genome``'s network (built on the meta device: no memory)."""
+        num_classes, in_channels = self._network_shape()
+        with torch.device("meta"):
+            net = Network(genome, Macro(self.search["channels"], self.search["cells_per_stage"],
+                                        num_classes, in_channels, "cifar"))
+        return list(net.inheritance_units(self.dataset))
 
     def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
         root = self.out / "individuals"
