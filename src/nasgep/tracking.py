@@ -36,13 +36,36 @@ def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def init_store(uri: str) -> None:
-    """Create the tracking database (and its folder) once; idempotent."""
+#: Experiments of a study, named ``<name>/<part>``.
+EXPERIMENTS: tuple[str, ...] = ("search", "random", "ablation", "transfer", "train")
+
+
+def init_store(config: Mapping) -> str | None:
+    """Create the tracking database and the study's experiments once (idempotent);
+    return the URI, or None when tracking is off."""
+    uri = tracking_uri(config)
+    if uri is None:
+        return None
     _prepare(uri)
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=uri)
-    client.search_experiments(max_results=1)   # forces schema creation/migration
+    for part in EXPERIMENTS:
+        ensure_experiment(client, config, part)
+    return uri
+
+
+def ensure_experiment(client, config: Mapping, part: str) -> str:
+    """The id of experiment ``<name>/<part>``, created if missing. With the default store
+    its artifacts go to ``<results_dir>/mlartifacts/<part>``, not the working directory."""
+    name = f"{config['name']}/{part}"
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if config["tracking"]["uri"] is None:
+        location = (Path(config["results_dir"]).resolve() / "mlartifacts" / part).as_uri()
+    return client.create_experiment(name, artifact_location=location)
 
 
 def _prepare(uri: str) -> None:
@@ -109,8 +132,8 @@ def start_run(config: Mapping, experiment: str, run_name: str,
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(f"{config['name']}/{experiment}")
-    with mlflow.start_run(run_name=run_name, run_id=run_id):
+    experiment_id = ensure_experiment(mlflow.MlflowClient(tracking_uri=uri), config, experiment)
+    with mlflow.start_run(run_name=run_name, run_id=run_id, experiment_id=experiment_id):
         run = Run(mlflow)
         if params and run_id is None:
             run.log_params(params)

@@ -43,5 +43,12 @@ def run(args: argparse.Namespace) -> int:
             "seed": args.seed, "method": "random", "generation": None, "individual": None,
             "param_rejections": rejections}
     atomic_write_bytes(out / "best.json", (json.dumps(best, indent=2) + "\n").encode())
+    from .. import tracking
+
+    with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",
+                            params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params},
+                            tags={"dataset": dataset, "method": "random", "seed": args.seed}) as run:
+        run.log_metrics({"params": params, "param_rejections": rejections})
+        run.log_artifact(out / "best.json")
     print(f"random genome ({params} parameters at search size, {rejections} rejections) -> {out / 'best.json'}")
     return 0

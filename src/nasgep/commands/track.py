@@ -27,10 +27,6 @@ from pathlib import Path
 NAME = "track"
 HELP = "create a study's MLflow store (init) or start the MLflow UI on it (ui)"
 
-#: Experiments of a study, named ``<name>/<part>``.
-EXPERIMENTS: tuple[str, ...] = ("search", "random", "ablation", "transfer", "train")
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     init = sub.add_parser("init", help="create the tracking store and the study's experiments")
@@ -48,28 +44,6 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
 
 
-def init(config: dict) -> str | None:
-    """Create the store and experiments; returns the URI (None: tracking disabled)."""
-    from ..tracking import init_store, tracking_uri
-
-    uri = tracking_uri(config)
-    if uri is None:
-        return None
-    init_store(uri)
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    artifacts = None
-    if config["tracking"]["uri"] is None:      # the default store inside the study folder
-        artifacts = Path(config["results_dir"]).resolve() / "mlartifacts"
-    for part in EXPERIMENTS:
-        name = f"{config['name']}/{part}"
-        if client.get_experiment_by_name(name) is None:
-            location = (artifacts / part).as_uri() if artifacts is not None else None
-            client.create_experiment(name, artifact_location=location)
-    return uri
-
-
 def ui_command(uri: str, host: str, port: int) -> list[str]:
     exe = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
     return [exe, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
@@ -77,11 +51,11 @@ def ui_command(uri: str, host: str, port: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
-    from ..tracking import tracking_uri
+    from ..tracking import EXPERIMENTS, init_store, tracking_uri
 
     config = load_args_config(args)
     if args.action == "init":
-        uri = init(config)
+        uri = init_store(config)
         if uri is None:
             print("tracking is disabled (tracking.enabled: false); nothing to create")
             return 0

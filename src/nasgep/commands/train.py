@@ -116,17 +116,33 @@ def run(args: argparse.Namespace) -> int:
           f"{params:,} parameters, {settings.epochs} epochs, variant {variant}, seed {args.seed}, {device}",
           flush=True)
 
-    def report(stats) -> None:
-        print(f"epoch {stats.epoch}/{settings.epochs}  loss {stats.loss:.4f}  train top-1 {stats.top1:.2f}%  "
-              f"lr {stats.lr:.5f}  drop-path {stats.drop_path:.3f}  {stats.seconds:.1f}s  "
-              f"{stats.images_per_second:.0f} img/s", flush=True)
+    from .. import tracking
 
-    try:
-        trainer.fit(checkpoint, on_epoch=report)
-        test = trainer.evaluate("eval")
-    except CandidateFailure as e:
-        print(f"nasgep train: error: {e.reason}", file=sys.stderr)
-        return 1
+    experiment = "transfer" if stem == "imagenet" else ("ablation" if args.variant else "train")
+    with tracking.start_run(config, experiment, f"{dataset}-{variant}-seed{args.seed}",
+                            params={"train": settings.to_dict(), "dataset": dataset, "variant": variant,
+                                    "seed": args.seed, "stem": stem, "channels": channels,
+                                    "cells_per_stage": cells_per_stage, "params": params,
+                                    "genome": str(args.genome)},
+                            tags={"dataset": dataset, "variant": variant, "seed": args.seed,
+                                  "resumed_at_epoch": trainer.epoch}) as run:
+        def report(stats) -> None:
+            print(f"epoch {stats.epoch}/{settings.epochs}  loss {stats.loss:.4f}  train top-1 {stats.top1:.2f}%  "
+                  f"lr {stats.lr:.5f}  drop-path {stats.drop_path:.3f}  {stats.seconds:.1f}s  "
+                  f"{stats.images_per_second:.0f} img/s", flush=True)
+            run.log_metrics({"train_loss": stats.loss, "train_top1": stats.top1, "lr": stats.lr,
+                             "drop_path": stats.drop_path, "images_per_second": stats.images_per_second},
+                            step=stats.epoch)
+
+        try:
+            trainer.fit(checkpoint, on_epoch=report)
+            test = trainer.evaluate("eval")
+        except CandidateFailure as e:
+            run.set_tags({"failure": e.reason})
+            print(f"nasgep train: error: {e.reason}", file=sys.stderr)
+            return 1
+        run.log_metrics({"test_error": 100.0 - test["top1"], "test_top1": test["top1"],
+                         "test_top5": test["top5"], "params": params})
 
     atomic_save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, out / "model.pt")
     metrics = {
