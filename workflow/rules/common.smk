@@ -103,9 +103,11 @@ def tracking_db() -> str | None:
 
 
 def prepared(dataset: str):
-    """The dataset summary as an ancient input: it orders jobs after the download
-    without rerunning them when `nasgep prepare` runs again."""
-    return ancient(result("prepare").format(dataset=dataset))
+    """The dataset summary: it orders jobs after the download, and a changed dataset
+    setting (which reruns `nasgep prepare`) reruns what reads the data. (As an ancient
+    input it would hide such changes: Snakemake does not check the parameters of a job
+    whose ancient input is being remade.)"""
+    return result("prepare").format(dataset=dataset)
 
 
 def settings(**sections) -> str:
