@@ -27,16 +27,6 @@ from nasgep.data import DataError, Split, load_dataset, split_sizes, stratified_
 CUDA = torch.cuda.is_available()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from a second thread, and on a busy 2-core machine
-    OpenMP threads waiting on each other make every step many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config_with(datasets: dict, **extra) -> dict:
     """A validated config whose datasets are ``datasets`` (search.dataset = the first)."""
     first = next(iter(datasets))

@@ -33,16 +33,6 @@ NO_AUGMENT = AugmentSettings(crop_flip=False, cutout=False, autoaugment=False, n
 ALL_AUGMENT = AugmentSettings(crop_flip=True, cutout=True, cutout_length=3, autoaugment=True, normalize=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from a second thread, and on a busy 2-core machine
-    OpenMP threads waiting on each other make every step many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class TinyNet(nn.Module):
     """A small conv net with per-sample drop-path after its first block (drawn from the
     global RNG, like nasgep.nn's), recording every rate it is given."""

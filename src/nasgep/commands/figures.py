@@ -9,7 +9,7 @@ published values as hollow markers). The best cells are drawn by 'nasgep draw'.
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config
+from ..cli import add_config_arguments
 
 import argparse
 
@@ -23,14 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
-    from ..report import Study
     from ..report.figures import write_figures
+    from .tables import study_from_args
 
-    config = load_args_config(args)
-    study = Study(config)
-    if not study.root.is_dir():
-        raise UserError(f"results folder {study.root} does not exist (results_dir of the config)")
-    for path in write_figures(study, args.out):
+    for path in write_figures(study_from_args(args), args.out):
         print(path)
     return 0

@@ -53,15 +53,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{out}: fitness {best['fitness']} from {best['selection']['chosen']}")
         return 0
 
-    from ..report import Study
     from ..report.tables import write_tables
 
     if args.inputs:
         raise UserError("--inputs is only for 'tables best'")
-    config = load_args_config(args)
-    study = Study(config)
-    if not study.root.is_dir():
-        raise UserError(f"results folder {study.root} does not exist (results_dir of the config)")
-    for path in write_tables(study, args.out):
+    for path in write_tables(study_from_args(args), args.out):
         print(path)
     return 0
+
+
+def study_from_args(args: argparse.Namespace):
+    """The study (results folder) the config options name; it must exist."""
+    from ..cli import UserError
+    from ..report import Study
+
+    study = Study(load_args_config(args))
+    if not study.root.is_dir():
+        raise UserError(f"results folder {study.root} does not exist (results_dir of the config)")
+    return study
