@@ -154,15 +154,16 @@ def report_settings() -> str:
 
 # -- resources -------------------------------------------------------------------------
 def _gpu_count(devices: list[str]) -> int:
-    """GPUs a list of devices occupies: 'cpu' none, 'auto' the top-level device,
-    'all' one (list the GPUs, e.g. [cuda:0, cuda:1], to reserve several)."""
-    count = 0
+    """Distinct GPUs a list of devices occupies: 'cpu' none, 'auto' the top-level
+    device, 'all' one (list the GPUs, e.g. [cuda:0, cuda:1], to reserve several). A GPU
+    listed twice ([cuda:0, cuda:0]: two workers sharing it) counts once."""
+    gpus = set()
     for device in devices:
         if device == "auto":
             device = NASGEP_CONFIG["device"]
         if device != "cpu":
-            count += 1
-    return count
+            gpus.add("cuda:0" if device in ("cuda", "auto") else device)
+    return len(gpus)
 
 
 SEARCH_GPUS = _gpu_count(list(NASGEP_CONFIG["search"]["devices"]))

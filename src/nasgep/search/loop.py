@@ -313,7 +313,7 @@ class Search:
     def _breed_children(self, g: int, survivors: list[Individual]) -> list[Individual]:
         st, s = self.state, self.s
         alpha = cell_alphabet(st.pool_ids("normal"))
-        living_reds = [r for r in st.reductions.values()]
+        living_reds = list(st.reductions.values())
         existing = {(i.normal, i.reduction_id) for i in survivors}
         parents_pool = survivors or st.population
         children = []
