@@ -270,3 +270,21 @@ def test_mlflow_run_has_per_generation_metrics(tmp_path):
     history = client.get_metric_history(runs[0].info.run_id, "best_fitness")
     assert sorted(m.step for m in history if m.step is not None)[:3] == [0, 1, 2]
     assert runs[0].data.params["search.population"] == "6"
+
+
+def test_long_search_never_refers_to_removed_genes():
+    # the kill rule spares only coding genes; breeding can move a removed gene id from a
+    # parent's non-coding tail into a child's coding region, which must be repaired
+    config = load_config(None, ["search.max_generations=60", "search.max_params=1000000000",
+                                "search.budget_hours=100", "tracking.enabled=false"])
+    for seed in range(2):
+        final = run_cheap(config, seed=seed)
+        assert final.generation == 59
+        for ind in final.population:
+            cell = final.genome_of(ind).validate()
+            assert set(cell.normal.coding_genes()) <= set(final.genes["normal"])
+
+
+def test_a_population_that_dies_out_ends_the_search():
+    final = run_cheap(small_config(), seed=0, evaluator=CheapEvaluator(fail_if=lambda g: "oom"))
+    assert final.finished and final.stop_reason == "extinct" and final.generation == 0

@@ -91,6 +91,10 @@ class BudgetExhausted(Exception):
     """Raised inside a generation when the budget forbids the next training job."""
 
 
+class Extinct(Exception):
+    """No living individual is left to breed from (every candidate failed or died)."""
+
+
 class Search:
     """Runs generations over a :class:`SearchState`.
 
@@ -143,6 +147,9 @@ class Search:
             except BudgetExhausted:
                 self._finish("budget")
                 break
+            except Extinct:
+                self._finish("extinct")
+                break
             report.seconds = self.clock() - t0
             if on_generation is not None:
                 on_generation(st, report)
@@ -173,6 +180,8 @@ class Search:
         st, s = self.state, self.s
         g = st.generation + 1
         rejections_before = st.param_rejections
+        if g > 0 and not any(not i.dead for i in st.population):
+            raise Extinct()
         if g == 0:
             children = self._initial_population(g)
             survivors: list[Individual] = []
@@ -301,7 +310,7 @@ class Search:
             if parents_pool:
                 a = self._tournament(parents_pool, neutral=st.t_g)
                 b = self._tournament(parents_pool, neutral=st.t_g)
-                chrom = breed(self.rng, a.chromosome, b.chromosome, alpha, s.cell_rates)
+                chrom = self._repair(breed(self.rng, a.chromosome, b.chromosome, alpha, s.cell_rates), alpha)
                 parents: tuple[str, ...] = (a.id, b.id)
             else:   # every cell barred: start afresh rather than stall
                 chrom = random_chromosome(self.rng, s.cell_head, alpha, s.cell_rates)
@@ -323,7 +332,7 @@ class Search:
 
             def draw() -> tuple[Chromosome, str]:
                 for _ in range(s.rebreed_tries):
-                    normal = breed(self.rng, mother.normal, father.normal, alpha, s.cell_rates)
+                    normal = self._repair(breed(self.rng, mother.normal, father.normal, alpha, s.cell_rates), alpha)
                     red = self._tournament(living_reds, neutral=math.inf)
                     if (normal, red.id) not in existing:
                         return normal, red.id
@@ -334,6 +343,22 @@ class Search:
             children.append(Individual(st.next_id("individual"), normal, rid, born=g,
                                        parents=(mother.id, father.id)))
         return children
+
+    def _repair(self, chrom: Chromosome, alpha) -> Chromosome:
+        """Replace gene ids that are no longer in the pool by random pool members.
+
+        The kill rule spares only genes in *coding* regions, so a parent's non-coding
+        part may name a removed gene; transposition and recombination can move it into
+        a child's coding region, which would then refer to nothing."""
+        pool = alpha.terminals
+        missing = [i for i, sym in enumerate(chrom.symbols)
+                   if not alpha.is_function(sym) and sym not in pool]
+        if not missing:
+            return chrom
+        symbols = list(chrom.symbols)
+        for i in missing:
+            symbols[i] = self.rng.choice(pool)
+        return chrom.replace(symbols)
 
     def _within_limit(self, draw: Callable[[], tuple[Chromosome, str]],
                       fallback: tuple[Chromosome, str] | None) -> tuple[Chromosome, str]:
@@ -440,8 +465,8 @@ class Search:
         st, s = self.state, self.s
         in_use = {i.reduction_id for i in st.population}
         others = [r for r in st.reductions.values() if r.id not in in_use and not r.barred]
-        # untried cells rank first: every new reduction cell should get tried
-        others.sort(key=lambda r: (-(math.inf if r.fitness is None else r.fitness), _num(r.id)))
+        # an untried cell ranks with the neutral fitness T_g, as in tournaments
+        others.sort(key=lambda r: (-(st.t_g if r.fitness is None else r.fitness), _num(r.id)))
         room = max(0, s.reduction_population - len(in_use))
         keep = in_use | {r.id for r in others[:room]}
         st.reductions = {rid: r for rid, r in st.reductions.items() if rid in keep}

@@ -4,6 +4,7 @@ the weight store, drawings of the best cells)."""
 from __future__ import annotations
 
 import functools
+import io
 import json
 import sys
 from pathlib import Path
@@ -179,16 +180,18 @@ def _write_results(out: Path, state: SearchState, config: Mapping, dataset: str,
 
     paths = []
     if state.best is not None:
-        best = {"genome": state.best.genome, "fitness": state.best.fitness, "params": state.best.params,
+        from ..space import Genome
+
+        genome = Genome.from_dict(state.best.genome).to_dict()   # canonical gene order
+        best = {"genome": genome, "fitness": state.best.fitness, "params": state.best.params,
                 "dataset": dataset, "seed": seed, "method": method,
                 "generation": state.best.generation, "individual": state.best.individual,
                 "epochs": state.best.epochs}
         atomic_write_bytes(out / "best.json", (json.dumps(best, indent=2) + "\n").encode())
         paths.append(out / "best.json")
-    history = pd.DataFrame(state.history, columns=_HISTORY_COLUMNS)
-    tmp = out / ".history.parquet.tmp"
-    history.to_parquet(tmp, index=False)
-    tmp.replace(out / "history.parquet")
+    buffer = io.BytesIO()
+    pd.DataFrame(state.history, columns=_HISTORY_COLUMNS).to_parquet(buffer, index=False)
+    atomic_write_bytes(out / "history.parquet", buffer.getvalue())
     paths.append(out / "history.parquet")
     summary = {"dataset": dataset, "seed": seed, "method": method, "generations": state.generation + 1,
                "finished": state.finished, "stop_reason": state.stop_reason,

@@ -90,7 +90,7 @@ class TorchEvaluator:
         except CandidateFailure as e:
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
                                time.perf_counter() - t0, failure=e.reason)
-        except (RuntimeError, ValueError, FileNotFoundError) as e:
+        except Exception as e:  # noqa: BLE001 - any error is the candidate's failure, never the search's
             detail = traceback.format_exception_only(type(e), e)[-1].strip()
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
                                time.perf_counter() - t0, failure=f"error: {detail}")
