@@ -288,3 +288,18 @@ def test_long_search_never_refers_to_removed_genes():
 def test_a_population_that_dies_out_ends_the_search():
     final = run_cheap(small_config(), seed=0, evaluator=CheapEvaluator(fail_if=lambda g: "oom"))
     assert final.finished and final.stop_reason == "extinct" and final.generation == 0
+
+
+def test_a_finished_search_goes_on_when_its_limit_is_raised(tmp_path):
+    def search(out, generations, resume=False):
+        config = small_config(f"search.max_generations={generations}")
+        return run_search(config, dataset="cifar10", seed=4, out_dir=out, resume=resume,
+                          factory=cheap_factory, progress=False)
+
+    straight = search(tmp_path / "a", 5)
+    search(tmp_path / "b", 3)
+    extended = search(tmp_path / "b", 5, resume=True)
+    assert extended.generation == straight.generation == 4
+    assert extended.history == straight.history and extended.best == straight.best
+    again = search(tmp_path / "b", 5, resume=True)     # nothing left to do
+    assert again.generation == 4 and again.history == straight.history

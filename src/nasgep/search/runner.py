@@ -79,6 +79,9 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
         raise SearchExists(f"{out} holds a search with seed {state.seed}, not {seed}")
     else:
         log(f"resuming {out} after generation {state.generation}")
+        if state.finished and _limit_raised(state, settings):
+            log(f"the search had stopped ({state.stop_reason}); the new limits let it go on")
+            state.finished, state.stop_reason = False, None
     out.mkdir(parents=True, exist_ok=True)
 
     devices = resolve_devices(list(config["search"]["devices"]), config["device"])
@@ -132,6 +135,15 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
     log(f"search finished ({state.stop_reason}) after generation {state.generation}: "
         f"best fitness {state.best.fitness if state.best else 0:.2f} -> {out / 'best.json'}")
     return state
+
+
+def _limit_raised(state: SearchState, settings: SearchSettings) -> bool:
+    """Whether a finished search may continue under (raised) generation or time limits."""
+    if state.stop_reason == "max_generations":
+        return settings.max_generations is None or state.generation + 1 < settings.max_generations
+    if state.stop_reason == "budget":
+        return state.elapsed < settings.budget_seconds
+    return False
 
 
 def _params(config: Mapping, dataset: str, seed: int) -> dict:
