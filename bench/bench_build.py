@@ -23,7 +23,7 @@ import time
 import torch
 
 from nasgep.gep import OperatorRates, random_chromosome
-from nasgep.nn import build_network, count_network_parameters, count_parameters
+from nasgep.nn import Macro, build_network, count_network_parameters, count_parameters
 from nasgep.space import GENE_ALPHABETS, CellGenome, Genome, cell_alphabet, gene_id
 
 
@@ -46,16 +46,16 @@ def percentile(values: list[float], q: float) -> float:
 def bench_build(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     genomes = [random_genome(rng, args.pool) for _ in range(args.genomes)]
-    size = dict(channels=args.channels, cells_per_stage=args.cells, num_classes=10)
-    build_network(genomes[0], **size, seed=0)  # warm-up: imports, allocator
+    size = Macro(channels=args.channels, cells_per_stage=args.cells, num_classes=10)
+    build_network(genomes[0], size, seed=0)  # warm-up: imports, allocator
     builds, counts, params = [], [], []
     for i, genome in enumerate(genomes):
         t = time.perf_counter()
-        net = build_network(genome, **size, seed=i)
+        net = build_network(genome, size, seed=i)
         builds.append(time.perf_counter() - t)
         params.append(count_parameters(net))
         t = time.perf_counter()
-        count_network_parameters(genome, **size)
+        count_network_parameters(genome, size)
         counts.append(time.perf_counter() - t)
     ms = lambda v: f"{1000 * v:.1f} ms"  # noqa: E731
     print(f"build  C={args.channels} N={args.cells}, {len(genomes)} random genomes: "
@@ -73,8 +73,8 @@ def bench_throughput(args: argparse.Namespace) -> None:
     rates = []
     for k in range(args.networks):
         genome = random_genome(rng, args.pool)
-        net = build_network(genome, channels=args.channels, cells_per_stage=args.cells,
-                            num_classes=10, seed=k).to(device).train()
+        net = build_network(genome, Macro(channels=args.channels, cells_per_stage=args.cells,
+                                           num_classes=10), seed=k).to(device).train()
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
         x = torch.randn(args.batch, 3, 32, 32, device=device)
         y = torch.randint(0, 10, (args.batch,), device=device)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from nasgep.config import load_config  # noqa: E402
 from nasgep.data import load_dataset  # noqa: E402
-from nasgep.nn import build_network, count_parameters  # noqa: E402
+from nasgep.nn import Macro, build_network, count_parameters  # noqa: E402
 from nasgep.search.loop import SearchSettings  # noqa: E402
 from nasgep.search.runner import run_search  # noqa: E402
 from nasgep.search.sample import sample_genome  # noqa: E402
@@ -36,8 +36,8 @@ from nasgep.train import Trainer, training_settings  # noqa: E402
 def train_test(config: dict, genome: Genome, seed: int) -> tuple[float, int]:
     data = load_dataset(config, "cifar10", purpose="final", seed=seed)
     t = config["train"]
-    net = build_network(genome, channels=t["channels"], cells_per_stage=t["cells_per_stage"],
-                        num_classes=data.num_classes, in_channels=data.in_channels, seed=seed)
+    net = build_network(genome, Macro(channels=t["channels"], cells_per_stage=t["cells_per_stage"],
+                                       num_classes=data.num_classes, in_channels=data.in_channels), seed=seed)
     trainer = Trainer(net, data, training_settings(config), seed=seed, progress=False)
     trainer.fit()
     return trainer.evaluate("eval")["top1"], count_parameters(net)

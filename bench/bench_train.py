@@ -198,7 +198,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
-    from nasgep.nn import build_network
+    from nasgep.nn import Macro, build_network
 
     device = resolve_device(args.device)
     if args.threads:
@@ -219,8 +219,8 @@ def main() -> None:
     xs = BatchAugment(NO_AUGMENT, mean, std).eval(on_device.train.x)  # normalised once, for the bare loop
     ys = on_device.train.y
 
-    template = build_network(genome, channels=args.channels, cells_per_stage=args.cells_per_stage,
-                             num_classes=10, in_channels=3, seed=args.seed)
+    template = build_network(genome, Macro(channels=args.channels, cells_per_stage=args.cells_per_stage,
+                                               num_classes=10, in_channels=3), seed=args.seed)
     params = sum(p.numel() for p in template.parameters())
 
     def fresh():

@@ -20,6 +20,7 @@ from nasgep.nn import (
     Cell,
     Conv2d,
     FactorizedReduce,
+    Macro,
     Network,
     ParamLimitExceeded,
     build_network,
@@ -243,13 +244,13 @@ def test_network_parameters_by_hand():
     classifier = 2 * 16 + 16 * 10 + 10            # BN(16) + linear = 202
     expected = stem + normal(4) + reduction(4) + normal(8) + reduction(8) + normal(16) + classifier
     assert expected == 116 + 48 + 128 + 160 + 448 + 576 + 202 == 1678
-    net = build_network(g, **TINY, seed=0)
+    net = build_network(g, Macro(**TINY), seed=0)
     assert count_parameters(net) == expected
-    assert count_network_parameters(g, **TINY) == expected
+    assert count_network_parameters(g, Macro(**TINY)) == expected
 
 
 def test_macro_architecture_and_logits_without_relu():
-    net = build_network(HAND, channels=4, cells_per_stage=2, num_classes=7, seed=0)
+    net = build_network(HAND, Macro(channels=4, cells_per_stage=2, num_classes=7), seed=0)
     names = [n for n, m in net.named_modules() if isinstance(m, Cell)]
     assert names == ["stages.0.cells.0", "stages.0.cells.1", "stages.1.reduction", "stages.1.cells.0",
                      "stages.1.cells.1", "stages.2.reduction", "stages.2.cells.0", "stages.2.cells.1"]
@@ -260,7 +261,7 @@ def test_macro_architecture_and_logits_without_relu():
 
 
 def test_imagenet_stem():
-    net = build_network(HAND, channels=8, cells_per_stage=1, num_classes=5, stem="imagenet", seed=0)
+    net = build_network(HAND, Macro(channels=8, cells_per_stage=1, num_classes=5, stem="imagenet"), seed=0)
     blocks = list(net.stem.children())
     assert [b.conv.out_channels for b in blocks] == [4, 8, 8]
     assert [hasattr(b, "relu") for b in blocks] == [False, True, True]
@@ -304,14 +305,14 @@ def check_forward_backward(net: Network, size: int, stem_halvings: int) -> None:
 @settings(max_examples=120, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_random_genomes_cifar(seed):
-    net = build_network(random_genome(seed), **TINY, seed=seed)
+    net = build_network(random_genome(seed), Macro(**TINY), seed=seed)
     check_forward_backward(net, 32, 0)
 
 
 @settings(max_examples=80, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_random_genomes_imagenet(seed):
-    net = build_network(random_genome(seed), **TINY, stem="imagenet", seed=seed)
+    net = build_network(random_genome(seed), Macro(**TINY, stem="imagenet"), seed=seed)
     check_forward_backward(net, 64, 3)
 
 
@@ -322,7 +323,7 @@ def test_dead_cells_are_not_built():
     # and 2 bring their h_{i-2} down through factorised reductions.
     g = genome("g1 | g1 g1", {"g1": "pw(h2) | h1 h1"}, "g1 | g1 g1", {"g1": "pw(h1) | pw(h1) pw(h1)"})
     assert live_cells(g, 1) == [True, False, True, False, True]
-    net = build_network(g, **TINY, seed=0)
+    net = build_network(g, Macro(**TINY), seed=0)
     assert not hasattr(net.stages[1], "reduction") and not hasattr(net.stages[2], "reduction")
     assert isinstance(net.stages[1].cells["0"].preprocess["h2"], FactorizedReduce)
     check_forward_backward(net, 32, 0)
@@ -339,7 +340,7 @@ def test_drop_path():
     y = drop_path(x, 0.25)
     dropped = (y == 0).float().mean().item()
     assert abs(dropped - 0.25) < 0.03 and torch.allclose(y[y != 0], torch.tensor(1 / 0.75))
-    net = build_network(HAND, **TINY, seed=0)
+    net = build_network(HAND, Macro(**TINY), seed=0)
     x = torch.randn(4, 3, 16, 16)
     net.eval()
     before = net(x)
@@ -357,7 +358,7 @@ def test_drop_path():
 
 
 def test_deep_copy_uses_its_own_weights():
-    net = build_network(HAND, **TINY, seed=0).eval()
+    net = build_network(HAND, Macro(**TINY), seed=0).eval()
     twin = copy.deepcopy(net)
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
@@ -373,18 +374,18 @@ def test_deep_copy_uses_its_own_weights():
 def test_same_genome_and_seed_give_the_same_weights_without_touching_the_global_rng():
     g = random_genome(7)
     state = torch.random.get_rng_state()
-    a = build_network(g, **TINY, seed=3).state_dict()
-    b = build_network(g, **TINY, seed=3).state_dict()
-    count_network_parameters(g, **TINY)
+    a = build_network(g, Macro(**TINY), seed=3).state_dict()
+    b = build_network(g, Macro(**TINY), seed=3).state_dict()
+    count_network_parameters(g, Macro(**TINY))
     assert torch.equal(state, torch.random.get_rng_state())
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    c = build_network(g, **TINY, seed=4).state_dict()
+    c = build_network(g, Macro(**TINY), seed=4).state_dict()
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
 def test_module_names_are_stable_and_descriptive():
-    a = build_network(HAND, **TINY, seed=0)
-    b = build_network(HAND, **TINY, seed=1)
+    a = build_network(HAND, Macro(**TINY), seed=0)
+    b = build_network(HAND, Macro(**TINY), seed=1)
     assert list(a.state_dict()) == list(b.state_dict())
     names = set(a.state_dict())
     for name in ("stem.conv.weight",
@@ -402,7 +403,7 @@ def test_module_names_are_stable_and_descriptive():
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_inheritance_units_partition_the_network(seed):
-    net = build_network(random_genome(seed), channels=4, cells_per_stage=2, num_classes=10)
+    net = build_network(random_genome(seed), Macro(channels=4, cells_per_stage=2, num_classes=10))
     units = net.inheritance_units("cifar10")
     owned = [id(t) for unit in units.values() for t in (*unit.parameters(), *unit.buffers())]
     everything = [id(t) for t in (*net.parameters(), *net.buffers())]
@@ -411,7 +412,7 @@ def test_inheritance_units_partition_the_network(seed):
 
 
 def test_inheritance_keys():
-    units = build_network(HAND, **TINY, seed=0).inheritance_units("cifar10")
+    units = build_network(HAND, Macro(**TINY), seed=0).inheritance_units("cifar10")
     for key in ("stem/cifar10/w4/cifar/in3",
                 "classifier/cifar10/w16/n10",
                 "gene/normal/g1/occ0/stage0/rep0/w4",
@@ -424,7 +425,7 @@ def test_inheritance_keys():
         assert key in units, key
     assert not any(k.startswith("gene/normal/g3/") for k in units)  # identity gene: no weights
     with pytest.raises(ValueError):
-        build_network(HAND, **TINY).inheritance_units("a/b")
+        build_network(HAND, Macro(**TINY)).inheritance_units("a/b")
 
 
 def test_genomes_sharing_a_gene_share_its_keys_and_shapes():
@@ -433,8 +434,8 @@ def test_genomes_sharing_a_gene_share_its_keys_and_shapes():
                "g1 | g1 g1", {"g1": "pw(h1) | pw(h1) pw(h1)"})
     b = genome("add | g2 g5", {"g2": shared, "g5": "pw(h2) | h1 h1"},
                "g1 | g1 g1", {"g1": "pw(h1) | pw(h1) pw(h1)"})
-    ua = build_network(a, **TINY, seed=0).inheritance_units("cifar10")
-    ub = build_network(b, **TINY, seed=1).inheritance_units("cifar10")
+    ua = build_network(a, Macro(**TINY), seed=0).inheritance_units("cifar10")
+    ub = build_network(b, Macro(**TINY), seed=1).inheritance_units("cifar10")
     common = set(ua) & set(ub)
     for key in ("gene/normal/g2/occ0/stage0/rep0/w4", "gene/reduction/g1/occ0/stage1/rep0/w8",
                 "stem/cifar10/w4/cifar/in3", "classifier/cifar10/w16/n10",
@@ -444,7 +445,7 @@ def test_genomes_sharing_a_gene_share_its_keys_and_shapes():
         ub[key].load_state_dict(ua[key].state_dict())
     assert torch.equal(ub["gene/normal/g2/occ0/stage0/rep0/w4"].ops[0].dw.weight,
                        ua["gene/normal/g2/occ0/stage0/rep0/w4"].ops[0].dw.weight)
-    wide = build_network(a, channels=8, cells_per_stage=1, num_classes=10).inheritance_units("cifar10")
+    wide = build_network(a, Macro(channels=8, cells_per_stage=1, num_classes=10)).inheritance_units("cifar10")
     assert "gene/normal/g2/occ0/stage0/rep0/w8" in wide and not set(wide) & {
         k for k in ua if k.startswith("gene/")}
 
@@ -464,6 +465,6 @@ def test_param_limit():
 
 def test_search_size_networks_fit_the_search_limit_often():
     """Sanity of the scale: at C = 16, N = 3 most random genomes are near the 300k limit."""
-    counts = [count_network_parameters(random_genome(s), channels=16, cells_per_stage=3, num_classes=10)
+    counts = [count_network_parameters(random_genome(s), Macro(channels=16, cells_per_stage=3, num_classes=10))
               for s in range(5)]
     assert all(10_000 < n < 2_000_000 for n in counts)

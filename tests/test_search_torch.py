@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nasgep.config import load_config
-from nasgep.nn import build_network
+from nasgep.nn import Macro, build_network
 from nasgep.search.evaluator import StoreCandidate, TrainJob
 from nasgep.search.runner import run_search
 from nasgep.search.sample import sample_genome
@@ -42,7 +42,7 @@ def test_weight_store_round_trip_carries_saved_tensors(tmp_path):
     assert r.failure is None and r.epoch == 1
     index = ev.update_store([StoreCandidate("i0", genome, 1, r.fitness)], {}, generation=0)
     trained = torch.load(ev.state_path("i0", 1), weights_only=True)["model"]
-    net = build_network(genome, channels=4, cells_per_stage=1, num_classes=10, in_channels=1, seed=99)
+    net = build_network(genome, Macro(channels=4, cells_per_stage=1, num_classes=10, in_channels=1), seed=99)
     units = net.inheritance_units("cifar10")
     assert set(index) == set(units)          # every unit of the owner got stored
     got, total = ev.store.load_into(units, index)

@@ -287,11 +287,11 @@ def stand_in_network(monkeypatch):
     logic, fast, and independent of nasgep.nn."""
     built = []
 
-    def build_network(genome, *, channels, cells_per_stage, num_classes, in_channels=3, stem="cifar", seed=None):
-        built.append(dict(channels=channels, cells_per_stage=cells_per_stage, num_classes=num_classes,
-                          in_channels=in_channels, stem=stem, seed=seed))
+    def build_network(genome, macro, seed=None):
+        built.append(dict(channels=macro.channels, cells_per_stage=macro.cells_per_stage,
+                          num_classes=macro.num_classes, in_channels=macro.in_channels, stem=macro.stem, seed=seed))
         torch.manual_seed(seed or 0)
-        return TinyNet(in_channels, num_classes, width=channels)
+        return TinyNet(macro.in_channels, macro.num_classes, width=macro.channels)
 
     try:
         import nasgep.nn as nn_module

@@ -82,6 +82,15 @@ def _check_references(config: dict, source: str) -> None:
         raise ConfigError(f"{source}: search.gene_pool: must not exceed search.gene_pool_max")
 
 
+def dataset_name(config: Mapping, name: str | None = None) -> str:
+    """The dataset a verb works on: ``name`` (``--dataset``) or ``search.dataset``; a name
+    the config does not define is a :class:`ConfigError` (one line for the user)."""
+    dataset = name or config["search"]["dataset"]
+    if dataset not in config["datasets"]:
+        raise ConfigError(f"unknown dataset {dataset!r} (the config's datasets: {sorted(config['datasets'])})")
+    return dataset
+
+
 def deep_merge(base: dict, update: Mapping) -> dict:
     """Merge ``update`` into a copy of ``base``, recursing into nested mappings."""
     out = copy.deepcopy(base)

@@ -19,10 +19,8 @@ why) instead of taking the process down: :class:`TrainingDiverged` for a NaN/inf
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import os
 import sys
 import time
 import warnings
@@ -36,6 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from .augment import AugmentSettings, BatchAugment
+from .io import atomic_write_bytes
 from .data import DataBundle, Split, Source
 
 CHECKPOINT_FORMAT = "nasgep-trainer/1"
@@ -197,24 +196,10 @@ def _to_cpu(obj: Any) -> Any:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` that never leaves a half-written file: temporary file in the same
-    folder, flush + fsync, ``os.replace``, then fsync the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    """``torch.save`` that never leaves a half-written file (:func:`nasgep.io.atomic_write_bytes`)."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    with open(tmp, "wb") as f:
-        f.write(buffer.getbuffer())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _progress_enabled(progress: bool | None) -> bool | None:

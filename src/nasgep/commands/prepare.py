@@ -14,7 +14,7 @@ from ..cli import add_config_arguments, load_args_config
 
 import argparse
 import json
-import os
+from ..io import atomic_write_text
 from pathlib import Path
 
 NAME = "prepare"
@@ -37,11 +37,11 @@ def _class_counts(source, num_classes: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
+    from ..config import dataset_name
     from ..data import DataError, load_dataset
 
     config = load_args_config(args)
-    if args.dataset not in config["datasets"]:
-        raise UserError(f"unknown dataset {args.dataset!r} (the config's datasets: {sorted(config['datasets'])})")
+    dataset_name(config, args.dataset)
     try:
         final = load_dataset(config, args.dataset, "final", seed=args.seed)
         search = load_dataset(config, args.dataset, "search", seed=args.seed)
@@ -67,10 +67,7 @@ def run(args: argparse.Namespace) -> int:
     text = json.dumps(summary, indent=2) + "\n"
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, out)
+        atomic_write_text(out, text)
         print(f"{args.dataset} ({final.kind}): {summary['train']} training images ({summary['search']['train']} + "
               f"{summary['search']['val']} validation in the search), {summary['test']} test images, "
               f"{final.num_classes} classes, {final.in_channels}x{final.image_size}x{final.image_size} -> {out}")

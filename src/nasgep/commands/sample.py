@@ -25,16 +25,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..cli import UserError
-    from ..search.checkpoint import atomic_write_bytes
+    from ..config import dataset_name
+    from ..io import atomic_write_bytes
     from ..search.loop import SearchSettings
     from ..search.sample import sample_genome
     from ..search.torch_evaluator import search_param_counter
 
     config = load_args_config(args)
-    dataset = args.dataset or config["search"]["dataset"]
-    if dataset not in config["datasets"]:
-        raise UserError(f"--dataset {dataset!r} is not in the config's datasets {sorted(config['datasets'])}")
+    dataset = dataset_name(config, args.dataset)
     settings = SearchSettings.from_config(config)
     genome, params, rejections = sample_genome(settings, args.seed, search_param_counter(config, dataset))
     out = Path(args.out)

@@ -35,12 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
+    from ..config import dataset_name
     from ..search.runner import SearchExists, run_search
 
     config = load_args_config(args)
-    dataset = args.dataset or config["search"]["dataset"]
-    if dataset not in config["datasets"]:
-        raise UserError(f"--dataset {dataset!r} is not in the config's datasets {sorted(config['datasets'])}")
+    dataset = dataset_name(config, args.dataset)
     try:
         run_search(config, dataset=dataset, seed=args.seed, out_dir=args.out, resume=args.resume,
                    progress=False if args.no_progress else None)

@@ -195,9 +195,8 @@ class Network(nn.Module):
         return units
 
 
-def build_network(genome: Genome, *, channels: int, cells_per_stage: int, num_classes: int,
-                  in_channels: int = 3, stem: str = "cifar", seed: int | None = None) -> Network:
-    """Build the network of ``genome`` on the CPU, Kaiming-initialised (move it with
+def build_network(genome: Genome, macro: Macro, seed: int | None = None) -> Network:
+    """Build the network of ``genome`` inside ``macro`` on the CPU, Kaiming-initialised (move it with
     ``.to(device)``).
 
     With a ``seed``, the same genome and seed give an identical ``state_dict``, and the
@@ -206,7 +205,6 @@ def build_network(genome: Genome, *, channels: int, cells_per_stage: int, num_cl
     CUDA, and ``torch.manual_seed`` would reseed them for good). Without a seed the
     initialisation draws from the global RNG.
     """
-    macro = Macro(channels, cells_per_stage, num_classes, in_channels, stem)
     with _gc_paused():
         if seed is None:
             return Network(genome, macro)
@@ -233,14 +231,13 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def count_network_parameters(genome: Genome, *, channels: int, cells_per_stage: int,
-                             num_classes: int, in_channels: int = 3, stem: str = "cifar") -> int:
-    """The parameter count of ``build_network(genome, ...)``, e.g. for the search's
+def count_network_parameters(genome: Genome, macro: Macro) -> int:
+    """The parameter count of ``build_network(genome, macro)``, e.g. for the search's
     300k-parameter rejection loop. It builds the network (a few tens of ms for a search
     network, see docs/benchmarks.md) under a forked RNG, so it never disturbs the caller's
     random stream."""
     with _gc_paused(), torch.random.fork_rng(devices=[]):
-        net = Network(genome, Macro(channels, cells_per_stage, num_classes, in_channels, stem))
+        net = Network(genome, macro)
     return count_parameters(net)
 
 

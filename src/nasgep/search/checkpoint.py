@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
+from ..io import atomic_write_bytes
 from .state import SearchState, from_dict, to_dict
 
 KEEP = 2   # checkpoints kept on disk (the newest and a fallback)
@@ -20,22 +20,6 @@ KEEP = 2   # checkpoints kept on disk (the newest and a fallback)
 
 class CheckpointError(RuntimeError):
     pass
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new content only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _encode(state: SearchState) -> bytes:

@@ -188,7 +188,7 @@ def _write_results(out: Path, state: SearchState, config: Mapping, dataset: str,
                    method: str, draw: bool = False) -> list[Path]:
     import pandas as pd
 
-    from .checkpoint import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     paths = []
     if state.best is not None:

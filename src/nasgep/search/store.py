@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write_bytes
+from ..io import atomic_write_bytes
 
 
 def key_dir(key: str) -> str:

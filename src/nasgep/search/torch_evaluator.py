@@ -39,7 +39,7 @@ class TorchEvaluator:
         self.settings = search_settings(config)
         self.store = WeightStore(self.out / "weights")
         self._data: DataBundle | None = None
-        self._shape: tuple[int, int] | None = None   # (num_classes, in_channels)
+        self._macro: Macro | None = None
 
     # --- data, loaded on first use (the main process of a multi-GPU search never trains)
     @property
@@ -49,33 +49,27 @@ class TorchEvaluator:
             self._data = self._data.on(self.device)
         return self._data
 
-    def _network_shape(self) -> tuple[int, int]:
-        if self._shape is None:
-            self._shape = (self.data.num_classes, self.data.in_channels)
-        return self._shape
-
-    def _build(self, genome: Genome, seed: int | None):
-        num_classes, in_channels = self._network_shape()
-        return build_network(genome, channels=self.search["channels"],
-                             cells_per_stage=self.search["cells_per_stage"], num_classes=num_classes,
-                             in_channels=in_channels, stem="cifar", seed=seed)
+    @property
+    def macro(self) -> Macro:
+        """The search-size network around every candidate's cells."""
+        if self._macro is None:
+            self._macro = Macro(channels=self.search["channels"], cells_per_stage=self.search["cells_per_stage"],
+                                num_classes=self.data.num_classes, in_channels=self.data.in_channels)
+        return self._macro
 
     def state_path(self, individual: str, epoch: int) -> Path:
         return self.out / "individuals" / individual / f"e{epoch}.pt"
 
     # --- Evaluator protocol ----------------------------------------------------------
     def count_params(self, genome: Genome) -> int:
-        num_classes, in_channels = self._network_shape()
-        return count_network_parameters(genome, channels=self.search["channels"],
-                                        cells_per_stage=self.search["cells_per_stage"],
-                                        num_classes=num_classes, in_channels=in_channels)
+        return count_network_parameters(genome, self.macro)
 
     def train(self, job: TrainJob) -> TrainResult:
         t0 = time.perf_counter()
         params = 0
         inherited = 0.0
         try:
-            net = self._build(job.genome, job.seed)
+            net = build_network(job.genome, self.macro, seed=job.seed)
             params = count_parameters(net)
             if job.epoch == 1 and job.store_index:
                 got, total = self.store.load_into(net.inheritance_units(self.dataset), job.store_index)
@@ -105,7 +99,7 @@ class TorchEvaluator:
                      and (k not in index or cand.fitness > index[k]["fitness"])]
             if not fresh:
                 continue
-            net = self._build(cand.genome, seed=None)
+            net = build_network(cand.genome, self.macro)
             state = torch.load(self.state_path(cand.individual, cand.epoch), map_location="cpu",
                                weights_only=True)
             net.load_state_dict(state["model"])
@@ -116,10 +110,8 @@ class TorchEvaluator:
 
     def _keys(self, genome: Genome) -> list[str]:
         """Inheritance keys of ``genome``'s network (built on the meta device: no memory)."""
-        num_classes, in_channels = self._network_shape()
         with torch.device("meta"):
-            net = Network(genome, Macro(self.search["channels"], self.search["cells_per_stage"],
-                                        num_classes, in_channels, "cifar"))
+            net = Network(genome, self.macro)
         return list(net.inheritance_units(self.dataset))
 
     def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:

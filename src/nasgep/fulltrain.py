@@ -1,0 +1,164 @@
+"""Full training of one genome (paper IV-A, SPEC section 4): what ``nasgep train`` runs.
+
+:func:`full_train` picks the dataset, applies the variant switches (CutOut, AutoAugment,
+drop-path) and the stem, resumes from ``OUT/checkpoint.pt``, logs to MLflow and writes
+``OUT/model.pt`` and ``OUT/metrics.json``. Wrong input raises :class:`TrainSetupError`
+(one line for the user); a candidate failure (NaN loss, out of memory) raises
+:class:`~nasgep.train.CandidateFailure`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .config import dataset_name
+from .io import atomic_write_json
+
+
+class TrainSetupError(ValueError):
+    """The request cannot be trained as asked (unknown variant, foreign checkpoint ...)."""
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    genome_path: str
+    out: str
+    dataset: str | None = None    # default: search.dataset (transfer.dataset with the imagenet stem)
+    variant: str | None = None
+    seed: int = 0
+    stem: str | None = None       # default: train.stem
+    epochs: int | None = None
+    resume: bool = True
+    progress: bool | None = None
+
+
+def default_dataset(config: Mapping, stem: str) -> str:
+    transfer_to = config["transfer"]["dataset"]
+    return transfer_to if stem == "imagenet" and transfer_to else config["search"]["dataset"]
+
+
+def macro_for(config: Mapping, stem: str, data) -> "Macro":  # noqa: F821 - torch-side type
+    from .nn import Macro
+
+    shape = config["transfer"] if stem == "imagenet" else config["train"]
+    return Macro(channels=shape["channels"], cells_per_stage=config["train"]["cells_per_stage"],
+                 num_classes=data.num_classes, in_channels=data.in_channels, stem=stem)
+
+
+def full_train(config: Mapping, req: TrainRequest) -> dict[str, Any]:
+    """Train ``req.genome_path`` as ``req`` says and return the metrics written to
+    ``OUT/metrics.json``."""
+    import torch
+
+    from . import nn as nasgep_nn
+    from .data import DataError, load_dataset
+    from .space import Genome
+    from .train import Trainer, resolve_device, training_settings
+
+    if req.epochs is not None and req.epochs < 1:
+        raise TrainSetupError("--epochs must be at least 1")
+    genome = Genome.load(req.genome_path)
+    stem = req.stem or config["train"]["stem"]
+    dataset = dataset_name(config, req.dataset or default_dataset(config, stem))
+    try:
+        settings = training_settings(config, variant=req.variant, stem=stem, epochs=req.epochs)
+        device = resolve_device(config["device"])
+        data = load_dataset(config, dataset, "final", seed=req.seed)
+    except (ValueError, DataError) as e:
+        raise TrainSetupError(str(e)) from None
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # one input shape for the whole run: let cuDNN pick
+    macro = macro_for(config, stem, data)
+    torch.manual_seed(req.seed)
+    model = nasgep_nn.build_network(genome, macro, seed=req.seed)
+    variant = req.variant or "none"
+    trainer = Trainer(model, data, settings, device=device, seed=req.seed,
+                      progress=req.progress, desc=f"{dataset}/{variant}/s{req.seed}")
+    trainer.meta = {"genome": genome.to_dict(), "dataset": dataset, "variant": variant, "seed": req.seed,
+                    "stem": stem, "channels": macro.channels, "cells_per_stage": macro.cells_per_stage}
+    out = Path(req.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if req.resume:
+        _resume(trainer, out / "checkpoint.pt")
+    params = sum(p.numel() for p in model.parameters())
+    print(f"training {req.genome_path} on {dataset} ({len(data.train)} images, {data.num_classes} classes), "
+          f"{params:,} parameters, {settings.epochs} epochs, variant {variant}, seed {req.seed}, {device}",
+          flush=True)
+    test = _fit_tracked(config, req, trainer, params)
+    metrics = _finish(trainer, out, test, params, data.num_classes)
+    top5 = "" if metrics["test_top5_error"] is None else f", top-5 error {metrics['test_top5_error']:.2f}%"
+    print(f"test error {metrics['test_error']:.2f}%{top5} -> {out / 'metrics.json'}", flush=True)
+    return metrics
+
+
+def _resume(trainer, checkpoint: Path) -> None:
+    import torch
+
+    if not checkpoint.exists():
+        return
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if state.get("meta") != trainer.meta:
+        raise TrainSetupError(f"{checkpoint} belongs to another training (genome, dataset, variant, seed or "
+                              f"network differ); use --no-resume to start over or another --out")
+    try:
+        trainer.load_state_dict(state)
+    except ValueError as e:
+        raise TrainSetupError(f"{checkpoint}: {e}; use --no-resume to start over") from None
+    print(f"resuming from {checkpoint} after epoch {trainer.epoch}/{trainer.settings.epochs}", flush=True)
+
+
+def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> dict:
+    """Fit (checkpointing every epoch) and test once, inside an MLflow run."""
+    from . import tracking
+    from .train import CandidateFailure
+
+    meta, settings = trainer.meta, trainer.settings
+    dataset, variant, stem = meta["dataset"], meta["variant"], meta["stem"]
+    experiment = "transfer" if stem == "imagenet" else ("ablation" if req.variant else "train")
+    with tracking.start_run(config, experiment, f"{dataset}-{variant}-seed{req.seed}",
+                            params={"train": settings.to_dict(), "dataset": dataset, "variant": variant,
+                                    "seed": req.seed, "stem": stem, "channels": meta["channels"],
+                                    "cells_per_stage": meta["cells_per_stage"], "params": params,
+                                    "genome": str(req.genome_path)},
+                            tags={"dataset": dataset, "variant": variant, "seed": req.seed,
+                                  "resumed_at_epoch": trainer.epoch}) as run:
+        def report(stats) -> None:
+            print(f"epoch {stats.epoch}/{settings.epochs}  loss {stats.loss:.4f}  train top-1 {stats.top1:.2f}%  "
+                  f"lr {stats.lr:.5f}  drop-path {stats.drop_path:.3f}  {stats.seconds:.1f}s  "
+                  f"{stats.images_per_second:.0f} img/s", flush=True)
+            run.log_metrics({"train_loss": stats.loss, "train_top1": stats.top1, "lr": stats.lr,
+                             "drop_path": stats.drop_path, "images_per_second": stats.images_per_second},
+                            step=stats.epoch)
+
+        try:
+            trainer.fit(Path(req.out) / "checkpoint.pt", on_epoch=report)
+            test = trainer.evaluate("eval")
+        except CandidateFailure as e:
+            run.set_tags({"failure": e.reason})
+            raise
+        run.log_metrics({"test_error": 100.0 - test["top1"], "test_top1": test["top1"],
+                         "test_top5": test["top5"], "params": params})
+    return test
+
+
+def _finish(trainer, out: Path, test: dict, params: int, num_classes: int) -> dict[str, Any]:
+    """Write the final weights and ``metrics.json``."""
+    from .train import atomic_save
+
+    atomic_save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, out / "model.pt")
+    meta = trainer.meta
+    metrics = {
+        "test_error": 100.0 - test["top1"],
+        "test_top5_error": 100.0 - test["top5"] if num_classes > 5 else None,
+        "test_accuracy": test["top1"],
+        "params": int(params),
+        "epochs": trainer.epoch,
+        "seconds": round(trainer.seconds, 3),
+        "dataset": meta["dataset"],
+        "variant": meta["variant"],
+        "seed": meta["seed"],
+        "stem": meta["stem"],
+    }
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics

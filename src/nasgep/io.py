@@ -1,0 +1,40 @@
+"""Atomic file writes: readers see the old or the new content, never half of one.
+
+The one home for this: checkpoints, results, metrics, weights and dataset summaries
+all go through :func:`atomic_write_bytes` (temporary file in the same folder, flush +
+fsync, ``os.replace``, then fsync the folder so the rename itself survives a crash).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    """Pretty JSON with a trailing newline, written atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
