@@ -1,0 +1,53 @@
+"""The sizes, rates and thresholds of one search, read from a config."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..gep import OperatorRates
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The sizes, rates and thresholds of a search (config sections ``gep`` and ``search``)."""
+
+    population: int = 10
+    reduction_population: int = 10
+    gene_pool: int = 50
+    gene_pool_max: int = 100
+    genes_min: int = 2
+    genes_max: int = 10
+    max_epochs: int = 10
+    tc_factor: float = 0.75
+    max_params: int = 300_000
+    rebreed_tries: int = 20
+    budget_seconds: float = 24 * 3600
+    max_generations: int | None = None
+    weight_sharing: bool = True
+    cell_head: int = 4
+    gene_head: int = 1
+    tournament_size: int = 3
+    cell_rates: OperatorRates = OperatorRates(mutations=2, head_functions_only=True)
+    gene_rates: OperatorRates = OperatorRates(mutations=1)
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "SearchSettings":
+        s, g = config["search"], config["gep"]
+
+        def rates(k: float, functions_only: bool) -> OperatorRates:
+            return OperatorRates(mutations=k, is_transposition=g["is_rate"],
+                                 ris_transposition=g["ris_rate"], one_point=g["one_point_rate"],
+                                 two_point=g["two_point_rate"], head_functions_only=functions_only,
+                                 function_bias=g["function_bias"])
+
+        return cls(
+            population=s["population"], reduction_population=s["reduction_population"],
+            gene_pool=s["gene_pool"], gene_pool_max=s["gene_pool_max"],
+            genes_min=s["genes_min"], genes_max=s["genes_max"], max_epochs=s["max_epochs"],
+            tc_factor=s["tc_factor"], max_params=s["max_params"], rebreed_tries=s["rebreed_tries"],
+            budget_seconds=s["budget_hours"] * 3600, max_generations=s["max_generations"],
+            weight_sharing=s["weight_sharing"], cell_head=g["cell_head"], gene_head=g["gene_head"],
+            tournament_size=g["tournament_size"],
+            cell_rates=rates(g["cell_mutations"], g["head_functions_only"]),
+            gene_rates=rates(g["gene_mutations"], False),
+        )
