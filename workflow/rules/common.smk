@@ -1,8 +1,5 @@
-# Shared definitions: the study plan, result paths and rule settings.
-# Paths come from nasgep.report.LAYOUT, the same layout `nasgep tables`/`figures` read.
+# Glue: read and validate the config, and name the study plan (nasgep.study) for the rules.
 import copy
-import json
-import math
 import os
 import re
 import shlex
@@ -15,7 +12,8 @@ from snakemake.logging import logger
 
 from nasgep.config import ConfigError
 from nasgep.config import validate as nasgep_validate
-from nasgep.report import FIGURE_FORMATS, LAYOUT, METHODS, TABLE_FORMATS, TABLES, Study
+from nasgep import study as plan
+from nasgep.study import LAYOUT, METHODS, WEIGHT_SHARING, Study
 from nasgep.tracking import tracking_uri
 
 # The rules call `nasgep` from PATH; when it is not there (`.venv/bin/snakemake` run without
@@ -57,6 +55,7 @@ R = str(STUDY.root)
 SEEDS = STUDY.seeds
 TRANSFER = STUDY.transfer_dataset
 ENV = "../envs/nasgep.yaml"
+RESOURCES = plan.resources(NASGEP_CONFIG)
 
 if TRANSFER is None:
     logger.warning(
@@ -72,11 +71,8 @@ wildcard_constraints:
     method="|".join(METHODS),
 
 
-# -- paths -----------------------------------------------------------------------------
 def result(key: str, name: str = "") -> str:
-    """A path pattern under results_dir, e.g. result('search', 'best.json')."""
-    pattern = f"{R}/{LAYOUT[key]}"
-    return f"{pattern}/{name}" if name else pattern
+    return plan.pattern(STUDY, key, name)
 
 
 def log_path(name: str) -> str:
@@ -110,71 +106,10 @@ def prepared(dataset: str):
     return result("prepare").format(dataset=dataset)
 
 
-def settings(**sections) -> str:
-    """Canonical JSON of the config values a job's result depends on, used as a param so
-    that a changed value reruns exactly the jobs it affects."""
-    return json.dumps(sections, sort_keys=True, default=str)
+def weight_sharing_flag(method: str) -> str:
+    return "" if WEIGHT_SHARING[method] else "--set search.weight_sharing=false"
 
 
-def _without(mapping, *keys) -> dict:
-    return {k: v for k, v in mapping.items() if k not in keys}
-
-
-def dataset_settings(dataset: str) -> dict:
-    return _without(NASGEP_CONFIG["datasets"][dataset], "label")
-
-
-def search_settings(dataset: str) -> str:
-    """Everything a search's result depends on (devices, labels and tracking left out)."""
-    return settings(
-        gep=NASGEP_CONFIG["gep"],
-        search=_without(NASGEP_CONFIG["search"], "devices", "cuda_graphs", "dataset"),
-        data=dataset_settings(dataset),
-    )
-
-
-def train_settings(dataset: str, variant: str) -> str:
-    return settings(
-        train=_without(NASGEP_CONFIG["train"], "num_workers"),
-        ablation=_without(NASGEP_CONFIG["ablations"][variant], "label"),
-        data=dataset_settings(dataset),
-    )
-
-
-def report_settings() -> str:
-    """What the tables and figures show besides result files: labels, plan, seeds."""
-    return settings(
-        labels={d: STUDY.label(d) for d in NASGEP_CONFIG["datasets"]},
-        ablations=NASGEP_CONFIG["ablations"],
-        workflow=NASGEP_CONFIG["workflow"],
-        transfer=[STUDY.transfer_dataset, STUDY.transfer_source],
-        seeds=SEEDS,
-    )
-
-
-# -- resources -------------------------------------------------------------------------
-def _gpu_count(devices: list[str]) -> int:
-    """Distinct GPUs a list of devices occupies: 'cpu' none, 'auto' the top-level
-    device, 'all' one (list the GPUs, e.g. [cuda:0, cuda:1], to reserve several). A GPU
-    listed twice ([cuda:0, cuda:0]: two workers sharing it) counts once."""
-    gpus = set()
-    for device in devices:
-        if device == "auto":
-            device = NASGEP_CONFIG["device"]
-        if device != "cpu":
-            gpus.add("cuda:0" if device in ("cuda", "auto") else device)
-    return len(gpus)
-
-
-SEARCH_GPUS = _gpu_count(list(NASGEP_CONFIG["search"]["devices"]))
-SEARCH_THREADS = max(1, len(NASGEP_CONFIG["search"]["devices"]))
-# the budget plus 10 % and half an hour for start-up and writing results (SLURM walltime)
-SEARCH_RUNTIME = int(math.ceil(NASGEP_CONFIG["search"]["budget_hours"] * 66)) + 30
-TRAIN_GPUS = _gpu_count([NASGEP_CONFIG["device"]])
-TRAIN_THREADS = NASGEP_CONFIG["train"]["num_workers"] + 1
-
-
-# -- the plan --------------------------------------------------------------------------
 def genome_for(wildcards) -> str:
     """The best.json an ablation trains: its source method, same dataset and seed."""
     source = STUDY.source(wildcards.variant)
@@ -183,95 +118,9 @@ def genome_for(wildcards) -> str:
     )
 
 
-def search_results(name: str) -> list[str]:
-    """`name` (best.json, history.parquet) of every search and sampling of the study."""
-    if name != "best.json":
-        return [
-            result("search", name).format(dataset=d, method=m, seed=s)
-            for d, m, s in STUDY.searches()
-            if m != "random"
-        ]
-    return [
-        result("search", name).format(dataset=d, method=m, seed=s)
-        for d, m, s in STUDY.searches()
-    ]
-
-
-def training_metrics() -> list[str]:
-    return [
-        result("train", "metrics.json").format(dataset=d, variant=v, seed=s)
-        for d, v in STUDY.trainings()
-        for s in SEEDS
-    ]
-
-
-def seed_bests(wildcards) -> list[str]:
-    return expand(
-        result("search", "best.json"), dataset=wildcards.dataset, method="search", seed=SEEDS
-    )
-
-
-def transfer_metrics() -> list[str]:
-    if TRANSFER is None:
-        return []
-    return [result("transfer", "metrics.json").format(dataset=TRANSFER)]
-
-
 def transfer_genome(wildcards) -> str:
     if TRANSFER is None:
         raise WorkflowError(
             "the transfer is not configured: set transfer.dataset to an ImageNet folder dataset"
         )
     return result("selected").format(dataset=STUDY.transfer_source)
-
-
-def table_files() -> list[str]:
-    return [f"{R}/{LAYOUT['tables']}/{t}.{ext}" for t in TABLES for ext in TABLE_FORMATS]
-
-
-def figure_files() -> list[str]:
-    return [
-        f"{R}/{LAYOUT['figures']}/{name}.{ext}"
-        for name in STUDY.figure_names()
-        for ext in FIGURE_FORMATS
-    ]
-
-
-def cell_files() -> list[str]:
-    return expand(
-        result("cells", "{cell}.{ext}"),
-        dataset=STUDY.search_datasets,
-        cell=("normal", "reduction"),
-        ext=FIGURE_FORMATS,
-    )
-
-
-def table_inputs() -> list[str]:
-    histories = {
-        result("search", "history.parquet").format(dataset=d, method="search", seed=s)
-        for d in [*STUDY.search_datasets, STUDY.transfer_source]
-        for s in SEEDS
-    }
-    return training_metrics() + sorted(histories) + transfer_metrics()
-
-
-def figure_inputs() -> list[str]:
-    ablation_metrics = [
-        result("train", "metrics.json").format(
-            dataset=STUDY.ablation_dataset, variant=v, seed=s
-        )
-        for v in STUDY.ablations
-        for s in SEEDS
-    ]
-    return search_results("history.parquet") + ablation_metrics
-
-
-def all_targets() -> list[str]:
-    return (
-        search_results("best.json")
-        + training_metrics()
-        + transfer_metrics()
-        + table_files()
-        + figure_files()
-        + cell_files()
-    )

@@ -9,7 +9,7 @@ rule prepare:
         log_path("prepare/{dataset}"),
     params:
         config=CONFIG_ARGS,
-        settings=lambda wildcards: settings(data=dataset_settings(wildcards.dataset)),
+        settings=lambda wildcards: plan.prepare_inputs(NASGEP_CONFIG, wildcards.dataset),
     conda:
         ENV
     message:

@@ -3,7 +3,7 @@
 
 rule draw_cells:
     input:
-        result("selected"),
+        rules.select_best.output,
     output:
         normal=report(
             result("cells", "normal.png"),
@@ -35,7 +35,7 @@ rule draw_cells:
 
 rule tables:
     input:
-        table_inputs(),
+        plan.table_inputs(STUDY),
     output:
         [
             report(
@@ -46,14 +46,14 @@ rule tables:
             )
             if path.endswith(".html")
             else path
-            for path in table_files()
+            for path in plan.table_files(STUDY)
         ],
     log:
         log_path("tables"),
     params:
         config=CONFIG_ARGS,
         out=lambda wildcards, output: os.path.dirname(output[0]),
-        settings=report_settings(),
+        settings=plan.report_inputs(STUDY),
     conda:
         ENV
     message:
@@ -64,7 +64,7 @@ rule tables:
 
 rule figures:
     input:
-        figure_inputs(),
+        plan.figure_inputs(STUDY),
     output:
         [
             report(
@@ -77,14 +77,14 @@ rule figures:
             )
             if path.endswith(".png")
             else path
-            for path in figure_files()
+            for path in plan.figure_files(STUDY)
         ],
     log:
         log_path("figures"),
     params:
         config=CONFIG_ARGS,
         out=lambda wildcards, output: os.path.dirname(output[0]),
-        settings=report_settings(),
+        settings=plan.report_inputs(STUDY),
     conda:
         ENV
     message:

@@ -17,12 +17,12 @@ rule search:
     params:
         config=CONFIG_ARGS,
         out=lambda wildcards, output: os.path.dirname(output.best),
-        extra="",
-        settings=lambda wildcards: search_settings(wildcards.dataset),
-    threads: SEARCH_THREADS
+        extra=weight_sharing_flag("search"),
+        settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
+    threads: RESOURCES["search_threads"]
     resources:
-        gpu=SEARCH_GPUS,
-        runtime=SEARCH_RUNTIME,
+        gpu=RESOURCES["search_gpus"],
+        runtime=RESOURCES["search_runtime"],
     conda:
         ENV
     message:
@@ -51,8 +51,8 @@ use rule search as search_nws with:
     params:
         config=CONFIG_ARGS,
         out=lambda wildcards, output: os.path.dirname(output.best),
-        extra="--set search.weight_sharing=false",
-        settings=lambda wildcards: search_settings(wildcards.dataset),
+        extra=weight_sharing_flag("search_nws"),
+        settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
     message:
         "search {wildcards.dataset} without weight sharing, seed {wildcards.seed}"
 
@@ -68,7 +68,7 @@ rule sample:
     params:
         config=CONFIG_ARGS,
         out=lambda wildcards, output: os.path.dirname(output.best),
-        settings=lambda wildcards: search_settings(wildcards.dataset),
+        settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
     conda:
         ENV
     message:
@@ -80,7 +80,7 @@ rule sample:
 
 rule select_best:
     input:
-        seed_bests,
+        lambda wildcards: expand(rules.search.output.best, dataset=wildcards.dataset, seed=SEEDS),
     output:
         result("selected"),
     log:

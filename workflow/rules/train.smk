@@ -21,10 +21,10 @@ rule train:
     params:
         config=CONFIG_ARGS,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
-        settings=lambda wildcards: train_settings(wildcards.dataset, wildcards.variant),
-    threads: TRAIN_THREADS
+        settings=lambda wildcards: plan.train_inputs(NASGEP_CONFIG, wildcards.dataset, wildcards.variant),
+    threads: RESOURCES["train_threads"]
     resources:
-        gpu=TRAIN_GPUS,
+        gpu=RESOURCES["train_gpus"],
     conda:
         ENV
     message:
@@ -62,13 +62,12 @@ rule transfer:
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         variant=STUDY.best_ablation,
         seed=SEEDS[0],
-        settings=lambda wildcards: settings(
-            transfer=NASGEP_CONFIG["transfer"],
-            train=train_settings(wildcards.dataset, STUDY.best_ablation),
+        settings=lambda wildcards: plan.transfer_inputs(
+            NASGEP_CONFIG, wildcards.dataset, STUDY.best_ablation
         ),
-    threads: TRAIN_THREADS
+    threads: RESOURCES["train_threads"]
     resources:
-        gpu=TRAIN_GPUS,
+        gpu=RESOURCES["train_gpus"],
     conda:
         ENV
     message:

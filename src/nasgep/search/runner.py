@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .. import tracking
+from ..study import expand_devices, search_method
 from . import checkpoint
 from .evaluator import Evaluator, ProcessExecutor, SerialExecutor
 from .loop import GenerationReport, Search, SearchSettings
@@ -24,18 +25,8 @@ class SearchExists(RuntimeError):
 
 
 def resolve_devices(devices: list[str], configured_default: str = "auto") -> list[str]:
-    """Expand ``auto`` (one GPU if any, else CPU) and ``all`` (every GPU, else one CPU)."""
-    out: list[str] = []
-    for d in devices:
-        if d == "auto":
-            d = configured_default if configured_default != "auto" else _auto_device()
-            out.append(d)
-        elif d == "all":
-            n = _cuda_count()
-            out.extend([f"cuda:{i}" for i in range(n)] or ["cpu"])
-        else:
-            out.append(d)
-    return out
+    """Expand ``auto`` and ``all`` on this machine (:func:`nasgep.study.expand_devices`)."""
+    return expand_devices(devices, configured_default, _cuda_count())
 
 
 def _cuda_count() -> int:
@@ -46,12 +37,8 @@ def _cuda_count() -> int:
     return torch.cuda.device_count()
 
 
-def _auto_device() -> str:
-    return "cuda" if _cuda_count() > 0 else "cpu"
-
-
 def method_name(config: Mapping) -> str:
-    return "search" if config["search"]["weight_sharing"] else "search_nws"
+    return search_method(config["search"]["weight_sharing"])
 
 
 def torch_evaluator_factory(config: Mapping, dataset: str, out_dir: Path, seed: int,
@@ -84,12 +71,7 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
             state.finished, state.stop_reason = False, None
     out.mkdir(parents=True, exist_ok=True)
 
-    devices = resolve_devices(list(config["search"]["devices"]), config["device"])
-    if factory is None:
-        threads = 1 if len(devices) > 1 and all(d == "cpu" for d in devices) else None
-        factory = torch_evaluator_factory(config, dataset, out, seed, threads)
-    evaluator = factory("cpu" if len(devices) > 1 else devices[0])
-    executor = ProcessExecutor(factory, devices) if len(devices) > 1 else SerialExecutor(evaluator)
+    evaluator, executor = _workers(config, dataset, out, seed, factory)
 
     method = method_name(config)
     run_name = f"{dataset}-{method}-seed{seed}"
@@ -106,12 +88,7 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
                 _collect_garbage(evaluator, ckpt_dir)
                 run.log_metrics(_metrics(report), step=report.generation)
                 _write_results(out, st, config, dataset, seed, method)
-                line = (f"gen {report.generation:3d}  best {report.best_fitness:6.2f}  "
-                        f"mean {report.mean_fitness:6.2f}  best-ever {report.best_ever:6.2f}  "
-                        f"T_g {report.t_g:6.2f}  trained {report.trained:2d} ({report.epochs_trained} ep, "
-                        f"{report.failures} failed)  pools {report.normal_pool}/{report.reduction_pool}  "
-                        f"budget {100 * report.elapsed / settings.budget_seconds:5.1f}%  "
-                        f"{report.seconds:6.1f}s")
+                line = _generation_line(report, settings)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(best=f"{report.best_ever:.2f}",
@@ -135,6 +112,27 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
     log(f"search finished ({state.stop_reason}) after generation {state.generation}: "
         f"best fitness {state.best.fitness if state.best else 0:.2f} -> {out / 'best.json'}")
     return state
+
+
+def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: EvaluatorFactory | None):
+    """(evaluator in this process, executor): one worker process per device when there
+    are several, else training in this process."""
+    devices = resolve_devices(list(config["search"]["devices"]), config["device"])
+    if factory is None:
+        threads = 1 if len(devices) > 1 and all(d == "cpu" for d in devices) else None
+        factory = torch_evaluator_factory(config, dataset, out, seed, threads)
+    evaluator = factory("cpu" if len(devices) > 1 else devices[0])
+    executor = ProcessExecutor(factory, devices) if len(devices) > 1 else SerialExecutor(evaluator)
+    return evaluator, executor
+
+
+def _generation_line(report: GenerationReport, settings: SearchSettings) -> str:
+    return (f"gen {report.generation:3d}  best {report.best_fitness:6.2f}  "
+            f"mean {report.mean_fitness:6.2f}  best-ever {report.best_ever:6.2f}  "
+            f"T_g {report.t_g:6.2f}  trained {report.trained:2d} ({report.epochs_trained} ep, "
+            f"{report.failures} failed)  pools {report.normal_pool}/{report.reduction_pool}  "
+            f"budget {100 * report.elapsed / settings.budget_seconds:5.1f}%  "
+            f"{report.seconds:6.1f}s")
 
 
 def _limit_raised(state: SearchState, settings: SearchSettings) -> bool:

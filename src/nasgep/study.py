@@ -1,0 +1,310 @@
+"""The study plan: what a configuration asks for and where each result lies.
+
+:data:`LAYOUT` is the one place that says where each CLI verb's output lies under a
+study's ``results_dir`` (``results/README.md`` describes it). :class:`Study` says which
+jobs a configuration asks for (searches, samplings, trainings, the transfer) and reads
+results; the module functions below list a study's target files and the settings each
+job's result depends on, for the Snakemake workflow (``workflow/rules/common.smk``), so
+the workflow and ``nasgep tables`` / ``figures`` cannot drift apart.
+No torch here (the workflow imports it).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+#: Paths relative to ``results_dir``; ``{...}`` are Snakemake wildcards.
+LAYOUT: dict[str, str] = {
+    "prepare": "data/{dataset}.json",
+    "tracking": "mlflow.db",
+    "search": "search/{dataset}/{method}/seed{seed}",
+    "selected": "search/{dataset}/best.json",
+    "train": "train/{dataset}/{variant}/seed{seed}",
+    "transfer": "transfer/{dataset}",
+    "cells": "figures/cells/{dataset}",
+    "tables": "tables",
+    "figures": "figures",
+    "logs": "logs",
+}
+
+#: Search method (its folder and ``best.json`` ``method`` field) -> ``search.weight_sharing``.
+#: The one table that maps the weight-sharing switch to a method name.
+WEIGHT_SHARING: dict[str, bool] = {"search": True, "search_nws": False}
+SEARCH_METHODS: tuple[str, ...] = tuple(WEIGHT_SHARING)
+METHODS: tuple[str, ...] = SEARCH_METHODS + ("random",)
+
+#: Base names of the table files (``.csv``, ``.md``, ``.tex``, ``.html`` each).
+TABLES: tuple[str, ...] = ("table1", "table2", "table3")
+TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex", "html")
+FIGURE_FORMATS: tuple[str, ...] = ("png", "svg")
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+class Study:
+    """One study (a validated configuration): what it runs and where results lie."""
+
+    def __init__(self, config: Mapping[str, Any], root: str | Path | None = None):
+        self.config = config
+        self.root = Path(root if root is not None else config["results_dir"])
+
+    # -- the plan ---------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.config["seeds"])
+
+    @property
+    def search_datasets(self) -> list[str]:
+        return list(self.config["workflow"]["search_datasets"])
+
+    @property
+    def ablation_dataset(self) -> str:
+        return self.config["workflow"]["ablation_dataset"]
+
+    @property
+    def best_ablation(self) -> str:
+        return self.config["workflow"]["best_ablation"]
+
+    @property
+    def ablations(self) -> dict[str, dict[str, Any]]:
+        return dict(self.config["ablations"])
+
+    @property
+    def transfer_dataset(self) -> str | None:
+        return self.config["transfer"]["dataset"]
+
+    @property
+    def transfer_source(self) -> str:
+        return self.config["transfer"]["source"]
+
+    def label(self, dataset: str) -> str:
+        """The dataset's name in tables (its ``label``, else its key)."""
+        return self.config["datasets"][dataset].get("label") or dataset
+
+    def ablation_label(self, variant: str) -> str:
+        return self.config["ablations"][variant].get("label") or variant
+
+    def source(self, variant: str) -> str:
+        """Which search method (``search``, ``search_nws``, ``random``) feeds an ablation."""
+        return self.config["ablations"][variant]["source"]
+
+    def switches(self, variant: str) -> tuple[bool, bool, float]:
+        """(cutout, autoaugment, drop_path) of an ablation, schema defaults filled."""
+        a = self.config["ablations"][variant]
+        return bool(a.get("cutout", True)), bool(a.get("autoaugment", True)), float(a.get("drop_path", 0.0))
+
+    def searched_datasets(self) -> list[str]:
+        """Datasets with searches: the search datasets, then the ablation dataset."""
+        out = list(self.search_datasets)
+        searched = any(self.source(v) in SEARCH_METHODS for v in self.ablations)
+        if searched and self.ablation_dataset not in out:
+            out.append(self.ablation_dataset)
+        return out
+
+    def search_methods(self, dataset: str) -> list[str]:
+        """Search methods run on a dataset (``search_nws`` only where an ablation uses it)."""
+        methods = ["search"]
+        nws = search_method(weight_sharing=False)
+        if dataset == self.ablation_dataset and any(self.source(v) == nws for v in self.ablations):
+            methods.append(nws)
+        return methods
+
+    def searches(self) -> list[tuple[str, str, int]]:
+        """(dataset, method, seed) of every search and random sampling the study runs."""
+        jobs = [(d, m, s) for d in self.searched_datasets() for m in self.search_methods(d)
+                for s in self.seeds]
+        sampled = list(self.search_datasets)
+        if any(self.source(v) == "random" for v in self.ablations) and self.ablation_dataset not in sampled:
+            sampled.append(self.ablation_dataset)
+        jobs += [(d, "random", s) for d in sampled for s in self.seeds]
+        return jobs
+
+    def trainings(self) -> list[tuple[str, str]]:
+        """(dataset, variant) of every full training: each ablation on the ablation
+        dataset, and the best ablation on every search dataset (the same job where the
+        two coincide)."""
+        out = [(self.ablation_dataset, v) for v in self.ablations]
+        out += [(d, self.best_ablation) for d in self.search_datasets
+                if (d, self.best_ablation) not in out]
+        return out
+
+    def figure_names(self) -> list[str]:
+        """Base names of the figures ``nasgep figures`` writes (each as PNG and SVG)."""
+        return [f"search_curves_{d}" for d in self.searched_datasets()] + ["ablation"]
+
+    # -- paths -----------------------------------------------------------------
+    def path(self, key: str, **wildcards: Any) -> Path:
+        return self.root / LAYOUT[key].format(**wildcards)
+
+    def search_dir(self, dataset: str, method: str, seed: int) -> Path:
+        return self.path("search", dataset=dataset, method=method, seed=seed)
+
+    def train_dir(self, dataset: str, variant: str, seed: int) -> Path:
+        return self.path("train", dataset=dataset, variant=variant, seed=seed)
+
+    def transfer_dir(self, dataset: str) -> Path:
+        return self.path("transfer", dataset=dataset)
+
+    # -- reading results ---------------------------------------------------------
+    def metrics(self, dataset: str, variant: str) -> Iterator[dict[str, Any]]:
+        """The ``metrics.json`` of each seed's training that exists."""
+        for seed in self.seeds:
+            path = self.train_dir(dataset, variant, seed) / "metrics.json"
+            if path.exists():
+                yield read_json(path)
+
+    def histories(self, dataset: str, method: str) -> Iterator[tuple[int, Path]]:
+        """(seed, ``history.parquet``) of each seed's search that exists."""
+        for seed in self.seeds:
+            path = self.search_dir(dataset, method, seed) / "history.parquet"
+            if path.exists():
+                yield seed, path
+
+
+def search_method(weight_sharing: bool) -> str:
+    """The method name of a search with or without weight sharing."""
+    return next(m for m, ws in WEIGHT_SHARING.items() if ws == weight_sharing)
+
+
+# -- devices -------------------------------------------------------------------------
+def expand_devices(devices: list[str], configured_default: str, gpus: int) -> list[str]:
+    """Expand ``auto`` (the configured default; when that is ``auto`` too, one GPU if
+    any, else CPU) and ``all`` (every GPU, else one CPU) on a machine with ``gpus`` GPUs."""
+    out: list[str] = []
+    for d in devices:
+        if d == "auto":
+            out.append(configured_default if configured_default != "auto" else ("cuda" if gpus else "cpu"))
+        elif d == "all":
+            out.extend([f"cuda:{i}" for i in range(gpus)] or ["cpu"])
+        else:
+            out.append(d)
+    return out
+
+
+def gpu_count(devices: list[str], configured_default: str) -> int:
+    """Distinct GPUs a job with ``devices`` reserves, planned without seeing the GPUs:
+    ``cpu`` none, ``auto`` the top-level device, ``all`` one (list the GPUs, e.g.
+    [cuda:0, cuda:1], to reserve several). A GPU listed twice ([cuda:0, cuda:0]: two
+    workers sharing it) counts once."""
+    expanded = expand_devices(devices, configured_default, gpus=1)
+    return len({"cuda:0" if d == "cuda" else d for d in expanded if d != "cpu"})
+
+
+def resources(config: Mapping[str, Any]) -> dict[str, int]:
+    """GPUs, threads and SLURM runtime (minutes) of a search and of a training."""
+    devices = list(config["search"]["devices"])
+    return {
+        "search_gpus": gpu_count(devices, config["device"]),
+        "search_threads": max(1, len(devices)),
+        # the budget plus 10 % and half an hour for start-up and writing results
+        "search_runtime": int(math.ceil(config["search"]["budget_hours"] * 66)) + 30,
+        "train_gpus": gpu_count([config["device"]], config["device"]),
+        "train_threads": config["train"]["num_workers"] + 1,
+    }
+
+
+# -- target files ----------------------------------------------------------------------
+def pattern(study: Study, key: str, name: str = "") -> str:
+    """A path pattern under ``results_dir``, e.g. ``pattern(study, 'search', 'best.json')``."""
+    path = f"{study.root}/{LAYOUT[key]}"
+    return f"{path}/{name}" if name else path
+
+
+def search_results(study: Study, name: str) -> list[str]:
+    """``name`` (best.json, history.parquet) of every search (and, for best.json,
+    sampling) of the study."""
+    return [pattern(study, "search", name).format(dataset=d, method=m, seed=s)
+            for d, m, s in study.searches() if name == "best.json" or m != "random"]
+
+
+def training_metrics(study: Study) -> list[str]:
+    return [pattern(study, "train", "metrics.json").format(dataset=d, variant=v, seed=s)
+            for d, v in study.trainings() for s in study.seeds]
+
+
+def transfer_metrics(study: Study) -> list[str]:
+    if study.transfer_dataset is None:
+        return []
+    return [pattern(study, "transfer", "metrics.json").format(dataset=study.transfer_dataset)]
+
+
+def table_files(study: Study) -> list[str]:
+    return [f"{study.root}/{LAYOUT['tables']}/{t}.{ext}" for t in TABLES for ext in TABLE_FORMATS]
+
+
+def figure_files(study: Study) -> list[str]:
+    return [f"{study.root}/{LAYOUT['figures']}/{name}.{ext}"
+            for name in study.figure_names() for ext in FIGURE_FORMATS]
+
+
+def cell_files(study: Study) -> list[str]:
+    return [pattern(study, "cells", f"{cell}.{ext}").format(dataset=d)
+            for d in study.search_datasets for cell in ("normal", "reduction") for ext in FIGURE_FORMATS]
+
+
+def table_inputs(study: Study) -> list[str]:
+    histories = {pattern(study, "search", "history.parquet").format(dataset=d, method="search", seed=s)
+                 for d in [*study.search_datasets, study.transfer_source] for s in study.seeds}
+    return training_metrics(study) + sorted(histories) + transfer_metrics(study)
+
+
+def figure_inputs(study: Study) -> list[str]:
+    ablation_metrics = [pattern(study, "train", "metrics.json").format(
+                            dataset=study.ablation_dataset, variant=v, seed=s)
+                        for v in study.ablations for s in study.seeds]
+    return search_results(study, "history.parquet") + ablation_metrics
+
+
+def all_targets(study: Study) -> list[str]:
+    return (search_results(study, "best.json") + training_metrics(study) + transfer_metrics(study)
+            + table_files(study) + figure_files(study) + cell_files(study))
+
+
+# -- what each job's result depends on (a changed value reruns exactly those jobs) -----
+def _canonical(**sections: Any) -> str:
+    return json.dumps(sections, sort_keys=True, default=str)
+
+
+def _without(mapping: Mapping, *keys: str) -> dict:
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def _dataset_values(config: Mapping, dataset: str) -> dict:
+    return _without(config["datasets"][dataset], "label")
+
+
+def prepare_inputs(config: Mapping, dataset: str) -> str:
+    return _canonical(data=_dataset_values(config, dataset))
+
+
+def search_inputs(config: Mapping, dataset: str) -> str:
+    """Everything a search's result depends on (devices, labels and tracking left out)."""
+    return _canonical(gep=config["gep"], search=_without(config["search"], "devices", "cuda_graphs", "dataset"),
+                      data=_dataset_values(config, dataset))
+
+
+def train_inputs(config: Mapping, dataset: str, variant: str) -> str:
+    return _canonical(train=_without(config["train"], "num_workers"),
+                      ablation=_without(config["ablations"][variant], "label"),
+                      data=_dataset_values(config, dataset))
+
+
+def transfer_inputs(config: Mapping, dataset: str, variant: str) -> str:
+    return _canonical(transfer=config["transfer"], train=train_inputs(config, dataset, variant))
+
+
+def report_inputs(study: Study) -> str:
+    """What the tables and figures show besides result files: labels, plan, seeds."""
+    config = study.config
+    return _canonical(labels={d: study.label(d) for d in config["datasets"]}, ablations=config["ablations"],
+                      workflow=config["workflow"], transfer=[study.transfer_dataset, study.transfer_source],
+                      seeds=study.seeds)
