@@ -23,7 +23,7 @@ from nasgep.train import (
     Trainer,
     TrainingDiverged,
     TrainSettings,
-    search_settings,
+    candidate_training_settings,
     training_settings,
 )
 
@@ -257,7 +257,7 @@ def test_streamed_folder_dataset_trains_deterministically(tmp_path):
 
 def test_settings_from_the_config():
     config = load_config(None)
-    s = search_settings(config)
+    s = candidate_training_settings(config)
     assert (s.epochs, s.batch_size, s.lr, s.momentum, s.weight_decay) == (10, 512, 0.1, 0.9, 0.0005)
     assert s.augment.cutout and s.augment.autoaugment
     t = training_settings(config)

@@ -164,23 +164,11 @@ def edge_route(graph: CellGraph, columns: dict[Edge, float], edge: Edge) -> list
     return points
 
 
-def draw_cell(genome: CellGenome, path: str | Path, title: str | None = None) -> list[Path]:
-    """Draw ``genome`` to ``path`` with suffix .png and .svg; returns the files written."""
-    import matplotlib
+def _draw_gene_boxes(ax, graph) -> None:
+    """A dashed box around each gene occurrence, under everything else."""
+    from matplotlib.patches import FancyBboxPatch
 
-    matplotlib.use("Agg")  # files only, no display; a no-op when already set
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyBboxPatch, Patch
-
-    graph = cell_graph(genome)
-    columns = layout(graph)
     nodes = graph.nodes
-    xs = [n.x for n in nodes] + list(columns.values())
-    layers = max(n.layer for n in nodes)
-    width = max(xs) - min(xs) + 1
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.25 * width + 1), max(3.0, 1.0 * layers + 1.6)))
-
-    # gene boxes first, under everything else
     box_w, box_h = 0.44, 0.32
     for occurrence, gid in graph.genes.items():
         members = [n for n in nodes if n.gene == occurrence]
@@ -193,16 +181,10 @@ def draw_cell(genome: CellGenome, path: str | Path, title: str | None = None) ->
         # bottom-left: edges enter boxes from above and leave from the centre
         ax.text(x0 + 0.04, y0 + 0.04, gid, fontsize=7, color="#595959", ha="left", va="bottom")
 
-    texts = {}
-    for i, n in enumerate(nodes):
-        identity = n.kind == "identity"
-        texts[i] = ax.text(n.x, -n.layer, n.label, ha="center", va="center", zorder=3,
-                           fontsize=7 if identity else 9, style="italic" if identity else "normal",
-                           bbox=dict(boxstyle="round,pad=0.35", facecolor=COLOURS[n.kind],
-                                     edgecolor="#7f7f7f" if identity else "#404040",
-                                     linestyle="--" if identity else "-", linewidth=0.8))
 
-    # a node that reads the same input twice (add(h1, h1)) gets two arcs, not one line
+def _draw_edges(ax, graph, columns, texts) -> None:
+    """The edges, routed between columns; a node that reads the same input twice
+    (add(h1, h1)) gets two arcs, not one line."""
     repeats = Counter((p, i) for p, i, _ in graph.edges())
     drawn: Counter[tuple[int, int]] = Counter()
     style = dict(color="#404040", linewidth=0.9)
@@ -219,6 +201,36 @@ def draw_cell(genome: CellGenome, path: str | Path, title: str | None = None) ->
                                     connectionstyle=f"arc3,rad={bend}",
                                     patchA=texts[p].get_bbox_patch() if len(route) == 2 else None,
                                     patchB=texts[i].get_bbox_patch(), **style))
+
+
+def draw_cell(genome: CellGenome, path: str | Path, title: str | None = None) -> list[Path]:
+    """Draw ``genome`` to ``path`` with suffix .png and .svg; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display; a no-op when already set
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    graph = cell_graph(genome)
+    columns = layout(graph)
+    nodes = graph.nodes
+    xs = [n.x for n in nodes] + list(columns.values())
+    layers = max(n.layer for n in nodes)
+    width = max(xs) - min(xs) + 1
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.25 * width + 1), max(3.0, 1.0 * layers + 1.6)))
+
+    _draw_gene_boxes(ax, graph)
+
+    texts = {}
+    for i, n in enumerate(nodes):
+        identity = n.kind == "identity"
+        texts[i] = ax.text(n.x, -n.layer, n.label, ha="center", va="center", zorder=3,
+                           fontsize=7 if identity else 9, style="italic" if identity else "normal",
+                           bbox=dict(boxstyle="round,pad=0.35", facecolor=COLOURS[n.kind],
+                                     edgecolor="#7f7f7f" if identity else "#404040",
+                                     linestyle="--" if identity else "-", linewidth=0.8))
+
+    _draw_edges(ax, graph, columns, texts)
 
     # a key for the operation colours present (the bottom-left corner is free: the tree
     # narrows to the output there)

@@ -203,4 +203,6 @@ class Genome:
             raise GenomeError(f"{path}: {e}") from None
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        from .io import atomic_write_text
+
+        atomic_write_text(path, self.to_json() + "\n")

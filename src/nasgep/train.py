@@ -112,7 +112,7 @@ class TrainSettings:
         return cls(**data)
 
 
-def search_settings(config: Mapping) -> TrainSettings:
+def candidate_training_settings(config: Mapping) -> TrainSettings:
     """Settings for training search candidates (config ``search``; the speed switches come
     from ``train`` unless ``search`` has its own)."""
     s, t = config["search"], config["train"]
@@ -269,6 +269,9 @@ class _GraphedStep:
 
 # --------------------------------------------------------------------------- the trainer
 
+# Longer than 200 lines on purpose: the loop, its checkpointable state (model, optimiser,
+# scheduler, scaler, generator, epoch, seconds) and its evaluation share that state; split
+# apart they would pass it all back and forth.
 class Trainer:
     """Trains one model on one :class:`~nasgep.data.DataBundle` with SGD + cosine annealing.
 
@@ -555,4 +558,4 @@ class Trainer:
 
 
 __all__ = ["CandidateFailure", "EpochStats", "OutOfMemory", "TrainSettings", "Trainer", "TrainingDiverged",
-           "atomic_save", "resolve_device", "search_settings", "training_settings"]
+           "atomic_save", "resolve_device", "candidate_training_settings", "training_settings"]

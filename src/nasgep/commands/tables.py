@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..cli import add_config_arguments, load_args_config
 
 import argparse
-import json
+from ..io import atomic_write_json
 from pathlib import Path
 
 NAME = "tables"
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise UserError(str(e)) from None
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(best, indent=2) + "\n")
+        atomic_write_json(out, best)
         print(f"{out}: fitness {best['fitness']} from {best['selection']['chosen']}")
         return 0
 

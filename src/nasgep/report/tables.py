@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from ..io import atomic_write_text
 from . import TABLE_FORMATS, Study
 from . import reference as ref
 
@@ -323,15 +324,15 @@ def write_table(table: Table, out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     writers = {
-        "csv": lambda p: table.data.to_csv(p, index=False),
-        "md": lambda p: p.write_text(to_markdown(table)),
-        "tex": lambda p: p.write_text(to_latex(table)),
-        "html": lambda p: p.write_text(to_html(table)),
+        "csv": lambda: table.data.to_csv(index=False),
+        "md": lambda: to_markdown(table),
+        "tex": lambda: to_latex(table),
+        "html": lambda: to_html(table),
     }
     paths = []
     for ext in TABLE_FORMATS:
         path = out_dir / f"{table.name}.{ext}"
-        writers[ext](path)
+        atomic_write_text(path, writers[ext]())
         paths.append(path)
     return paths
 

@@ -1,7 +1,8 @@
 """The NASGEP search (SPEC section 3).
 
 - :mod:`.state`      the search state as plain, JSON-serialisable data
-- :mod:`.loop`       the generation loop (torch-free), :class:`~.loop.SearchSettings`
+- :mod:`.settings`   :class:`~.settings.SearchSettings`, a search's sizes, rates and limits
+- :mod:`.loop`       the generation loop (torch-free): driver, training, selection
 - :mod:`.evaluator`  the :class:`~.evaluator.Evaluator` interface, a cheap evaluator for
                      tests, and executors (in-process, one worker per device)
 - :mod:`.torch_evaluator`  the real evaluator: builds, trains, inherits weights

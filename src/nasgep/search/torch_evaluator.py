@@ -18,7 +18,7 @@ import torch
 from ..data import DataBundle, load_dataset
 from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
 from ..space import Genome
-from ..train import CandidateFailure, Trainer, search_settings
+from ..train import CandidateFailure, Trainer, candidate_training_settings
 from .evaluator import StoreCandidate, TrainJob, TrainResult
 from .store import WeightStore
 
@@ -36,7 +36,7 @@ class TorchEvaluator:
         self.seed = seed
         self.device = device
         self.search = config["search"]
-        self.settings = search_settings(config)
+        self.settings = candidate_training_settings(config)
         self.store = WeightStore(self.out / "weights")
         self._data: DataBundle | None = None
         self._macro: Macro | None = None
