@@ -11,15 +11,12 @@ import importlib
 import sys
 
 from . import __version__
+from .errors import NasgepError, UserError
 
 #: Sub-commands in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "decode", "draw", "prepare", "train", "search", "sample", "tables", "figures", "track",
 )
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit status 2."""
 
 
 def add_config_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -30,6 +27,18 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = True) -> N
                         + ("" if required else "; default: the paper's settings"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration value, e.g. search.max_generations=5 (repeatable)")
+
+
+def output_dir(text: str) -> str:
+    """``--out DIR`` of the verbs that write a folder: an existing file is refused before
+    any work starts."""
+    from pathlib import Path
+
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is an existing file, not a folder; name a folder (it is created "
+                                         f"if absent)")
+    return text
 
 
 def load_args_config(args: argparse.Namespace) -> dict:
@@ -62,19 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
-    from .gep import ChromosomeError
-    from .space import GenomeError
-
+    """Run one verb. Expected failures (:mod:`nasgep.errors`) and unreadable or
+    unwritable files become one line on stderr, never a traceback."""
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (UserError, ConfigError, ChromosomeError, GenomeError) as e:
-        print(f"nasgep {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except NasgepError as e:
+        return _fail(args.command, str(e), e.exit_code)
+    except OSError as e:  # a file named by the user (or the disk) refused a read or a write
+        return _fail(args.command, _os_message(e), 2 if e.filename else 1)
     except KeyboardInterrupt:
         print(f"nasgep {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    line = " ".join(message.split()) or "failed"
+    print(f"nasgep {command}: error: {line}", file=sys.stderr)
+    return code
+
+
+def _os_message(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"
 
 
 if __name__ == "__main__":

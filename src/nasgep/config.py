@@ -3,6 +3,8 @@ defaults filled from it. Loaded here and nowhere else."""
 from __future__ import annotations
 
 import copy
+import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -13,8 +15,33 @@ from jsonschema import Draft202012Validator, validators
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
-class ConfigError(ValueError):
+from .errors import UserError, quote
+
+
+class ConfigError(UserError):
     """A configuration that cannot be used; the message names the file and the key."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (no Python objects, ever) that reads numbers the way people
+    write them: YAML 1.1 wants a dot in a float (``1.0e-3``), so ``1e-3`` and ``1e6``
+    would be strings; here they are floats, as in YAML 1.2 and JSON."""
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str):
+    """Parse YAML text safely (see :class:`_Loader`); raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +75,14 @@ def _resolve(sub: Mapping) -> Mapping:
     return node
 
 
-_Validator = _with_defaults(Draft202012Validator)
+def _strict_integer(checker, instance) -> bool:
+    """JSON Schema counts 3.0 as an integer; a population of 3.0 would break range()."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = validators.extend(
+    _with_defaults(Draft202012Validator),
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer))
 
 
 def _key_path(error) -> str:
@@ -60,9 +94,28 @@ def validate(config: dict, source: str = "config") -> dict:
     errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
-        raise ConfigError(f"{source}: {_key_path(e)}: {e.message}")
+        raise ConfigError(f"{source}: {_key_path(e)}: {_clip_message(e.message)}")
+    _check_finite(config, source)
     _check_references(config, source)
     return config
+
+
+def _clip_message(message: str) -> str:
+    """jsonschema quotes the whole offending value; keep messages to one short line."""
+    return message if len(message) <= 200 else message[:200] + "..."
+
+
+def _check_finite(node: Any, source: str, path: str = "") -> None:
+    """No setting may be NaN or infinite (JSON Schema cannot say so: ``nan > 0`` is
+    false, so ``exclusiveMinimum`` lets it through)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{source}: {path or '<top level>'}: {node} is not a finite number")
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            _check_finite(value, source, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_finite(value, source, f"{path}[{i}]")
 
 
 def _check_references(config: dict, source: str) -> None:
@@ -105,15 +158,23 @@ def deep_merge(base: dict, update: Mapping) -> dict:
 def parse_override(text: str) -> dict:
     """``'search.max_generations=3'`` -> ``{'search': {'max_generations': 3}}`` (YAML value)."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected KEY.PATH=VALUE")
+        raise ConfigError(f"--set {quote(text)}: expected KEY.PATH=VALUE, e.g. search.max_generations=5")
     key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {quote(text)}: {quote(key)} is not a dotted key such as search.lr")
+    try:
+        parsed = load_yaml(value)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or "not valid YAML"
+        raise ConfigError(f"--set {quote(text)}: the value {quote(value)} is not valid YAML ({problem}); "
+                          f"quote a string, e.g. {key}='\"text\"'") from None
     node: dict = {}
     root = node
-    parts = key.strip().split(".")
     for part in parts[:-1]:
         node[part] = {}
         node = node[part]
-    node[parts[-1]] = yaml.safe_load(value)
+    node[parts[-1]] = parsed
     return root
 
 
@@ -130,17 +191,7 @@ def load_config(paths: str | Path | Iterable[str | Path] | None = None,
     for path in paths:
         path = Path(path)
         sources.append(str(path))
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys")
-        config = deep_merge(config, data)
+        config = deep_merge(config, read_config_file(path))
     overrides = list(overrides)
     for text in overrides:
         config = deep_merge(config, parse_override(text))
@@ -148,6 +199,32 @@ def load_config(paths: str | Path | Iterable[str | Path] | None = None,
     if overrides:
         source += " (with --set overrides)"
     return validate(config, source)
+
+
+def read_config_file(path: Path) -> dict:
+    """The mapping in one YAML config file; :class:`ConfigError` says what is wrong with it."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a config file is UTF-8 YAML)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read it ({e.strerror})") from None
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or e})") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; a config file is a YAML mapping of keys "
+                          f"(see config/paper.yaml)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+    return data
 
 
 def default_config() -> dict:

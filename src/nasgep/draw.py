@@ -21,8 +21,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UserError
 from .gep import Node
 from .space import CellGenome, parse_terminal
+
+#: Most boxes (operations, adds, concats, inputs) one drawing holds. The paper's cells
+#: have about 10; past this a figure is unreadable, and its size (about 1.25 inch per
+#: column) would make the PNG enormous.
+MAX_DRAW_NODES = 150
 
 #: fill colour per node kind; operations by family, so a figure reads at a glance
 COLOURS: dict[str, str] = {
@@ -105,6 +111,18 @@ def cell_graph(genome: CellGenome) -> CellGraph:
 
     output = add("output", r"$h_i$", [cell_node(genome.tree())])
     return CellGraph(nodes, output, genes)
+
+
+def _drawable(genome: CellGenome) -> CellGenome:
+    """``genome``, or a :class:`UserError` when it is too large to draw (counted before
+    any drawing work)."""
+    tree = genome.tree()
+    size = 3 + sum(genome.gene_tree(leaf).size() if leaf in genome.genes else 1 for leaf in tree.leaves())
+    size += sum(1 for node in tree.walk() if node.children)
+    if size > MAX_DRAW_NODES:
+        raise UserError(f"the {genome.pool} cell has {size} nodes to draw; drawings are limited to "
+                        f"{MAX_DRAW_NODES} (the paper's cells have about 10)")
+    return genome
 
 
 def layout(graph: CellGraph) -> dict[Edge, float]:
@@ -211,7 +229,7 @@ def draw_cell(genome: CellGenome, path: str | Path, title: str | None = None) ->
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    graph = cell_graph(genome)
+    graph = cell_graph(_drawable(genome))
     columns = layout(graph)
     nodes = graph.nodes
     xs = [n.x for n in nodes] + list(columns.values())

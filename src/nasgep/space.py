@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping
 
+from .errors import UserError, clip, quote
 from .gep import Alphabet, Chromosome, ChromosomeError, Node, coding_symbols, decode
 
 #: Kernel shapes (height x width) of the depth-wise families.
@@ -78,7 +79,13 @@ def gene_id(number: int) -> str:
     return f"g{number}"
 
 
-class GenomeError(ValueError):
+#: Deepest expression tree (cell or gene) a genome may hold. Network building and drawing
+#: recurse over the trees; a search with the paper's heads (4 and 1) makes trees of depth
+#: 3 and 2, and the schema's head maximum (100) stays within this.
+MAX_TREE_DEPTH = 128
+
+
+class GenomeError(UserError):
     """A genome that does not describe a buildable pair of cells; the message names where."""
 
 
@@ -106,14 +113,16 @@ class CellGenome:
             self.cell.validate(CELL_ALPHABET)
         except ChromosomeError as e:
             raise GenomeError(f"{where}.cell: {e}") from None
+        _check_depth(self.tree(), f"{where}.cell")
         for gid in self.coding_genes():
             if gid not in self.genes:
-                raise GenomeError(f"{where}.cell uses gene {gid!r}, which {where}.genes lacks")
+                raise GenomeError(f"{where}.cell uses gene {quote(gid)}, which {where}.genes lacks")
         for gid, chrom in self.genes.items():
             try:
                 chrom.validate(GENE_ALPHABETS[self.pool])
             except ChromosomeError as e:
-                raise GenomeError(f"{where}.genes.{gid}: {e}") from None
+                raise GenomeError(f"{where}.genes.{clip(gid)}: {e}") from None
+            _check_depth(self.gene_tree(gid), f"{where}.genes.{clip(gid)}")
         return self
 
     def used_only(self) -> "CellGenome":
@@ -128,18 +137,35 @@ class CellGenome:
     @classmethod
     def from_dict(cls, pool: Pool, data: Mapping, where: str = "cell") -> "CellGenome":
         if not isinstance(data, Mapping) or "cell" not in data or "genes" not in data:
-            raise GenomeError(f"{where}: expected an object with keys 'cell' and 'genes'")
+            raise GenomeError(f"{where}: expected an object with keys 'cell' and 'genes', got {_kind(data)}")
         try:
             cell = Chromosome.from_text(data["cell"])
         except ChromosomeError as e:
             raise GenomeError(f"{where}.cell: {e}") from None
+        if not isinstance(data["genes"], Mapping):
+            raise GenomeError(f"{where}.genes: expected an object of gene id -> chromosome text "
+                              f"(e.g. {{\"g1\": \"pw | h1 h2\"}}), got {_kind(data['genes'])}")
         genes = {}
         for gid, text in data["genes"].items():
             try:
                 genes[gid] = Chromosome.from_text(text)
             except ChromosomeError as e:
-                raise GenomeError(f"{where}.genes.{gid}: {e}") from None
+                raise GenomeError(f"{where}.genes.{clip(gid)}: {e}") from None
         return cls(pool, cell, genes).validate(where)
+
+
+def _kind(value: object) -> str:
+    """How a wrong JSON value is named in a message: its JSON type."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_depth(tree: Node, where: str) -> None:
+    depth = tree.depth()
+    if depth > MAX_TREE_DEPTH:
+        raise GenomeError(f"{where}: an expression tree {depth} levels deep; at most {MAX_TREE_DEPTH} are "
+                          f"supported")
 
 
 def _gid_key(item: tuple[str, object]) -> tuple[int, str]:
@@ -171,10 +197,11 @@ class Genome:
     @classmethod
     def from_dict(cls, data: Mapping) -> "Genome":
         if not isinstance(data, Mapping):
-            raise GenomeError("a genome must be a JSON object")
+            raise GenomeError(f"a genome must be a JSON object with keys 'normal' and 'reduction', "
+                              f"got {_kind(data)}")
         fmt = data.get("format", cls.FORMAT)
         if fmt != cls.FORMAT:
-            raise GenomeError(f"format: expected {cls.FORMAT!r}, got {fmt!r}")
+            raise GenomeError(f"format: expected {cls.FORMAT!r}, got {quote(fmt)}")
         for key in ("normal", "reduction"):
             if key not in data:
                 raise GenomeError(f"missing key {key!r}")
@@ -189,12 +216,22 @@ class Genome:
     def load(cls, path: str | Path) -> "Genome":
         """Read a genome JSON file (a bare genome, or a result file with a ``genome`` key)."""
         path = Path(path)
+        if path.is_dir():
+            raise GenomeError(f"{path}: is a folder; expected a genome JSON file (e.g. a search's best.json)")
         try:
-            data = json.loads(path.read_text())
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise GenomeError(f"{path}: no such genome file") from None
+        except UnicodeDecodeError:
+            raise GenomeError(f"{path}: not a text file; expected genome JSON") from None
+        except OSError as e:
+            raise GenomeError(f"{path}: cannot read it ({e.strerror})") from None
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             raise GenomeError(f"{path}: not valid JSON ({e})") from None
+        except RecursionError:
+            raise GenomeError(f"{path}: JSON nested too deeply to be a genome") from None
         if isinstance(data, Mapping) and "genome" in data:
             data = data["genome"]
         try:

@@ -21,14 +21,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..gep import Chromosome, coding_length, decode
+    from ..errors import UserError
+    from ..gep import Chromosome, ChromosomeError, coding_length, decode
     from ..space import DECODE_ALPHABET
 
-    lines = sys.stdin.read().splitlines() if args.chromosome == ["-"] else [" ".join(args.chromosome)]
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        chrom = Chromosome.from_text(line, DECODE_ALPHABET)
+    from_stdin = args.chromosome == ["-"]
+    lines = sys.stdin.read().splitlines() if from_stdin else [" ".join(args.chromosome)]
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    if not numbered:
+        raise UserError(f"no chromosome {'on stdin' if from_stdin else 'given'}: expected 'head | tail' text "
+                        f"such as 'cat add g3 g7 | g1 g2 g9 g4 g5'{', one per line' if from_stdin else ''}")
+    for number, line in numbered:
+        try:
+            chrom = Chromosome.from_text(line, DECODE_ALPHABET)
+        except ChromosomeError as e:
+            raise ChromosomeError(f"stdin line {number}: {e}" if from_stdin else str(e)) from None
         tree = decode(chrom, DECODE_ALPHABET)
         suffix = f"\t{coding_length(chrom, DECODE_ALPHABET)}" if args.orf else ""
         print(f"{tree}{suffix}")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UserError, quote
 from .symbols import SYMBOL_RE, Alphabet
 
 
-class ChromosomeError(ValueError):
-    """A chromosome that breaks the head/tail rules; the message names position and symbol."""
+class ChromosomeError(UserError):
+    """A chromosome that breaks the head/tail rules; the message names position and symbol
+    (and quotes at most the first 80 characters of the chromosome)."""
 
 
 @dataclass(frozen=True)
@@ -47,18 +49,24 @@ class Chromosome:
     @classmethod
     def from_text(cls, text: str, alphabet: Alphabet | None = None) -> "Chromosome":
         """Parse ``"head symbols | tail symbols"``; validate against ``alphabet`` if given."""
+        if not isinstance(text, str):
+            raise ChromosomeError(f"expected a chromosome text such as 'add g1 g2 | g3 g4 g5', "
+                                  f"got {type(text).__name__} {quote(text)}")
+        if not text.strip():
+            raise ChromosomeError("empty chromosome: expected 'head symbols | tail symbols', "
+                                  "e.g. 'add g1 g2 | g3 g4 g5'")
         if text.count("|") != 1:
             raise ChromosomeError(
-                f"{text!r}: expected exactly one '|' between head and tail, found {text.count('|')}"
+                f"{quote(text)}: expected exactly one '|' between head and tail, found {text.count('|')}"
             )
         head_text, tail_text = text.split("|")
         head, tail = head_text.split(), tail_text.split()
         if not head:
-            raise ChromosomeError(f"{text!r}: the head is empty")
+            raise ChromosomeError(f"{quote(text)}: the head is empty")
         for position, symbol in enumerate(head + tail):
             if not SYMBOL_RE.match(symbol):
                 raise ChromosomeError(
-                    f"{text!r}: position {position}: {symbol!r} is not a well-formed symbol"
+                    f"{quote(text)}: position {position}: {quote(symbol)} is not a well-formed symbol"
                 )
         chromosome = cls(tuple(head + tail), len(head))
         if alphabet is not None:
@@ -69,23 +77,23 @@ class Chromosome:
         """Raise :class:`ChromosomeError` naming the first offending position and symbol."""
         h = self.head_length
         if h < 1:
-            raise ChromosomeError(f"{self.to_text()!r}: head length must be >= 1, got {h}")
+            raise ChromosomeError(f"{quote(self.to_text())}: head length must be >= 1, got {h}")
         want_tail = alphabet.tail_length(h)
         if len(self.tail) != want_tail:
             raise ChromosomeError(
-                f"{self.to_text()!r}: a head of {h} needs a tail of {want_tail} symbols "
+                f"{quote(self.to_text())}: a head of {h} needs a tail of {want_tail} symbols "
                 f"(t = h*(n_max-1)+1), got {len(self.tail)}"
             )
         for position, symbol in enumerate(self.symbols):
             if position < h:
                 if not (alphabet.is_function(symbol) or alphabet.is_terminal(symbol)):
                     raise ChromosomeError(
-                        f"{self.to_text()!r}: position {position} (head): unknown symbol {symbol!r}"
+                        f"{quote(self.to_text())}: position {position} (head): unknown symbol {quote(symbol)}"
                     )
             elif not alphabet.is_terminal(symbol):
                 what = "a function" if alphabet.is_function(symbol) else "an unknown symbol"
                 raise ChromosomeError(
-                    f"{self.to_text()!r}: position {position} (tail): {symbol!r} is {what}; "
+                    f"{quote(self.to_text())}: position {position} (tail): {quote(symbol)} is {what}; "
                     "the tail holds terminals only"
                 )
         return self

@@ -3,6 +3,9 @@
 The first symbol is the root; each level is filled left to right with as many of the
 following symbols as the total arity of the level above, until no slot is open. What
 follows is the non-coding region.
+
+Decoding, printing and walking are iterative, so a tree of any depth (a chain of
+thousands of one-argument operations) never hits Python's recursion limit.
 """
 from __future__ import annotations
 
@@ -20,21 +23,47 @@ class Node:
     children: tuple["Node", ...] = ()
 
     def __str__(self) -> str:
-        if not self.children:
-            return self.symbol
-        return f"{self.symbol}({', '.join(str(c) for c in self.children)})"
+        parts: list[str] = []
+        stack: list["Node | str"] = [self]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                parts.append(item)
+            elif not item.children:
+                parts.append(item.symbol)
+            else:
+                parts.append(f"{item.symbol}(")
+                stack.append(")")
+                for k, child in enumerate(reversed(item.children)):
+                    stack.append(child)
+                    if k < len(item.children) - 1:
+                        stack.append(", ")
+        return "".join(parts)
 
     def leaves(self) -> list[str]:
         """Terminal symbols, left to right (with repeats)."""
-        if not self.children:
-            return [self.symbol]
-        return [leaf for child in self.children for leaf in child.leaves()]
+        return [node.symbol for node in self.walk() if not node.children]
 
     def walk(self):
         """Pre-order traversal."""
-        yield self
-        for child in self.children:
-            yield from child.walk()
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def depth(self) -> int:
+        """Nodes on the longest root-to-leaf path (a lone terminal has depth 1)."""
+        deepest, stack = 0, [(self, 1)]
+        while stack:
+            node, d = stack.pop()
+            deepest = max(deepest, d)
+            stack.extend((child, d + 1) for child in node.children)
+        return deepest
+
+    def size(self) -> int:
+        """Number of nodes."""
+        return sum(1 for _ in self.walk())
 
 
 def coding_length(chromosome: Chromosome, alphabet: Alphabet) -> int:
@@ -62,8 +91,8 @@ def decode(chromosome: Chromosome, alphabet: Alphabet) -> Node:
         child_start.append(nxt)
         nxt += arity
 
-    def build(i: int) -> Node:
-        kids = tuple(build(child_start[i] + k) for k in range(arities[i]))
-        return Node(orf[i], kids)
-
-    return build(0)
+    # every child comes after its parent in Karva order: build from the last symbol back
+    nodes: list[Node | None] = [None] * len(orf)
+    for i in range(len(orf) - 1, -1, -1):
+        nodes[i] = Node(orf[i], tuple(nodes[child_start[i] + k] for k in range(arities[i])))
+    return nodes[0]

@@ -1,0 +1,57 @@
+"""The errors a user can cause, and the one way they reach the user.
+
+Every expected failure is a :class:`NasgepError`; ``nasgep.cli.main`` prints it as one
+line, ``nasgep <verb>: error: <message>``, and exits with its ``exit_code``. Nothing
+else turns errors into messages: verbs raise, they never catch-and-print.
+
+- :class:`UserError` (exit 2): the input is wrong; the message names the file, key,
+  genome position or dataset and says what is expected. :class:`~nasgep.config.ConfigError`,
+  :class:`~nasgep.data.DataError`, :class:`~nasgep.space.GenomeError` and
+  :class:`~nasgep.gep.ChromosomeError` are its kinds.
+- :class:`RunFailed` (exit 1): the input was accepted but the run produced nothing
+  usable (e.g. every candidate of a search failed); the message summarises why.
+
+Pure Python (the GEP core imports it).
+"""
+from __future__ import annotations
+
+#: Most characters of a user's own input quoted back in a message.
+QUOTE_LIMIT = 80
+
+
+class NasgepError(Exception):
+    """An expected failure, reported as one line; ``exit_code`` is the process status."""
+
+    exit_code = 1
+
+
+class UserError(NasgepError, ValueError):
+    """Input that cannot be used: printed as one line, exit status 2."""
+
+    exit_code = 2
+
+
+class RunFailed(NasgepError):
+    """A run that ended without a result: printed as one line, exit status 1."""
+
+    exit_code = 1
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how long the rest is."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<a {type(value).__name__} nested too deeply to show>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` unquoted, cut to about ``limit`` characters (for keys in a dotted path)."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+__all__ = ["clip", "NasgepError", "QUOTE_LIMIT", "RunFailed", "UserError", "quote"]
