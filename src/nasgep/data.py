@@ -14,7 +14,7 @@ Purposes (SPEC section 3):
 from __future__ import annotations
 
 import pickle
-import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
@@ -22,6 +22,8 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from .errors import UserError
 
 Purpose = Literal["search", "final"]
 KINDS: tuple[str, ...] = ("cifar10", "cifar100", "npz", "folder", "digits")
@@ -36,8 +38,9 @@ DIGITS_TEST_FRACTION = 0.2
 FOLDER_STATS_SAMPLES = 1000
 
 
-class DataError(ValueError):
-    """A dataset that cannot be loaded; the message says which file and what to do."""
+class DataError(UserError):
+    """A dataset that cannot be loaded or cannot be meant; the message says which file
+    and what to do."""
 
 
 @dataclass
@@ -221,11 +224,10 @@ def _cifar_layout(kind: str, root: Path) -> str:
 
 
 def _load_cifar(config: dict, entry: dict, need_test: bool) -> _Arrays:
-    """CIFAR through torchvision: it downloads and verifies the official archive. Files
-    already in place whose checksums differ (a re-packaged or partial copy) load with a
-    warning, since torchvision would refuse them."""
+    """CIFAR through torchvision: it downloads and verifies the official archive. The
+    files are Python pickles, and unpickling runs code: a file whose MD5 differs from the
+    official one is refused, never read (a legitimate variant converts to ``.npz``)."""
     from torchvision.datasets import CIFAR10, CIFAR100
-    from torchvision.datasets.utils import check_integrity
 
     kind = entry["kind"]
     official = CIFAR10 if kind == "cifar10" else CIFAR100
@@ -244,19 +246,11 @@ def _load_cifar(config: dict, entry: dict, need_test: bool) -> _Arrays:
         hint = "" if entry.get("download", True) else " (download is off)"
         raise DataError(f"{kind}: {folder} lacks {', '.join(missing)}{hint}; put the files here: "
                         f"{_cifar_layout(kind, root)}")
-    bad = [f for f, md5 in official.train_list + official.test_list if not check_integrity(str(folder / f), md5)]
-    if bad:
-        warnings.warn(f"{kind}: {', '.join(bad)} in {folder} do not match the official checksums; "
-                      f"loading them anyway", stacklevel=3)
-
-    class Unverified(official):  # the files are checked above; torchvision would reject a copy
-        train_list = [[f, None] for f, _ in official.train_list]
-        test_list = [[f, None] for f, _ in official.test_list]
-        meta = {**official.meta, "md5": None}
+    check_cifar_checksums(official, folder, kind)
 
     def read(train: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         try:
-            ds = Unverified(str(root), train=train, download=False)
+            ds = official(str(root), train=train, download=False)  # verifies the MD5s again
         except (pickle.UnpicklingError, EOFError, KeyError, ValueError, RuntimeError) as e:
             raise DataError(f"{kind}: cannot read {folder} ({type(e).__name__}: {e}); expected "
                             f"{_cifar_layout(kind, root)}") from None
@@ -270,6 +264,20 @@ def _load_cifar(config: dict, entry: dict, need_test: bool) -> _Arrays:
     return _Arrays(x_train, y_train, x_test, y_test, tuple(classes))
 
 
+def check_cifar_checksums(official, folder: Path, kind: str) -> None:
+    """Refuse CIFAR files whose MD5 is not the official one, naming them: torchvision
+    unpickles these files, so a tampered one could run code (issue 10, point 3)."""
+    from torchvision.datasets.utils import check_integrity
+
+    expected = official.train_list + official.test_list + [[official.meta["filename"], official.meta["md5"]]]
+    bad = [f for f, md5 in expected if not check_integrity(str(folder / f), md5)]
+    if bad:
+        raise DataError(f"{kind}: {', '.join(bad)} in {folder} differ from the official files (MD5 checksum); "
+                        f"refusing to read them, since CIFAR's Python pickles can run code. Delete them to "
+                        f"download the official ones, or convert a variant you trust to an .npz dataset "
+                        f"(keys {', '.join(NPZ_KEYS)})")
+
+
 def _load_npz(entry: dict, need_test: bool) -> _Arrays:
     if not entry.get("path"):
         raise DataError("npz dataset: set its 'path' to the .npz file")
@@ -280,20 +288,36 @@ def _load_npz(entry: dict, need_test: bool) -> _Arrays:
         npz = np.load(path, allow_pickle=False)
     except Exception as e:
         raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive with keys {', '.join(NPZ_KEYS)}")
     with npz:
         for key in NPZ_KEYS:
             if key not in npz.files:
                 raise DataError(f"{path}: missing key {key!r} (has {', '.join(npz.files)}; needs {', '.join(NPZ_KEYS)})")
-        x_train = _nhwc_to_nchw(npz["x_train"], f"{path}:x_train")
-        y_train = _labels(npz["y_train"], len(x_train), f"{path}:y_train")
+        x_train = _nhwc_to_nchw(_npz_array(npz, "x_train", path), f"{path}:x_train")
+        y_train = _labels(_npz_array(npz, "y_train", path), len(x_train), f"{path}:y_train")
         x_test = y_test = None
         if need_test:  # the search never reads the test set
-            x_test = _nhwc_to_nchw(npz["x_test"], f"{path}:x_test")
-            y_test = _labels(npz["y_test"], len(x_test), f"{path}:y_test")
+            x_test = _nhwc_to_nchw(_npz_array(npz, "x_test", path), f"{path}:x_test")
+            y_test = _labels(_npz_array(npz, "y_test", path), len(x_test), f"{path}:y_test")
             if x_test.shape[1:] != x_train.shape[1:]:
                 raise DataError(f"{path}: x_test images {tuple(x_test.shape[1:])} differ from x_train's "
                                 f"{tuple(x_train.shape[1:])}")
     return _Arrays(x_train, y_train, x_test, y_test, None)
+
+
+def _npz_array(npz, key: str, path: Path) -> np.ndarray:
+    """One array of an .npz file; Python objects inside (which only unpickling could
+    read, and unpickling runs code) are refused, as are damaged members."""
+    try:
+        return npz[key]
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise DataError(f"{path}:{key}: holds Python objects (an object array); only plain numeric "
+                            f"arrays are read, never pickles: save it as uint8 images / integer labels") from None
+        raise DataError(f"{path}:{key}: not a readable array ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(f"{path}:{key}: damaged ({type(e).__name__}: {e})") from None
 
 
 def _load_digits() -> _Arrays:
@@ -329,6 +353,7 @@ def _in_memory_bundle(name: str, entry: dict, arrays: _Arrays, purpose: Purpose,
         x_train = resize_images(x_train, size)
     if x_train.shape[2] != x_train.shape[3]:
         raise DataError(f"{name}: images must be square, got {tuple(x_train.shape[2:])} (set image_size)")
+    check_labels(y_train, arrays.y_test if purpose == "final" else None, name)
     labels = y_train
     if purpose == "search":
         train_idx, val_idx = stratified_split(y_train.numpy(), validation_size(entry, len(y_train)), seed)
@@ -344,11 +369,72 @@ def _in_memory_bundle(name: str, entry: dict, arrays: _Arrays, purpose: Purpose,
         raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
     if entry.get("max_train") is not None:
         train = Split(train.x[: entry["max_train"]], train.y[: entry["max_train"]])
+        _check_classes_kept(train.y, int(y_train.max()) + 1, f"{name} (max_train {entry['max_train']})")
     num_classes = int(labels.max()) + 1 if len(labels) else 0
     classes = arrays.classes or tuple(str(k) for k in range(num_classes))
     mean, std = channel_stats(train.x)
     return DataBundle(name, entry["kind"], purpose, train, evaluation, eval_name, max(num_classes, len(classes)),
                       int(train.x.shape[1]), int(train.x.shape[2]), mean, std, tuple(classes))
+
+
+# --------------------------------------------------------------------------- validation
+
+def _first_missing(present: Sequence[int], limit: int = 5) -> list[int]:
+    """The first few of 0, 1, 2, ... absent from sorted ``present`` (without building
+    the range: labels may run to 10**12)."""
+    out, expected = [], 0
+    for value in present:
+        while expected < value and len(out) < limit:
+            out.append(expected)
+            expected += 1
+        expected = max(expected, value + 1)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _listing(values: Sequence[int], total: int) -> str:
+    shown = ", ".join(str(v) for v in values)
+    return shown + (", ..." if total > len(values) else "")
+
+
+def check_labels(y_train: torch.Tensor, y_test: torch.Tensor | None, where: str) -> int:
+    """The number of classes K, after refusing label sets no one means: the training
+    labels must number the classes 0..K-1 with every class present (a stray label of
+    1,000,000 would otherwise build a million-class network), K >= 2, and the test set
+    may hold only classes seen in training."""
+    present = torch.unique(y_train).tolist()
+    if len(present) < 2:
+        raise DataError(f"{where}: the training labels hold {len(present)} class{'es' if len(present) != 1 else ''} "
+                        f"({_listing(present[:5], len(present))}); classification needs at least 2")
+    k = present[-1] + 1
+    if len(present) != k:
+        missing = _first_missing(present)
+        raise DataError(f"{where}: training labels run up to {present[-1]} but only {len(present)} classes have "
+                        f"images (none of {_listing(missing, k - len(present))}); labels must number the classes "
+                        f"0..K-1")
+    if y_test is not None:
+        unseen = sorted(set(torch.unique(y_test).tolist()) - set(present))
+        if unseen:
+            raise DataError(f"{where}: the test labels hold {len(unseen)} class{'es' if len(unseen) != 1 else ''} "
+                            f"never seen in training ({_listing(unseen[:5], len(unseen))}; training has 0..{k - 1})")
+    return k
+
+
+def _check_classes_kept(y: torch.Tensor, num_classes: int, where: str) -> None:
+    kept = torch.unique(y).tolist()
+    if len(kept) < num_classes:
+        lost = sorted(set(range(num_classes)) - set(kept))
+        raise DataError(f"{where}: the training images left hold no image of class "
+                        f"{_listing(lost[:5], len(lost))}; raise max_train")
+
+
+def check_batch(data: "DataBundle", batch_size: int, key: str) -> None:
+    """Refuse a training set smaller than one batch: every step would see the whole set
+    and the configured batch size would mean nothing."""
+    if len(data.train) < batch_size:
+        raise DataError(f"{data.name}: {len(data.train)} training images, fewer than one batch ({key} = "
+                        f"{batch_size}); lower {key} or give more images")
 
 
 # --------------------------------------------------------------------------- folder kind
@@ -472,5 +558,5 @@ def top_k(num_classes: int) -> int:
     return max(1, min(5, num_classes))
 
 
-__all__ = ["DataBundle", "DataError", "FolderImages", "KINDS", "Split", "Source", "channel_stats",
+__all__ = ["DataBundle", "DataError", "check_batch", "check_labels", "FolderImages", "KINDS", "Split", "Source", "channel_stats",
            "load_dataset", "resize_images", "stratified_split", "split_sizes", "top_k", "validation_size"]
