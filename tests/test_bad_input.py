@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nasgep.cli import main
@@ -187,3 +188,191 @@ def test_decode_of_nothing_says_what_is_expected(capsys, monkeypatch, argv, stdi
 def test_decode_names_the_stdin_line_and_clips_long_input(capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("add | h1 h2\n" + "add " * 5000 + "|\n"))
     one_line_error(capsys, ["decode", "-"], r"stdin line 2: .*more characters")
+
+
+# --------------------------------------------------------------------------- datasets
+
+TINY = ["search.population=3", "search.reduction_population=2", "search.gene_pool=6", "search.gene_pool_max=8",
+        "search.genes_min=1", "search.genes_max=2", "search.max_epochs=2", "search.max_generations=1",
+        "search.channels=4", "search.cells_per_stage=1", "search.batch_size=16", "search.devices=[cpu]",
+        "search.augment.autoaugment=false", "tracking.enabled=false", "train.batch_size=16",
+        "train.epochs=1", "train.channels=4"]
+
+
+def npz_dataset(tmp_path: Path, n: int = 120, classes: int = 4, **arrays) -> Path:
+    """An .npz dataset of ``n`` 8x8 grey images (labels cycling over ``classes``);
+    ``arrays`` replace or remove (None) any of its four arrays."""
+    rng = np.random.default_rng(0)
+    data = {"x_train": rng.integers(0, 256, (n, 8, 8), dtype=np.uint8),
+            "y_train": np.arange(n) % classes,
+            "x_test": rng.integers(0, 256, (40, 8, 8), dtype=np.uint8),
+            "y_test": np.arange(40) % classes}
+    data.update(arrays)
+    path = tmp_path / "data.npz"
+    np.savez(path, **{k: v for k, v in data.items() if v is not None})
+    return path
+
+
+def npz_config(tmp_path: Path, path: Path) -> str:
+    config = tmp_path / "npz.yaml"
+    config.write_text(f"datasets: {{d: {{kind: npz, path: '{path}', val_fraction: 0.2}}}}\n")
+    return str(config)
+
+
+def verb_argv(verb: str, config: str, tmp_path: Path, *extra: str) -> list[str]:
+    settings = [a for s in TINY + list(extra) for a in ("--set", s)]
+    if verb == "train":
+        genome = write_genome(tmp_path, GENOME, "best.json")
+        return ["train", "--genome", genome, "--config", DEMO, "--config", config, *settings, "--dataset", "d",
+                "--out", str(tmp_path / "out")]
+    return [verb, "--config", DEMO, "--config", config, *settings, "--dataset", "d", "--out", str(tmp_path / "out")]
+
+
+
+
+BAD_DATASETS = {
+    "missing file": (lambda t: t / "absent.npz", r"absent.npz: no such .npz file"),
+    "wrong keys": (lambda t: _saved(t, x=np.zeros((4, 8, 8), np.uint8)), r"missing key 'x_train'"),
+    "float images": (lambda t: npz_dataset(t, x_train=np.zeros((120, 8, 8), np.float32)),
+                     r"x_train: expected uint8 images, got float32"),
+    "float labels": (lambda t: npz_dataset(t, y_train=np.zeros(120, np.float64)),
+                     r"y_train: labels must be non-negative integers"),
+    "lengths differ": (lambda t: npz_dataset(t, y_train=np.arange(119) % 4), r"119 labels for 120 images"),
+    "object array": (lambda t: npz_dataset(t, x_train=np.array([1, "x", None], dtype=object)),
+                     r"x_train: holds Python objects"),
+    "not an npz": (lambda t: _text(t, "hello"), r"not a readable .npz file"),
+    "label of a million": (lambda t: npz_dataset(t, y_train=np.r_[np.arange(119) % 4, 1_000_000]),
+                           r"labels run up to 1000000 but only 5 classes have images \(none of 4, 5, 6, 7, 8, \.\.\.\)"),
+    "gap in labels": (lambda t: npz_dataset(t, y_train=(np.arange(120) % 4) * 2),
+                      r"labels run up to 6 but only 4 classes have images \(none of 1, 3, 5\)"),
+    "single class": (lambda t: npz_dataset(t, classes=1), r"hold 1 class \(0\); classification needs at least 2"),
+    "negative label": (lambda t: npz_dataset(t, y_train=np.r_[np.arange(119) % 4, -1]),
+                       r"non-negative integers"),
+    "fewer images than a batch": (lambda t: npz_dataset(t, n=15), r"batch_size|fewer than one batch"),
+    "empty": (lambda t: npz_dataset(t, n=0, x_train=np.zeros((0, 8, 8), np.uint8), y_train=np.zeros(0, np.int64)),
+              r"d|data.npz"),
+}
+
+
+def _saved(tmp_path: Path, **arrays) -> Path:
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def _text(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "data.npz"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("verb", ["search", "sample", "train"])
+@pytest.mark.parametrize("case", sorted(BAD_DATASETS))
+def test_a_dataset_that_cannot_be_meant_is_refused(capsys, tmp_path, verb, case):
+    make, match = BAD_DATASETS[case]
+    config = npz_config(tmp_path, make(tmp_path))
+    extra = ("search.batch_size=16", "train.batch_size=16")
+    one_line_error(capsys, verb_argv(verb, config, tmp_path, *extra), match)
+    assert not (tmp_path / "out" / "best.json").exists()
+
+
+def test_test_labels_never_seen_in_training_are_refused(capsys, tmp_path):
+    config = npz_config(tmp_path, npz_dataset(tmp_path, y_test=np.r_[np.arange(39) % 4, 7]))
+    one_line_error(capsys, verb_argv("train", config, tmp_path), r"test labels hold 1 class never seen in training \(7")
+    one_line_error(capsys, ["prepare", "--config", DEMO, "--config", config, "--dataset", "d"], r"never seen")
+
+
+def test_a_good_npz_dataset_is_accepted(capsys, tmp_path):
+    """The control: the same verbs on a sound dataset of the same shape succeed."""
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    assert main(["prepare", "--config", DEMO, "--config", config, "--dataset", "d"]) == 0
+    assert main(verb_argv("sample", config, tmp_path)) == 0
+    assert (tmp_path / "out" / "best.json").exists()
+
+
+@pytest.mark.parametrize("verb", ["search", "sample"])
+def test_max_params_below_the_smallest_network_is_refused_up_front(capsys, tmp_path, verb):
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    line = one_line_error(capsys, verb_argv(verb, config, tmp_path, "search.max_params=100"),
+                          r"search.max_params = 100 is below the smallest network this search can build")
+    assert not (tmp_path / "out" / "best.json").exists()
+    smallest = int(re.search(r"build \(([\d,]+) parameters", line).group(1).replace(",", ""))
+    # at the smallest size itself the search space is not empty: the check is not too strict
+    assert main(verb_argv("sample", config, tmp_path, f"search.max_params={smallest}")) == 0
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert best["params"] >= smallest
+
+
+# --------------------------------------------------------------------------- outputs and states
+
+@pytest.mark.parametrize("verb", ["search", "sample", "train", "draw"])
+def test_out_naming_an_existing_file_is_refused_before_any_work(capsys, tmp_path, verb):
+    existing = tmp_path / "results.txt"
+    existing.write_text("a user's file\n")
+    genome = write_genome(tmp_path, GENOME)
+    argv = {"search": ["search", "--config", DEMO, "--out", str(existing)],
+            "sample": ["sample", "--config", DEMO, "--out", str(existing)],
+            "train": ["train", "--genome", genome, "--config", DEMO, "--out", str(existing)],
+            "draw": ["draw", genome, "--out", str(existing)]}[verb]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "is an existing file, not a folder" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert existing.read_text() == "a user's file\n"
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"\x80\x02}q\x00.", "tensor", "dict"])
+def test_a_damaged_or_foreign_checkpoint_is_refused(capsys, tmp_path, content):
+    import torch
+
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    out = tmp_path / "out"
+    out.mkdir()
+    if content == "tensor":
+        torch.save(torch.zeros(3), out / "checkpoint.pt")
+    elif content == "dict":
+        torch.save({"format": "something-else", "epoch": 3}, out / "checkpoint.pt")
+    else:
+        (out / "checkpoint.pt").write_bytes(content)
+    before = (out / "checkpoint.pt").read_bytes()
+    one_line_error(capsys, verb_argv("train", config, tmp_path),
+                   r"checkpoint.pt: not (a readable trainer state|a trainer state of nasgep)")
+    assert (out / "checkpoint.pt").read_bytes() == before     # left as it was
+
+
+def test_a_truncated_checkpoint_is_refused(capsys, tmp_path):
+    """A real trainer checkpoint cut short (disk full, a copy interrupted)."""
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    argv = verb_argv("train", config, tmp_path)
+    assert main(argv) == 0
+    checkpoint = tmp_path / "out" / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:200])
+    capsys.readouterr()
+    one_line_error(capsys, argv, r"checkpoint.pt: not a readable trainer state")
+
+
+# --------------------------------------------------------------------------- a search with no result
+
+def test_a_search_with_no_usable_candidate_fails_with_the_reasons(tmp_path):
+    from nasgep.errors import RunFailed
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    config = load_config(DEMO, TINY)
+    with pytest.raises(RunFailed, match=r"without a single usable candidate.*best.json was not written; "
+                                        r"failures: 3x 'out of memory'"):
+        run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, progress=False,
+                   factory=lambda device: CheapEvaluator(fail_if=lambda genome: "out of memory"))
+    assert not (tmp_path / "best.json").exists() and (tmp_path / "history.parquet").exists()
+
+
+def test_nasgep_search_exits_non_zero_when_every_candidate_diverges(capsys, tmp_path):
+    rc = main(["search", "--config", DEMO, *[a for s in TINY for a in ("--set", s)], "--set", "search.lr=1e30",
+               "--set", "datasets.cifar10.max_train=200", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]          # after the one progress line per generation
+    assert rc == 1 and "Traceback" not in err
+    assert last.startswith("nasgep search: error: the search ended") and "without a single usable candidate" in last
+    assert re.search(r"failures: 3x '.*(nan|inf|diverged)", last, re.I), last
+    assert "-> " not in err and not (tmp_path / "out" / "best.json").exists()

@@ -29,7 +29,7 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = True) -> N
                    help="override a configuration value, e.g. search.max_generations=5 (repeatable)")
 
 
-def output_dir(text: str) -> str:
+def output_dir(text: str) -> "Path":
     """``--out DIR`` of the verbs that write a folder: an existing file is refused before
     any work starts."""
     from pathlib import Path
@@ -38,7 +38,7 @@ def output_dir(text: str) -> str:
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is an existing file, not a folder; name a folder (it is created "
                                          f"if absent)")
-    return text
+    return path
 
 
 def load_args_config(args: argparse.Namespace) -> dict:

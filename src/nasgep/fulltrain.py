@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .config import dataset_name
+from .errors import UserError
 from .io import atomic_write_json
 
 
-class TrainSetupError(ValueError):
+class TrainSetupError(UserError):
     """The request cannot be trained as asked (unknown variant, foreign checkpoint ...)."""
 
 
@@ -52,7 +53,7 @@ def full_train(config: Mapping, req: TrainRequest) -> dict[str, Any]:
     import torch
 
     from . import nn as nasgep_nn
-    from .data import DataError, load_dataset
+    from .data import DataError, check_batch, load_dataset
     from .space import Genome
     from .train import Trainer, resolve_device, training_settings
 
@@ -67,6 +68,7 @@ def full_train(config: Mapping, req: TrainRequest) -> dict[str, Any]:
         data = load_dataset(config, dataset, "final", seed=req.seed)
     except (ValueError, DataError) as e:
         raise TrainSetupError(str(e)) from None
+    check_batch(data, settings.batch_size, f"{'transfer' if stem == 'imagenet' else 'train'}.batch_size")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True   # one input shape for the whole run: let cuDNN pick
     macro = macro_for(config, stem, data)
@@ -93,11 +95,11 @@ def full_train(config: Mapping, req: TrainRequest) -> dict[str, Any]:
 
 
 def _resume(trainer, checkpoint: Path) -> None:
-    import torch
+    from .train import read_state
 
     if not checkpoint.exists():
         return
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = read_state(checkpoint)   # StateFileError: damaged, or not a trainer state
     if state.get("meta") != trainer.meta:
         raise TrainSetupError(f"{checkpoint} belongs to another training (genome, dataset, variant, seed or "
                               f"network differ); use --no-resume to start over or another --out")

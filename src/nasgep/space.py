@@ -168,6 +168,22 @@ def _check_depth(tree: Node, where: str) -> None:
                           f"supported")
 
 
+def smallest_genomes() -> list["Genome"]:
+    """Candidates for the smallest network of the search space: both cells hold one gene,
+    the normal one the identity of an input, the reduction one a single operation on an
+    input (one per operation, on ``h1``: the previous cell's output, which every cell
+    reads at its full channel count). Every network has the stem, the cells' input
+    adapters and the classifier; more genes only add to them."""
+    def cell(pool: Pool, terminal: str) -> CellGenome:
+        gene = Chromosome((terminal,) * 3, 1)
+        return CellGenome(pool, Chromosome(("g1", "g1", "g1"), 1), {"g1": gene})
+
+    normal = [cell("normal", i) for i in INPUTS]
+    reduction = [cell("reduction", bound(op, "h1")) for op in OPERATIONS]
+    # the two cells are independent: vary one with the other fixed
+    return [Genome(n, reduction[0]) for n in normal] + [Genome(normal[0], r) for r in reduction[1:]]
+
+
 def _gid_key(item: tuple[str, object]) -> tuple[int, str]:
     gid = item[0]
     return (int(gid[1:]) if GENE_ID_RE.fullmatch(gid) else 1 << 30, gid)

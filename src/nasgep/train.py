@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from .augment import AugmentSettings, BatchAugment
 from .io import atomic_write_bytes
 from .data import DataBundle, Split, Source
+from .errors import UserError, clip
 
 CHECKPOINT_FORMAT = "nasgep-trainer/1"
 _SEED_HIGH = 2**62
@@ -554,8 +555,30 @@ class Trainer:
         atomic_save(self.state_dict(), path)
 
     def load_checkpoint(self, path: str | Path) -> None:
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.load_state_dict(read_state(path))
 
 
-__all__ = ["CandidateFailure", "EpochStats", "OutOfMemory", "TrainSettings", "Trainer", "TrainingDiverged",
-           "atomic_save", "resolve_device", "candidate_training_settings", "training_settings"]
+class StateFileError(UserError):
+    """A trainer state file that is damaged or not a trainer state; names the file."""
+
+
+def read_state(path: str | Path) -> dict:
+    """A trainer state written by :meth:`Trainer.save_checkpoint`, read with
+    ``weights_only=True`` (tensors and plain values only: never code). A damaged file, or
+    one that holds something else, is a :class:`StateFileError` naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError, ...
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise StateFileError(f"{path}: not a readable trainer state ({type(e).__name__}: {clip(reason)})") from None
+    if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
+        what = f"format {clip(str(state.get('format')))}" if isinstance(state, Mapping) else type(state).__name__
+        raise StateFileError(f"{path}: not a trainer state of nasgep ({what}; expected format {CHECKPOINT_FORMAT!r})")
+    return state
+
+
+__all__ = ["CandidateFailure", "EpochStats", "OutOfMemory", "StateFileError", "TrainSettings", "Trainer",
+           "TrainingDiverged", "atomic_save", "candidate_training_settings", "read_state", "resolve_device",
+           "training_settings"]

@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli import output_dir
+
 NAME = "draw"
 HELP = "draw the normal and reduction cells of a genome (PNG and SVG)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("genome", type=Path, help="genome JSON file (or a result file with a 'genome' key)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created if absent)")
+    p.add_argument("--out", type=output_dir, required=True, help="output folder (created if absent)")
     p.add_argument("--title", default=None,
                    help="title prefix; each figure is titled '<title>: normal cell' / '... reduction cell'")
 

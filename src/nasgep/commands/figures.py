@@ -9,7 +9,7 @@ published values as hollow markers). The best cells are drawn by 'nasgep draw'.
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments
+from ..cli import add_config_arguments, output_dir
 
 import argparse
 
@@ -19,7 +19,7 @@ HELP = "draw search curves and ablation bars (PNG and SVG)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p, required=False)
-    p.add_argument("--out", required=True, help="folder for the figures")
+    p.add_argument("--out", type=output_dir, required=True, help="folder for the figures")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,10 +17,9 @@ and DIR/model.pt (the final state_dict, loadable with ``torch.load(weights_only=
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config
+from ..cli import add_config_arguments, load_args_config, output_dir
 
 import argparse
-import sys
 
 NAME = "train"
 HELP = "fully train a genome (with checkpoints) and write its test metrics"
@@ -29,7 +28,7 @@ HELP = "fully train a genome (with checkpoints) and write its test metrics"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--genome", required=True, help="genome JSON (or a result file with a 'genome' key, e.g. best.json)")
     add_config_arguments(p)
-    p.add_argument("--out", required=True, help="output folder (checkpoint.pt, metrics.json, model.pt)")
+    p.add_argument("--out", type=output_dir, required=True, help="output folder (checkpoint.pt, metrics.json, model.pt)")
     p.add_argument("--dataset", help="dataset name in the config (default: search.dataset; "
                                      "with --stem imagenet: transfer.dataset when set)")
     p.add_argument("--variant", help="ablation name from the config's 'ablations' (switches CutOut, AA, drop-path)")
@@ -42,19 +41,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
-    from ..fulltrain import TrainRequest, TrainSetupError, full_train
+    from ..errors import RunFailed
+    from ..fulltrain import TrainRequest, full_train
     from ..train import CandidateFailure
 
     config = load_args_config(args)
     request = TrainRequest(genome_path=args.genome, out=args.out, dataset=args.dataset, variant=args.variant,
                            seed=args.seed, stem=args.stem, epochs=args.epochs, resume=not args.no_resume,
                            progress=False if args.no_progress else None)
-    try:
+    try:   # bad input (TrainSetupError, DataError, GenomeError ...) is a UserError: one line, exit 2
         full_train(config, request)
-    except TrainSetupError as e:
-        raise UserError(str(e)) from None
     except CandidateFailure as e:
-        print(f"nasgep train: error: {e.reason}", file=sys.stderr)
-        return 1
+        raise RunFailed(e.reason) from None   # NaN loss, out of memory: one line, exit 1
     return 0

@@ -7,11 +7,13 @@ import functools
 import io
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Mapping
 
 from .. import tracking
 from ..study import expand_devices, search_method
+from ..errors import RunFailed, clip
 from . import checkpoint
 from .evaluator import Evaluator, ProcessExecutor, SerialExecutor
 from .loop import GenerationReport, Search, SearchSettings
@@ -109,8 +111,12 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
                 bar.close()
     finally:
         executor.close()
+    if state.best is None:
+        raise RunFailed(f"the search ended ({state.stop_reason}) after generation {state.generation} without a "
+                        f"single usable candidate, so {out / 'best.json'} was not written; failures: "
+                        f"{failure_summary(state.history)} (every one is in {out / 'history.parquet'})")
     log(f"search finished ({state.stop_reason}) after generation {state.generation}: "
-        f"best fitness {state.best.fitness if state.best else 0:.2f} -> {out / 'best.json'}")
+        f"best fitness {state.best.fitness:.2f} -> {out / 'best.json'}")
     return state
 
 
@@ -122,6 +128,9 @@ def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: Evalu
         threads = 1 if len(devices) > 1 and all(d == "cpu" for d in devices) else None
         factory = torch_evaluator_factory(config, dataset, out, seed, threads)
     evaluator = factory("cpu" if len(devices) > 1 else devices[0])
+    check_inputs = getattr(evaluator, "check_inputs", None)   # test stand-ins have none
+    if check_inputs is not None:
+        check_inputs()
     executor = ProcessExecutor(factory, devices) if len(devices) > 1 else SerialExecutor(evaluator)
     return evaluator, executor
 
@@ -133,6 +142,16 @@ def _generation_line(report: GenerationReport, settings: SearchSettings) -> str:
             f"{report.failures} failed)  pools {report.normal_pool}/{report.reduction_pool}  "
             f"budget {100 * report.elapsed / settings.budget_seconds:5.1f}%  "
             f"{report.seconds:6.1f}s")
+
+
+def failure_summary(history: list[dict], most: int = 3) -> str:
+    """The commonest failure reasons of a search's history, with counts, each clipped."""
+    reasons = Counter(clip(row["failure"]) for row in history if row.get("failure"))
+    if not reasons:
+        return "none recorded (no candidate was trained)"
+    shown = [f"{n}x {reason!r}" for reason, n in reasons.most_common(most)]
+    rest = len(reasons) - len(shown)
+    return "; ".join(shown) + (f"; and {rest} other reason{'s' if rest > 1 else ''}" if rest > 0 else "")
 
 
 def _limit_raised(state: SearchState, settings: SearchSettings) -> bool:

@@ -15,9 +15,10 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from ..data import DataBundle, load_dataset
+from ..config import ConfigError
+from ..data import DataBundle, check_batch, load_dataset
 from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
-from ..space import Genome
+from ..space import Genome, GenomeError, smallest_genomes
 from ..train import CandidateFailure, Trainer, candidate_training_settings
 from .evaluator import StoreCandidate, TrainJob, TrainResult
 from .store import WeightStore
@@ -59,6 +60,33 @@ class TorchEvaluator:
 
     def state_path(self, individual: str, epoch: int) -> Path:
         return self.out / "individuals" / individual / f"e{epoch}.pt"
+
+    # --- checks before any training -------------------------------------------------
+    def check_inputs(self) -> None:
+        """Refuse, before the first candidate trains, what cannot give a result: a dataset
+        that does not load or cannot be meant (:class:`~nasgep.data.DataError`), fewer
+        training images than one batch, a ``max_params`` below the smallest network."""
+        check_batch(self.data, self.search["batch_size"], "search.batch_size")
+        smallest = self.smallest_params()
+        if self.search["max_params"] < smallest:
+            raise ConfigError(
+                f"search.max_params = {self.search['max_params']:,} is below the smallest network this search can "
+                f"build ({smallest:,} parameters: single-gene cells, channels {self.search['channels']}, "
+                f"cells_per_stage {self.search['cells_per_stage']}, {self.macro.num_classes} classes); every "
+                f"candidate would be rejected: raise search.max_params or lower search.channels")
+
+    def smallest_params(self) -> int:
+        """Parameters of the smallest search-size network: cells of one gene each (see
+        :func:`nasgep.space.smallest_genomes`); the stem, cell inputs and classifier that
+        every network has dominate it."""
+        counts = []
+        for genome in smallest_genomes():
+            try:
+                with torch.device("meta"):   # shapes only: no memory, no initialisation
+                    counts.append(count_parameters(Network(genome, self.macro)))
+            except GenomeError:
+                continue
+        return min(counts)
 
     # --- Evaluator protocol ----------------------------------------------------------
     def count_params(self, genome: Genome) -> int:
@@ -134,5 +162,8 @@ def make_torch_evaluator(config: Mapping, dataset: str, out_dir: str, seed: int,
 
 
 def search_param_counter(config: Mapping, dataset: str) -> Callable[[Genome], int]:
-    """Parameter counter of search-size networks on ``dataset`` (for ``nasgep sample``)."""
-    return TorchEvaluator(config, dataset, ".", seed=0).count_params
+    """Parameter counter of search-size networks on ``dataset`` (for ``nasgep sample``),
+    after the checks a search makes before it starts."""
+    evaluator = TorchEvaluator(config, dataset, ".", seed=0)
+    evaluator.check_inputs()
+    return evaluator.count_params
