@@ -250,7 +250,7 @@ BAD_DATASETS = {
                        r"non-negative integers"),
     "fewer images than a batch": (lambda t: npz_dataset(t, n=15), r"batch_size|fewer than one batch"),
     "empty": (lambda t: npz_dataset(t, n=0, x_train=np.zeros((0, 8, 8), np.uint8), y_train=np.zeros(0, np.int64)),
-              r"d|data.npz"),
+              r"d: no training images"),
 }
 
 
@@ -376,3 +376,23 @@ def test_nasgep_search_exits_non_zero_when_every_candidate_diverges(capsys, tmp_
     assert last.startswith("nasgep search: error: the search ended") and "without a single usable candidate" in last
     assert re.search(r"failures: 3x '.*(nan|inf|diverged)", last, re.I), last
     assert "-> " not in err and not (tmp_path / "out" / "best.json").exists()
+
+
+# --------------------------------------------------------------------------- other verbs
+
+@pytest.mark.parametrize("content, match", [(b"\x80\xff", r"bin.json: not a JSON result file"),
+                                            (b"[1, 2]", r"bin.json: not a JSON object with a 'fitness'"),
+                                            (b'{"fitness": true}', r"bin.json: no numeric 'fitness'"),
+                                            (b"[" * 100_000, r"bin.json: not a JSON result file")])
+def test_tables_best_refuses_files_that_are_not_results(capsys, tmp_path, content, match):
+    bad = tmp_path / "bin.json"
+    bad.write_bytes(content)
+    one_line_error(capsys, ["tables", "best", "--inputs", str(bad), "--out", str(tmp_path / "o.json")], match)
+
+
+@pytest.mark.parametrize("value", ["-1", "1e3", "4294967296", "x" * 500])
+def test_a_seed_that_is_no_seed_is_refused(capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "--config", DEMO, "--dataset", "cifar10", "--seed", value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and "argument --seed" in err[-1] and len(err[-1]) < 200

@@ -41,6 +41,21 @@ def output_dir(text: str) -> "Path":
     return path
 
 
+#: Seeds go to Python's, NumPy's and torch's generators; NumPy takes 0 .. 2**32 - 1 as is.
+MAX_SEED = 2**32 - 1
+
+
+def seed_value(text: str) -> int:
+    """``--seed N``: a whole number from 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:80]!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is from 0 to {MAX_SEED}, got {text[:80]}")
+    return value
+
+
 def load_args_config(args: argparse.Namespace) -> dict:
     """The validated configuration named by :func:`add_config_arguments`' options."""
     from .config import load_config

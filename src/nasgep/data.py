@@ -403,6 +403,8 @@ def check_labels(y_train: torch.Tensor, y_test: torch.Tensor | None, where: str)
     labels must number the classes 0..K-1 with every class present (a stray label of
     1,000,000 would otherwise build a million-class network), K >= 2, and the test set
     may hold only classes seen in training."""
+    if len(y_train) == 0:
+        raise DataError(f"{where}: no training images")
     present = torch.unique(y_train).tolist()
     if len(present) < 2:
         raise DataError(f"{where}: the training labels hold {len(present)} class{'es' if len(present) != 1 else ''} "

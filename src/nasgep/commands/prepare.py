@@ -10,7 +10,7 @@ as JSON, or to stdout.
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config
+from ..cli import add_config_arguments, load_args_config, seed_value
 
 import argparse
 import json
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--dataset", required=True, help="dataset name in the config's 'datasets'")
     p.add_argument("--out", help="JSON file to write (default: print to stdout)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the search's validation split (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the search's validation split (default 0)")
 
 
 def _class_counts(source, num_classes: int) -> list[int]:

@@ -11,7 +11,7 @@ generation in parallel, one worker process per device, with the same result.
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config, output_dir
+from ..cli import add_config_arguments, load_args_config, output_dir, seed_value
 
 import argparse
 
@@ -22,7 +22,7 @@ HELP = "run (or resume) a NASGEP architecture search"
 def add_common(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--dataset", help="dataset name from the config's datasets (default: search.dataset)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of every random draw (default: 0)")
     p.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output directory")
 
 

@@ -17,7 +17,7 @@ and DIR/model.pt (the final state_dict, loadable with ``torch.load(weights_only=
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config, output_dir
+from ..cli import add_config_arguments, load_args_config, output_dir, seed_value
 
 import argparse
 
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="dataset name in the config (default: search.dataset; "
                                      "with --stem imagenet: transfer.dataset when set)")
     p.add_argument("--variant", help="ablation name from the config's 'ablations' (switches CutOut, AA, drop-path)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights, shuffling and augmentation (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the weights, shuffling and augmentation (default 0)")
     p.add_argument("--stem", choices=("cifar", "imagenet"), help="network stem (default: train.stem)")
     p.add_argument("--epochs", type=int, help="override the number of epochs (a different schedule: resume only "
                                               "a checkpoint made with the same number)")

@@ -5,6 +5,7 @@ No torch here; pandas and matplotlib are imported by the table and figure module
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,26 @@ from ..study import (  # noqa: F401 - the report's view of the plan
     read_json,
 )
 
+
+def _read_result(path: str | Path) -> dict[str, Any]:
+    """A result file's JSON object; ValueError naming the file when it is not one."""
+    try:
+        data = read_json(path)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: not a JSON result file ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a JSON object with a 'fitness' (a search's best.json)")
+    return data
+
+
 def select_best(paths: list[str | Path]) -> dict[str, Any]:
     """The ``best.json`` with the highest search ``fitness`` (the earliest on ties),
     with a ``selection`` entry naming the candidates; raises ValueError when empty."""
     if not paths:
         raise ValueError("no best.json to choose from")
-    candidates = [(read_json(p), str(p)) for p in paths]
+    candidates = [(_read_result(p), str(p)) for p in paths]
     for data, path in candidates:
-        if not isinstance(data.get("fitness"), (int, float)):
+        if not isinstance(data.get("fitness"), (int, float)) or isinstance(data["fitness"], bool):
             raise ValueError(f"{path}: no numeric 'fitness'")
     best, best_path = max(candidates, key=lambda c: c[0]["fitness"])  # max keeps the first
     out = dict(best)
