@@ -396,3 +396,17 @@ def test_a_seed_that_is_no_seed_is_refused(capsys, value):
         main(["prepare", "--config", DEMO, "--dataset", "cifar10", "--seed", value])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and "argument --seed" in err[-1] and len(err[-1]) < 200
+
+
+@pytest.mark.parametrize("override, match", [("device=banana", r"device: 'banana' does not match"),
+                                             ("search.devices=[]", r"search.devices: \[\] should be non-empty"),
+                                             ("search.devices=[gpu0]", r"search.devices.0: 'gpu0' does not match")])
+def test_a_device_that_is_no_device_is_refused(capsys, tmp_path, override, match):
+    one_line_error(capsys, ["search", "--config", DEMO, "--set", override, "--out", str(tmp_path / "o")], match)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.device_count() > 7, reason="this machine has a GPU cuda:7")
+def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
+    one_line_error(capsys, ["search", "--config", DEMO, *[a for s in TINY for a in ("--set", s)],
+                            "--set", "search.devices=[cuda:7]", "--out", str(tmp_path / "o")],
+                   r"device 'cuda:7' asked for, but PyTorch sees")

@@ -157,10 +157,16 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``auto`` -> the first GPU when there is one, else the CPU."""
     if str(name) == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device {clip(str(name))!r}: expected auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU")
+            raise UserError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"device {name!r} asked for, but PyTorch sees {torch.cuda.device_count()} GPU(s) "
+                            f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
         if device.index is None:  # one spelling per GPU, so tensors' devices compare equal
             device = torch.device("cuda", torch.cuda.current_device())
     return device

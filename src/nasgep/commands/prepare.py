@@ -36,17 +36,13 @@ def _class_counts(source, num_classes: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
     from ..config import dataset_name
-    from ..data import DataError, load_dataset
+    from ..data import load_dataset
 
     config = load_args_config(args)
     dataset_name(config, args.dataset)
-    try:
-        final = load_dataset(config, args.dataset, "final", seed=args.seed)
-        search = load_dataset(config, args.dataset, "search", seed=args.seed)
-    except DataError as e:
-        raise UserError(str(e)) from None
+    final = load_dataset(config, args.dataset, "final", seed=args.seed)     # DataError: one line, exit 2
+    search = load_dataset(config, args.dataset, "search", seed=args.seed)
     entry = config["datasets"][args.dataset]
     summary = {
         "dataset": args.dataset,

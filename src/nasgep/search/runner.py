@@ -125,6 +125,10 @@ def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: Evalu
     are several, else training in this process."""
     devices = resolve_devices(list(config["search"]["devices"]), config["device"])
     if factory is None:
+        from ..train import resolve_device
+
+        for device in devices:   # a GPU that is not there: one line now, not a failure per candidate
+            resolve_device(device)
         threads = 1 if len(devices) > 1 and all(d == "cpu" for d in devices) else None
         factory = torch_evaluator_factory(config, dataset, out, seed, threads)
     evaluator = factory("cpu" if len(devices) > 1 else devices[0])
