@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except NasgepError as e:
         return _fail(args.command, str(e), e.exit_code)
+    except BrokenPipeError:  # `nasgep decode - | head -1`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:  # a file named by the user (or the disk) refused a read or a write
         return _fail(args.command, _os_message(e), 2 if e.filename else 1)
     except KeyboardInterrupt:
