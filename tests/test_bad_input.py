@@ -380,10 +380,10 @@ def test_nasgep_search_exits_non_zero_when_every_candidate_diverges(capsys, tmp_
 
 # --------------------------------------------------------------------------- other verbs
 
-@pytest.mark.parametrize("content, match", [(b"\x80\xff", r"bin.json: not a JSON result file"),
-                                            (b"[1, 2]", r"bin.json: not a JSON object with a 'fitness'"),
+@pytest.mark.parametrize("content, match", [(b"\x80\xff", r"bin.json: damaged, not a JSON results file"),
+                                            (b"[1, 2]", r"bin.json: damaged, not a JSON object"),
                                             (b'{"fitness": true}', r"bin.json: no numeric 'fitness'"),
-                                            (b"[" * 100_000, r"bin.json: not a JSON result file")])
+                                            (b"[" * 100_000, r"bin.json: damaged, not a JSON results file")])
 def test_tables_best_refuses_files_that_are_not_results(capsys, tmp_path, content, match):
     bad = tmp_path / "bin.json"
     bad.write_bytes(content)
@@ -410,3 +410,21 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
     one_line_error(capsys, ["search", "--config", DEMO, *[a for s in TINY for a in ("--set", s)],
                             "--set", "search.devices=[cuda:7]", "--out", str(tmp_path / "o")],
                    r"device 'cuda:7' asked for, but PyTorch sees")
+
+
+@pytest.mark.parametrize("target, content, match", [
+    ("metrics", b"\x00\x01garbage", r"metrics.json: damaged, not a JSON results file"),
+    ("metrics", b'{"params": 5}', r"metrics.json: no numeric 'test_error'"),
+    ("history", b"PAR1 truncated", r"history.parquet: damaged or not a search history"),
+])
+@pytest.mark.parametrize("verb", ["tables", "figures"])
+def test_damaged_results_files_are_named(capsys, tmp_path, target, content, match, verb):
+    from test_report import make_study
+    from nasgep.report import Study
+
+    cfg, config = make_study(tmp_path)
+    study = Study(config)
+    path = (study.train_dir("cifar10", "cutout_aa", 0) / "metrics.json" if target == "metrics"
+            else study.search_dir("cifar10", "search", 0) / "history.parquet")
+    path.write_bytes(content)
+    one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)

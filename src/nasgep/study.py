@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .errors import UserError, clip
+
 #: Paths relative to ``results_dir``; ``{...}`` are Snakemake wildcards.
 LAYOUT: dict[str, str] = {
     "prepare": "data/{dataset}.json",
@@ -41,9 +43,44 @@ TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex", "html")
 FIGURE_FORMATS: tuple[str, ...] = ("png", "svg")
 
 
+class ResultFileError(UserError):
+    """A results file (metrics.json, best.json, history.parquet) that cannot be read."""
+
+
 def read_json(path: str | Path) -> dict[str, Any]:
-    with open(path) as f:
-        return json.load(f)
+    """A results file's JSON object; :class:`ResultFileError` naming it when damaged."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ResultFileError(f"{path}: damaged, not a JSON results file ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise ResultFileError(f"{path}: damaged, not a JSON object")
+    return data
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """A training's ``metrics.json``, with a numeric ``test_error``."""
+    data = read_json(path)
+    if not is_number(data.get("test_error")):
+        raise ResultFileError(f"{path}: no numeric 'test_error' (not a metrics.json of 'nasgep train')")
+    return data
+
+
+def read_history(path: str | Path, columns: list[str]):
+    """Columns of a search's ``history.parquet``; :class:`ResultFileError` when damaged."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, KeyError ...
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ResultFileError(f"{path}: damaged or not a search history ({clip(reason)})") from None
+
+
+def is_number(value: object) -> bool:
+    """A JSON number (``true`` is not one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class Study:
@@ -160,7 +197,7 @@ class Study:
         for seed in self.seeds:
             path = self.train_dir(dataset, variant, seed) / "metrics.json"
             if path.exists():
-                yield read_json(path)
+                yield read_metrics(path)
 
     def histories(self, dataset: str, method: str) -> Iterator[tuple[int, Path]]:
         """(seed, ``history.parquet``) of each seed's search that exists."""

@@ -5,7 +5,6 @@ No torch here; pandas and matplotlib are imported by the table and figure module
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,21 @@ from ..study import (  # noqa: F401 - the report's view of the plan
     SEARCH_METHODS,
     TABLE_FORMATS,
     TABLES,
+    ResultFileError,
     Study,
+    is_number,
+    read_history,
     read_json,
+    read_metrics,
 )
 
 
 def _read_result(path: str | Path) -> dict[str, Any]:
     """A result file's JSON object; ValueError naming the file when it is not one."""
     try:
-        data = read_json(path)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ValueError(f"{path}: not a JSON result file ({type(e).__name__})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a JSON object with a 'fitness' (a search's best.json)")
-    return data
+        return read_json(path)
+    except ResultFileError as e:
+        raise ValueError(f"{e} (expected a search's best.json)") from None
 
 
 def select_best(paths: list[str | Path]) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
         raise ValueError("no best.json to choose from")
     candidates = [(_read_result(p), str(p)) for p in paths]
     for data, path in candidates:
-        if not isinstance(data.get("fitness"), (int, float)) or isinstance(data["fitness"], bool):
+        if not is_number(data.get("fitness")):
             raise ValueError(f"{path}: no numeric 'fitness'")
     best, best_path = max(candidates, key=lambda c: c[0]["fitness"])  # max keeps the first
     out = dict(best)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import FIGURE_FORMATS, Study
+from . import FIGURE_FORMATS, Study, read_history
 from . import reference as ref
 from .tables import Stat
 
@@ -59,7 +59,7 @@ def search_curves(study: Study, dataset: str, out_dir: str | Path) -> list[Path]
     for ax, method in zip(axes[0], methods):
         plotted = False
         for i, (seed, path) in enumerate(study.histories(dataset, method)):
-            data = curve(pd.read_parquet(path, columns=["generation", "fitness"]))
+            data = curve(read_history(path, ["generation", "fitness"]))
             if data.empty:
                 continue
             color = colors[i % len(colors)]

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from ..io import atomic_write_text
-from . import TABLE_FORMATS, Study
+from . import TABLE_FORMATS, Study, read_history
 from . import reference as ref
 
 MEASURED = "measured"
@@ -172,7 +172,7 @@ def search_gpu_days(study: Study, datasets: Sequence[str], method: str = "search
     days = []
     for dataset in datasets:
         for _, path in study.histories(dataset, method):
-            history = pd.read_parquet(path, columns=["seconds"])
+            history = read_history(path, ["seconds"])
             days.append(float(history["seconds"].fillna(0).sum()) / 86400.0)
     return Stat.of(days)
 
@@ -263,9 +263,9 @@ def table3(study: Study) -> Table:
     else:
         path = study.transfer_dir(dataset) / "metrics.json"
         if path.exists():
-            from . import read_json
+            from . import read_metrics
 
-            m = read_json(path)
+            m = read_metrics(path)
             top1 = float(m["test_error"]) if m.get("test_error") is not None else math.nan
             top5 = float(m["test_top5_error"]) if m.get("test_top5_error") is not None else math.nan
             params = float(m["params"]) if m.get("params") is not None else math.nan
