@@ -428,3 +428,8 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
             else study.search_dir("cifar10", "search", 0) / "history.parquet")
     path.write_bytes(content)
     one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)
+
+
+def test_a_tracking_uri_mlflow_cannot_open_is_one_line(capsys, tmp_path):
+    one_line_error(capsys, ["track", "init", "--config", DEMO, "--set", "tracking.uri=foo://bar",
+                            "--set", f"results_dir={tmp_path}"], r"tracking.uri 'foo://bar': cannot open the MLflow store")

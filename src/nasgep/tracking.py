@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .errors import UserError, clip
+
 
 def tracking_uri(config: Mapping) -> str | None:
     """The configured MLflow URI, or None when tracking is off."""
@@ -49,10 +51,28 @@ def init_store(config: Mapping) -> str | None:
     _prepare(uri)
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    for part in EXPERIMENTS:
-        ensure_experiment(client, config, part)
+    with _store_errors(uri):
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        for part in EXPERIMENTS:
+            ensure_experiment(client, config, part)
     return uri
+
+
+class TrackingError(UserError):
+    """A tracking store that cannot be opened; names the URI."""
+
+
+@contextlib.contextmanager
+def _store_errors(uri: str) -> Iterator[None]:
+    """Opening the store: an unsupported or unreachable ``tracking.uri`` is one line."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:  # noqa: BLE001 - MLflow raises its own exception types, SQLAlchemy others
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TrackingError(f"tracking.uri {clip(uri)!r}: cannot open the MLflow store ({clip(reason, 160)}); "
+                            f"set tracking.enabled: false to run without tracking") from None
 
 
 def ensure_experiment(client, config: Mapping, part: str) -> str:
@@ -131,8 +151,9 @@ def start_run(config: Mapping, experiment: str, run_name: str,
     _prepare(uri)
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    experiment_id = ensure_experiment(mlflow.MlflowClient(tracking_uri=uri), config, experiment)
+    with _store_errors(uri):
+        mlflow.set_tracking_uri(uri)
+        experiment_id = ensure_experiment(mlflow.MlflowClient(tracking_uri=uri), config, experiment)
     with mlflow.start_run(run_name=run_name, run_id=run_id, experiment_id=experiment_id):
         run = Run(mlflow)
         if params and run_id is None:
