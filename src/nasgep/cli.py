@@ -10,9 +10,10 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from . import __version__
-from .errors import NasgepError, UserError
+from .errors import NasgepError, UserError  # noqa: F401 - UserError: the verbs import it from here
 
 #: Sub-commands in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -30,11 +31,9 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = True) -> N
                    help="override a configuration value, e.g. search.max_generations=5 (repeatable)")
 
 
-def output_dir(text: str) -> "Path":
+def output_dir(text: str) -> Path:
     """``--out DIR`` of the verbs that write a folder: an existing file is refused before
     any work starts."""
-    from pathlib import Path
-
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is an existing file, not a folder; name a folder (it is created "
