@@ -241,7 +241,7 @@ def resources(config: Mapping[str, Any]) -> dict[str, int]:
     devices = list(config["search"]["devices"])
     return {
         "search_gpus": gpu_count(devices, config["device"]),
-        "search_threads": max(1, len(devices)),
+        "search_threads": max(1, len(devices) * config["search"]["concurrency"]),
         # the budget plus 10 % and half an hour for start-up and writing results
         "search_runtime": int(math.ceil(config["search"]["budget_hours"] * 66)) + 30,
         "train_gpus": gpu_count([config["device"]], config["device"]),
@@ -325,7 +325,7 @@ def prepare_inputs(config: Mapping, dataset: str) -> str:
 
 def search_inputs(config: Mapping, dataset: str) -> str:
     """Everything a search's result depends on (devices, labels and tracking left out)."""
-    return _canonical(gep=config["gep"], search=_without(config["search"], "devices", "cuda_graphs", "dataset"),
+    return _canonical(gep=config["gep"], search=_without(config["search"], "devices", "concurrency", "cuda_graphs", "dataset"),
                       data=_dataset_values(config, dataset))
 
 

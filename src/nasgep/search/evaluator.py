@@ -4,7 +4,8 @@ The loop hands out :class:`TrainJob` s (one candidate-epoch each) and receives
 :class:`TrainResult` s; it never imports torch. Two evaluators implement the protocol:
 :class:`~nasgep.search.torch_evaluator.TorchEvaluator` (builds and trains the network)
 and :class:`CheapEvaluator` (a deterministic stand-in for tests). Executors decide where
-jobs run: in this process, or one worker process per device.
+jobs run: in this process, or one worker process per entry of :func:`worker_devices`
+(``search.concurrency`` entries per device: several candidates train at once on one device).
 """
 from __future__ import annotations
 
@@ -238,3 +239,23 @@ class ProcessExecutor:
             proc.join(timeout=10)
             if proc.is_alive():
                 proc.terminate()
+
+
+def worker_devices(devices: Sequence[str], concurrency: int = 1) -> list[str]:
+    """One entry per worker process: each device ``concurrency`` times (``[cuda:0] x 3``
+    trains three candidates at once on that GPU)."""
+    return [d for d in devices for _ in range(concurrency)]
+
+
+def make_executor(factory: Callable[[str], Evaluator], workers: Sequence[str],
+                  evaluator: Evaluator | None = None):
+    """(the main process's evaluator, the executor) for ``workers`` (see :func:`worker_devices`):
+    one worker trains in this process; several train in worker processes, and the main
+    process's evaluator (on the CPU) only counts parameters and keeps the weight store.
+    ``evaluator``: that main evaluator when the caller made it already. Jobs carry their
+    own seeds, so results do not depend on the number of workers."""
+    if evaluator is None:
+        evaluator = factory(workers[0] if len(workers) == 1 else "cpu")
+    if len(workers) == 1:
+        return evaluator, SerialExecutor(evaluator)
+    return evaluator, ProcessExecutor(factory, workers)

@@ -15,7 +15,7 @@ from .. import tracking
 from ..study import expand_devices, search_method
 from ..errors import RunFailed, clip
 from . import checkpoint
-from .evaluator import Evaluator, ProcessExecutor, SerialExecutor
+from .evaluator import Evaluator, make_executor, worker_devices
 from .loop import GenerationReport, Search, SearchSettings
 from .state import SearchState
 
@@ -121,9 +121,10 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
 
 
 def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: EvaluatorFactory | None):
-    """(evaluator in this process, executor): one worker process per device when there
-    are several, else training in this process."""
-    devices = resolve_devices(list(config["search"]["devices"]), config["device"])
+    """(evaluator in this process, executor): one worker process per device entry times
+    ``search.concurrency`` when there are several, else training in this process."""
+    devices = worker_devices(resolve_devices(list(config["search"]["devices"]), config["device"]),
+                             config["search"]["concurrency"])
     if factory is None:
         from ..train import resolve_device
 
@@ -135,8 +136,7 @@ def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: Evalu
     check_inputs = getattr(evaluator, "check_inputs", None)   # test stand-ins have none
     if check_inputs is not None:
         check_inputs()
-    executor = ProcessExecutor(factory, devices) if len(devices) > 1 else SerialExecutor(evaluator)
-    return evaluator, executor
+    return make_executor(factory, devices, evaluator)
 
 
 def _generation_line(report: GenerationReport, settings: SearchSettings) -> str:
