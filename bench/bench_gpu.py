@@ -12,6 +12,8 @@ batches already on the device, no augmentation):
                 state) through the search's executor with K = 1, 2, 4, 8 candidates at
                 once on the device (``search.concurrency``); the baseline trains the same
                 candidates one after another in a bare loop (graphed on CUDA)
+  *_per_image   (counts) FLOPs and bytes per training image of both networks, counted on
+                the CPU in fp32: a card's roofline for them
   full_*        full training (C = 64, N = 3, batch 128, CutOut + AutoAugment, the
                 ``train`` section's amp / channels_last): bare loop and trainer, eager and
                 graphed
@@ -182,6 +184,55 @@ def full(sizes: Sizes, device: torch.device, data: str | None, clock: Clock) -> 
     return out
 
 
+def step_counts(model: torch.nn.Module, batch: int = 8) -> tuple[float, float]:
+    """(FLOPs, bytes) per image of one fp32 SGD training step on the CPU: FLOPs by
+    PyTorch's FlopCounterMode; bytes as the inputs plus outputs of every aten operation
+    (no fusion, no cache: the traffic of an eager step). The roofline of a card is then
+    min(peak FLOP/s / FLOPs, bandwidth / bytes) images/s."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Traffic(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            tensors = {id(t): t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)}
+            self.total += sum(t.numel() * t.element_size() for t in tensors.values())
+            return out
+
+    model = copy.deepcopy(model).cpu().train()
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()                                   # momentum buffers exist from now on
+    with FlopCounterMode(display=False) as flops:
+        step()
+    traffic = Traffic()
+    with traffic:
+        step()
+    return flops.get_total_flops() / batch, traffic.total / batch
+
+
+def counts(sizes: Sizes, device: torch.device, data: str | None, clock: Clock) -> dict:
+    """FLOPs and bytes per training image of the single and the full-training network."""
+    out = {}
+    for part, channels, cells in (("single", sizes.channels, sizes.cells),
+                                  ("full", sizes.full_channels, sizes.full_cells)):
+        flops, traffic = step_counts(network(Genome.from_dict(GENOME), channels, cells))
+        out[f"{part}_gflop_per_image"] = round(flops / 1e9, 4)
+        out[f"{part}_mb_per_image"] = round(traffic / 1e6, 2)
+        log(f"{part}: {flops / 1e9:.3f} GFLOP and {traffic / 1e6:.1f} MB (fp32, unfused) per training image")
+    return out
+
+
 # --- a generation through the search's own executor -----------------------------------
 
 def bench_config(folder: Path, sizes: Sizes, data: str | None, device: torch.device) -> dict:
@@ -301,9 +352,11 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (default when the device is not CUDA)")
+    p.add_argument("--gpu-sizes", action="store_true",
+                   help="the GPU sizes even on the CPU (e.g. --parts counts for the paper-size networks)")
     p.add_argument("--data", help=".npz with x_train (N,32,32,3) uint8 and y_train; default: random images")
     p.add_argument("--ks", help="comma-separated K values (default: 1,2,4,8; tiny: 1,2)")
-    p.add_argument("--parts", default="single,generation,full", help="which parts to run")
+    p.add_argument("--parts", default="single,generation,full,counts", help="which parts to run")
     p.add_argument("--max-seconds", type=float, default=360.0,
                    help="start no measurement after this many seconds (it is reported as null)")
     args = p.parse_args(argv)
@@ -312,7 +365,7 @@ def main(argv: list[str] | None = None) -> dict:
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    sizes = TINY if args.tiny or not cuda else GPU
+    sizes = GPU if args.gpu_sizes else TINY if args.tiny or not cuda else GPU
     if args.ks:
         sizes = Sizes(**{**sizes.__dict__, "ks": tuple(int(k) for k in args.ks.split(","))})
     clock = Clock(args.max_seconds)
@@ -321,7 +374,7 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"bench": "gpu", "device": str(device), "device_name": name, "torch": torch.__version__,
                     "sizes": "tiny" if sizes is TINY else "gpu", "mps": cuda and mps_active(),
                     "data": args.data or "random", "amp": cuda, "channels_last": cuda}
-    parts = {"single": single, "generation": generation, "full": full}
+    parts = {"single": single, "generation": generation, "full": full, "counts": counts}
     for part in args.parts.split(","):
         result.update(parts[part](sizes, device, args.data, clock))
     result.update(ratios(result))
