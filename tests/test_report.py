@@ -49,7 +49,7 @@ def history(seed: int, generations: int = 4) -> pd.DataFrame:
             failed = i == 2 and g == 1
             rows.append({"generation": g, "id": f"n{g}-{i}", "parents": "", "normal": "add | g1 g2",
                          "reduction": "cat | g1 g2", "reduction_id": "r0", "epochs": g + 1,
-                         "fitness": math.nan if failed else 50.0 + 5 * g + i + seed,
+                         "epochs_this_generation": 1, "fitness": math.nan if failed else 50.0 + 5 * g + i + seed,
                          "params": 100_000, "inherited": 0, "seconds": 3600.0,
                          "failure": "oom" if failed else None})
     return pd.DataFrame(rows)
@@ -146,8 +146,11 @@ def test_reference_rows_are_labelled_and_never_measured(study_dir):
                                                        statistics.stdev(ERRORS["cutout_aa"]))
     assert measured2["CIFAR-100 test error (%)"] == fmt(statistics.mean(CIFAR100_ERRORS),
                                                         statistics.stdev(CIFAR100_ERRORS))
-    # GPU days: 4 generations x 3 candidates x 3600 s = 0.5 day per search, all seeds alike
-    assert measured2["GPU days"] == "0.50 ± 0.00"
+    # GPU days: 4 generations x 3 candidates x 3600 s = 0.5 day per search, all seeds alike,
+    # beside the candidate epochs: 4 generations x 3 candidates x 1 epoch
+    assert measured2["GPU days"] == "0.50 ± 0.00 (12 ± 0 epochs)"
+    row2 = by_source(t2.data, "measured").set_index("method").loc["NASGEP (this study)"]
+    assert row2["search_epochs"] == 12 and row2["gpu_days"] == pytest.approx(0.5)
     assert len(by_source(t2.data, ref.LABEL)) == len(ref.TABLE2)
     assert len(by_source(t3.data, ref.LABEL)) == len(ref.TABLE3)
 
