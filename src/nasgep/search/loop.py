@@ -40,10 +40,16 @@ class GenerationReport:
     seconds: float
     elapsed: float
     train_seconds: float
+    epochs_total: int = 0          # candidate epochs of all completed generations
 
 
 class BudgetExhausted(Exception):
-    """Raised inside a generation when the budget forbids the next training job."""
+    """Raised inside a generation when a budget forbids the next training job;
+    ``reason`` is the stop reason: ``budget`` (wall clock) or ``budget_epochs``."""
+
+    def __init__(self, reason: str = "budget") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Extinct(Exception):
@@ -73,6 +79,7 @@ class Search:
             self.rng.setstate(state.rng_state)
         self._started = clock()
         self._elapsed_at_start = state.elapsed
+        self._generation_epochs = 0          # epochs trained so far in the running generation
 
     # --- budget -------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -80,6 +87,14 @@ class Search:
 
     def may_start(self) -> bool:
         return self.elapsed() < self.s.budget_seconds
+
+    def epochs_allow(self, more: int) -> bool:
+        """Whether ``more`` candidate epochs, on top of the completed generations' and
+        this generation's so far, stay within ``budget_epochs``. It depends only on the
+        seed's course, never on the machine's speed."""
+        if self.s.budget_epochs is None:
+            return True
+        return self.state.epochs_trained() + self._generation_epochs + more <= self.s.budget_epochs
 
     def generations_left(self) -> bool:
         if self.s.max_generations is None:
@@ -96,11 +111,14 @@ class Search:
             if not self.may_start():
                 self._finish("budget")
                 break
+            if not self.epochs_allow(1):
+                self._finish("budget_epochs")
+                break
             t0 = self.clock()
             try:
                 report = self.generation()
-            except BudgetExhausted:
-                self._finish("budget")
+            except BudgetExhausted as e:
+                self._finish(e.reason)
                 break
             except Extinct:
                 self._finish("extinct")
@@ -123,6 +141,7 @@ class Search:
 
         backup = to_dict(self.state)
         rng_backup = self.rng.getstate()
+        self._generation_epochs = 0
         try:
             return self._generation()
         except BudgetExhausted:
@@ -130,6 +149,8 @@ class Search:
             self.state.__dict__.update(restored.__dict__)
             self.rng.setstate(rng_backup)
             raise
+        finally:
+            self._generation_epochs = 0      # committed to the history, or rolled back
 
     def _generation(self) -> GenerationReport:
         st = self.state
@@ -183,11 +204,15 @@ class Search:
                 for i in individuals]
         if not jobs:
             return
+        if not self.epochs_allow(len(jobs)):
+            # known before any job starts: the generation would be rolled back anyway
+            raise BudgetExhausted("budget_epochs")
         t0 = self.clock()
         results = self.executor.map(jobs, self.may_start)
         st.train_seconds += self.clock() - t0
         if any(r is None for r in results):
-            raise BudgetExhausted()
+            raise BudgetExhausted("budget")
+        self._generation_epochs += len(jobs)
         for ind, res in zip(individuals, results):
             apply_result(ind, res)
 
@@ -286,6 +311,7 @@ def generation_report(st: SearchState, g: int, everyone: list[Individual], train
         failures=sum(1 for i in everyone if i.failure is not None),
         param_rejections=st.param_rejections - rejections_before,
         seconds=0.0, elapsed=st.elapsed, train_seconds=st.train_seconds,
+        epochs_total=st.epochs_trained(),
     )
 
 

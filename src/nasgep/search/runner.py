@@ -94,7 +94,7 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(best=f"{report.best_ever:.2f}",
-                                    budget=f"{100 * report.elapsed / settings.budget_seconds:.0f}%")
+                                    budget=f"{_budget_used(report, settings):.0f}%")
                     bar.write(line)
                 else:
                     log(line)
@@ -144,7 +144,7 @@ def _generation_line(report: GenerationReport, settings: SearchSettings) -> str:
             f"mean {report.mean_fitness:6.2f}  best-ever {report.best_ever:6.2f}  "
             f"T_g {report.t_g:6.2f}  trained {report.trained:2d} ({report.epochs_trained} ep, "
             f"{report.failures} failed)  pools {report.normal_pool}/{report.reduction_pool}  "
-            f"budget {100 * report.elapsed / settings.budget_seconds:5.1f}%  "
+            f"budget {_budget_used(report, settings):5.1f}%  "
             f"{report.seconds:6.1f}s")
 
 
@@ -158,12 +158,22 @@ def failure_summary(history: list[dict], most: int = 3) -> str:
     return "; ".join(shown) + (f"; and {rest} other reason{'s' if rest > 1 else ''}" if rest > 0 else "")
 
 
+def _budget_used(report: GenerationReport, settings: SearchSettings) -> float:
+    """Percent of the budget used: the larger of the wall-clock and the epoch budget's share."""
+    used = report.elapsed / settings.budget_seconds
+    if settings.budget_epochs:
+        used = max(used, report.epochs_total / settings.budget_epochs)
+    return 100 * used
+
+
 def _limit_raised(state: SearchState, settings: SearchSettings) -> bool:
-    """Whether a finished search may continue under (raised) generation or time limits."""
+    """Whether a finished search may continue under (raised) generation, time or epoch limits."""
     if state.stop_reason == "max_generations":
         return settings.max_generations is None or state.generation + 1 < settings.max_generations
     if state.stop_reason == "budget":
         return state.elapsed < settings.budget_seconds
+    if state.stop_reason == "budget_epochs":
+        return settings.budget_epochs is None or state.epochs_trained() < settings.budget_epochs
     return False
 
 
@@ -178,7 +188,7 @@ def _metrics(r: GenerationReport) -> dict[str, float]:
             "reduction_population": r.reduction_population, "population": r.population,
             "individuals_trained": r.trained, "epochs_trained": r.epochs_trained, "failures": r.failures,
             "param_rejections": r.param_rejections, "generation_seconds": r.seconds,
-            "elapsed_seconds": r.elapsed}
+            "elapsed_seconds": r.elapsed, "epochs_total": r.epochs_total}
 
 
 def _outside_share(state: SearchState) -> float:
@@ -229,6 +239,7 @@ def _write_results(out: Path, state: SearchState, config: Mapping, dataset: str,
     summary = {"dataset": dataset, "seed": seed, "method": method, "generations": state.generation + 1,
                "finished": state.finished, "stop_reason": state.stop_reason,
                "elapsed_seconds": round(state.elapsed, 3), "train_seconds": round(state.train_seconds, 3),
+               "epochs": state.epochs_trained(),
                "outside_training_share": round(_outside_share(state), 4),
                "param_rejections": state.param_rejections, "t_g": state.t_g, "t_c": state.t_c,
                "store_keys": len(state.store_index)}

@@ -22,6 +22,7 @@ class SearchSettings:
     max_params: int = 300_000
     rebreed_tries: int = 20
     budget_seconds: float = 24 * 3600
+    budget_epochs: int | None = None
     max_generations: int | None = None
     weight_sharing: bool = True
     cell_head: int = 4
@@ -45,7 +46,8 @@ class SearchSettings:
             gene_pool=s["gene_pool"], gene_pool_max=s["gene_pool_max"],
             genes_min=s["genes_min"], genes_max=s["genes_max"], max_epochs=s["max_epochs"],
             tc_factor=s["tc_factor"], max_params=s["max_params"], rebreed_tries=s["rebreed_tries"],
-            budget_seconds=s["budget_hours"] * 3600, max_generations=s["max_generations"],
+            budget_seconds=s["budget_hours"] * 3600, budget_epochs=s["budget_epochs"],
+            max_generations=s["max_generations"],
             weight_sharing=s["weight_sharing"], cell_head=g["cell_head"], gene_head=g["gene_head"],
             tournament_size=g["tournament_size"],
             cell_rates=rates(g["cell_mutations"], g["head_functions_only"]),

@@ -104,6 +104,10 @@ class SearchState:
         cell = CellGenome(pool, chromosome, {g: genes[g].chromosome for g in genes})
         return cell.used_only()
 
+    def epochs_trained(self) -> int:
+        """Candidate epochs of the completed generations (what ``search.budget_epochs`` counts)."""
+        return sum(row.get("epochs_this_generation", 0) for row in self.history)
+
     def genome_of(self, individual: Individual) -> Genome:
         red = self.reductions[individual.reduction_id]
         return Genome(self.cell_genome("normal", individual.normal),
