@@ -356,7 +356,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="the GPU sizes even on the CPU (e.g. --parts counts for the paper-size networks)")
     p.add_argument("--data", help=".npz with x_train (N,32,32,3) uint8 and y_train; default: random images")
     p.add_argument("--ks", help="comma-separated K values (default: 1,2,4,8; tiny: 1,2)")
-    p.add_argument("--parts", default="single,generation,full,counts", help="which parts to run")
+    p.add_argument("--parts", default="single,full,generation,counts",
+                   help="parts to run, in this order (a time limit skips the generation's largest K first)")
     p.add_argument("--max-seconds", type=float, default=360.0,
                    help="start no measurement after this many seconds (it is reported as null)")
     args = p.parse_args(argv)
