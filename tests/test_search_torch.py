@@ -83,3 +83,26 @@ def test_real_search_on_digits_writes_every_result(tmp_path):
     # only the states the checkpoints refer to are kept
     living = {i.id for i in state.population}
     assert {p.name for p in (tmp_path / "individuals").iterdir()} <= living | {i for i in hist.id}
+
+
+@pytest.mark.slow
+def test_real_search_with_two_candidates_at_once_equals_one(tmp_path):
+    # CPU workers train with one thread each; so does this process here, since a float
+    # sum split over another number of threads may round differently
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _two_candidates_at_once_equal_one(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _two_candidates_at_once_equal_one(tmp_path):
+    results = {}
+    for k in (1, 2):
+        run_search(tiny_config(f"search.concurrency={k}"), dataset="cifar10", seed=1, out_dir=tmp_path / f"k{k}",
+                   progress=False)
+        results[k] = (json.loads((tmp_path / f"k{k}" / "best.json").read_text()),
+                      pd.read_parquet(tmp_path / f"k{k}" / "history.parquet").drop(columns="seconds"))
+    assert results[1][0] == results[2][0]
+    pd.testing.assert_frame_equal(results[1][1], results[2][1])
