@@ -5,7 +5,8 @@ Side by side, each with the bare-loop baseline of bench_train.py (SGD over pre-n
 batches already on the device, no augmentation):
 
   single_*      one search-size candidate (C = 16, N = 3, batch 512, search augmentations):
-                bare loop and trainer, eager and as one CUDA graph (graphs: CUDA only)
+                bare loop and trainer, eager and as one CUDA graph (graphs: CUDA only),
+                and the graphed trainer with BatchNorm in fp32 (``fp32bn``)
   generation_*  a generation of 10 search-size candidates (random genomes within the
                 parameter limit), one epoch each, trained the way a search trains them
                 (TorchEvaluator: build, train, evaluate on the validation split, save the
@@ -153,9 +154,9 @@ class Bench:
         cls = GraphedLoop if graphed else BareLoop
         return cls(self.placed(model), self.xs, self.ys, self.batch, lr, self.amp, self.channels_last)
 
-    def trainer(self, model, graphed: bool = False, lr: float = 0.1) -> Trainer:
+    def trainer(self, model, graphed: bool = False, lr: float = 0.1, fp32_bn: bool = False) -> Trainer:
         settings = TrainSettings(epochs=1000, batch_size=self.batch, lr=lr, augment=self.augment, amp=self.amp,
-                                 channels_last=self.channels_last, cuda_graphs=graphed)
+                                 channels_last=self.channels_last, cuda_graphs=graphed, fp32_batchnorm=fp32_bn)
         return Trainer(self.placed(model), self.bundle, settings, device=self.device, progress=False)
 
     def runs(self, model, lr: float) -> dict[str, Callable[[], object]]:
@@ -163,6 +164,7 @@ class Bench:
         if self.cuda:
             out["bare_graphed"] = self.bare(model, graphed=True, lr=lr).epoch
             out["trainer_graphed"] = self.trainer(model, graphed=True, lr=lr).train_epoch
+            out["trainer_graphed_fp32bn"] = self.trainer(model, graphed=True, lr=lr, fp32_bn=True).train_epoch
         return out
 
 

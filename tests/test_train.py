@@ -433,3 +433,38 @@ def test_cuda_graphs_train_like_eager_steps():
     fast = run(True, drop_path=0.3, amp=True)
     assert fast.model.rates == pytest.approx([0.0, 0.1, 0.2])
     assert all(math.isfinite(h.loss) for h in fast.history) and fast.history[-1].loss < fast.history[0].loss + 0.5
+
+
+def test_fp32_batchnorm_computes_in_fp32_under_autocast_and_keeps_the_state_dict():
+    import copy
+
+    from nasgep.nn import BatchNorm2d
+    from nasgep.train import fp32_batchnorm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 1),
+                        nn.BatchNorm2d(8))
+    x = torch.randn(4, 3, 10, 10)
+    plain = {k: v.clone() for k, v in net.state_dict().items()}
+    reference = copy.deepcopy(net)
+    fp32_batchnorm(net)
+    assert net.state_dict().keys() == plain.keys()
+    with torch.no_grad():
+        assert torch.equal(net(x), reference(x))              # outside autocast: plain BatchNorm
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            h = net[0](x)                                      # bf16, as a convolution under autocast gives
+            out = net[1](h)
+        assert h.dtype == out.dtype == torch.bfloat16
+        expected = reference[1](h.float()).to(torch.bfloat16)  # the statistics taken in fp32
+        assert torch.equal(out, expected)
+    # training through it: gradients reach the BatchNorm parameters in fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = net(x).float().square().mean()
+    loss.backward()
+    assert net[1].weight.grad is not None and net[1].weight.grad.dtype == torch.float32
+    # a trainer on the CPU (no autocast there) trains exactly as without the switch
+    data = load_dataset(digits_config(max_train=64), "cifar10", "search", seed=0)
+    a = make_trainer(data, TrainSettings(epochs=2, batch_size=32, lr=0.05, augment=NO_AUGMENT))
+    b = make_trainer(data, TrainSettings(epochs=2, batch_size=32, lr=0.05, augment=NO_AUGMENT,
+                                         fp32_batchnorm=True))
+    assert a.train_epoch().loss == b.train_epoch().loss

@@ -97,6 +97,9 @@ class TrainSettings:
     #: On CUDA, replay the whole training step as one CUDA graph (see :class:`_GraphedStep`):
     #: a small search candidate is otherwise bound by kernel-launch overhead.
     cuda_graphs: bool = False
+    #: With ``amp``, compute BatchNorm in fp32 (see :func:`fp32_batchnorm`); whether it is
+    #: faster is measured by bench/bench_gpu.py, not assumed.
+    fp32_batchnorm: bool = False
 
     #: Fields a checkpoint must agree on to be resumed: they shape the trajectory.
     SCHEDULE_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "drop_path", "augment")
@@ -123,7 +126,8 @@ def candidate_training_settings(config: Mapping) -> TrainSettings:
         augment=AugmentSettings.from_config(s["augment"]),
         amp=s.get("amp", t["amp"]), channels_last=s.get("channels_last", t["channels_last"]),
         num_workers=s.get("num_workers", t["num_workers"]),
-        cuda_graphs=s.get("cuda_graphs", t.get("cuda_graphs", False)))
+        cuda_graphs=s.get("cuda_graphs", t.get("cuda_graphs", False)),
+        fp32_batchnorm=s.get("fp32_batchnorm", t.get("fp32_batchnorm", False)))
 
 
 def training_settings(config: Mapping, *, variant: str | None = None, stem: str = "cifar",
@@ -150,7 +154,7 @@ def training_settings(config: Mapping, *, variant: str | None = None, stem: str 
         epochs=epochs or n_epochs, batch_size=batch_size, lr=lr, momentum=t["momentum"],
         weight_decay=t["weight_decay"], drop_path=drop_path, augment=AugmentSettings.from_config(augment),
         amp=t["amp"], channels_last=t["channels_last"], num_workers=t["num_workers"],
-        cuda_graphs=t.get("cuda_graphs", False))
+        cuda_graphs=t.get("cuda_graphs", False), fp32_batchnorm=t.get("fp32_batchnorm", False))
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -274,6 +278,28 @@ class _GraphedStep:
         self.trainer.optimizer.zero_grad(set_to_none=True)
 
 
+class _Fp32BatchNorm(nn.BatchNorm2d):
+    """BatchNorm computed in fp32 inside autocast: the input is cast up, the statistics,
+    normalisation and their backward run in fp32, the output goes back to the input's
+    dtype. Outside autocast it is plain BatchNorm."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_autocast_enabled(x.device.type):
+            return super().forward(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float()).to(x.dtype)
+
+
+def fp32_batchnorm(model: nn.Module) -> nn.Module:
+    """Make every ``BatchNorm2d`` of ``model`` compute in fp32 under autocast, in place.
+    Only the forward changes (the class is swapped), so parameters, buffers and
+    ``state_dict`` keys stay as they are: checkpoints and the weight store are unaffected."""
+    for module in model.modules():
+        if type(module) is not _Fp32BatchNorm and isinstance(module, nn.BatchNorm2d):
+            module.__class__ = _Fp32BatchNorm
+    return model
+
+
 # --------------------------------------------------------------------------- the trainer
 
 # Longer than 200 lines on purpose: the loop, its checkpointable state (model, optimiser,
@@ -301,6 +327,8 @@ class Trainer:
         self._channels_last = self._cuda and settings.channels_last
         self._graphs_failed = False
         self.model = model.to(self.device)
+        if self._amp and settings.fp32_batchnorm:
+            fp32_batchnorm(self.model)
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.augment = BatchAugment(settings.augment, data.mean, data.std)
@@ -586,5 +614,5 @@ def read_state(path: str | Path) -> dict:
 
 
 __all__ = ["CandidateFailure", "EpochStats", "OutOfMemory", "StateFileError", "TrainSettings", "Trainer",
-           "TrainingDiverged", "atomic_save", "candidate_training_settings", "read_state", "resolve_device",
-           "training_settings"]
+           "TrainingDiverged", "atomic_save", "candidate_training_settings", "fp32_batchnorm", "read_state",
+           "resolve_device", "training_settings"]
