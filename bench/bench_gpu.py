@@ -55,7 +55,7 @@ from bench_train import GENOME, NO_AUGMENT, SEARCH_AUGMENT, BareLoop, GraphedLoo
 from nasgep.augment import AugmentSettings, BatchAugment  # noqa: E402
 from nasgep.config import load_config  # noqa: E402
 from nasgep.data import DataBundle, Split, channel_stats  # noqa: E402
-from nasgep.nn import build_network  # noqa: E402
+from nasgep.nn import Macro, build_network  # noqa: E402
 from nasgep.space import Genome  # noqa: E402
 from nasgep.train import Trainer, TrainSettings, resolve_device  # noqa: E402
 
@@ -129,8 +129,7 @@ def best_rates(runs: dict[str, Callable[[], object]], images: int, repeats: int,
 
 
 def network(genome: Genome, channels: int, cells: int, seed: int = 0) -> torch.nn.Module:
-    return build_network(genome, channels=channels, cells_per_stage=cells, num_classes=10, in_channels=3,
-                         seed=seed)
+    return build_network(genome, Macro(channels=channels, cells_per_stage=cells, num_classes=10), seed=seed)
 
 
 class Bench:
@@ -254,7 +253,7 @@ def bench_config(folder: Path, sizes: Sizes, data: str | None, device: torch.dev
 
 
 def candidates(config: dict, sizes: Sizes) -> list[Genome]:
-    from nasgep.search.loop import SearchSettings
+    from nasgep.search.settings import SearchSettings
     from nasgep.search.sample import sample_genome
     from nasgep.search.torch_evaluator import search_param_counter
 
