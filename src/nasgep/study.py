@@ -325,7 +325,8 @@ def prepare_inputs(config: Mapping, dataset: str) -> str:
 
 def search_inputs(config: Mapping, dataset: str) -> str:
     """Everything a search's result depends on (devices, labels and tracking left out)."""
-    return _canonical(gep=config["gep"], search=_without(config["search"], "devices", "concurrency", "cuda_graphs", "dataset"),
+    search = _without(config["search"], "devices", "concurrency", "cuda_graphs", "dataset")
+    return _canonical(gep=config["gep"], search=search,
                       data=_dataset_values(config, dataset))
 
 
