@@ -222,7 +222,7 @@ elif verb in ("search", "sample"):
     if verb == "search":
         import pandas as pd
         rows = [dict(generation=g, id=f"n{{g}}{{i}}", parents="", normal="", reduction="",
-                     reduction_id="r", epochs=1, fitness=50.0 + g + i + a.seed, params=1000,
+                     reduction_id="r", epochs=1, epochs_this_generation=1, fitness=50.0 + g + i + a.seed, params=1000,
                      inherited=0, seconds=60.0, failure=None) for g in range(3) for i in range(2)]
         pd.DataFrame(rows).to_parquet(out / "history.parquet")
         (out / "search.json").write_text(json.dumps({{"finished": True}}, indent=2))
@@ -267,6 +267,10 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     t1 = (results / "tables" / "table1.md").read_text()
     assert "3.05 ± 0.07" in t1                       # cutout_aa over seeds 0, 1: 3.0, 3.1
     import pandas as pd
+
+    t2 = pd.read_csv(results / "tables" / "table2.csv")
+    searched = t2[(t2.source == "measured") & (t2.search_strategy == "Evolution")]
+    assert list(searched.search_epochs) == [6.0]     # 3 generations x 2 candidates x 1 epoch
 
     t3 = pd.read_csv(results / "tables" / "table3.csv").set_index("source").loc["measured"]
     assert (t3["status"], t3["top1_error"], t3["top5_error"]) == ("measured", 3.0, 1.0)  # transfer, seed 0
