@@ -41,6 +41,17 @@ def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
 #: Experiments of a study, named ``<name>/<part>``.
 EXPERIMENTS: tuple[str, ...] = ("search", "random", "ablation", "transfer", "train")
 
+#: MLflow 3's UI treats an experiment without this tag as a GenAI one and opens it on an
+#: empty "Overview"; tagged, it is a model-training experiment and opens on its runs.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def runs_view_url(base_url: str, experiment_id: str, charts: bool = False) -> str:
+    """The MLflow UI page with the runs of one experiment (the table, or with ``charts``
+    the metric charts that compare them), in the UI's "Model training" mode."""
+    query = "workflowType=machine_learning" + ("&compareRunsMode=CHART" if charts else "")
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
 
 def init_store(config: Mapping) -> str | None:
     """Create the tracking database and the study's experiments once (idempotent);
@@ -54,7 +65,9 @@ def init_store(config: Mapping) -> str | None:
     with _store_errors(uri):
         client = mlflow.MlflowClient(tracking_uri=uri)
         for part in EXPERIMENTS:
-            ensure_experiment(client, config, part)
+            experiment_id = ensure_experiment(client, config, part)
+            for key, value in EXPERIMENT_TAGS.items():  # stores made before the tag existed
+                client.set_experiment_tag(experiment_id, key, value)
     return uri
 
 
@@ -75,6 +88,19 @@ def _store_errors(uri: str) -> Iterator[None]:
                             f"set tracking.enabled: false to run without tracking") from None
 
 
+def experiment_ids(config: Mapping) -> dict[str, str]:
+    """``{part: experiment id}`` of the study's experiments that exist in its store."""
+    uri = tracking_uri(config)
+    if uri is None:
+        return {}
+    import mlflow
+
+    with _store_errors(uri):
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        found = {part: client.get_experiment_by_name(f"{config['name']}/{part}") for part in EXPERIMENTS}
+    return {part: e.experiment_id for part, e in found.items() if e is not None}
+
+
 def ensure_experiment(client, config: Mapping, part: str) -> str:
     """The id of experiment ``<name>/<part>``, created if missing. With the default store
     its artifacts go to ``<results_dir>/mlartifacts/<part>``, not the working directory."""
@@ -85,7 +111,7 @@ def ensure_experiment(client, config: Mapping, part: str) -> str:
     location = None
     if config["tracking"]["uri"] is None:
         location = (Path(config["results_dir"]).resolve() / "mlartifacts" / part).as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
 
 
 def _prepare(uri: str) -> None:
