@@ -114,6 +114,58 @@ def ensure_experiment(client, config: Mapping, part: str) -> str:
     return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
 
 
+# --------------------------------------------------------------------------- what runs carry
+
+def run_tags(config: Mapping, *, dataset: str, seed: int, method: str, variant: str | None = None,
+             **extra: Any) -> dict[str, Any]:
+    """The tags every run of a study carries, named alike in every experiment, so the UI
+    can filter, group and colour runs by them: ``study`` (the study's name, the parent of
+    all its runs), ``dataset``, ``method`` (search, search_nws, random: where the cells
+    come from), ``variant`` (the ablation; ``none`` for searches and plain trainings) and
+    ``seed``."""
+    return {"study": config["name"], "dataset": dataset, "method": method, "variant": variant or "none",
+            "seed": seed, **extra}
+
+
+#: Where the datasets of each kind come from, for MLflow's dataset inputs.
+DATASET_URLS = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    "digits": "https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
+}
+
+
+def dataset_input(entry: Mapping, name: str, summary: Mapping):
+    """An MLflow dataset (name, source, digest) for a config's dataset entry: the digest
+    hashes the entry's settings and the loaded images' counts and statistics, so runs on
+    the same data show the same dataset in the UI and a changed split shows another."""
+    import hashlib
+    import json
+
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import HTTPDatasetSource, LocalArtifactDatasetSource
+
+    settings = {k: v for k, v in entry.items() if k != "label"}
+    digest = hashlib.sha256(json.dumps([settings, dict(summary)], sort_keys=True, default=str).encode())
+    if entry["kind"] in DATASET_URLS and not entry.get("path"):
+        source = HTTPDatasetSource(DATASET_URLS[entry["kind"]])
+    else:
+        source = LocalArtifactDatasetSource(str(Path(entry.get("path") or ".").resolve()))
+    return MetaDataset(source, name=name, digest=digest.hexdigest()[:8])
+
+
+def genome_text(genome, limit: int = 500) -> str:
+    """A genome as one short line for an MLflow param: each cell's expression over its
+    genes, then the genes (``normal cat(g1, g2) g1=add(sep_3x3(h1), h2) ...``)."""
+    parts = []
+    for which in ("normal", "reduction"):
+        cell = getattr(genome, which)
+        genes = " ".join(f"{gid}={cell.gene_tree(gid)}" for gid in dict.fromkeys(cell.coding_genes()))
+        parts.append(f"{which} {cell.tree()} {genes}".strip())
+    text = " | ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _prepare(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +204,15 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if self._mlflow is not None:
             self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_dataset(self, dataset, context: str) -> None:
+        """An MLflow dataset input (:func:`dataset_input`) in ``context`` (train, test, val)."""
+        if self._mlflow is not None:
+            self._mlflow.log_input(dataset, context=context)
+
+    def log_dict(self, data: Mapping, artifact_file: str) -> None:
+        if self._mlflow is not None:
+            self._mlflow.log_dict(dict(data), artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if self._mlflow is not None and Path(path).exists():
