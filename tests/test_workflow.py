@@ -341,10 +341,12 @@ def _copy_checkout(dest: Path) -> None:
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
     for name in filter(None, listed):
-        src = ROOT / name
-        if src.is_file() and not src.is_symlink():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            (dest / name).write_bytes(src.read_bytes())
+        src, copy = ROOT / name, dest / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():          # workflow/schemas/config.schema.yaml -> the package's schema
+            copy.symlink_to(os.readlink(src))
+        elif src.is_file():
+            copy.write_bytes(src.read_bytes())
     _git(dest, "init", "-q")
     _git(dest, "add", "-A")
     _git(dest, "commit", "-q", "-m", "checkout")
