@@ -39,10 +39,10 @@ for _ in $(seq 120); do
     sleep 1
 done
 
-shot() {  # shot NAME URL: a 1400x900 screenshot once the page's scripts have settled
+shot() {  # shot NAME URL: a 1600x1000 screenshot once the charts have loaded (90 s of page time)
     local png="$OUT/$1.png"
-    "$CHROMIUM" --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,900 \
-        --virtual-time-budget=30000 --screenshot="$png" "$2" >/dev/null 2>&1
+    "$CHROMIUM" --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1600,1000 \
+        --virtual-time-budget=90000 --screenshot="$png" "$2" >/dev/null 2>&1
     # a 128-colour palette: a UI screenshot stays readable at a fraction of the size
     "$PY" -c 'import sys; from PIL import Image
 im = Image.open(sys.argv[1]).convert("RGB"); im.quantize(128).save(sys.argv[1], optimize=True)' "$png"
