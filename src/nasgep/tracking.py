@@ -135,18 +135,19 @@ DATASET_URLS = {
 }
 
 
-def dataset_input(entry: Mapping, name: str, summary: Mapping):
-    """An MLflow dataset (name, source, digest) for a config's dataset entry: the digest
-    hashes the entry's settings and the loaded images' counts and statistics, so runs on
-    the same data show the same dataset in the UI and a changed split shows another."""
+def dataset_input(entry: Mapping, name: str, **split: Any):
+    """An MLflow dataset (name, source, digest) for a config's dataset entry. The digest
+    hashes the entry's settings and ``split`` (purpose, and the seed of a search's
+    validation split), so runs on the same images show the same dataset in the UI and
+    another split or setting shows another."""
     import hashlib
     import json
 
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.sources import HTTPDatasetSource, LocalArtifactDatasetSource
 
-    settings = {k: v for k, v in entry.items() if k != "label"}
-    digest = hashlib.sha256(json.dumps([settings, dict(summary)], sort_keys=True, default=str).encode())
+    settings = {k: v for k, v in entry.items() if k != "label" and v is not None}
+    digest = hashlib.sha256(json.dumps([settings, split], sort_keys=True, default=str).encode())
     if entry["kind"] in DATASET_URLS and not entry.get("path"):
         source = HTTPDatasetSource(DATASET_URLS[entry["kind"]])
     else:
