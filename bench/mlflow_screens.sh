@@ -10,6 +10,7 @@
 #   mlflow_ablation_charts.png   the same runs in the chart view: one chart per metric,
 #                                the ablations side by side
 #   mlflow_default_landing.png   what `mlflow ui` shows on its own (the page a user lands on)
+#   mlflow_ablation_plain.png    the experiment opened by its plain address (#/experiments/<id>)
 # and stops the UI. Needs chromium (Debian: apt-get install chromium) and curl.
 set -euo pipefail
 
@@ -51,3 +52,4 @@ im = Image.open(sys.argv[1]).convert("RGB"); im.quantize(128).save(sys.argv[1], 
 shot mlflow_ablation_runs "$ABLATION"
 shot mlflow_ablation_charts "${ABLATION}&compareRunsMode=CHART"
 shot mlflow_default_landing "$BASE/"
+shot mlflow_ablation_plain "${ABLATION%%/runs*}"     # the experiment's own address, no switches

@@ -41,8 +41,9 @@ def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
 #: Experiments of a study, named ``<name>/<part>``.
 EXPERIMENTS: tuple[str, ...] = ("search", "random", "ablation", "transfer", "train")
 
-#: MLflow 3's UI treats an experiment without this tag as a GenAI one and opens it on an
-#: empty "Overview"; tagged, it is a model-training experiment and opens on its runs.
+#: MLflow's experiment type: model training, not a GenAI app. (It does not change where
+#: MLflow 3.17's UI lands: that is the GenAI / Model training switch, which the addresses
+#: of :func:`runs_view_url` set.)
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
