@@ -19,3 +19,59 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "cifar10-lossless-5k.npz").exists():
         pytest.skip(f"{SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+# --------------------------------------------------------------------------- results/ guard
+# Tests write only under their own temporary folders. A user's results/ (their studies, their
+# MLflow store) must look the same after the test run as before it: the run fails otherwise,
+# naming what changed.
+RESULTS = ROOT / "results"
+
+
+def _results_snapshot() -> dict[str, tuple[int, int]]:
+    """Every path under results/ with its size and modification time (folders too, so a
+    created-then-emptied folder counts)."""
+    if not RESULTS.exists():
+        return {}
+    snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(RESULTS):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            size = 0 if path.is_dir() else st.st_size
+            snapshot[str(path.relative_to(ROOT))] = (size, st.st_mtime_ns if not path.is_dir() else 0)
+    return snapshot
+
+
+def results_changes(before: dict, after: dict) -> list[str]:
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    return [f"new {p}" for p in added] + [f"removed {p}" for p in removed] + [f"changed {p}" for p in changed]
+
+
+def pytest_sessionstart(session) -> None:
+    session.config._nasgep_results = _results_snapshot()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    before = getattr(session.config, "_nasgep_results", None)
+    if before is None:
+        return
+    changes = results_changes(before, _results_snapshot())
+    if not changes:
+        return
+    shown = changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else [])
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    text = ("the tests changed the user's results/ folder (tests must write under tmp_path only):\n  "
+            + "\n  ".join(shown))
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", "results/ was touched", red=True)
+        reporter.write_line(text)
+    else:
+        print(text)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

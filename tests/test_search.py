@@ -270,6 +270,13 @@ def test_mlflow_run_has_per_generation_metrics(tmp_path):
     history = client.get_metric_history(runs[0].info.run_id, "best_fitness")
     assert sorted(m.step for m in history if m.step is not None)[:3] == [0, 1, 2]
     assert runs[0].data.params["search.population"] == "6"
+    tags = runs[0].data.tags
+    assert {k: tags[k] for k in ("study", "dataset", "method", "variant", "seed")} == \
+        {"study": "paper", "dataset": "cifar10", "method": "search", "variant": "none", "seed": "0"}
+    assert tags["best_genome"].startswith("normal ")
+    (dataset_input,) = runs[0].inputs.dataset_inputs
+    assert dataset_input.dataset.name == "cifar10"
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "search"
 
 
 def test_long_search_never_refers_to_removed_genes():

@@ -59,6 +59,13 @@ class TinyNet(nn.Module):
         return self.head(self.block2(h).mean(dim=(2, 3)))
 
 
+@pytest.fixture(autouse=True)
+def study_under_tmp_path(tmp_path, monkeypatch):
+    """The demo config's results_dir is relative (results/demo): run every test from its
+    own tmp_path, so the commands' MLflow store lands there, never in the user's results/."""
+    monkeypatch.chdir(tmp_path)
+
+
 def digits_config(**entry) -> dict:
     return load_config(DEMO, [f"datasets.cifar10.{k}={v}" for k, v in entry.items()])
 

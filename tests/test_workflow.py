@@ -159,10 +159,16 @@ def test_tracking_store_init_and_ui(tmp_path):
     assert {"trk/search", "trk/random", "trk/ablation", "trk/transfer"} <= names
     exp = client.get_experiment_by_name("trk/search")
     assert exp.artifact_location.endswith("results/mlartifacts/search")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"   # opens on its runs
     result = subprocess.run([*nasgep, "track", "ui", "--config", str(config), "--print", "--port", "5055"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
-    assert result.stdout.strip() == f"mlflow ui --backend-store-uri sqlite:///{db} --host 127.0.0.1 --port 5055"
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"mlflow ui --backend-store-uri sqlite:///{db} --host 127.0.0.1 --port 5055"
+    ablation = client.get_experiment_by_name("trk/ablation").experiment_id
+    url = f"http://127.0.0.1:5055/#/experiments/{ablation}/runs?workflowType=machine_learning"
+    assert any(line.split() == ["trk/ablation", url] for line in lines), result.stdout
+    assert "Model training" in result.stdout
 
 
 def test_dvc_stages_wrap_the_workflow():
@@ -331,3 +337,69 @@ def test_demo_end_to_end(tmp_path):
     assert (results / "figures" / "ablation.png").is_file()
     report = snakemake(work, "--configfile", str(config), "--report", "report.html", env=env)
     assert report.returncode == 0, report.stderr[-3000:]
+
+
+def _copy_checkout(dest: Path) -> None:
+    """The project's files as they are now (tracked and new, not ignored) in a new git
+    repository at ``dest``: a fresh clone, including uncommitted edits."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        src, copy = ROOT / name, dest / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():          # workflow/schemas/config.schema.yaml -> the package's schema
+            copy.symlink_to(os.readlink(src))
+        elif src.is_file():
+            copy.write_bytes(src.read_bytes())
+    _git(dest, "init", "-q")
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "-q", "-m", "checkout")
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True, env=env).stdout
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"{' '.join(cmd)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_dvc_round_trip_repro_push_pull_touch(tmp_path):
+    """docs/workflow.md's sharing flow on the demo (stand-in verbs): `dvc repro study@demo`
+    in one clone, `dvc push` to a folder remote, `git clone` + `dvc pull` in another,
+    `snakemake --touch`, and `snakemake -n` there has nothing to do."""
+    dvc = BIN / "dvc"
+    if not dvc.exists() or not (ROOT / ".dvc").is_dir():
+        pytest.skip("dvc or .dvc/ absent")
+    try:
+        subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    env = stand_in_env(tmp_path)
+    first, second, remote = tmp_path / "first", tmp_path / "second", tmp_path / "remote"
+    first.mkdir()
+    _copy_checkout(first)
+    _run([str(dvc), "remote", "add", "-d", "storage", str(remote)], first, env)
+    _run([str(dvc), "repro", "study@demo"], first, env)
+    tables = first / "results" / "demo" / "tables"
+    assert (tables / "table1.csv").is_file() and (first / "results" / "demo" / "report.html").is_file()
+    _git(first, "add", "dvc.lock", ".dvc/config")
+    _git(first, "commit", "-q", "-m", "demo results")
+    _run([str(dvc), "push"], first, env)
+
+    _git(tmp_path, "clone", "-q", str(first), str(second))
+    assert not (second / "results" / "demo" / "tables").exists()
+    _run([str(dvc), "pull", "study@demo"], second, env)
+    pulled = second / "results" / "demo" / "tables" / "table1.csv"
+    assert pulled.read_bytes() == (tables / "table1.csv").read_bytes()
+    smk = [str(BIN / "snakemake"), "--configfile", "config/demo.yaml"]   # the clone's own workflow
+    _run([*smk, "--touch", "--cores", "1"], second, env)
+    dry = _run([*smk, "-n"], second, env)
+    assert "Nothing to be done" in dry, dry[-3000:]
+    status = _run([str(dvc), "status", "study@demo"], second, env)
+    assert "up to date" in status, status

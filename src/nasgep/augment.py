@@ -37,15 +37,47 @@ class AugmentSettings:
     autoaugment: bool = True
     normalize: bool = True
     padding: int = CROP_PADDING
+    #: The mobile setting (ImageNet): per image, in the data loader's workers, before the
+    #: batch stages above (see :func:`mobile_transform`).
+    random_resized_crop: bool = False
+    color_jitter: float = 0.0
 
     @classmethod
     def from_config(cls, section: Mapping) -> "AugmentSettings":
-        keys = ("crop_flip", "cutout", "cutout_length", "autoaugment", "normalize")
+        keys = ("crop_flip", "cutout", "cutout_length", "autoaugment", "normalize", "random_resized_crop",
+                "color_jitter")
         return cls(**{k: section[k] for k in keys if k in section})
 
+    @property
+    def per_image(self) -> bool:
+        """Whether a per-image stage (the mobile setting) is on."""
+        return self.random_resized_crop or self.color_jitter > 0
+
     def to_dict(self) -> dict:
-        return {"crop_flip": self.crop_flip, "cutout": self.cutout, "cutout_length": self.cutout_length,
-                "autoaugment": self.autoaugment, "normalize": self.normalize, "padding": self.padding}
+        out = {"crop_flip": self.crop_flip, "cutout": self.cutout, "cutout_length": self.cutout_length,
+               "autoaugment": self.autoaugment, "normalize": self.normalize, "padding": self.padding}
+        if self.per_image:  # only then: checkpoints written before these keys existed still resume
+            out.update(random_resized_crop=self.random_resized_crop, color_jitter=self.color_jitter)
+        return out
+
+
+# --------------------------------------------------------------------------- mobile setting
+
+def mobile_transform(image_size: int, settings: AugmentSettings):
+    """The ImageNet mobile setting's training augmentation, per image (DARTS's pipeline,
+    torchvision's transforms): random-resized crop to ``image_size`` + horizontal flip,
+    colour jitter (brightness, contrast, saturation ``color_jitter``, hue half of it).
+    A decoded PIL image or a uint8 CHW tensor in, a uint8 CHW tensor out. Its draws come
+    from torch's global generator: a DataLoader seeds each worker from the trainer's
+    generator, so an epoch's crops are fixed by the trainer's seed."""
+    from torchvision.transforms import v2
+
+    steps = [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()] \
+        if settings.random_resized_crop else [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
+    if settings.color_jitter > 0:
+        j = settings.color_jitter
+        steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.5, j / 2)))
+    return v2.Compose([*steps, v2.PILToTensor()])
 
 
 def _stage_generator(seed: int) -> torch.Generator:
@@ -227,5 +259,5 @@ class BatchAugment:
         return out
 
 
-__all__ = ["AugmentSettings", "AutoAugmentBatch", "AutoAugmentDraw", "BatchAugment", "CROP_PADDING",
+__all__ = ["mobile_transform", "AugmentSettings", "AutoAugmentBatch", "AutoAugmentDraw", "BatchAugment", "CROP_PADDING",
            "crop_flip", "cutout", "draw_crop_flip", "draw_cutout"]

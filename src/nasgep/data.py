@@ -13,6 +13,8 @@ Purposes (SPEC section 3):
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -442,40 +444,98 @@ def check_batch(data: "DataBundle", batch_size: int, key: str) -> None:
 # --------------------------------------------------------------------------- folder kind
 
 class FolderImages(Dataset):
-    """Class-per-directory images (torchvision's ImageFolder: ``root/<class>/<image>``),
-    decoded on demand as RGB, shorter side resized to ``image_size`` then centre-cropped:
-    yields ``(uint8 (3, S, S) tensor, label)``. ``indices`` selects a subset (the search's
-    training or validation part)."""
+    """Images decoded on demand as RGB (in the DataLoader's workers): shorter side resized
+    to ``image_size`` then centre-cropped, yielding ``(uint8 (3, S, S) tensor, label)``.
+
+    ``root/<class>/<image>`` folders (torchvision's ImageFolder scan), or explicit
+    ``samples`` ``[(path, label), ...]`` (a flat ``val/`` with a labels file).
+    ``indices`` selects a subset (the search's training or validation part);
+    :meth:`augmented` gives a copy whose images go through a training transform instead
+    (the mobile setting's random-resized crop, see :func:`nasgep.augment.mobile_transform`)."""
 
     def __init__(self, root: str | Path, image_size: int, indices: Sequence[int] | None = None,
-                 classes: Sequence[str] | None = None) -> None:
-        from torchvision.datasets import ImageFolder
+                 classes: Sequence[str] | None = None,
+                 samples: Sequence[tuple[str, int]] | None = None) -> None:
         from torchvision.transforms import v2
 
         self.root = Path(root)
         self.image_size = image_size
-        transform = v2.Compose([v2.PILToTensor(), v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
-        self.folder = ImageFolder(str(root), transform=transform)
-        if classes is not None and list(self.folder.classes) != list(classes):
-            raise DataError(f"{root}: class folders {self.folder.classes} differ from the training set's {list(classes)}")
-        self.classes = tuple(self.folder.classes)
-        self.indices = np.arange(len(self.folder)) if indices is None else np.asarray(indices)
-        all_targets = np.asarray(self.folder.targets)
-        self.targets = all_targets[self.indices].tolist()
+        if samples is None:
+            from torchvision.datasets import ImageFolder
+
+            folder = ImageFolder(str(root))
+            if classes is not None and list(folder.classes) != list(classes):
+                raise DataError(f"{root}: class folders {folder.classes} differ from the training set's "
+                                f"{list(classes)}")
+            classes, samples = folder.classes, folder.samples
+        self.classes = tuple(classes or ())
+        self.samples = [(str(path), int(label)) for path, label in samples]
+        self.transform = v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size),
+                                     v2.PILToTensor()])
+        self.indices = np.arange(len(self.samples)) if indices is None else np.asarray(indices, dtype=np.int64)
+        labels = np.asarray([label for _, label in self.samples], dtype=np.int64)
+        self.targets = labels[self.indices].tolist()
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        image, label = self.folder[int(self.indices[i])]
-        return image, label
+        from torchvision.datasets.folder import default_loader
+
+        path, label = self.samples[int(self.indices[i])]
+        return self.transform(default_loader(path)), label
 
     def subset(self, indices: Sequence[int]) -> "FolderImages":
-        sub = FolderImages.__new__(FolderImages)
-        sub.root, sub.image_size, sub.folder, sub.classes = self.root, self.image_size, self.folder, self.classes
+        sub = copy.copy(self)
         sub.indices = self.indices[np.asarray(indices, dtype=np.int64)]
-        sub.targets = np.asarray(self.folder.targets)[sub.indices].tolist()
+        labels = np.asarray([label for _, label in self.samples], dtype=np.int64)
+        sub.targets = labels[sub.indices].tolist()
         return sub
+
+    def augmented(self, transform) -> "FolderImages":
+        """The same images through ``transform`` (decoded PIL image in, uint8 CHW tensor out)."""
+        out = copy.copy(self)
+        out.transform = transform
+        return out
+
+
+class AugmentedSplit(Dataset):
+    """In-memory images through a per-image training transform (uint8 CHW tensor in and
+    out), for a DataLoader: the mobile setting on a dataset small enough for memory."""
+
+    def __init__(self, split: Split, transform) -> None:
+        self.split = split.to("cpu")
+        self.transform = transform
+        self.targets = split.targets
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.split.x[i]), int(self.split.y[i])
+
+
+def with_train_transform(data: "DataBundle", transform) -> "DataBundle":
+    """``data`` whose training images go through a per-image ``transform`` in the
+    DataLoader's workers (the evaluation images do not)."""
+    train = data.train
+    train = train.augmented(transform) if isinstance(train, FolderImages) else AugmentedSplit(train, transform)
+    return dataclasses.replace(data, train=train, _on_device={})
+
+
+#: The layout a folder dataset must have, said when it is not met.
+FOLDER_LAYOUT = ("{root}/train/<class>/<image> (one sub-folder per class, e.g. ImageNet's wnids n01440764 ...) "
+                 "and {root}/val/<class>/<image> with the same classes, or a flat {root}/val/<image> with a "
+                 "labels file (dataset key val_labels, or one of {files} in {root}): lines "
+                 "'<image file or id> <class name or index>', comma- or space-separated")
+#: Labels files of a flat val/ folder, looked for in this order when ``val_labels`` is unset:
+#: a generic list, Kaggle's ImageNet solution file, Tiny ImageNet's annotations.
+VAL_LABEL_FILES: tuple[str, ...] = ("val_labels.txt", "LOC_val_solution.csv", "val/val_annotations.txt")
+
+
+def _layout_error(root: Path, what: str) -> DataError:
+    layout = FOLDER_LAYOUT.format(root=root, files=", ".join(VAL_LABEL_FILES))
+    return DataError(f"{what}; a folder dataset is {layout}")
 
 
 def _first_image_side(root: Path) -> int:
@@ -490,32 +550,108 @@ def _first_image_side(root: Path) -> int:
                     return min(im.size)
             except OSError:
                 continue
-    raise DataError(f"{root}: no readable image in its class folders")
+    raise _layout_error(root.parent, f"{root}: no readable image in its class folders")
+
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    """Images directly in ``folder`` (and in ``folder/images``, Tiny ImageNet's place),
+    keyed by file name and by name without extension."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    found: dict[str, Path] = {}
+    for place in (folder, folder / "images"):
+        if place.is_dir():
+            for path in place.iterdir():
+                if path.is_file() and path.suffix.lower() in IMG_EXTENSIONS:
+                    found[path.name] = found[path.stem] = path
+    return found
+
+
+def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequence[str]) -> list[tuple[str, int]]:
+    """``[(path, label)]`` of a flat validation folder from a labels file whose lines are
+    ``<image> <class>`` (comma, tab or space separated; further columns ignored). The class
+    is a class-folder name of the training set (a wnid) or its index in sorted order; a
+    header line is skipped. Every image must be labelled, with a known class."""
+    index = {name: k for k, name in enumerate(classes)}
+    samples, unknown = [], []
+    lines = labels_file.read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        fields = line.replace(",", " ").split()
+        if len(fields) < 2:
+            continue
+        name, label = fields[0], fields[1]
+        if name not in images:
+            if number == 1:        # a header ("ImageId,PredictionString")
+                continue
+            unknown.append(f"line {number}: no image {name!r}")
+            continue
+        if label in index:
+            k = index[label]
+        elif label.isdigit() and int(label) < len(classes):
+            k = int(label)
+        else:
+            unknown.append(f"line {number}: class {label!r} is not a training class folder or index")
+            continue
+        samples.append((str(images[name]), k))
+    if unknown:
+        more = f" (and {len(unknown) - 3} more)" if len(unknown) > 3 else ""
+        raise DataError(f"{labels_file}: {'; '.join(unknown[:3])}{more}")
+    labelled = {path for path, _ in samples}
+    missing = sorted({str(p) for p in images.values()} - labelled)
+    if missing:
+        raise DataError(f"{labels_file}: {len(missing)} image(s) of the validation folder have no label, "
+                        f"e.g. {Path(missing[0]).name}")
+    return sorted(samples)
+
+
+def _val_labels_file(entry: dict, root: Path) -> Path | None:
+    if entry.get("val_labels"):
+        path = Path(entry["val_labels"])
+        path = path if path.is_absolute() else root / path
+        if not path.is_file():
+            raise DataError(f"{path}: no such labels file (dataset key val_labels)")
+        return path
+    return next((root / name for name in VAL_LABEL_FILES if (root / name).is_file()), None)
+
+
+def _folder_eval(entry: dict, root: Path, size: int, classes: Sequence[str]) -> FolderImages:
+    """The test images of a folder dataset: class folders under val/, or a flat val/ with
+    a labels file."""
+    val_root = root / "val"
+    if not val_root.is_dir():
+        raise _layout_error(root, f"{val_root}: no such folder")
+    has_class_folders = any(p.is_dir() and p.name != "images" for p in val_root.iterdir())
+    if has_class_folders:
+        try:
+            return FolderImages(val_root, size, classes=classes)
+        except (FileNotFoundError, RuntimeError) as e:
+            raise _layout_error(root, f"{val_root}: {e}") from None
+    images = _image_files(val_root)
+    if not images:
+        raise _layout_error(root, f"{val_root}: neither class folders nor images")
+    labels_file = _val_labels_file(entry, root)
+    if labels_file is None:
+        raise _layout_error(root, f"{val_root} holds images but no class folders, and no labels file was found")
+    return FolderImages(val_root, size, classes=classes, samples=read_val_labels(labels_file, images, classes))
 
 
 def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataBundle:
     if not entry.get("path"):
         raise DataError(f"{name}: a folder dataset needs 'path' (a folder with train/<class>/* and val/<class>/*)")
     root = Path(entry["path"])
-    train_root, val_root = root / "train", root / "val"
-    for part in (train_root, val_root) if purpose == "final" else (train_root,):
-        if not part.is_dir():
-            raise DataError(f"{part}: no such folder; a folder dataset is {root}/train/<class>/<image> and "
-                            f"{root}/val/<class>/<image> (one sub-folder per class, the same classes in both)")
+    train_root = root / "train"
+    if not train_root.is_dir():
+        raise _layout_error(root, f"{train_root}: no such folder")
     size = entry.get("image_size") or _first_image_side(train_root)
     try:
         full = FolderImages(train_root, size)
     except (FileNotFoundError, RuntimeError) as e:  # ImageFolder: no class folders / no images
-        raise DataError(f"{train_root}: {e}") from None
+        raise _layout_error(root, f"{train_root}: {e}") from None
     if purpose == "search":
         train_idx, val_idx = stratified_split(full.targets, validation_size(entry, len(full)), seed)
         train, evaluation, eval_name = full.subset(train_idx), full.subset(val_idx), "val"
     elif purpose == "final":
-        try:
-            evaluation = FolderImages(val_root, size, classes=full.classes)
-        except (FileNotFoundError, RuntimeError) as e:
-            raise DataError(f"{val_root}: {e}") from None
-        train, eval_name = full, "test"
+        train, evaluation, eval_name = full, _folder_eval(entry, root, size, full.classes), "test"
     else:
         raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
     if entry.get("max_train") is not None:
@@ -560,5 +696,6 @@ def top_k(num_classes: int) -> int:
     return max(1, min(5, num_classes))
 
 
-__all__ = ["DataBundle", "DataError", "check_batch", "check_labels", "FolderImages", "KINDS", "Split", "Source", "channel_stats",
+__all__ = ["AugmentedSplit", "DataBundle", "DataError", "check_batch", "check_labels", "FolderImages", "KINDS",
+           "read_val_labels", "with_train_transform", "Split", "Source", "channel_stats",
            "load_dataset", "resize_images", "stratified_split", "split_sizes", "top_k", "validation_size"]

@@ -8,6 +8,7 @@ drop-path) and the stem, resumes from ``OUT/checkpoint.pt``, logs to MLflow and 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -110,21 +111,45 @@ def _resume(trainer, checkpoint: Path) -> None:
     print(f"resuming from {checkpoint} after epoch {trainer.epoch}/{trainer.settings.epochs}", flush=True)
 
 
+def cells_method(config: Mapping, variant: str | None, genome_path: str) -> str:
+    """Where the trained cells come from (the ``method`` tag): the ablation's source
+    (search, search_nws, random), else the ``method`` a result file names, else ``given``."""
+    if variant is not None:
+        return config["ablations"][variant]["source"]
+    try:
+        data = json.loads(Path(genome_path).read_text())
+    except (OSError, ValueError):
+        data = None
+    method = data.get("method") if isinstance(data, dict) else None
+    return method if isinstance(method, str) else "given"
+
+
 def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> dict:
-    """Fit (checkpointing every epoch) and test once, inside an MLflow run."""
+    """Fit (checkpointing every epoch) and test once, inside an MLflow run that carries
+    what the UI compares runs by: the study's tags (:func:`nasgep.tracking.run_tags`), the
+    dataset as an MLflow dataset input, the genome (artifact ``genome.json`` and a short
+    text param) and per-epoch metrics with ``step=epoch``."""
     from . import tracking
+    from .space import Genome
     from .train import CandidateFailure
 
     meta, settings = trainer.meta, trainer.settings
     dataset, variant, stem = meta["dataset"], meta["variant"], meta["stem"]
     experiment = "transfer" if stem == "imagenet" else ("ablation" if req.variant else "train")
+    tags = tracking.run_tags(config, dataset=dataset, seed=req.seed, variant=variant,
+                             method=cells_method(config, req.variant, req.genome_path),
+                             stem=stem, resumed_at_epoch=trainer.epoch)
     with tracking.start_run(config, experiment, f"{dataset}-{variant}-seed{req.seed}",
                             params={"train": settings.to_dict(), "dataset": dataset, "variant": variant,
                                     "seed": req.seed, "stem": stem, "channels": meta["channels"],
                                     "cells_per_stage": meta["cells_per_stage"], "params": params,
-                                    "genome": str(req.genome_path)},
-                            tags={"dataset": dataset, "variant": variant, "seed": req.seed,
-                                  "resumed_at_epoch": trainer.epoch}) as run:
+                                    "genome": tracking.genome_text(Genome.from_dict(meta["genome"])),
+                                    "genome_file": str(req.genome_path)},
+                            tags=tags) as run:
+        run.log_dataset(tracking.dataset_input(config["datasets"][dataset], dataset, purpose="final"),
+                        context="train")
+        run.log_dict(meta["genome"], "genome.json")
+
         def report(stats) -> None:
             print(f"epoch {stats.epoch}/{settings.epochs}  loss {stats.loss:.4f}  train top-1 {stats.top1:.2f}%  "
                   f"lr {stats.lr:.5f}  drop-path {stats.drop_path:.3f}  {stats.seconds:.1f}s  "
@@ -139,6 +164,7 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> di
         except CandidateFailure as e:
             run.set_tags({"failure": e.reason})
             raise
+        # one value each, no step: the UI's chart view shows them as one bar per run
         run.log_metrics({"test_error": 100.0 - test["top1"], "test_top1": test["top1"],
                          "test_top5": test["top5"], "params": params})
     return test

@@ -41,6 +41,18 @@ def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
 #: Experiments of a study, named ``<name>/<part>``.
 EXPERIMENTS: tuple[str, ...] = ("search", "random", "ablation", "transfer", "train")
 
+#: MLflow's experiment type: model training, not a GenAI app. (It does not change where
+#: MLflow 3.17's UI lands: that is the GenAI / Model training switch, which the addresses
+#: of :func:`runs_view_url` set.)
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def runs_view_url(base_url: str, experiment_id: str, charts: bool = False) -> str:
+    """The MLflow UI page with the runs of one experiment (the table, or with ``charts``
+    the metric charts that compare them), in the UI's "Model training" mode."""
+    query = "workflowType=machine_learning" + ("&compareRunsMode=CHART" if charts else "")
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
 
 def init_store(config: Mapping) -> str | None:
     """Create the tracking database and the study's experiments once (idempotent);
@@ -54,7 +66,9 @@ def init_store(config: Mapping) -> str | None:
     with _store_errors(uri):
         client = mlflow.MlflowClient(tracking_uri=uri)
         for part in EXPERIMENTS:
-            ensure_experiment(client, config, part)
+            experiment_id = ensure_experiment(client, config, part)
+            for key, value in EXPERIMENT_TAGS.items():  # stores made before the tag existed
+                client.set_experiment_tag(experiment_id, key, value)
     return uri
 
 
@@ -75,6 +89,19 @@ def _store_errors(uri: str) -> Iterator[None]:
                             f"set tracking.enabled: false to run without tracking") from None
 
 
+def experiment_ids(config: Mapping) -> dict[str, str]:
+    """``{part: experiment id}`` of the study's experiments that exist in its store."""
+    uri = tracking_uri(config)
+    if uri is None:
+        return {}
+    import mlflow
+
+    with _store_errors(uri):
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        found = {part: client.get_experiment_by_name(f"{config['name']}/{part}") for part in EXPERIMENTS}
+    return {part: e.experiment_id for part, e in found.items() if e is not None}
+
+
 def ensure_experiment(client, config: Mapping, part: str) -> str:
     """The id of experiment ``<name>/<part>``, created if missing. With the default store
     its artifacts go to ``<results_dir>/mlartifacts/<part>``, not the working directory."""
@@ -85,7 +112,60 @@ def ensure_experiment(client, config: Mapping, part: str) -> str:
     location = None
     if config["tracking"]["uri"] is None:
         location = (Path(config["results_dir"]).resolve() / "mlartifacts" / part).as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+
+
+# --------------------------------------------------------------------------- what runs carry
+
+def run_tags(config: Mapping, *, dataset: str, seed: int, method: str, variant: str | None = None,
+             **extra: Any) -> dict[str, Any]:
+    """The tags every run of a study carries, named alike in every experiment, so the UI
+    can filter, group and colour runs by them: ``study`` (the study's name, the parent of
+    all its runs), ``dataset``, ``method`` (search, search_nws, random: where the cells
+    come from), ``variant`` (the ablation; ``none`` for searches and plain trainings) and
+    ``seed``."""
+    return {"study": config["name"], "dataset": dataset, "method": method, "variant": variant or "none",
+            "seed": seed, **extra}
+
+
+#: Where the datasets of each kind come from, for MLflow's dataset inputs.
+DATASET_URLS = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    "digits": "https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
+}
+
+
+def dataset_input(entry: Mapping, name: str, **split: Any):
+    """An MLflow dataset (name, source, digest) for a config's dataset entry. The digest
+    hashes the entry's settings and ``split`` (purpose, and the seed of a search's
+    validation split), so runs on the same images show the same dataset in the UI and
+    another split or setting shows another."""
+    import hashlib
+    import json
+
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import HTTPDatasetSource, LocalArtifactDatasetSource
+
+    settings = {k: v for k, v in entry.items() if k != "label" and v is not None}
+    digest = hashlib.sha256(json.dumps([settings, split], sort_keys=True, default=str).encode())
+    if entry["kind"] in DATASET_URLS and not entry.get("path"):
+        source = HTTPDatasetSource(DATASET_URLS[entry["kind"]])
+    else:
+        source = LocalArtifactDatasetSource(str(Path(entry.get("path") or ".").resolve()))
+    return MetaDataset(source, name=name, digest=digest.hexdigest()[:8])
+
+
+def genome_text(genome, limit: int = 500) -> str:
+    """A genome as one short line for an MLflow param: each cell's expression over its
+    genes, then the genes (``normal cat(g1, g2) g1=add(sep_3x3(h1), h2) ...``)."""
+    parts = []
+    for which in ("normal", "reduction"):
+        cell = getattr(genome, which)
+        genes = " ".join(f"{gid}={cell.gene_tree(gid)}" for gid in dict.fromkeys(cell.coding_genes()))
+        parts.append(f"{which} {cell.tree()} {genes}".strip())
+    text = " | ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _prepare(uri: str) -> None:
@@ -126,6 +206,15 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if self._mlflow is not None:
             self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_dataset(self, dataset, context: str) -> None:
+        """An MLflow dataset input (:func:`dataset_input`) in ``context`` (train, test, val)."""
+        if self._mlflow is not None:
+            self._mlflow.log_input(dataset, context=context)
+
+    def log_dict(self, data: Mapping, artifact_file: str) -> None:
+        if self._mlflow is not None:
+            self._mlflow.log_dict(dict(data), artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if self._mlflow is not None and Path(path).exists():

@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
-from .augment import AugmentSettings, BatchAugment
+from .augment import AugmentSettings, BatchAugment, mobile_transform
+from .data import DataBundle, Source, Split, with_train_transform
 from .io import atomic_write_bytes
-from .data import DataBundle, Split, Source
 from .errors import UserError, clip
 
 CHECKPOINT_FORMAT = "nasgep-trainer/1"
@@ -133,8 +133,9 @@ def candidate_training_settings(config: Mapping) -> TrainSettings:
 def training_settings(config: Mapping, *, variant: str | None = None, stem: str = "cifar",
                       epochs: int | None = None) -> TrainSettings:
     """Settings for a full training (config ``train``): an ablation ``variant`` switches
-    CutOut, AutoAugment and drop-path; ``stem='imagenet'`` takes epochs, batch size and lr
-    from ``transfer``; ``epochs`` overrides the schedule length."""
+    CutOut, AutoAugment and drop-path; ``stem='imagenet'`` takes epochs, batch size, lr
+    and the mobile setting's augmentation from ``transfer`` (the variant's drop-path
+    stays); ``epochs`` overrides the schedule length."""
     t = config["train"]
     augment = dict(t["augment"])
     drop_path = t["drop_path"]
@@ -150,11 +151,21 @@ def training_settings(config: Mapping, *, variant: str | None = None, stem: str 
     if stem == "imagenet":
         tr = config["transfer"]
         n_epochs, batch_size, lr = tr["epochs"], tr["batch_size"], tr["lr"]
+        augment = mobile_augment(tr.get("augment", {}), normalize=augment.get("normalize", True))
     return TrainSettings(
         epochs=epochs or n_epochs, batch_size=batch_size, lr=lr, momentum=t["momentum"],
         weight_decay=t["weight_decay"], drop_path=drop_path, augment=AugmentSettings.from_config(augment),
         amp=t["amp"], channels_last=t["channels_last"], num_workers=t["num_workers"],
         cuda_graphs=t.get("cuda_graphs", False), fp32_batchnorm=t.get("fp32_batchnorm", False))
+
+
+def mobile_augment(section: Mapping, normalize: bool = True) -> dict:
+    """The ImageNet mobile setting's augmentation (config ``transfer.augment``): DARTS's
+    per-image random-resized crop, flip and colour jitter; none of the CIFAR pipeline
+    (its 4-pixel crop, CutOut and CIFAR AutoAugment policy are made for 32x32 images)."""
+    return {"crop_flip": False, "cutout": False, "autoaugment": False, "normalize": normalize,
+            "random_resized_crop": section.get("random_resized_crop", True),
+            "color_jitter": section.get("color_jitter", 0.4)}
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -319,6 +330,8 @@ class Trainer:
                  desc: str = "train") -> None:
         self.device = resolve_device(device)
         self.settings = settings
+        if settings.augment.per_image:   # the mobile setting: crops decoded in the loader's workers
+            data = with_train_transform(data, mobile_transform(data.image_size, settings.augment))
         self.data = data.on(self.device)
         self.progress = progress
         self.desc = desc

@@ -44,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from .. import tracking
 
     with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",
-                            params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params},
-                            tags={"dataset": dataset, "method": "random", "seed": args.seed}) as run:
+                            params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
+                                    "genome": tracking.genome_text(genome)},
+                            tags=tracking.run_tags(config, dataset=dataset, seed=args.seed, method="random")) as run:
         run.log_metrics({"params": params, "param_rejections": rejections})
         run.log_artifact(out / "best.json")
+        run.log_dict(genome.to_dict(), "genome.json")
     print(f"random genome ({params} parameters at search size, {rejections} rejections) -> {out / 'best.json'}")
     return 0

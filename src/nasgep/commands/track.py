@@ -8,8 +8,10 @@
       the default store go to <results_dir>/mlartifacts/<part>. Idempotent.
 
   nasgep track ui --config config/paper.yaml [--port 5000] [--print]
-      prints the 'mlflow ui --backend-store-uri ...' command and runs it (--print: only
-      print it).
+      prints the 'mlflow ui --backend-store-uri ...' command and the address of each
+      experiment's runs view, then runs the UI (--print: only print them). MLflow 3's UI
+      otherwise opens on its GenAI pages ("Overview", "No data"): the runs of these
+      experiments are under the "Model training" side of its switch.
 
 The search, sample and train verbs log their own runs into these experiments.
 """
@@ -49,6 +51,23 @@ def ui_command(uri: str, host: str, port: int) -> list[str]:
     return [exe, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
 
 
+def print_runs_views(config, host: str, port: int) -> None:
+    """The runs view of each experiment of the study, and where the UI hides them."""
+    from ..tracking import experiment_ids, runs_view_url
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    ids = experiment_ids(config)
+    if ids:
+        width = max(len(f"{config['name']}/{part}") for part in ids)
+        print("runs of each experiment (open once the UI is up):")
+        for part, experiment_id in ids.items():
+            print(f"  {config['name'] + '/' + part:<{width}}  {runs_view_url(base, experiment_id)}")
+    print(f"MLflow 3 opens on its GenAI pages (\"Overview\", \"No data\"): these runs are under "
+          f"\"Model training\" (the GenAI / Model training switch at the top of the page), or open "
+          f"an address above; add &compareRunsMode=CHART for the charts that compare the runs.")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
     from ..tracking import EXPERIMENTS, init_store, tracking_uri
@@ -71,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{db} does not exist: run 'nasgep track init' (or the workflow) first")
     command = ui_command(uri, args.host, args.port)
     print(shlex.join(["mlflow"] + command[1:]))
+    print_runs_views(config, args.host, args.port)
     if args.print_only:
         return 0
     sys.stdout.flush()

@@ -80,9 +80,11 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
     search = Search(settings, evaluator, executor, state)
     try:
         with tracking.start_run(config, "search", run_name, params=_params(config, dataset, seed),
-                                tags={"dataset": dataset, "method": method, "seed": seed},
+                                tags=tracking.run_tags(config, dataset=dataset, seed=seed, method=method),
                                 run_id=state.mlflow_run_id) as run:
             state.mlflow_run_id = run.run_id
+            run.log_dataset(tracking.dataset_input(config["datasets"][dataset], dataset, purpose="search",
+                                                   seed=seed), context="search")
             bar = _progress(settings, state, progress)
 
             def on_generation(st: SearchState, report: GenerationReport) -> None:
@@ -104,6 +106,10 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
             paths = _write_results(out, state, config, dataset, seed, method, draw=True)
             for path in paths:
                 run.log_artifact(path)
+            if state.best is not None:   # a tag: a search resumed with raised limits may change it
+                from ..space import Genome
+
+                run.set_tags({"best_genome": tracking.genome_text(Genome.from_dict(state.best.genome))})
             run.log_metrics({"final_best_fitness": state.best.fitness if state.best else 0.0,
                              "generations": state.generation + 1,
                              "outside_training_share": _outside_share(state)})

@@ -1,0 +1,62 @@
+"""What a training's MLflow run carries, so that ablations compare in the UI without
+clicking through runs: tags named alike in every experiment (study, dataset, method,
+variant, seed), the dataset as an MLflow dataset input, the genome as an artifact and a
+short text param, and per-epoch metrics with step = epoch."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nasgep.cli import main
+from nasgep.space import Genome
+from nasgep.tracking import genome_text, run_tags
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "config" / "demo.yaml"
+GENOME = {
+    "format": "nasgep-genome/1",
+    "normal": {"cell": "cat add g1 g2 | g1 g2 g1 g2 g1",
+               "genes": {"g1": "add | sep_3x3(h1) h2", "g2": "dw_3x3 | pw(h1) h2"}},
+    "reduction": {"cell": "add g1 g2 g1 | g2 g1 g2 g1 g2",
+                  "genes": {"g1": "add | sep_3x3(h1) dw_3x3(h2)", "g2": "pw | pw(h2) pw(h1)"}},
+}
+
+
+def test_genome_text_is_one_short_line():
+    text = genome_text(Genome.from_dict(GENOME))
+    assert text == ("normal cat(add(g2, g1), g1) g1=add(sep_3x3(h1), h2) g2=dw_3x3(pw(h1)) | "
+                    "reduction add(g1, g2) g1=add(sep_3x3(h1), dw_3x3(h2)) g2=pw(pw(h2))")
+    assert len(genome_text(Genome.from_dict(GENOME), limit=40)) == 40
+
+
+def test_run_tags_are_the_same_everywhere():
+    assert run_tags({"name": "demo"}, dataset="cifar10", seed=2, method="random") == \
+        {"study": "demo", "dataset": "cifar10", "method": "random", "variant": "none", "seed": 2}
+
+
+def test_training_run_carries_what_the_ui_compares(tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    genome = tmp_path / "best.json"
+    genome.write_text(json.dumps({"genome": GENOME, "fitness": 61.0, "method": "search", "seed": 1}))
+    store = tmp_path / "study"
+    args = ["train", "--genome", str(genome), "--config", str(DEMO), "--set", f"results_dir={store}",
+            "--set", "datasets.cifar10.max_train=64", "--set", "train.channels=4", "--epochs", "2",
+            "--variant", "cutout_dp", "--seed", "1", "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 0
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("demo/ablation")
+    (run,) = client.search_runs([experiment.experiment_id])
+    tags = run.data.tags
+    assert {k: tags[k] for k in ("study", "dataset", "method", "variant", "seed")} == \
+        {"study": "demo", "dataset": "cifar10", "method": "search", "variant": "cutout_dp", "seed": "1"}
+    assert run.data.params["genome"] == genome_text(Genome.from_dict(GENOME))
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "genome.json" in artifacts
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "cifar10"
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "train"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    assert steps == [1, 2]
+    assert "test_error" in run.data.metrics
