@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .errors import UserError
 from .io import atomic_write_text
 
 LOCK = ".lock"
@@ -34,7 +35,7 @@ PREVIOUS = ".previous-"
 _TEMPORARY = re.compile(r"^\..+\.tmp\.?(\d+)$")
 
 
-class FolderError(Exception):
+class FolderError(UserError):
     """The output folder cannot be used as asked (in use, other settings, damaged)."""
 
 

@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 
 from .. import outdir, tracking
 from ..study import expand_devices, search_method
-from ..errors import RunFailed, clip
+from ..errors import RunFailed, UserError, clip
 from . import checkpoint
 from .evaluator import Evaluator, ProcessExecutor, SerialExecutor
 from .loop import GenerationReport, Search, SearchSettings
@@ -22,7 +22,7 @@ from .state import SearchState
 EvaluatorFactory = Callable[[str], Evaluator]
 
 
-class SearchExists(RuntimeError):
+class SearchExists(UserError):
     """The output folder cannot be used as asked (holds a search, in use, other settings,
     damaged): one line for the user, exit status 2."""
 
@@ -87,8 +87,8 @@ def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
 MARKERS = ("checkpoints/gen-*.json", "best.json", "history.parquet")
 
 
-def _start_or_resume(out: Path, settings_doc: dict, seed: int, resume: bool, restart: bool,
-                     restart_if_changed: bool, log: Callable[[str], None]) -> SearchState:
+def _start_or_resume(out: Path, settings_doc: dict, settings: SearchSettings, seed: int, resume: bool,
+                     restart: bool, restart_if_changed: bool, log: Callable[[str], None]) -> SearchState:
     """The state to go on from: a fresh one, or the newest good checkpoint in ``out``
     (never a fresh one over a search the folder holds: see :func:`nasgep.outdir.claim`)."""
     if not outdir.claim(out, settings_doc, "search", MARKERS, resume=resume, restart=restart,
@@ -105,6 +105,9 @@ def _start_or_resume(out: Path, settings_doc: dict, seed: int, resume: bool, res
     if state.seed != seed:
         raise SearchExists(f"{out} holds a search with seed {state.seed}, not {seed}")
     log(f"resuming {out} after generation {state.generation}")
+    if state.finished and _limit_raised(state, settings):
+        log(f"the search had stopped ({state.stop_reason}); the new limits let it go on")
+        state.finished, state.stop_reason = False, None
     return state
 
 
@@ -123,14 +126,11 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                    log: Callable[[str], None]) -> SearchState:
     ckpt_dir = out / "checkpoints"
     settings = SearchSettings.from_config(config)
-    settings_doc = result_settings(config, dataset, seed)
     stale = outdir.remove_stale_temporaries(out)
     if stale:
         log(f"removed {stale} temporary file(s) left by an interrupted write")
-    state = _start_or_resume(out, settings_doc, seed, resume, restart, restart_if_changed, log)
-    if state.finished and _limit_raised(state, settings):
-        log(f"the search had stopped ({state.stop_reason}); the new limits let it go on")
-        state.finished, state.stop_reason = False, None
+    state = _start_or_resume(out, result_settings(config, dataset, seed), settings, seed, resume, restart,
+                             restart_if_changed, log)
     evaluator, executor = _workers(config, dataset, out, seed, factory)
 
     method = method_name(config)
