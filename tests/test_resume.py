@@ -106,6 +106,9 @@ def test_a_folder_without_a_checkpoint_yet_starts_the_search(tmp_path):
 
 def test_restart_moves_the_old_search_aside(tmp_path):
     search(tmp_path)
+    (tmp_path / outdir.SETTINGS).write_bytes(b"\x00damaged")
+    with pytest.raises(SearchExists, match="settings.json is damaged"):
+        search(tmp_path, resume=True)
     before = snapshot(tmp_path)
     again = search(tmp_path, restart=True)
     assert again.generation == 3

@@ -138,7 +138,7 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, markers: tuple[str,
     ``restart_if_changed`` when its recorded settings differ; its files are then moved
     aside. Otherwise it is continued with the same settings only, and only on ``resume``.
     The settings are recorded for the next run."""
-    changed = settings_differ(out, settings)
+    changed = [] if restart else settings_differ(out, settings)   # a damaged record may go aside
     holds = any(any(out.glob(marker)) for marker in markers)
     if restart or (restart_if_changed and changed):
         moved = move_aside(out)
