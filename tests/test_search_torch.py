@@ -106,3 +106,50 @@ def _two_candidates_at_once_equal_one(tmp_path):
                       pd.read_parquet(tmp_path / f"k{k}" / "history.parquet").drop(columns="seconds"))
     assert results[1][0] == results[2][0]
     pd.testing.assert_frame_equal(results[1][1], results[2][1])
+
+
+KILL_AT_STORE = """
+import os, signal, sys
+from nasgep.config import load_config
+from nasgep.search.runner import run_search
+real_replace = os.replace
+
+def replace(src, dst, *args, **kwargs):     # die between writing a store file and publishing it
+    if os.path.basename(str(dst)).startswith(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+run_search(load_config("config/demo.yaml", sys.argv[3:]), dataset="cifar10", seed=0,
+           out_dir=sys.argv[1], resume=True, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_kill_at_a_weight_store_write_then_resume_and_a_lost_store(tmp_path):
+    import subprocess
+    import sys
+
+    from nasgep.search.runner import SearchExists
+
+    def run(out, kill_at):
+        return subprocess.run([sys.executable, "-c", KILL_AT_STORE, str(out), kill_at, *TINY],
+                              capture_output=True, timeout=600).returncode
+
+    assert run(tmp_path / "straight", "never") == 0
+    assert run(tmp_path / "killed", "g1-") == -9          # generation 1's store update
+    assert list((tmp_path / "killed").rglob(".g1-*.tmp*"))
+    assert run(tmp_path / "killed", "never") == 0
+    assert not list((tmp_path / "killed").rglob(".*.tmp*"))
+    assert ((tmp_path / "straight" / "best.json").read_text()
+            == (tmp_path / "killed" / "best.json").read_text())
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "straight" / "history.parquet").drop(columns="seconds"),
+        pd.read_parquet(tmp_path / "killed" / "history.parquet").drop(columns="seconds"))
+    # a lost weight store is named, not silently dropped
+    import shutil
+
+    shutil.rmtree(tmp_path / "killed" / "weights")
+    with pytest.raises(SearchExists, match=r"needs are missing \(weights/"):
+        run_search(tiny_config("search.max_generations=3"), dataset="cifar10", seed=0,
+                   out_dir=tmp_path / "killed", resume=True, progress=False)

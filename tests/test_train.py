@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sys
 import types
 from pathlib import Path
@@ -475,3 +476,56 @@ def test_fp32_batchnorm_computes_in_fp32_under_autocast_and_keeps_the_state_dict
     b = make_trainer(data, TrainSettings(epochs=2, batch_size=32, lr=0.05, augment=NO_AUGMENT,
                                          fp32_batchnorm=True))
     assert a.train_epoch().loss == b.train_epoch().loss
+
+
+# --- the training folder: one run, same settings, never started over implicitly ------------
+
+def _train_args(tmp_path, *extra):
+    genome = tmp_path / "g.json"
+    genome.write_text(json.dumps(GENOME))
+    return ["train", "--genome", str(genome), "--config", str(DEMO), "--out", str(tmp_path / "o"), "--epochs", "2",
+            "--set", "datasets.cifar10.max_train=200", "--no-progress", *extra]
+
+
+def _previous(folder):
+    return [p for p in folder.iterdir() if p.name.startswith(".previous-")]
+
+
+def test_train_folder_is_locked_and_names_the_holder(tmp_path, stand_in_network, capsys):
+    from nasgep import outdir
+
+    with outdir.locked(tmp_path / "o"):
+        assert main(_train_args(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"in use by another nasgep run (PID {os.getpid()})" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()
+
+
+def test_train_refuses_other_settings_and_restarts_only_when_asked(tmp_path, stand_in_network, capsys):
+    out = tmp_path / "o"
+    assert main(_train_args(tmp_path)) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    assert main(_train_args(tmp_path, "--set", "train.lr=0.05", "--set", "train.weight_decay=0.001")) == 2
+    assert "train.lr, train.weight_decay differ" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == before and not _previous(out)
+    # the workflow's rule: same settings -> nothing trained; other settings -> moved aside, redone
+    assert main(_train_args(tmp_path, "--restart-if-changed")) == 0
+    assert "resuming from" in capsys.readouterr().out and not _previous(out)
+    assert main(_train_args(tmp_path, "--restart-if-changed", "--set", "train.lr=0.05")) == 0
+    assert "epoch 1/2" in capsys.readouterr().out
+    assert len(_previous(out)) == 1 and (_previous(out)[0] / "checkpoint.pt").read_bytes() == before
+    for flag in ("--restart", "--no-resume"):        # both move aside, never overwrite
+        assert main(_train_args(tmp_path, flag, "--set", "train.lr=0.05")) == 0
+    assert len(_previous(out)) == 3
+
+
+def test_damaged_train_checkpoint_stops_with_one_line(tmp_path, stand_in_network, capsys):
+    out = tmp_path / "o"
+    assert main(_train_args(tmp_path)) == 0
+    os.truncate(out / "checkpoint.pt", 50)
+    (out / ".checkpoint.pt.tmp.999999999").write_bytes(b"half")
+    assert main(_train_args(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "checkpoint.pt" in err and "--restart" in err and len(err.splitlines()) == 1
+    assert not (out / ".checkpoint.pt.tmp.999999999").exists()      # stale temporaries go
+    assert main(_train_args(tmp_path, "--restart")) == 0

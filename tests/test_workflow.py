@@ -209,7 +209,7 @@ for opt in ("--config", "--set"):
 for opt in ("--dataset", "--out", "--genome", "--variant", "--stem"):
     p.add_argument(opt)
 p.add_argument("--seed", type=int, default=0)
-for flag in ("--resume", "--no-resume", "--no-progress"):
+for flag in ("--resume", "--no-resume", "--restart", "--restart-if-changed", "--no-progress"):
     p.add_argument(flag, action="store_true")
 a = p.parse_args()
 out = Path(a.out)
@@ -293,19 +293,39 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     assert report.returncode == 0, report.stderr[-3000:]
     assert (work / "report.html").stat().st_size > 10_000
 
-    # a finished job that is run again starts afresh: no stale checkpoints, no resume
+    # a job snakemake reruns by itself lets the verb decide (same settings: not redone) ...
     calls = tmp_path / "calls.log"
     search = results / "search" / "cifar10" / "search" / "seed0"
-    (search / "checkpoints").mkdir()
     training = results / "train" / "cifar10" / "cutout" / "seed0" / "metrics.json"
+    calls.write_text("")
+    (search / "best.json").unlink()
+    rerun = snakemake(work, "--cores", "1", str(search.relative_to(work) / "best.json"), "--configfile", str(DEMO),
+                      env=env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    lines = calls.read_text().splitlines()
+    assert [line for line in lines if line.startswith("search ")] and not any("--restart " in f"{line} " for line in lines)
+    assert all("--resume --restart-if-changed" in line for line in lines if line.startswith("search "))
+    # ... and one the user forces is redone (--restart: the verb moves the old files aside)
     calls.write_text("")
     redo = snakemake(work, "--cores", "1", "--configfile", str(DEMO), "--force",
                      str(search.relative_to(work) / "best.json"), str(training.relative_to(work)), env=env)
     assert redo.returncode == 0, redo.stderr[-3000:]
-    assert not (search / "checkpoints").exists() and (search / ".workflow-complete").exists()
     lines = calls.read_text().splitlines()
-    assert any(line.startswith("search ") and "--resume" in line for line in lines)
-    assert any(line.startswith("train ") and line.endswith("--no-resume") for line in lines)
+    assert any(line.startswith("search ") and "--restart " in f"{line} " for line in lines)
+    assert any(line.startswith("train ") and "--restart " in f"{line} " for line in lines)
+    assert not list(results.rglob(".workflow-complete"))
+    again = snakemake(work, "-n", "--configfile", str(DEMO), env=env)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout    # --restart is no param change
+
+
+def test_dataset_names_that_are_not_identifiers_are_refused(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("name: bad\nresults_dir: results/bad\ndatasets:\n  'd$(touch X)': {kind: digits}\n"
+                      "workflow: {search_datasets: ['d$(touch X)'], ablation_dataset: 'd$(touch X)'}\n")
+    result = snakemake(tmp_path, "--cores", "1", "--configfile", str(config))
+    assert result.returncode != 0
+    assert "does not match" in result.stderr + result.stdout
+    assert not (tmp_path / "X").exists() and not (tmp_path / "results").exists()
 
 
 def _missing_verbs() -> list[str]:
@@ -403,3 +423,85 @@ def test_dvc_round_trip_repro_push_pull_touch(tmp_path):
     assert "Nothing to be done" in dry, dry[-3000:]
     status = _run([str(dvc), "status", "study@demo"], second, env)
     assert "up to date" in status, status
+
+
+def _wait_unlocked(folder: Path, timeout: float = 600) -> None:
+    """Wait until no process holds the folder's lock (a search snakemake left running)."""
+    import time
+
+    from nasgep import outdir
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with outdir.locked(folder):
+                return
+        except outdir.FolderError:
+            time.sleep(1)
+    pid = int((folder / outdir.LOCK).read_text().split()[0])
+    os.kill(pid, 9)                   # the search this test started, by its PID
+    raise AssertionError(f"the search in {folder} did not finish")
+
+
+@pytest.mark.slow
+def test_interrupted_snakemake_never_redoes_or_doubles_a_search(tmp_path):
+    """SIGINT to snakemake during a real (tiny) search, then a rerun: the search goes on,
+    nothing is deleted. SIGKILL to snakemake during a forced redo, then a rerun while the
+    orphaned search still runs: the rerun's job stops at the folder's lock."""
+    import signal
+    import time
+
+    work = tmp_path / "work"
+    work.mkdir()
+    data = yaml.safe_load(DEMO.read_text())
+    data.update(results_dir="results/tiny", seeds=[0], tracking={"enabled": False})
+    data["search"].update(population=3, reduction_population=2, gene_pool=6, gene_pool_max=8,
+                          max_generations=4, channels=4, budget_hours=1)
+    data["datasets"]["cifar10"]["max_train"] = 300
+    config = work / "tiny.yaml"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    target = "results/tiny/search/cifar10/search/seed0/best.json"
+    folder = work / "results" / "tiny" / "search" / "cifar10" / "search" / "seed0"
+    log = work / "results" / "tiny" / "logs" / "search" / "cifar10" / "search" / "seed0.log"
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    args = [*SNAKEMAKE, "--directory", str(work), "--cores", "1", target, "--configfile", str(config)]
+
+    def start(*extra: str) -> subprocess.Popen:
+        return subprocess.Popen([*args, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_for_checkpoint(p: subprocess.Popen) -> None:
+        deadline = time.time() + 300
+        while not list(folder.glob("checkpoints/gen-*.json")) and time.time() < deadline:
+            assert p.poll() is None, "snakemake ended before the search wrote a checkpoint"
+            time.sleep(0.2)
+
+    p = start()
+    wait_for_checkpoint(p)
+    p.send_signal(signal.SIGINT)                  # snakemake's own PID only
+    p.wait(timeout=300)
+    _wait_unlocked(folder)
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    text = log.read_text()
+    assert "starting afresh" not in text and ("resuming" in text or "finished" in text), text[-2000:]
+    assert not [p for p in folder.iterdir() if p.name.startswith(".previous-")]
+    assert json.loads((folder / "search.json").read_text())["generations"] == 4
+
+    p = start("--forcerun", "search")             # moves the first search aside, starts afresh
+    deadline = time.time() + 300
+    while not [p for p in folder.iterdir() if p.name.startswith(".previous-")] and time.time() < deadline:
+        time.sleep(0.2)
+    wait_for_checkpoint(p)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    second = subprocess.run([*args, "--nolock"], env=env, capture_output=True, text=True, timeout=900)
+    text = log.read_text()
+    if second.returncode == 0:       # the orphaned search had already finished (a slow machine)
+        pytest.skip("the orphaned search ended before the rerun reached its lock")
+    assert "in use by another nasgep run (PID" in text, text[-2000:]
+    _wait_unlocked(folder)
+    previous = [p for p in folder.iterdir() if p.name.startswith(".previous-")]
+    # the first search, kept (snakemake itself deletes the outputs of a job it reruns)
+    assert len(previous) == 1 and list(previous[0].glob("checkpoints/gen-00003.json"))
+    final = subprocess.run([*args, "--nolock"], env=env, capture_output=True, text=True, timeout=900)
+    assert final.returncode == 0, final.stderr[-3000:]

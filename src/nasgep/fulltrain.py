@@ -2,7 +2,9 @@
 
 :func:`full_train` picks the dataset, applies the variant switches (CutOut, AutoAugment,
 drop-path) and the stem, resumes from ``OUT/checkpoint.pt``, logs to MLflow and writes
-``OUT/model.pt`` and ``OUT/metrics.json``. Wrong input raises :class:`TrainSetupError`
+``OUT/model.pt`` and ``OUT/metrics.json``. The folder follows :mod:`nasgep.outdir`: one
+run at a time, resumed only with the same settings (``OUT/settings.json``), never started
+over unless asked (``restart``: the old files are moved aside). Wrong input raises :class:`TrainSetupError`
 (one line for the user); a candidate failure (NaN loss, out of memory) raises
 :class:`~nasgep.train.CandidateFailure`.
 """
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import outdir
 from .config import dataset_name
 from .errors import UserError
 from .io import atomic_write_json
@@ -31,8 +34,22 @@ class TrainRequest:
     seed: int = 0
     stem: str | None = None       # default: train.stem
     epochs: int | None = None
-    resume: bool = True
+    resume: bool = True           # False: start over (as ``restart``)
+    restart: bool = False         # move what OUT holds aside and start over
+    restart_if_changed: bool = False   # ... only when OUT's training had other settings
     progress: bool | None = None
+
+
+#: files that show a folder holds (part of) a training
+MARKERS = ("checkpoint.pt", "metrics.json", "model.pt")
+
+
+def result_settings(meta: Mapping, settings, data_definition: Mapping) -> dict:
+    """Every setting that shapes a training's result (its fingerprint, ``OUT/settings.json``):
+    the genome, dataset, variant, seed, network shape and schedule."""
+    schedule = {k: v for k, v in settings.to_dict().items() if k in settings.SCHEDULE_KEYS}
+    data = {k: v for k, v in data_definition.items() if k != "label"}
+    return {**meta, "data": data, "train": schedule}
 
 
 def default_dataset(config: Mapping, stem: str) -> str:
@@ -51,6 +68,15 @@ def macro_for(config: Mapping, stem: str, data) -> "Macro":  # noqa: F821 - torc
 def full_train(config: Mapping, req: TrainRequest) -> dict[str, Any]:
     """Train ``req.genome_path`` as ``req`` says and return the metrics written to
     ``OUT/metrics.json``."""
+    out = Path(req.out)
+    try:
+        with outdir.locked(out):
+            return _full_train(config, req, out)
+    except outdir.FolderError as e:
+        raise TrainSetupError(str(e)) from None
+
+
+def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]:
     import torch
 
     from . import nn as nasgep_nn
@@ -80,9 +106,11 @@ def full_train(config: Mapping, req: TrainRequest) -> dict[str, Any]:
                       progress=req.progress, desc=f"{dataset}/{variant}/s{req.seed}")
     trainer.meta = {"genome": genome.to_dict(), "dataset": dataset, "variant": variant, "seed": req.seed,
                     "stem": stem, "channels": macro.channels, "cells_per_stage": macro.cells_per_stage}
-    out = Path(req.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if req.resume:
+    if outdir.remove_stale_temporaries(out):
+        print("removed temporary files left by an interrupted write", flush=True)
+    if outdir.claim(out, result_settings(trainer.meta, settings, config["datasets"][dataset]), "training",
+                    MARKERS, resume=True, restart=req.restart or not req.resume,
+                    restart_if_changed=req.restart_if_changed, log=lambda msg: print(msg, flush=True)):
         _resume(trainer, out / "checkpoint.pt")
     params = sum(p.numel() for p in model.parameters())
     print(f"training {req.genome_path} on {dataset} ({len(data.train)} images, {data.num_classes} classes), "
@@ -96,18 +124,22 @@ def full_train(config: Mapping, req: TrainRequest) -> dict[str, Any]:
 
 
 def _resume(trainer, checkpoint: Path) -> None:
-    from .train import read_state
+    from .train import StateFileError, read_state
 
+    again = "restore it, or pass --restart to start over (the old files are moved aside)"
     if not checkpoint.exists():
-        return
-    state = read_state(checkpoint)   # StateFileError: damaged, or not a trainer state
+        raise TrainSetupError(f"{checkpoint.parent} holds a training's results but no checkpoint.pt; {again}")
+    try:
+        state = read_state(checkpoint)
+    except StateFileError as e:
+        raise TrainSetupError(f"{e}; {again}") from None
     if state.get("meta") != trainer.meta:
         raise TrainSetupError(f"{checkpoint} belongs to another training (genome, dataset, variant, seed or "
-                              f"network differ); use --no-resume to start over or another --out")
+                              f"network differ); use --restart to start over or another --out")
     try:
         trainer.load_state_dict(state)
     except ValueError as e:
-        raise TrainSetupError(f"{checkpoint}: {e}; use --no-resume to start over") from None
+        raise TrainSetupError(f"{checkpoint}: {e}; use --restart to start over") from None
     print(f"resuming from {checkpoint} after epoch {trainer.epoch}/{trainer.settings.epochs}", flush=True)
 
 

@@ -323,9 +323,16 @@ def prepare_inputs(config: Mapping, dataset: str) -> str:
     return _canonical(data=_dataset_values(config, dataset))
 
 
+#: search settings that say where and how fast a search runs, not what it finds
+SEARCH_EXECUTION = ("devices", "concurrency", "cuda_graphs")
+#: search settings that only limit how long it runs (raising one lets a finished search go on)
+SEARCH_LIMITS = ("max_generations", "budget_hours", "budget_epochs")
+
+
 def search_inputs(config: Mapping, dataset: str) -> str:
-    """Everything a search's result depends on (devices, labels and tracking left out)."""
-    search = _without(config["search"], "devices", "concurrency", "cuda_graphs", "dataset")
+    """Everything a search's result depends on (devices, labels and tracking left out;
+    limits kept, so that raising one reruns the job, which then goes on from its checkpoint)."""
+    search = _without(config["search"], *SEARCH_EXECUTION, "dataset")
     return _canonical(gep=config["gep"], search=search,
                       data=_dataset_values(config, dataset))
 

@@ -110,6 +110,21 @@ def weight_sharing_flag(method: str) -> str:
     return "" if WEIGHT_SHARING[method] else "--set search.weight_sharing=false"
 
 
+def restart_flag(rule_name: str):
+    """A param: ``--restart`` for a job the user forced (--forcerun/--force/--forceall),
+    nothing otherwise. The verbs decide the rest from the settings recorded in the folder.
+    It reads ``output``, so Snakemake treats it as derived: it never counts as a changed
+    param in the next run."""
+
+    def flag(wildcards, output) -> list[str]:
+        dag = workflow.dag_settings
+        named = set(dag.forcerun) | (set(dag.targets) if dag.forcetargets else set())
+        forced = dag.forceall or rule_name in named or any(f in named for f in output)
+        return ["--restart"] if forced else []
+
+    return flag
+
+
 def genome_for(wildcards) -> str:
     """The best.json an ablation trains: its source method, same dataset and seed."""
     source = STUDY.source(wildcards.variant)

@@ -15,7 +15,7 @@ rule prepare:
     message:
         "prepare dataset {wildcards.dataset}"
     shell:
-        "nasgep prepare {params.config} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+        "nasgep prepare {params.config} --dataset {wildcards.dataset:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule tracking_store:
@@ -30,4 +30,4 @@ rule tracking_store:
     message:
         "create the MLflow tracking store {output}"
     shell:
-        "nasgep track init {params.config} > {log} 2>&1"
+        "nasgep track init {params.config} > {log:q} 2>&1"

@@ -30,7 +30,7 @@ rule draw_cells:
     message:
         "draw the best {wildcards.dataset} cells"
     shell:
-        "nasgep draw {input} --out {params.out} > {log} 2>&1"
+        "nasgep draw {input:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule tables:
@@ -59,7 +59,7 @@ rule tables:
     message:
         "write Tables I-III"
     shell:
-        "nasgep tables {params.config} --out {params.out} > {log} 2>&1"
+        "nasgep tables {params.config} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule figures:
@@ -90,4 +90,4 @@ rule figures:
     message:
         "draw search curves and ablation bars"
     shell:
-        "nasgep figures {params.config} --out {params.out} > {log} 2>&1"
+        "nasgep figures {params.config} --out {params.out:q} > {log:q} 2>&1"

@@ -1,8 +1,10 @@
 # Searches (with and without weight sharing), random samplings, and the choice of the
-# best seed's cells. A search interrupted at any point resumes from its last checkpoint
-# when snakemake runs it again (--rerun-incomplete); a search that had finished (the rule
-# leaves .workflow-complete in its folder) and is run again because its settings or code
-# changed, or by --forcerun, starts afresh.
+# best seed's cells. `nasgep search --resume --restart-if-changed` decides from the
+# settings recorded in the search's folder: an interrupted search resumes, a finished one
+# with the same settings is not redone (its results are written again), one made with
+# other settings is moved aside into .previous-<time>/ and started afresh; --forcerun /
+# --force add --restart. A search still running in the folder (after snakemake itself
+# was killed) makes the job fail at once, naming its PID.
 
 
 rule search:
@@ -18,6 +20,7 @@ rule search:
         config=CONFIG_ARGS,
         out=lambda wildcards, output: os.path.dirname(output.best),
         extra=weight_sharing_flag("search"),
+        redo=restart_flag("search"),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
     threads: RESOURCES["search_threads"]
     resources:
@@ -28,18 +31,9 @@ rule search:
     message:
         "search {wildcards.dataset}, seed {wildcards.seed}"
     shell:
-        """
-        (
-        if [ -e {params.out}/.workflow-complete ]; then
-            echo "redoing the finished search in {params.out}: starting afresh"
-            rm -rf {params.out}/checkpoints {params.out}/weights {params.out}/cells \
-                {params.out}/search.json {params.out}/.workflow-complete
-        fi
-        nasgep search {params.config} --dataset {wildcards.dataset} --seed {wildcards.seed} \
-            --out {params.out} --resume --no-progress {params.extra}
-        touch {params.out}/.workflow-complete
-        ) > {log} 2>&1
-        """
+        "nasgep search {params.config} --dataset {wildcards.dataset:q} --seed {wildcards.seed:q} "
+        "--out {params.out:q} --resume --restart-if-changed {params.redo:q} --no-progress "
+        "{params.extra} > {log:q} 2>&1"
 
 
 use rule search as search_nws with:
@@ -52,6 +46,7 @@ use rule search as search_nws with:
         config=CONFIG_ARGS,
         out=lambda wildcards, output: os.path.dirname(output.best),
         extra=weight_sharing_flag("search_nws"),
+        redo=restart_flag("search_nws"),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
     message:
         "search {wildcards.dataset} without weight sharing, seed {wildcards.seed}"
@@ -74,8 +69,8 @@ rule sample:
     message:
         "random sampling {wildcards.dataset}, seed {wildcards.seed}"
     shell:
-        "nasgep sample {params.config} --dataset {wildcards.dataset} --seed {wildcards.seed} "
-        "--out {params.out} > {log} 2>&1"
+        "nasgep sample {params.config} --dataset {wildcards.dataset:q} --seed {wildcards.seed:q} "
+        "--out {params.out:q} > {log:q} 2>&1"
 
 
 rule select_best:
@@ -90,4 +85,4 @@ rule select_best:
     message:
         "select the best {wildcards.dataset} search over the seeds by search fitness"
     shell:
-        "nasgep tables best --inputs {input} --out {output} > {log} 2>&1"
+        "nasgep tables best --inputs {input:q} --out {output:q} > {log:q} 2>&1"

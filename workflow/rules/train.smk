@@ -2,8 +2,11 @@
 # ablation (workflow.best_ablation) on each search dataset. Both are the one rule `train`
 # over train/{dataset}/{variant}/seed{seed}, so the best ablation on the ablation dataset
 # is a single job. The ImageNet transfer trains the best transfer.source cells once.
-# A training resumes from its checkpoint.pt after an interruption; one that had finished
-# (.workflow-complete in its folder) and is run again starts over (--no-resume).
+# `nasgep train --restart-if-changed` resumes an interrupted training from its
+# checkpoint.pt, does not redo a finished one with the same settings (it tests the final
+# weights again and rewrites the results), and moves one made with other settings (or
+# another genome) aside into .previous-<time>/ and starts over; --forcerun / --force add
+# --restart.
 
 
 rule train:
@@ -22,6 +25,7 @@ rule train:
         config=CONFIG_ARGS,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         settings=lambda wildcards: plan.train_inputs(NASGEP_CONFIG, wildcards.dataset, wildcards.variant),
+        redo=restart_flag("train"),
     threads: RESOURCES["train_threads"]
     resources:
         gpu=RESOURCES["train_gpus"],
@@ -30,19 +34,9 @@ rule train:
     message:
         "train {wildcards.variant} on {wildcards.dataset}, seed {wildcards.seed}"
     shell:
-        """
-        (
-        fresh=""
-        if [ -e {params.out}/.workflow-complete ]; then
-            echo "redoing the finished training in {params.out}: starting afresh"
-            fresh="--no-resume"
-            rm {params.out}/.workflow-complete
-        fi
-        nasgep train --genome {input.genome} {params.config} --dataset {wildcards.dataset} \
-            --variant {wildcards.variant} --seed {wildcards.seed} --out {params.out} --no-progress $fresh
-        touch {params.out}/.workflow-complete
-        ) > {log} 2>&1
-        """
+        "nasgep train --genome {input.genome:q} {params.config} --dataset {wildcards.dataset:q} "
+        "--variant {wildcards.variant:q} --seed {wildcards.seed:q} --out {params.out:q} --no-progress "
+        "--restart-if-changed {params.redo:q} > {log:q} 2>&1"
 
 
 rule transfer:
@@ -65,6 +59,7 @@ rule transfer:
         settings=lambda wildcards: plan.transfer_inputs(
             NASGEP_CONFIG, wildcards.dataset, STUDY.best_ablation
         ),
+        redo=restart_flag("transfer"),
     threads: RESOURCES["train_threads"]
     resources:
         gpu=RESOURCES["train_gpus"],
@@ -73,17 +68,6 @@ rule transfer:
     message:
         "transfer the best {params.variant} cells to {wildcards.dataset} (ImageNet mobile setting)"
     shell:
-        """
-        (
-        fresh=""
-        if [ -e {params.out}/.workflow-complete ]; then
-            echo "redoing the finished transfer in {params.out}: starting afresh"
-            fresh="--no-resume"
-            rm {params.out}/.workflow-complete
-        fi
-        nasgep train --genome {input.genome} {params.config} --dataset {wildcards.dataset} \
-            --variant {params.variant} --seed {params.seed} --out {params.out} --stem imagenet \
-            --no-progress $fresh
-        touch {params.out}/.workflow-complete
-        ) > {log} 2>&1
-        """
+        "nasgep train --genome {input.genome:q} {params.config} --dataset {wildcards.dataset:q} "
+        "--variant {params.variant:q} --seed {params.seed:q} --out {params.out:q} --stem imagenet "
+        "--no-progress --restart-if-changed {params.redo:q} > {log:q} 2>&1"

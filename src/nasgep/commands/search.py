@@ -2,6 +2,13 @@
 
   nasgep search --config config/paper.yaml --dataset cifar10 --seed 0 --out results/s0
   nasgep search --config config/paper.yaml --seed 0 --out results/s0 --resume   # after a crash
+  nasgep search --config config/paper.yaml --seed 0 --out results/s0 --restart  # start over
+
+One run at a time uses a folder (OUT/.lock names its PID). OUT/settings.json records the
+settings that shape the result; --resume with other settings is refused, naming the keys
+that differ (raising search.max_generations or search.budget_hours is allowed and lets a
+finished search go on). A folder holding a search is never started over implicitly:
+--restart moves its files into OUT/.previous-<time>/ first, nothing is deleted.
 
 Writes OUT/best.json (best individual ever seen), OUT/history.parquet (a row per
 individual per generation), OUT/search.json (summary), OUT/weights/ (the weight store),
@@ -29,7 +36,14 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p)
     p.add_argument("--resume", action="store_true",
-                   help="continue from the last good checkpoint in OUT (start fresh if there is none)")
+                   help="continue the search in OUT from its last good checkpoint, with the same "
+                        "settings (a finished one only when its generation or time limit was raised); "
+                        "start one if OUT holds none")
+    p.add_argument("--restart", action="store_true",
+                   help="start afresh: move what OUT holds into OUT/.previous-<time>/ first")
+    p.add_argument("--restart-if-changed", action="store_true",
+                   help="with --resume: start afresh (moving the old files aside) only when OUT's "
+                        "search was made with other settings (what the workflow does)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per generation)")
 
 
@@ -42,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_name(config, args.dataset)
     try:
         run_search(config, dataset=dataset, seed=args.seed, out_dir=args.out, resume=args.resume,
+                   restart=args.restart, restart_if_changed=args.restart_if_changed,
                    progress=False if args.no_progress else None)
     except SearchExists as e:
         raise UserError(str(e)) from None

@@ -11,7 +11,9 @@ ImageNet stem. The network trains on the whole training set and is tested once o
 test set at the end.
 
 A checkpoint (DIR/checkpoint.pt) is written after every epoch; running the same command
-again resumes from it (``--no-resume`` starts over). Results: DIR/metrics.json (test
+again resumes from it, with the same settings only (DIR/settings.json; one run per
+folder, DIR/.lock); ``--restart`` starts over after moving the old files into
+DIR/.previous-<time>/. Results: DIR/metrics.json (test
 error, top-5 error, accuracy, parameters, epochs, seconds, dataset, variant, seed, stem)
 and DIR/model.pt (the final state_dict, loadable with ``torch.load(weights_only=True)``).
 """
@@ -36,7 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stem", choices=("cifar", "imagenet"), help="network stem (default: train.stem)")
     p.add_argument("--epochs", type=int, help="override the number of epochs (a different schedule: resume only "
                                               "a checkpoint made with the same number)")
-    p.add_argument("--no-resume", action="store_true", help="ignore DIR/checkpoint.pt and start over")
+    p.add_argument("--restart", action="store_true",
+                   help="start over: move what DIR holds into DIR/.previous-<time>/ first")
+    p.add_argument("--no-resume", action="store_true", help="the same as --restart")
+    p.add_argument("--restart-if-changed", action="store_true",
+                   help="start over (moving the old files aside) only when DIR's training was made with "
+                        "other settings or another genome; else go on (what the workflow does)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (they only show on a terminal anyway)")
 
 
@@ -48,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     request = TrainRequest(genome_path=args.genome, out=args.out, dataset=args.dataset, variant=args.variant,
                            seed=args.seed, stem=args.stem, epochs=args.epochs, resume=not args.no_resume,
+                           restart=args.restart, restart_if_changed=args.restart_if_changed,
                            progress=False if args.no_progress else None)
     try:   # bad input (TrainSetupError, DataError, GenomeError ...) is a UserError: one line, exit 2
         full_train(config, request)

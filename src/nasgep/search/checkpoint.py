@@ -19,7 +19,9 @@ KEEP = 2   # checkpoints kept on disk (the newest and a fallback)
 
 
 class CheckpointError(RuntimeError):
-    pass
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 def _encode(state: SearchState) -> bytes:
@@ -29,10 +31,19 @@ def _encode(state: SearchState) -> bytes:
 
 
 def save(directory: Path, state: SearchState) -> Path:
+    """Write the checkpoint of ``state.generation``; keep the newest ``KEEP`` readable ones.
+
+    Unreadable files never take a kept slot (a damaged newer checkpoint must not push the
+    good ones out); those older than the kept ones go, newer ones are overwritten when
+    the search reaches their generation."""
     path = directory / f"gen-{state.generation:05d}.json"
     atomic_write_bytes(path, _encode(state))
-    for old in list_checkpoints(directory)[KEEP:]:
-        old.unlink(missing_ok=True)
+    kept = 0
+    for old in list_checkpoints(directory):
+        if kept >= KEEP:
+            old.unlink(missing_ok=True)
+        elif _readable(old):
+            kept += 1
     return path
 
 
@@ -42,26 +53,53 @@ def list_checkpoints(directory: Path) -> list[Path]:
 
 
 def read(path: Path) -> SearchState:
-    raw = path.read_text()
+    """The state in ``path``; :class:`CheckpointError` when it cannot be decoded, fails its
+    checksum or does not hold a search state."""
     try:
+        raw = path.read_bytes().decode("utf-8")
         doc = json.loads(raw)
         body = raw[raw.index('"state":') + len('"state":'):].rstrip().removesuffix("}")
         digest = doc["sha256"]
-    except (ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(path, "not UTF-8 text") from None
+    except json.JSONDecodeError:
+        raise CheckpointError(path, "not JSON (truncated?)") from None
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(path, "not a checkpoint (no checksum and state)") from None
     if hashlib.sha256(body.encode()).hexdigest() != digest:
-        raise CheckpointError(f"{path}: checksum mismatch (corrupt or truncated)")
-    return from_dict(doc["state"])
+        raise CheckpointError(path, "checksum mismatch (corrupt or truncated)")
+    try:
+        return from_dict(doc["state"])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(path, f"not a search state ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def _readable(path: Path) -> bool:
+    try:
+        read(path)
+    except (CheckpointError, OSError):
+        return False
+    return True
+
+
+def newest_good(directory: Path) -> tuple[SearchState | None, list[str]]:
+    """The newest readable checkpoint and what was wrong with every newer one (by name)."""
+    problems = []
+    for path in list_checkpoints(directory):
+        try:
+            return read(path), problems
+        except CheckpointError as e:
+            problems.append(f"{path.name}: {e.reason}")
+    return None, problems
 
 
 def load_latest(directory: Path) -> SearchState | None:
     """The newest good checkpoint; corrupt ones are reported on stderr and skipped."""
-    for path in list_checkpoints(directory):
-        try:
-            return read(path)
-        except CheckpointError as e:
-            print(f"nasgep search: warning: checkpoint {e}; trying the previous one", file=sys.stderr)
-    return None
+    state, problems = newest_good(directory)
+    for problem in problems:
+        print(f"nasgep search: warning: checkpoint {directory}/{problem}; trying the previous one",
+              file=sys.stderr)
+    return state
 
 
 def loadable_states(directory: Path) -> list[SearchState]:

@@ -69,6 +69,10 @@ class Evaluator(Protocol):
     def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
         """Delete individual states and store files no longer referenced."""
 
+    def missing_files(self, state: Any) -> list[str]:
+        """Files a resumed search needs (weight store entries, trained states of the
+        population) that are not there."""
+
 
 def job_seed(search_seed: int, individual: str, epoch: int) -> int:
     """A per-job seed independent of which worker runs the job or in what order."""
@@ -134,6 +138,9 @@ class CheapEvaluator:
 
     def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
         return None
+
+    def missing_files(self, state: Any) -> list[str]:
+        return []      # the store lives in the index itself
 
 
 def _cheap_keys(genome: Genome) -> list[str]:

@@ -11,9 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .. import tracking
-from ..study import expand_devices, search_method
-from ..errors import RunFailed, clip
+from .. import outdir, tracking
+from ..study import SEARCH_EXECUTION, SEARCH_LIMITS, expand_devices, search_method
+from ..errors import RunFailed, UserError, clip
 from . import checkpoint
 from .evaluator import Evaluator, make_executor, worker_devices
 from .loop import GenerationReport, Search, SearchSettings
@@ -22,8 +22,9 @@ from .state import SearchState
 EvaluatorFactory = Callable[[str], Evaluator]
 
 
-class SearchExists(RuntimeError):
-    pass
+class SearchExists(UserError):
+    """The output folder cannot be used as asked (holds a search, in use, other settings,
+    damaged): one line for the user, exit status 2."""
 
 
 def resolve_devices(devices: list[str], configured_default: str = "auto") -> list[str]:
@@ -51,34 +52,93 @@ def torch_evaluator_factory(config: Mapping, dataset: str, out_dir: Path, seed: 
 
 
 def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
-               resume: bool = False, factory: EvaluatorFactory | None = None,
-               progress: bool | None = None, log: Callable[[str], None] | None = None) -> SearchState:
-    """Search (or continue one) and write the results to ``out_dir``."""
-    out = Path(out_dir)
-    ckpt_dir = out / "checkpoints"
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    settings = SearchSettings.from_config(config)
-    state = checkpoint.load_latest(ckpt_dir) if ckpt_dir.exists() else None
-    if state is not None and not resume:
-        raise SearchExists(f"{out} already holds a search (last generation {state.generation}); "
-                           "pass --resume to continue it, or choose another --out")
-    if state is None:
-        state = SearchState(seed=seed)
-    elif state.seed != seed:
-        raise SearchExists(f"{out} holds a search with seed {state.seed}, not {seed}")
-    else:
-        log(f"resuming {out} after generation {state.generation}")
-        if state.finished and _limit_raised(state, settings):
-            log(f"the search had stopped ({state.stop_reason}); the new limits let it go on")
-            state.finished, state.stop_reason = False, None
-    out.mkdir(parents=True, exist_ok=True)
+               resume: bool = False, restart: bool = False, restart_if_changed: bool = False,
+               factory: EvaluatorFactory | None = None, progress: bool | None = None,
+               log: Callable[[str], None] | None = None) -> SearchState:
+    """Search (or continue one) and write the results to ``out_dir``.
 
+    ``resume`` continues the search in ``out_dir`` (or starts one there if it holds none);
+    ``restart`` moves what ``out_dir`` holds aside and starts afresh; ``restart_if_changed``
+    does so only when the folder's search was made with other settings (the workflow's
+    rule: a finished search with the same settings is not redone). Only one run at a time
+    may use a folder."""
+    out = Path(out_dir)
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    try:
+        with outdir.locked(out):
+            return _run_in_folder(config, dataset, seed, out, resume, restart, restart_if_changed,
+                                  factory, progress, log)
+    except outdir.FolderError as e:
+        raise SearchExists(str(e)) from None
+
+
+#: search settings left out of the fingerprint: they limit a run or say where it runs
+LIMITS = SEARCH_LIMITS + SEARCH_EXECUTION
+
+
+def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
+    """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``)."""
+    search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"}
+    data = {k: v for k, v in config["datasets"][dataset].items() if k != "label"}
+    return {"search": search, "gep": dict(config["gep"]), "dataset": dataset, "data": data, "seed": seed}
+
+
+#: files that show a folder holds (part of) a search
+MARKERS = ("checkpoints/gen-*.json", "best.json", "history.parquet")
+
+
+def _start_or_resume(out: Path, settings_doc: dict, settings: SearchSettings, seed: int, resume: bool,
+                     restart: bool, restart_if_changed: bool, log: Callable[[str], None]) -> SearchState:
+    """The state to go on from: a fresh one, or the newest good checkpoint in ``out``
+    (never a fresh one over a search the folder holds: see :func:`nasgep.outdir.claim`)."""
+    if not outdir.claim(out, settings_doc, "search", MARKERS, resume=resume, restart=restart,
+                        restart_if_changed=restart_if_changed, log=log):
+        return SearchState(seed=seed)
+    state, problems = checkpoint.newest_good(out / "checkpoints")
+    for problem in problems:
+        log(f"warning: checkpoint {out / 'checkpoints'}/{problem}; trying the previous one")
+    if state is None:
+        damage = "; ".join(problems) or "none there"
+        raise SearchExists(f"{out} holds a search but no readable checkpoint in checkpoints/ ({damage}); "
+                           "restore one, or pass --restart to start over (the old files are moved "
+                           "to .previous-<time>/ in the folder)")
+    if state.seed != seed:
+        raise SearchExists(f"{out} holds a search with seed {state.seed}, not {seed}")
+    log(f"resuming {out} after generation {state.generation}")
+    if state.finished and _limit_raised(state, settings):
+        log(f"the search had stopped ({state.stop_reason}); the new limits let it go on")
+        state.finished, state.stop_reason = False, None
+    return state
+
+
+def _check_files(out: Path, state: SearchState, evaluator: Evaluator) -> None:
+    """Stop when files the checkpoint relies on (weight store, trained states) are gone."""
+    missing = evaluator.missing_files(state)
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise SearchExists(f"{out}: {len(missing)} file(s) that the checkpoint of generation "
+                           f"{state.generation} needs are missing ({shown}); restore them, or pass "
+                           "--restart to start over (the old files are moved aside)")
+
+
+def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: bool, restart: bool,
+                   restart_if_changed: bool, factory: EvaluatorFactory | None, progress: bool | None,
+                   log: Callable[[str], None]) -> SearchState:
+    ckpt_dir = out / "checkpoints"
+    settings = SearchSettings.from_config(config)
+    stale = outdir.remove_stale_temporaries(out)
+    if stale:
+        log(f"removed {stale} temporary file(s) left by an interrupted write")
+    state = _start_or_resume(out, result_settings(config, dataset, seed), settings, seed, resume, restart,
+                             restart_if_changed, log)
     evaluator, executor = _workers(config, dataset, out, seed, factory)
 
     method = method_name(config)
     run_name = f"{dataset}-{method}-seed{seed}"
     search = Search(settings, evaluator, executor, state)
     try:
+        if not state.finished:
+            _check_files(out, state, evaluator)
         with tracking.start_run(config, "search", run_name, params=_params(config, dataset, seed),
                                 tags=tracking.run_tags(config, dataset=dataset, seed=seed, method=method),
                                 run_id=state.mlflow_run_id) as run:

@@ -154,6 +154,12 @@ class TorchEvaluator:
                         f.unlink(missing_ok=True)
         self.store.collect_garbage(store_indices)
 
+    def missing_files(self, state) -> list[str]:
+        needed = [Path("weights") / entry["file"] for entry in state.store_index.values()]
+        needed += [self.state_path(i.id, i.epochs).relative_to(self.out)
+                   for i in state.population if i.epochs > 0 and i.failure is None]
+        return [str(p) for p in needed if not (self.out / p).exists()]
+
 
 def make_torch_evaluator(config: Mapping, dataset: str, out_dir: str, seed: int, threads: int | None,
                          device: str) -> TorchEvaluator:

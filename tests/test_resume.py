@@ -1,0 +1,273 @@
+"""A search's folder is never lost: no implicit restart, one run per folder, --resume only
+with the same settings, kill -9 at every write point, stale temporaries, missing files."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from nasgep import outdir
+from nasgep.cli import main
+from nasgep.config import load_config
+from nasgep.search import checkpoint
+from nasgep.search.evaluator import CheapEvaluator
+from nasgep.search.runner import SearchExists, result_settings, run_search
+from nasgep.search.state import Individual, SearchState
+
+from test_search import SMALL, cheap_factory, small_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def search(out: Path, *extra: str, **kwargs) -> SearchState:
+    config = small_config("search.max_generations=4", *extra)
+    return run_search(config, dataset="cifar10", seed=3, out_dir=out, factory=cheap_factory,
+                      progress=False, log=lambda msg: None, **kwargs)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != outdir.LOCK}
+
+
+# --- point 1: never restarted implicitly ----------------------------------------------------
+
+def test_unreadable_checkpoints_stop_the_search_and_keep_everything(tmp_path):
+    search(tmp_path)
+    for path in checkpoint.list_checkpoints(tmp_path / "checkpoints"):
+        os.truncate(path, 100)
+    before = snapshot(tmp_path)
+    for resume in (True, False):
+        with pytest.raises(SearchExists, match="--restart") as err:
+            search(tmp_path, resume=resume)
+        assert snapshot(tmp_path) == before
+    assert "no readable checkpoint" in str(err.value) or "--resume" in str(err.value)
+    with pytest.raises(SearchExists, match=r"gen-00003.json: not JSON \(truncated\?\); gen-00002.json"):
+        search(tmp_path, resume=True)
+    search(tmp_path / "b")
+    for path in checkpoint.list_checkpoints(tmp_path / "b" / "checkpoints"):
+        path.write_text(path.read_text().replace('"seed":3', '"seed":4'))   # JSON, wrong checksum
+    with pytest.raises(SearchExists, match="gen-00003.json: checksum mismatch"):
+        search(tmp_path / "b", resume=True)
+
+
+def test_the_cli_says_what_is_damaged_and_exits_2(tmp_path, capsys):
+    search(tmp_path)
+    for path in checkpoint.list_checkpoints(tmp_path / "checkpoints"):
+        path.write_bytes(b"\xff\xfe not text")
+    config = tmp_path.parent / "config.yaml"
+    config.write_text(yaml.safe_dump(small_config("search.max_generations=4")))
+    code = main(["search", "--config", str(config), "--seed", "3", "--out", str(tmp_path), "--resume"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("nasgep search: error:") and "not UTF-8" in err[-1] and "--restart" in err[-1]
+
+
+def test_undecodable_newest_checkpoint_falls_back_to_the_previous(tmp_path):
+    straight = search(tmp_path / "a")
+    search(tmp_path / "base", "search.max_generations=3")
+    for n, damage in enumerate([b"\xff\xfe\x00binary", b"not json", b"[1, 2]", b'{"sha256": 1}']):
+        folder = tmp_path / f"b{n}"
+        shutil.copytree(tmp_path / "base", folder)
+        checkpoint.list_checkpoints(folder / "checkpoints")[0].write_bytes(damage)
+        resumed = search(folder, resume=True)
+        assert resumed.history == straight.history and resumed.best == straight.best
+
+
+def test_damaged_newer_files_do_not_push_good_checkpoints_out(tmp_path):
+    search(tmp_path, "search.max_generations=2")
+    ckpt = tmp_path / "checkpoints"
+    for gen in (8, 9):
+        (ckpt / f"gen-{gen:05d}.json").write_bytes(b"garbage")
+    search(tmp_path, resume=True)              # generations 2 and 3
+    names = [p.name for p in checkpoint.list_checkpoints(ckpt)]
+    assert names[:2] == ["gen-00009.json", "gen-00008.json"]          # untouched
+    assert [p.name for p in checkpoint.list_checkpoints(ckpt)[2:]] == ["gen-00003.json", "gen-00002.json"]
+    assert len(checkpoint.loadable_states(ckpt)) == checkpoint.KEEP
+
+
+def test_a_folder_without_a_checkpoint_yet_starts_the_search(tmp_path):
+    (tmp_path / "checkpoints").mkdir()       # killed before the first checkpoint was written
+    (tmp_path / "weights").mkdir()
+    assert search(tmp_path, resume=True).generation == 3
+    assert not any(p.name.startswith(outdir.PREVIOUS) for p in tmp_path.iterdir())
+
+
+def test_restart_moves_the_old_search_aside(tmp_path):
+    search(tmp_path)
+    (tmp_path / outdir.SETTINGS).write_bytes(b"\x00damaged")
+    with pytest.raises(SearchExists, match="settings.json is damaged"):
+        search(tmp_path, resume=True)
+    before = snapshot(tmp_path)
+    again = search(tmp_path, restart=True)
+    assert again.generation == 3
+    previous = [p for p in tmp_path.iterdir() if p.name.startswith(outdir.PREVIOUS)]
+    assert len(previous) == 1 and snapshot(previous[0]) == before
+
+
+# --- point 2: one run per folder, same settings ------------------------------------------------
+
+def test_a_second_run_on_a_locked_folder_names_the_holder(tmp_path):
+    with outdir.locked(tmp_path):
+        with pytest.raises(SearchExists, match=f"in use by another nasgep run \\(PID {os.getpid()}\\)"):
+            search(tmp_path, resume=True)
+    assert not (tmp_path / "checkpoints").exists()
+    search(tmp_path, resume=True)           # released
+
+
+def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
+    code = ("import sys, time; from pathlib import Path; from nasgep import outdir\n"
+            "with outdir.locked(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b"locked\n"
+    with pytest.raises(SearchExists, match=f"PID {p.pid}"):
+        search(tmp_path, resume=True)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert search(tmp_path, resume=True).generation == 3
+
+
+def test_resume_with_other_settings_names_the_keys(tmp_path):
+    search(tmp_path)
+    before = snapshot(tmp_path)
+    with pytest.raises(SearchExists, match=r"search\.max_epochs, search\.population differ"):
+        search(tmp_path, "search.population=5", "search.max_epochs=3", resume=True)
+    with pytest.raises(SearchExists, match="gep.cell_mutations differ"):
+        search(tmp_path, "gep.cell_mutations=3", resume=True)
+    assert snapshot(tmp_path) == before
+    # limits are not settings of the result
+    search(tmp_path, "search.budget_hours=50", "search.devices=[cpu,cpu]", resume=True)
+    record = json.loads((tmp_path / outdir.SETTINGS).read_text())
+    assert record["settings"]["seed"] == 3 and "max_generations" not in record["settings"]["search"]
+
+
+def test_the_dataset_definition_and_seed_are_result_settings():
+    config = small_config()
+    other = copy.deepcopy(config)
+    other["datasets"]["cifar10"]["val_size"] = 4000
+    other["search"]["max_generations"] = 99
+    assert outdir.differing_keys(result_settings(config, "cifar10", 0),
+                                 result_settings(other, "cifar10", 1)) == ["data.val_size", "seed"]
+
+
+def test_restart_if_changed_redoes_only_a_changed_search(tmp_path):
+    first = search(tmp_path)
+    same = search(tmp_path, resume=True, restart_if_changed=True)       # finished, same: nothing to do
+    assert same.history == first.history
+    assert not any(p.name.startswith(outdir.PREVIOUS) for p in tmp_path.iterdir())
+    other = search(tmp_path, "search.population=5", resume=True, restart_if_changed=True)
+    assert other.history != first.history
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(outdir.PREVIOUS)]) == 1
+
+
+def test_settings_fingerprint_is_canonical():
+    a = outdir.fingerprint({"b": 1, "a": {"y": [1, 2], "x": 0.5}})
+    b = outdir.fingerprint({"a": {"x": 0.5, "y": (1, 2)}, "b": 1})
+    assert a == b and len(a["sha256"]) == 64
+    assert outdir.differing_keys({"a": {"x": 1}, "b": 2}, {"a": {"x": 2}, "c": 2}) == ["a.x", "b", "c"]
+
+
+# --- point 6: nothing left behind, nothing silently missing ----------------------------------
+
+def test_stale_temporary_files_are_removed_on_resume(tmp_path):
+    search(tmp_path, "search.max_generations=2")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = [tmp_path / "checkpoints" / f".gen-00002.json.tmp{dead}", tmp_path / f".best.json.tmp.{dead}"]
+    for path in stale:
+        path.write_bytes(b"half")
+    search(tmp_path, resume=True)
+    assert not any(p.exists() for p in stale)
+
+
+class ForgetfulEvaluator(CheapEvaluator):
+    def missing_files(self, state):
+        return [f"weights/{entry['file']}" for entry in state.store_index.values()]
+
+
+def test_resume_stops_when_files_the_checkpoint_needs_are_missing(tmp_path):
+    search(tmp_path, "search.max_generations=2")
+    config = small_config("search.max_generations=4")
+    with pytest.raises(SearchExists, match=r"file\(s\) that the checkpoint of generation 1 needs are missing"):
+        run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path, resume=True,
+                   factory=lambda device: ForgetfulEvaluator(), progress=False, log=lambda m: None)
+
+
+def test_torch_evaluator_names_missing_store_and_state_files(tmp_path):
+    from nasgep.search.torch_evaluator import TorchEvaluator
+
+    config = load_config(ROOT / "config" / "demo.yaml", ["tracking.enabled=false"])
+    ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
+    state = SearchState(seed=0, store_index={"k": {"file": "ab/g1-i2.pt", "fitness": 1.0}})
+    state.population = [Individual("i7", None, "r1", born=0, epochs=2)]
+    assert ev.missing_files(state) == ["weights/ab/g1-i2.pt", "individuals/i7/e2.pt"]
+    (tmp_path / "weights" / "ab").mkdir(parents=True)
+    (tmp_path / "weights" / "ab" / "g1-i2.pt").write_bytes(b"x")
+    assert ev.missing_files(state) == ["individuals/i7/e2.pt"]
+
+
+# --- kill -9 at each write point of a generation -----------------------------------------------
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    target, nth = os.environ["KILL_AT"].split(":")
+    real_replace, seen = os.replace, [0]
+
+    def replace(src, dst, *args, **kwargs):     # die between writing a file and publishing it
+        if os.path.basename(str(dst)).startswith(target):
+            seen[0] += 1
+            if seen[0] == int(nth):
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst, *args, **kwargs)
+
+    os.replace = replace
+    config = load_config(None, sys.argv[2:])
+    run_search(config, dataset="cifar10", seed=5, out_dir=sys.argv[1], resume=True,
+               factory=lambda device: CheapEvaluator(), progress=False)
+""")
+
+
+def _killed_run(script: Path, out: Path, kill_at: str) -> int:
+    env = dict(os.environ, KILL_AT=kill_at)
+    return subprocess.run([sys.executable, str(script), str(out), *SMALL, "search.max_generations=6"],
+                          env=env, capture_output=True, timeout=120).returncode
+
+
+@pytest.fixture(scope="module")
+def killer(tmp_path_factory) -> tuple[Path, Path]:
+    """The script, and the folder of an uninterrupted run of it."""
+    folder = tmp_path_factory.mktemp("killer")
+    script = folder / "killer.py"
+    script.write_text(KILLER)
+    assert _killed_run(script, folder / "straight", "never:1") == 0
+    return script, folder / "straight"
+
+
+@pytest.mark.parametrize("target", ["gen-", "best.json", "history.parquet", "search.json", "settings.json"])
+def test_kill_at_a_write_point_then_resume_gives_the_same_result(tmp_path, killer, target):
+    script, straight = killer
+    killed = tmp_path / "killed"
+    nth = 1 if target == "settings.json" else 3
+    assert _killed_run(script, killed, f"{target}:{nth}") == -signal.SIGKILL
+    assert list(killed.rglob(".*.tmp*")), "the kill left a temporary file"
+    assert _killed_run(script, killed, "never:1") == 0
+    assert not list(killed.rglob(".*.tmp*"))
+    a, b = straight, killed
+    assert json.loads((a / "best.json").read_text()) == json.loads((b / "best.json").read_text())
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "history.parquet").drop(columns="seconds"),
+                                  pd.read_parquet(b / "history.parquet").drop(columns="seconds"))
