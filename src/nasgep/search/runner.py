@@ -263,4 +263,5 @@ def _draw_best(out: Path, state: SearchState) -> list[Path]:
 
 
 _HISTORY_COLUMNS = ["generation", "id", "parents", "normal", "reduction", "reduction_id", "born", "epochs",
-                    "epochs_this_generation", "fitness", "params", "inherited", "seconds", "dead", "failure"]
+                    "epochs_this_generation", "fitness", "params", "inherited", "seconds", "dead", "failure",
+                    "genome"]
