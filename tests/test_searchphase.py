@@ -145,3 +145,44 @@ def test_pick_finalists_ranks_by_epoch_cohort_not_by_training_age():
     assert max(history, key=lambda r: r["fitness"])["id"] == "i0"
     best = choose([Finalist("a", "{}", 50, 30, 40.0), Finalist("b", "{}", 90, 35, 38.0)])
     assert best.id == "a"
+
+
+def test_final_selection_retrain_makes_the_best_retrained_finalist_the_result(tmp_path):
+    """search.final_selection=retrain (beyond the paper): finalists re-trained at equal
+    epochs, the winner goes to best.json; the paper's pick is kept in finalists.json."""
+    import json
+
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    overrides = ["search.population=4", "search.reduction_population=3", "search.gene_pool=8",
+                 "search.gene_pool_max=10", "search.genes_min=1", "search.genes_max=2",
+                 "search.max_epochs=3", "search.max_generations=3", "tracking.enabled=false",
+                 "search.devices=[cpu]"]
+    evaluators = []
+
+    def factory(device):
+        evaluators.append(CheapEvaluator())
+        return evaluators[-1]
+
+    paper = run_search(load_config(None, overrides), dataset="cifar10", seed=3, out_dir=tmp_path / "p",
+                       factory=factory, progress=False)
+    config = load_config(None, overrides + ["search.final_selection=retrain", "search.finalists=2"])
+    state = run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path / "r", factory=factory,
+                       progress=False)
+    final = json.loads((tmp_path / "r" / "finalists.json").read_text())
+    assert len(final["finalists"]) == 2
+    assert final["paper_pick"]["individual"] == paper.best.individual
+    winner = max(final["finalists"], key=lambda f: f["retrained"])
+    best = json.loads((tmp_path / "r" / "best.json").read_text())
+    assert best["individual"] == winner["id"] == final["chosen"] == state.best.individual
+    assert best["fitness"] == winner["retrained"] and best["epochs"] == 3
+    # each finalist trained from scratch for E_max epochs, no inheritance
+    calls = evaluators[-1].calls
+    assert [c for c in calls if c.startswith("final0@")] == ["final0@1", "final0@2", "final0@3"]
+    # resuming the finished search keeps the choice
+    again = run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path / "r", factory=factory,
+                       resume=True, progress=False)
+    assert again.best.individual == winner["id"]
+    assert json.loads((tmp_path / "r" / "best.json").read_text())["individual"] == winner["id"]
