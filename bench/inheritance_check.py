@@ -38,6 +38,7 @@ def main() -> None:
     from scipy import stats
 
     from nasgep.config import load_config
+    from nasgep.nn import build_network
     from nasgep.search import checkpoint
     from nasgep.search.evaluator import TrainJob, job_seed
     from nasgep.search.store import WeightStore
@@ -60,7 +61,7 @@ def main() -> None:
     for r in children:
         index = states[r["generation"] - 1].store_index
         genome = Genome.from_json(r["genome"])
-        net = ev._build(genome, seed=0)
+        net = build_network(genome, ev.macro, seed=0)
         units = net.inheritance_units(dataset)
         present = [k for k in units if k in index and (search / "weights" / index[k]["file"]).exists()]
         mismatched = 0

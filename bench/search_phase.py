@@ -97,6 +97,7 @@ def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, s
               meta: dict) -> str:
     _threads()
     from nasgep.data import load_dataset
+    from nasgep.fulltrain import macro_for
     from nasgep.nn import build_network, count_parameters
     from nasgep.space import Genome
     from nasgep.train import Trainer, training_settings
@@ -106,9 +107,7 @@ def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, s
         return out
     config = _config(cfg_path, overrides)
     data = load_dataset(config, dataset, purpose="final", seed=seed)
-    t = config["train"]
-    net = build_network(Genome.from_dict(genome), channels=t["channels"], cells_per_stage=t["cells_per_stage"],
-                        num_classes=data.num_classes, in_channels=data.in_channels, seed=seed)
+    net = build_network(Genome.from_dict(genome), macro_for(config, "cifar", data), seed=seed)
     t0 = time.perf_counter()
     trainer = Trainer(net, data, training_settings(config), seed=seed, progress=False)
     trainer.fit()
@@ -121,7 +120,7 @@ def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, s
 
 def job_sample(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str) -> str:
     _threads()
-    from nasgep.search.loop import SearchSettings
+    from nasgep.search.settings import SearchSettings
     from nasgep.search.sample import sample_genome
     from nasgep.search.torch_evaluator import search_param_counter
 

@@ -1,14 +1,15 @@
-# Search-phase evaluation (issue 9): the searched cells of every seed against
-# search_phase.random_cells random cells, each trained with search_phase.train_seeds
-# training seeds, and the fidelity of the search's fitness over a sample of each search's
-# history (`nasgep evaluate`). Table I takes RI's interval and p-value from its output,
-# the report its section and scatter plot.
+# Search-phase evaluation (issue 9, `nasgep evaluate`): every seed's searched cells
+# against search_phase.random_cells random cells, each trained with
+# search_phase.train_seeds training seeds, and the fidelity of the search fitness over a
+# sample of each search's history. Its section and scatter plot go to the report.
+# Trainings are cached in its folder, so an interrupted evaluation resumes.
 
 
 def searchphase_searches(wildcards) -> list[str]:
-    return expand(
-        result("search", "best.json"), dataset=wildcards.dataset, method="search", seed=SEEDS
-    )
+    return [
+        result("search", "best.json").format(dataset=wildcards.dataset, method="search", seed=s)
+        for s in SEEDS
+    ]
 
 
 rule search_phase:
@@ -17,23 +18,32 @@ rule search_phase:
         history=lambda wildcards: [
             p.replace("best.json", "history.parquet") for p in searchphase_searches(wildcards)
         ],
+        data=lambda wildcards: prepared(wildcards.dataset),
     output:
-        json=f"{R}/searchphase/{{dataset}}/searchphase.json",
-        md=f"{R}/searchphase/{{dataset}}/searchphase.md",
-        plot=f"{R}/searchphase/{{dataset}}/fidelity.png",
+        json=result("searchphase", "searchphase.json"),
+        md=result("searchphase", "searchphase.md"),
+        html=report(
+            result("searchphase", "searchphase.html"),
+            caption="../report/searchphase.rst",
+            category="Search vs random",
+            labels={"dataset": "{dataset}", "what": "summary"},
+        ),
+        plot=report(
+            result("searchphase", "fidelity.png"),
+            caption="../report/searchphase.rst",
+            category="Search vs random",
+            labels={"dataset": "{dataset}", "what": "fitness vs trained accuracy"},
+        ),
     log:
         log_path("searchphase/{dataset}"),
     params:
         config=CONFIG_ARGS,
         searches=lambda wildcards, input: " ".join(os.path.dirname(p) for p in input.best),
         out=lambda wildcards, output: os.path.dirname(output.json),
-        settings=lambda wildcards: settings(
-            search_phase=NASGEP_CONFIG["search_phase"],
-            train=_without(NASGEP_CONFIG["train"], "num_workers"),
-            data=dataset_settings(wildcards.dataset),
-        ),
+        settings=lambda wildcards: plan.searchphase_inputs(NASGEP_CONFIG, wildcards.dataset),
+    threads: RESOURCES["train_threads"]
     resources:
-        gpu=TRAIN_GPUS,
+        gpu=RESOURCES["train_gpus"],
     conda:
         ENV
     message:

@@ -10,7 +10,7 @@ random genomes (``nasgep sample``'s draw); and, with one training seed, a fideli
 of each search's ``history.parquet`` (``search_phase.fidelity_best`` fittest individuals
 and ``fidelity_spread`` more across the fitness range). Then writes OUT/searchphase.json
 (percentile ranks, RI with its 95 % bootstrap interval, one-sided permutation p,
-training-seed noise, Kendall's tau), OUT/searchphase.md, OUT/fidelity.png and
+training-seed noise, Kendall's tau), OUT/searchphase.md (and .html), OUT/fidelity.png and
 OUT/trainings.csv. Every training is cached in OUT/runs/ (running the command again
 resumes; nothing finished is redone).
 """
@@ -20,7 +20,6 @@ from ..cli import add_config_arguments, load_args_config
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -36,23 +35,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def train_genome(config: dict, dataset: str, genome, seed: int) -> dict:
     """Full training (config ``train``) of ``genome``; test accuracy and parameters."""
     from ..data import load_dataset
+    from ..fulltrain import macro_for
     from ..nn import build_network, count_parameters
     from ..train import Trainer, resolve_device, training_settings
 
     data = load_dataset(config, dataset, purpose="final", seed=seed)
-    t = config["train"]
-    net = build_network(genome, channels=t["channels"], cells_per_stage=t["cells_per_stage"],
-                        num_classes=data.num_classes, in_channels=data.in_channels, seed=seed)
+    net = build_network(genome, macro_for(config, "cifar", data), seed=seed)
     trainer = Trainer(net, data, training_settings(config), device=resolve_device(config["device"]),
                       seed=seed, progress=False)
     trainer.fit()
@@ -72,7 +63,7 @@ def plan(config: dict, dataset: str, searches: list[Path]) -> list[dict]:
     """Every training the evaluation needs: name, genome, training seed, and the row
     fields of nasgep.report.searchphase."""
     from ..report.searchphase import fidelity_sample
-    from ..search.loop import SearchSettings
+    from ..search.settings import SearchSettings
     from ..search.sample import sample_genome
     from ..search.torch_evaluator import search_param_counter
     from ..space import Genome
@@ -110,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     import csv
 
     from ..cli import UserError
+    from ..io import atomic_write_json
     from ..report import searchphase as sp
     from ..space import Genome
 
@@ -131,15 +123,16 @@ def run(args: argparse.Namespace) -> int:
             result = json.loads(cache.read_text())
         else:
             result = train_genome(config, dataset, Genome.from_dict(job["genome"]), job["train_seed"])
-            _write_json(cache, result)
+            atomic_write_json(cache, result)
         print(f"[{i + 1}/{len(jobs)}] {job['name']}: {result['accuracy']:.2f} %", file=sys.stderr, flush=True)
         rows.append({"group": job["group"], "genome": job["label"], "search_seed": job["search_seed"],
                      "train_seed": job["train_seed"], "accuracy": result["accuracy"], "params": result["params"],
                      "fitness": job.get("fitness"), "epochs": job.get("epochs")})
     result = sp.evaluate(rows, dataset=config["datasets"][dataset].get("label") or dataset,
                          n_resamples=config["search_phase"]["resamples"])
-    _write_json(out / "searchphase.json", result.to_dict())
+    atomic_write_json(out / "searchphase.json", result.to_dict())
     (out / "searchphase.md").write_text(sp.markdown(result))
+    (out / "searchphase.html").write_text(sp.html(result))
     sp.scatter(result, out / "fidelity.png")
     with open(out / "trainings.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -241,27 +241,53 @@ def scatter(result: SearchPhase, path, title: str | None = None):
     return path
 
 
+def _summary_lines(result: SearchPhase) -> list[str]:
+    lines = [f"random cells: {result.random_mean:.2f} ± {result.random_std:.2f} % "
+             f"(90th percentile {result.random_p90:.2f} %)",
+             f"searched above the random 90th percentile: {result.above_goal} of {len(result.searched)} seeds",
+             f"RI = {result.ri:.2f} (95 % bootstrap CI {_fmt(result.ri_low)} to {_fmt(result.ri_high)}), "
+             f"one-sided permutation p = {_fmt(result.p_value, 3)}",
+             f"training-seed noise: within-genome sd {_fmt(result.noise['within'])} points, "
+             f"between-genome sd {_fmt(result.noise['between'])} points "
+             f"(noise share of variance {_fmt(result.noise['share'])})"]
+    if result.tau_n:
+        lines.append(f"fidelity: Kendall's tau between search fitness and trained accuracy "
+                     f"{_fmt(result.tau)} (p = {_fmt(result.tau_p, 3)}, n = {result.tau_n})")
+    return lines
+
+
+def _seed_rows(result: SearchPhase) -> list[list[str]]:
+    rows = []
+    for s in result.searched:
+        sd = f" ± {np.std(s.accuracies, ddof=1):.2f}" if len(s.accuracies) > 1 else ""
+        rows.append([str(s.search_seed), f"{s.accuracy:.2f}{sd}", str(len(s.accuracies)), f"{s.params:,.0f}",
+                     f"{s.percentile:.0f}{' (above p90)' if s.above_goal else ''}"])
+    return rows
+
+
+_HEADERS = ["search seed", "test accuracy (%)", "training seeds", "params", "percentile among random"]
+
+
+def html(result: SearchPhase) -> str:
+    """The same section as :func:`markdown`, as an HTML page (for the workflow report)."""
+    from html import escape
+
+    from tabulate import tabulate
+
+    items = "".join(f"<li>{escape(line)}</li>" for line in _summary_lines(result))
+    return (f"<html><body><h2>Search vs random: {escape(result.dataset)}</h2>"
+            f"<p>Searched cells ({escape(result.method)}) against {result.random_n} random cells trained "
+            f"the same way (test accuracy, mean over training seeds).</p>"
+            f"{tabulate(_seed_rows(result), headers=_HEADERS, tablefmt='html')}<ul>{items}</ul></body></html>\n")
+
+
 def markdown(result: SearchPhase) -> str:
     """The "search vs random" section: per-seed percentiles, RI with interval and p, τ."""
     lines = [f"Searched cells ({result.method}) against {result.random_n} random cells trained the same way "
              f"on {result.dataset} (test accuracy, mean over training seeds).", "",
-             "| search seed | test accuracy (%) | training seeds | params | percentile among random |",
-             "|---|---|---|---|---|"]
-    for s in result.searched:
-        sd = f" ± {np.std(s.accuracies, ddof=1):.2f}" if len(s.accuracies) > 1 else ""
-        lines.append(f"| {s.search_seed} | {s.accuracy:.2f}{sd} | {len(s.accuracies)} | {s.params:,.0f} | "
-                     f"{s.percentile:.0f}{' (above p90)' if s.above_goal else ''} |")
-    lines += ["", f"- random cells: {result.random_mean:.2f} ± {result.random_std:.2f} % "
-                  f"(90th percentile {result.random_p90:.2f} %)",
-              f"- searched above the random 90th percentile: {result.above_goal} of {len(result.searched)} seeds",
-              f"- RI = {result.ri:.2f} (95 % bootstrap CI {_fmt(result.ri_low)} to {_fmt(result.ri_high)}), "
-              f"one-sided permutation p = {_fmt(result.p_value, 3)}",
-              f"- training-seed noise: within-genome sd {_fmt(result.noise['within'])} points, "
-              f"between-genome sd {_fmt(result.noise['between'])} points "
-              f"(noise share of variance {_fmt(result.noise['share'])})"]
-    if result.tau_n:
-        lines.append(f"- fidelity: Kendall's tau between search fitness and trained accuracy "
-                     f"{_fmt(result.tau)} (p = {_fmt(result.tau_p, 3)}, n = {result.tau_n})")
+             "| " + " | ".join(_HEADERS) + " |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in _seed_rows(result)]
+    lines += [""] + [f"- {line}" for line in _summary_lines(result)]
     return "\n".join(lines) + "\n"
 
 
