@@ -291,7 +291,7 @@ def test_reference_parse():
 
 def test_layout_matches_results_readme():
     readme = (Path(__file__).resolve().parents[1] / "results" / "README.md").read_text()
-    for key in ("search", "train", "transfer", "tables", "figures", "logs", "tracking"):
+    for key in ("search", "train", "transfer", "tables", "figures", "logs", "tracking", "searchphase"):
         top = LAYOUT[key].replace("{dataset}", "<dataset>").replace("{method}", "<method>") \
             .replace("{variant}", "<variant>").replace("seed{seed}", "seed<N>")
         assert f"`{top}" in readme, top
