@@ -305,6 +305,12 @@ def figure_inputs(study: Study) -> list[str]:
     return search_results(study, "history.parquet") + ablation_metrics
 
 
+def searchphase_searches(study: Study, dataset: str, name: str = "best.json") -> list[str]:
+    """``name`` of every seed's search on ``dataset``: what its evaluation compares."""
+    return [pattern(study, "search", name).format(dataset=dataset, method="search", seed=s)
+            for s in study.seeds]
+
+
 def searchphase_files(study: Study) -> list[str]:
     """The search-phase evaluation of the ablation dataset (searched vs random cells)."""
     return [pattern(study, "searchphase", name).format(dataset=study.ablation_dataset)

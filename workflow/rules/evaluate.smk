@@ -5,19 +5,12 @@
 # Trainings are cached in its folder, so an interrupted evaluation resumes.
 
 
-def searchphase_searches(wildcards) -> list[str]:
-    return [
-        result("search", "best.json").format(dataset=wildcards.dataset, method="search", seed=s)
-        for s in SEEDS
-    ]
-
-
 rule search_phase:
     input:
-        best=searchphase_searches,
-        history=lambda wildcards: [
-            p.replace("best.json", "history.parquet") for p in searchphase_searches(wildcards)
-        ],
+        best=lambda wildcards: plan.searchphase_searches(STUDY, wildcards.dataset),
+        history=lambda wildcards: plan.searchphase_searches(
+            STUDY, wildcards.dataset, "history.parquet"
+        ),
         data=lambda wildcards: prepared(wildcards.dataset),
     output:
         json=result("searchphase", "searchphase.json"),
