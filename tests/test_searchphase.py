@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +187,44 @@ def test_final_selection_retrain_makes_the_best_retrained_finalist_the_result(tm
                        resume=True, progress=False)
     assert again.best.individual == winner["id"]
     assert json.loads((tmp_path / "r" / "best.json").read_text())["individual"] == winner["id"]
+
+
+@pytest.mark.slow
+def test_evaluate_verb_on_the_demo(tmp_path):
+    """`nasgep evaluate` end to end on digits: two (cheap) searches, random cells, the
+    fidelity sample; statistics, plot and the cached trainings; a rerun trains nothing."""
+    import json
+
+    from nasgep.cli import main
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    demo = str(Path(__file__).resolve().parents[1] / "config" / "demo.yaml")
+    sets = ["tracking.enabled=false", "search.max_generations=2", "train.epochs=1",
+            "search_phase.random_cells=2", "search_phase.train_seeds=2", "search_phase.fidelity_best=1",
+            "search_phase.fidelity_spread=1", "search_phase.resamples=99"]
+    config = load_config(demo, sets)
+    searches = []
+    for seed in (0, 1):
+        out = tmp_path / f"s{seed}"
+        run_search(config, dataset="cifar10", seed=seed, out_dir=out, factory=lambda d: CheapEvaluator(),
+                   progress=False)
+        searches.append(str(out))
+    args = ["evaluate", "--config", demo, *[x for s in sets for x in ("--set", s)],
+            "--search", *searches, "--out", str(tmp_path / "ev")]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "ev" / "searchphase.json").read_text())
+    assert [s["search_seed"] for s in result["searched"]] == [0, 1]
+    assert all(len(s["accuracies"]) == 2 for s in result["searched"])
+    assert result["random_n"] == 2 and result["tau_n"] == 4
+    assert (tmp_path / "ev" / "fidelity.png").stat().st_size > 1000
+    assert "percentile among random" in (tmp_path / "ev" / "searchphase.md").read_text()
+    runs = sorted(p.name for p in (tmp_path / "ev" / "runs").iterdir())
+    assert len(runs) == 2 * 2 + 2 * 2 + 2 * 2     # searched, random, fidelity
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "ev" / "runs").iterdir()}
+    assert main(args) == 0                        # cached: nothing is trained again
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ev" / "runs").iterdir()} == stamps
+    # bad input: one line, exit 2
+    assert main(["evaluate", "--config", demo, "--search", str(tmp_path / "nope"), "--out",
+                 str(tmp_path / "x")]) == 2
