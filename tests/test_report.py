@@ -117,6 +117,18 @@ def test_table1_mean_std_and_ri(study_dir):
     assert cell == "2.90 ± 0.10"
     assert shown.loc[("CutOut + AA", "measured"), "Params"] == "3.61M ± 0.01"
     assert shown.loc[("CutOut + AA + Random Sampling", "measured"), "RI"] == f"{expected_ri:.4f}"
+    # beside RI: its 95 % bootstrap interval and the one-sided permutation p over the seeds
+    from nasgep.report.searchphase import permutation_p, ri_interval
+
+    searched = [100 - e for e in ERRORS["cutout_aa"]]
+    random = [100 - e for e in ERRORS["cutout_aa_random"]]
+    _, low, high = ri_interval(searched, random)
+    row = measured.loc["cutout_aa_random"]
+    assert (row["ri_ci_low"], row["ri_ci_high"]) == pytest.approx((low, high))
+    assert row["ri_ci_low"] <= expected_ri <= row["ri_ci_high"]
+    assert row["ri_p"] == pytest.approx(permutation_p(searched, random))
+    assert shown.loc[("CutOut + AA + Random Sampling", "measured"), "RI 95% CI"] == f"[{low:.2f}, {high:.2f}]"
+    assert shown.loc[("CutOut + AA", "measured"), "p"] == ""
 
 
 def test_relative_improvement_matches_the_paper():
@@ -279,7 +291,7 @@ def test_reference_parse():
 
 def test_layout_matches_results_readme():
     readme = (Path(__file__).resolve().parents[1] / "results" / "README.md").read_text()
-    for key in ("search", "train", "transfer", "tables", "figures", "logs", "tracking"):
+    for key in ("search", "train", "transfer", "tables", "figures", "logs", "tracking", "searchphase"):
         top = LAYOUT[key].replace("{dataset}", "<dataset>").replace("{method}", "<method>") \
             .replace("{variant}", "<variant>").replace("seed{seed}", "seed<N>")
         assert f"`{top}" in readme, top

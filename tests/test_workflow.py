@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "workflow" / "Snakefile")]
 PAPER = ROOT / "config" / "paper.yaml"
 DEMO = ROOT / "config" / "demo.yaml"
-VERBS = ("prepare", "search", "sample", "train", "draw")
+VERBS = ("prepare", "search", "sample", "train", "draw", "evaluate")
 
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None,
@@ -72,8 +72,9 @@ def test_paper_dag(tmp_path):
         "draw_cells": 2,
         "tables": 1,
         "figures": 1,
+        "search_phase": 1,       # searched vs random cells on the ablation dataset
         "all": 1,
-        "total": 70,
+        "total": 71,
     }
     assert "transfer.dataset is null" in output      # says why Table III's run is missing
 
@@ -98,6 +99,17 @@ def test_demo_dag_and_results_dir(tmp_path):
     # every rule passes the config file snakemake was given, not inline values
     assert f"nasgep search --config {DEMO}" in result.stdout
     assert "--set search.weight_sharing=false" in result.stdout
+
+
+def test_search_phase_target_on_the_demo(tmp_path):
+    """One search-phase evaluation of the ablation dataset, fed by every seed's search."""
+    counts, _ = dry_run(tmp_path, DEMO)
+    assert counts["search_phase"] == 1
+    result = snakemake(tmp_path, "-n", "-p", "--configfile", str(DEMO))
+    match = re.search(r"nasgep evaluate --config \S+ --dataset (\S+) --search (.+?) --out (\S+)", result.stdout)
+    assert match, result.stdout[-3000:]
+    assert match[1] == "cifar10" and match[3] == "results/demo/searchphase/cifar10"
+    assert match[2].split() == [f"results/demo/search/cifar10/search/seed{s}" for s in (0, 1)]
 
 
 def test_best_ablation_trains_once_per_dataset_and_seed(tmp_path):
@@ -208,6 +220,7 @@ for opt in ("--config", "--set"):
     p.add_argument(opt, action="append", default=[])
 for opt in ("--dataset", "--out", "--genome", "--variant", "--stem"):
     p.add_argument(opt)
+p.add_argument("--search", nargs="+", default=[])
 p.add_argument("--seed", type=int, default=0)
 for flag in ("--resume", "--no-resume", "--restart", "--restart-if-changed", "--no-progress"):
     p.add_argument(flag, action="store_true")
@@ -239,6 +252,13 @@ elif verb == "train":
         "test_accuracy": 100 - error, "params": 3_600_000, "epochs": 1, "seconds": 1.0,
         "dataset": a.dataset, "variant": a.variant, "seed": a.seed, "stem": a.stem}}))
     (out / "model.pt").write_bytes(b"weights")
+elif verb == "evaluate":
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = [json.loads((Path(d) / "best.json").read_text())["seed"] for d in a.search]
+    (out / "searchphase.json").write_text(json.dumps({{"dataset": a.dataset, "search_seeds": seeds}}))
+    (out / "searchphase.md").write_text("searched vs random\n")
+    (out / "searchphase.html").write_text("<html><body>searched vs random</body></html>")
+    (out / "fidelity.png").write_bytes(PNG)
 elif verb == "draw":
     out.mkdir(parents=True, exist_ok=True)
     for cell in ("normal", "reduction"):
@@ -285,6 +305,10 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     assert (results / "figures" / "cells" / "cifar100" / "reduction.svg").is_file()
     assert (results / "figures" / "search_curves_cifar10.png").is_file()
     assert (results / "mlflow.db").is_file()
+    # the search-phase evaluation of the ablation dataset over every search seed
+    phase = json.loads((results / "searchphase" / "cifar10" / "searchphase.json").read_text())
+    assert phase == {"dataset": "cifar10", "search_seeds": [0, 1]}
+    assert (results / "searchphase" / "cifar10" / "fidelity.png").is_file()
     assert len(list((results / "logs").rglob("*.log"))) >= 30
     os.utime(results / "mlflow.db")                  # the verbs write to the store later
     again = snakemake(work, "-n", "--configfile", str(DEMO), env=env)

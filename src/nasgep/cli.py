@@ -17,7 +17,7 @@ from .errors import NasgepError, UserError  # noqa: F401 - UserError: the verbs 
 
 #: Sub-commands in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
-    "decode", "draw", "prepare", "train", "search", "sample", "tables", "figures", "track",
+    "decode", "draw", "prepare", "train", "search", "sample", "evaluate", "tables", "figures", "track",
 )
 
 

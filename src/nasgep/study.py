@@ -26,6 +26,7 @@ LAYOUT: dict[str, str] = {
     "train": "train/{dataset}/{variant}/seed{seed}",
     "transfer": "transfer/{dataset}",
     "cells": "figures/cells/{dataset}",
+    "searchphase": "searchphase/{dataset}",
     "tables": "tables",
     "figures": "figures",
     "logs": "logs",
@@ -36,6 +37,9 @@ LAYOUT: dict[str, str] = {
 WEIGHT_SHARING: dict[str, bool] = {"search": True, "search_nws": False}
 SEARCH_METHODS: tuple[str, ...] = tuple(WEIGHT_SHARING)
 METHODS: tuple[str, ...] = SEARCH_METHODS + ("random",)
+
+#: Files the search-phase evaluation (``nasgep evaluate``) writes for a dataset.
+SEARCHPHASE_FILES: tuple[str, ...] = ("searchphase.json", "searchphase.md", "searchphase.html", "fidelity.png")
 
 #: Base names of the table files (``.csv``, ``.md``, ``.tex``, ``.html`` each).
 TABLES: tuple[str, ...] = ("table1", "table2", "table3")
@@ -301,9 +305,21 @@ def figure_inputs(study: Study) -> list[str]:
     return search_results(study, "history.parquet") + ablation_metrics
 
 
+def searchphase_searches(study: Study, dataset: str, name: str = "best.json") -> list[str]:
+    """``name`` of every seed's search on ``dataset``: what its evaluation compares."""
+    return [pattern(study, "search", name).format(dataset=dataset, method="search", seed=s)
+            for s in study.seeds]
+
+
+def searchphase_files(study: Study) -> list[str]:
+    """The search-phase evaluation of the ablation dataset (searched vs random cells)."""
+    return [pattern(study, "searchphase", name).format(dataset=study.ablation_dataset)
+            for name in SEARCHPHASE_FILES]
+
+
 def all_targets(study: Study) -> list[str]:
     return (search_results(study, "best.json") + training_metrics(study) + transfer_metrics(study)
-            + table_files(study) + figure_files(study) + cell_files(study))
+            + table_files(study) + figure_files(study) + cell_files(study) + searchphase_files(study))
 
 
 # -- what each job's result depends on (a changed value reruns exactly those jobs) -----
@@ -340,6 +356,14 @@ def search_inputs(config: Mapping, dataset: str) -> str:
 def train_inputs(config: Mapping, dataset: str, variant: str) -> str:
     return _canonical(train=_without(config["train"], "num_workers"),
                       ablation=_without(config["ablations"][variant], "label"),
+                      data=_dataset_values(config, dataset))
+
+
+def searchphase_inputs(config: Mapping, dataset: str) -> str:
+    """What the search-phase evaluation depends on besides the searches: the random cells
+    (search limits, GEP sizes), the training, the sample sizes."""
+    return _canonical(search_phase=config["search_phase"], train=_without(config["train"], "num_workers"),
+                      gep=config["gep"], search=_without(config["search"], "devices", "cuda_graphs", "dataset"),
                       data=_dataset_values(config, dataset))
 
 

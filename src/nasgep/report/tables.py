@@ -109,13 +109,27 @@ def random_variant(study: Study) -> str | None:
     return randoms[0] if randoms else None
 
 
+def _ri_uncertainty(searched: Sequence[float], random: Sequence[float]) -> tuple[float, float, float]:
+    """(CI low, CI high, one-sided p) of RI over the seeds; NaN where too few runs."""
+    from .searchphase import permutation_p, ri_interval
+
+    _, low, high = ri_interval(searched, random)
+    return low, high, permutation_p(searched, random)
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if math.isnan(low) or math.isnan(high) else f"[{low:.2f}, {high:.2f}]"
+
+
 def table1(study: Study) -> Table:
     """Table I: every ablation trained on the ablation dataset, over the seeds."""
     dataset = study.ablation_dataset
     n_seeds = len(study.seeds)
     stats: dict[str, tuple[Stat, Stat, Stat]] = {}
+    accuracies: dict[str, list[float]] = {}
     for variant in study.ablations:
         runs = list(study.metrics(dataset, variant))
+        accuracies[variant] = [a for a in (accuracy(m) for m in runs) if a is not None]
         stats[variant] = (Stat.of(m.get("test_error") for m in runs),
                           Stat.of(m.get("params") for m in runs),
                           Stat.of(accuracy(m) for m in runs))
@@ -123,24 +137,27 @@ def table1(study: Study) -> Table:
     display_rows: list[dict[str, str]] = []
     for variant in study.ablations:
         error, params, acc = stats[variant]
-        ri, versus = math.nan, ""
+        ri, ri_low, ri_high, ri_p, versus = math.nan, math.nan, math.nan, math.nan, ""
         if study.source(variant) == "random":
             versus = ri_baseline(study, variant)
             base_acc = stats[versus][2] if versus in stats else Stat(math.nan, math.nan, 0)
             if acc.n and base_acc.n:
                 ri = relative_improvement(base_acc.mean, acc.mean)
+                ri_low, ri_high, ri_p = _ri_uncertainty(accuracies[versus], accuracies[variant])
         label = study.ablation_label(variant)
         data_rows.append({
             "ablation": variant, "configuration": label, "source": MEASURED,
             "search": study.source(variant), "dataset": dataset,
             "test_error": error.mean, "test_error_std": error.std,
             "params": params.mean, "params_std": params.std, "runs": error.n,
-            "ri": ri, "ri_versus": versus or None,
+            "ri": ri, "ri_versus": versus or None, "ri_ci_low": ri_low, "ri_ci_high": ri_high, "ri_p": ri_p,
         })
         display_rows.append({
             "Configuration": label, "Source": MEASURED,
             "Test error (%)": fmt(error.mean, error.std), "Params": fmt_params(params),
             "Runs": str(error.n), "RI": fmt(ri, digits=4) if versus else "",
+            "RI 95% CI": _interval(ri_low, ri_high) if versus else "",
+            "p": fmt(ri_p, digits=3) if versus else "",
             "Note": _runs_note(error.n, n_seeds),
         })
         published = ref.ablation(variant, label)
@@ -157,11 +174,13 @@ def table1(study: Study) -> Table:
             display_rows.append({
                 "Configuration": published.label, "Source": ref.LABEL,
                 "Test error (%)": published.test_error, "Params": published.params,
-                "Runs": str(published.runs), "RI": published.ri or "", "Note": "CIFAR-10",
+                "Runs": str(published.runs), "RI": published.ri or "", "RI 95% CI": "", "p": "",
+                "Note": "CIFAR-10",
             })
     caption = (f"Table I: ablation study on {study.label(dataset)}: test error and parameters, "
                f"mean ± std over seeds; RI = 100 × (Acc_searched − Acc_random) / Acc_random "
-               f"from the mean accuracies. Rows marked '{ref.LABEL}' are the paper's published numbers.")
+               f"from the mean accuracies, its 95 % bootstrap interval and one-sided permutation "
+               f"p-value (searched better than random) over the seeds (nasgep.report.searchphase). Rows marked '{ref.LABEL}' are the paper's published numbers.")
     return Table("table1", caption, pd.DataFrame(data_rows), pd.DataFrame(display_rows))
 
 

@@ -291,6 +291,7 @@ def record_history(st: SearchState, g: int, trained: list[Individual], before: d
             "epochs_this_generation": ind.epochs - before[ind.id],
             "fitness": ind.fitness, "params": ind.params, "inherited": ind.inherited,
             "seconds": round(ind.seconds, 4), "dead": ind.dead, "failure": ind.failure,
+            "genome": st.genome_of(ind).to_json(),
         })
 
 

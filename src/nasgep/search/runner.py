@@ -163,6 +163,10 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
 
             search.run(on_generation)
             checkpoint.save(ckpt_dir, state)     # the finished state (stop reason, elapsed)
+            if config["search"]["final_selection"] == "retrain" and state.best is not None:
+                _final_selection(out, state, config, executor, log)
+                checkpoint.save(ckpt_dir, state)
+                _collect_garbage(evaluator, ckpt_dir)     # the finalists' training states
             paths = _write_results(out, state, config, dataset, seed, method, draw=True)
             for path in paths:
                 run.log_artifact(path)
@@ -230,6 +234,34 @@ def _budget_used(report: GenerationReport, settings: SearchSettings) -> float:
     if settings.budget_epochs:
         used = max(used, report.epochs_total / settings.budget_epochs)
     return 100 * used
+
+
+def _final_selection(out: Path, state: SearchState, config: Mapping, executor, log) -> None:
+    """``search.final_selection: retrain``: re-train the finalists and make the winner the
+    result (``state.best``); the paper's pick and every finalist go to ``finalists.json``."""
+    from .finalists import choose, pick_finalists, retrain_finalists
+    from .state import BestRecord
+
+    target = out / "finalists.json"
+    if target.exists() and json.loads(target.read_text()).get("generation") == state.generation:
+        return                              # a resumed finished search: already chosen
+    paper_pick = {"individual": state.best.individual, "fitness": state.best.fitness,
+                  "epochs": state.best.epochs}
+    finalists = pick_finalists(state.history, config["search"]["finalists"])
+    log(f"final selection: re-training {len(finalists)} finalists for {config['search']['max_epochs']} epochs")
+    done = retrain_finalists(finalists, executor, config["search"]["max_epochs"], state.seed)
+    pick = choose(done)
+    from ..space import Genome
+
+    genome = Genome.from_json(pick.genome)
+    row = next(r for r in reversed(state.history) if r["id"] == pick.id)
+    state.best = BestRecord(genome.to_dict(), pick.retrained or 0.0, row["params"], row["generation"],
+                            pick.id, config["search"]["max_epochs"])
+    from ..io import atomic_write_bytes
+
+    data = {"selection": "retrain", "generation": state.generation, "chosen": pick.id, "paper_pick": paper_pick,
+            "finalists": [f.__dict__ for f in done]}
+    atomic_write_bytes(target, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _limit_raised(state: SearchState, settings: SearchSettings) -> bool:
@@ -329,4 +361,5 @@ def _draw_best(out: Path, state: SearchState) -> list[Path]:
 
 
 _HISTORY_COLUMNS = ["generation", "id", "parents", "normal", "reduction", "reduction_id", "born", "epochs",
-                    "epochs_this_generation", "fitness", "params", "inherited", "seconds", "dead", "failure"]
+                    "epochs_this_generation", "fitness", "params", "inherited", "seconds", "dead", "failure",
+                    "genome"]

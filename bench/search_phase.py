@@ -1,0 +1,260 @@
+"""Search-phase evaluation protocol (issue 9), not a test: does the search beat random cells?
+
+For one config and dataset:
+  1. a search per seed of ``config.seeds`` (``nasgep search``'s code path, paper setting);
+  2. the ``retrain`` final selection on each search's history (search/finalists.py): the
+     top finalists by epoch-cohort percentile, re-trained from scratch for E_max epochs;
+  3. ``--random`` random genomes (``nasgep sample``'s draw, same parameter limit);
+  4. full training (config ``train``) of each search's pick under both selections and of
+     every random genome, ``--train-seeds`` training seeds each, and of a fidelity sample
+     of each search's history (``--fidelity-best`` fittest + ``--fidelity-spread`` across
+     the fitness range, one training seed);
+  5. the statistics of nasgep.report.searchphase for each selection, written to
+     OUT/searchphase-<selection>.{json,md,png}.
+
+Every result is cached as JSON under OUT (default: the config's results_dir/searchphase),
+so an interrupted run continues where it stopped. Jobs run in ``--workers`` processes of
+one thread each.
+
+  python bench/search_phase.py --config config/cifar10-cpu.yaml --workers 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _config(path: str, overrides: list[str]):
+    from nasgep.config import load_config
+
+    return load_config(path, ["tracking.enabled=false", *overrides])
+
+
+# --- jobs (run in worker processes) -------------------------------------------------------
+
+def job_search(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str) -> str:
+    _threads()
+    from nasgep.search.runner import run_search
+
+    config = _config(cfg_path, overrides)
+    summary = Path(out) / "search.json"
+    if summary.exists() and json.loads(summary.read_text()).get("finished"):
+        return out
+    run_search(config, dataset=dataset, seed=seed, out_dir=out, resume=True, progress=False,
+               log=lambda m: print(f"[search {seed}] {m}", file=sys.stderr, flush=True))
+    return out
+
+
+def job_finalists(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str, k: int) -> str:
+    _threads()
+    import pandas as pd
+
+    from nasgep.search.evaluator import SerialExecutor
+    from nasgep.search.finalists import choose, pick_finalists, retrain_finalists
+    from nasgep.search.torch_evaluator import TorchEvaluator
+
+    target = Path(out) / "finalists.json"
+    if target.exists():
+        return str(target)
+    config = _config(cfg_path, overrides)
+    history = pd.read_parquet(Path(out) / "history.parquet").to_dict("records")
+    for r in history:
+        r["failure"] = None if r["failure"] is None or r["failure"] != r["failure"] else r["failure"]
+    finalists = pick_finalists(history, k)
+    evaluator = TorchEvaluator(config, dataset, Path(out) / "finalists", seed, device="cpu")
+    done = retrain_finalists(finalists, SerialExecutor(evaluator), config["search"]["max_epochs"], seed)
+    pick = choose(done)
+    from nasgep.space import Genome
+
+    _write(target, {"finalists": [f.__dict__ for f in done], "chosen": pick.id,
+                    "genome": Genome.from_json(pick.genome).to_dict(), "fitness": pick.retrained})
+    return str(target)
+
+
+def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, seed: int, out: str,
+              meta: dict) -> str:
+    _threads()
+    from nasgep.data import load_dataset
+    from nasgep.fulltrain import macro_for
+    from nasgep.nn import build_network, count_parameters
+    from nasgep.space import Genome
+    from nasgep.train import Trainer, training_settings
+
+    target = Path(out)
+    if target.exists():
+        return out
+    config = _config(cfg_path, overrides)
+    data = load_dataset(config, dataset, purpose="final", seed=seed)
+    net = build_network(Genome.from_dict(genome), macro_for(config, "cifar", data), seed=seed)
+    t0 = time.perf_counter()
+    trainer = Trainer(net, data, training_settings(config), seed=seed, progress=False)
+    trainer.fit()
+    acc = trainer.evaluate("eval")["top1"]
+    _write(target, {**meta, "train_seed": seed, "accuracy": acc, "params": count_parameters(net),
+                    "seconds": round(time.perf_counter() - t0, 1)})
+    print(f"[train] {target.relative_to(target.parents[2])}: {acc:.2f}%", file=sys.stderr, flush=True)
+    return out
+
+
+def job_sample(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str) -> str:
+    _threads()
+    from nasgep.search.settings import SearchSettings
+    from nasgep.search.sample import sample_genome
+    from nasgep.search.torch_evaluator import search_param_counter
+
+    target = Path(out)
+    if not target.exists():
+        config = _config(cfg_path, overrides)
+        genome, params, _ = sample_genome(SearchSettings.from_config(config), seed,
+                                          search_param_counter(config, dataset))
+        _write(target, {"genome": genome.to_dict(), "params": params, "seed": seed, "method": "random"})
+    return out
+
+
+# --- the driver ---------------------------------------------------------------------------
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True)
+    p.add_argument("--set", action="append", default=[], help="config override KEY=VALUE (repeatable)")
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--out", default=None)
+    p.add_argument("--random", type=int, default=10)
+    p.add_argument("--random-seed0", type=int, default=1000, help="first draw seed of the random genomes")
+    p.add_argument("--train-seeds", type=int, default=2)
+    p.add_argument("--finalists", type=int, default=3)
+    p.add_argument("--fidelity-best", type=int, default=2)
+    p.add_argument("--fidelity-spread", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--report-only", action="store_true", help="only compute the statistics from the cache")
+    a = p.parse_args()
+
+    config = _config(a.config, a.set)
+    dataset = a.dataset or config["search"]["dataset"]
+    out = Path(a.out or Path(config["results_dir"]) / "searchphase")
+    seeds = list(config["seeds"])
+    args = (a.config, a.set, dataset)
+    t_start = time.time()
+
+    if not a.report_only:
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(a.workers, mp_context=ctx) as pool:
+            running = {}
+
+            def submit(fn, *fargs, then=None):
+                running[pool.submit(fn, *fargs)] = then
+
+            def train(genome: dict, meta: dict, name: str, n_seeds: int):
+                for t in range(n_seeds):
+                    submit(job_train, *args, genome, t, str(out / "train" / name / f"s{t}.json"), meta)
+
+            def after_search(seed: int, sdir: str):
+                best = json.loads((Path(sdir) / "best.json").read_text())
+                train(best["genome"], {"group": "searched", "selection": "fitness", "search_seed": seed,
+                                       "genome": f"seed{seed}", "fitness": best["fitness"],
+                                       "epochs": best["epochs"]}, f"fitness-seed{seed}", a.train_seeds)
+                submit(job_finalists, *args, seed, sdir, a.finalists, then=lambda path: after_finalists(seed, path))
+                import pandas as pd
+
+                from nasgep.report.searchphase import fidelity_sample
+
+                hist = pd.read_parquet(Path(sdir) / "history.parquet").to_dict("records")
+                for r in hist:
+                    r["failure"] = r["failure"] if isinstance(r["failure"], str) else None
+                for r in fidelity_sample(hist, a.fidelity_best, a.fidelity_spread):
+                    from nasgep.space import Genome
+
+                    train(Genome.from_json(r["genome"]).to_dict(),
+                          {"group": "fidelity", "search_seed": seed, "genome": f"seed{seed}-{r['id']}",
+                           "fitness": r["fitness"], "epochs": int(r["epochs"])},
+                          f"fidelity-seed{seed}-{r['id']}", 1)
+
+            def after_finalists(seed: int, path: str):
+                fin = json.loads(Path(path).read_text())
+                train(fin["genome"], {"group": "searched", "selection": "retrain", "search_seed": seed,
+                                      "genome": f"seed{seed}", "fitness": fin["fitness"]},
+                      f"retrain-seed{seed}", a.train_seeds)
+
+            for seed in seeds:
+                sdir = str(out / "search" / f"seed{seed}")
+                submit(job_search, *args, seed, sdir, then=lambda d, seed=seed: after_search(seed, d))
+            for r in range(a.random):
+                rs = a.random_seed0 + r
+                path = out / "random" / f"r{rs}.json"
+
+                def after_sample(_p, rs=rs, path=path):
+                    g = json.loads(path.read_text())
+                    train(g["genome"], {"group": "random", "genome": f"r{rs}", "search_seed": None},
+                          f"random-r{rs}", a.train_seeds)
+                submit(job_sample, *args, rs, str(path), then=after_sample)
+
+            while running:
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    then = running.pop(fut)
+                    result = fut.result()
+                    if then is not None:
+                        then(result)
+                print(f"[driver] {len(running)} jobs left, {time.time() - t_start:.0f}s", file=sys.stderr, flush=True)
+
+    report(out, dataset)
+
+
+def report(out: Path, dataset: str) -> None:
+    from nasgep.report import searchphase as sp
+
+    rows = [json.loads(f.read_text()) for f in sorted((out / "train").glob("*/s*.json"))]
+    for selection in ("fitness", "retrain"):
+        chosen = [r for r in rows if r["group"] == "random" or r.get("selection") == selection
+                  or r["group"] == "fidelity"]
+        result = sp.evaluate(chosen, dataset=dataset, method=f"search, final selection {selection}")
+        _write(out / f"searchphase-{selection}.json", result.to_dict())
+        (out / f"searchphase-{selection}.md").write_text(sp.markdown(result))
+        if result.fidelity:
+            sp.scatter(result, out / f"searchphase-{selection}.png")
+        print(f"## final selection: {selection}\n\n{sp.markdown(result)}")
+    # fidelity with the epoch-cohort percentile instead of raw fitness
+    fid = [r for r in rows if r["group"] == "fidelity"]
+    if fid:
+        import pandas as pd
+
+        from nasgep.search.finalists import epoch_rank_scores
+
+        scores = {}
+        for seed in {r["search_seed"] for r in fid}:
+            hist = pd.read_parquet(out / "search" / f"seed{seed}" / "history.parquet").to_dict("records")
+            for r in hist:
+                r["failure"] = r["failure"] if isinstance(r["failure"], str) else None
+            scores.update({f"seed{seed}-{k}": v for k, v in epoch_rank_scores(hist).items()})
+        tau, p = sp.kendall([scores[r["genome"]] for r in fid], [r["accuracy"] for r in fid])
+        tau_e, p_e = sp.kendall([r["epochs"] for r in fid], [r["accuracy"] for r in fid])
+        tau_fe, p_fe = sp.kendall([r["epochs"] for r in fid], [r["fitness"] for r in fid])
+        print(f"fidelity with the epoch-cohort percentile: tau {tau:.2f} (p = {p:.3f}, n = {len(fid)})\n"
+              f"epochs trained vs trained accuracy: tau {tau_e:.2f} (p = {p_e:.3f}); "
+              f"epochs vs search fitness: tau {tau_fe:.2f} (p = {p_fe:.3f})")
+
+
+if __name__ == "__main__":
+    main()

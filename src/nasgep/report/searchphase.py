@@ -1,0 +1,295 @@
+"""Search-phase evaluation (issue 9; Yu et al., "Evaluating the search phase of neural
+architecture search", ICLR 2020): does the search find better cells than drawing them at
+random, and does its fitness rank candidates the way full training does?
+
+Input is a tidy table of full trainings, one row per (genome, training seed):
+
+    group        "searched", "random" or "fidelity" (a history individual re-trained)
+    genome       a name unique within its group (search seed, random draw, individual)
+    search_seed  the search a searched / fidelity genome came from (None for random)
+    train_seed   the training seed
+    accuracy     test accuracy in percent after full training
+    params       parameters of the trained network
+    fitness      the search fitness (fidelity rows; the searched genome's best.json)
+
+The unit of comparison is a *genome*: its accuracy is the mean over its training seeds,
+and the spread of those seeds (training noise) is reported apart from the spread between
+genomes. All tests come from :mod:`scipy.stats`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+#: the share of random genomes a searched genome must beat (issue 9's goal: the 90th percentile)
+GOAL_PERCENTILE = 90.0
+
+
+def relative_improvement(searched: float, random: float) -> float:
+    """RI = 100 x (Acc_searched - Acc_random) / Acc_random (Yang et al.), from means."""
+    return 100.0 * (searched - random) / random
+
+
+def percentile_rank(value: float, population: Sequence[float]) -> float:
+    """Percent of ``population`` below ``value`` (ties count half)."""
+    return float(stats.percentileofscore(np.asarray(population, float), value, kind="mean"))
+
+
+def _ri_statistic(a, b, axis=-1):
+    return 100.0 * (np.mean(a, axis=axis) - np.mean(b, axis=axis)) / np.mean(b, axis=axis)
+
+
+def _mean_difference(a, b, axis=-1):
+    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+
+def ri_interval(searched: Sequence[float], random: Sequence[float], confidence: float = 0.95,
+                n_resamples: int = 9999, seed: int = 0) -> tuple[float, float, float]:
+    """RI of the means and its bootstrap interval (each sample resampled on its own:
+    searched genomes over search seeds, random genomes over draws). Returns (ri, low, high);
+    the interval is NaN when a sample has fewer than two values."""
+    a, b = np.asarray(searched, float), np.asarray(random, float)
+    ri = float(_ri_statistic(a, b))
+    if len(a) < 2 or len(b) < 2:
+        return ri, math.nan, math.nan
+    res = stats.bootstrap((a, b), _ri_statistic, confidence_level=confidence, n_resamples=n_resamples,
+                          method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    return ri, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def permutation_p(searched: Sequence[float], random: Sequence[float], n_resamples: int = 9999,
+                  seed: int = 0) -> float:
+    """One-sided permutation test of mean(searched) > mean(random) (exact when the number
+    of relabellings is at most ``n_resamples``)."""
+    a, b = np.asarray(searched, float), np.asarray(random, float)
+    if len(a) == 0 or len(b) == 0:
+        return math.nan
+    res = stats.permutation_test((a, b), _mean_difference, permutation_type="independent",
+                                 alternative="greater", n_resamples=n_resamples, vectorized=True,
+                                 rng=np.random.default_rng(seed))
+    return float(res.pvalue)
+
+
+def kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Kendall's tau-b and its two-sided p-value (NaN for fewer than 3 pairs)."""
+    if len(x) < 3:
+        return math.nan, math.nan
+    res = stats.kendalltau(np.asarray(x, float), np.asarray(y, float))
+    return float(res.statistic), float(res.pvalue)
+
+
+def training_noise(accuracies: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Training-seed noise against the spread between genomes.
+
+    ``within``: pooled standard deviation over training seeds of the same genome;
+    ``between``: standard deviation of the genome means; ``share``: the share of the
+    total variance that is training noise (one-way random-effects ANOVA estimate,
+    clipped to [0, 1])."""
+    groups = [np.asarray(v, float) for v in accuracies.values() if len(v) > 0]
+    multi = [g for g in groups if len(g) > 1]
+    if not multi:
+        return {"within": math.nan, "between": math.nan, "share": math.nan}
+    within_var = float(np.sum([np.var(g, ddof=1) * (len(g) - 1) for g in multi])
+                       / np.sum([len(g) - 1 for g in multi]))
+    means = np.array([g.mean() for g in groups])
+    between = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
+    n_bar = float(np.mean([len(g) for g in groups]))
+    # var(genome means) = var_genome + var_noise / n  ->  var_genome estimate
+    genome_var = max(0.0, between ** 2 - within_var / n_bar) if not math.isnan(between) else math.nan
+    total = genome_var + within_var
+    return {"within": math.sqrt(within_var), "between": between,
+            "share": within_var / total if total > 0 else math.nan}
+
+
+@dataclass
+class SearchedRow:
+    search_seed: int
+    accuracy: float                  # mean over training seeds
+    accuracies: list[float]
+    params: float
+    percentile: float                # among the random genomes' means
+    above_goal: bool
+
+
+@dataclass
+class SearchPhase:
+    """Everything the report and Table I need from one dataset's search-phase evaluation."""
+
+    dataset: str
+    method: str
+    searched: list[SearchedRow]
+    random_mean: float
+    random_std: float
+    random_n: int
+    random_p90: float
+    ri: float
+    ri_low: float
+    ri_high: float
+    p_value: float
+    above_goal: int
+    noise: dict[str, float]
+    tau: float = math.nan
+    tau_p: float = math.nan
+    tau_n: int = 0
+    fidelity: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return _json_safe(asdict(self))
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
+    return obj
+
+
+def _by_genome(rows: Iterable[Mapping], group: str) -> dict[str, list[Mapping]]:
+    out: dict[str, list[Mapping]] = {}
+    for r in rows:
+        if r["group"] == group:
+            out.setdefault(str(r["genome"]), []).append(r)
+    return out
+
+
+def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
+             n_resamples: int = 9999, seed: int = 0) -> SearchPhase:
+    """The search-phase statistics of one dataset from the trainings table (see module doc)."""
+    random = _by_genome(rows, "random")
+    if len(random) < 2:
+        raise ValueError("search-phase evaluation needs at least two random genomes")
+    rand_means = np.array([np.mean([r["accuracy"] for r in rs]) for rs in random.values()])
+    p90 = float(np.percentile(rand_means, GOAL_PERCENTILE))
+    searched_rows = []
+    for rs in _by_genome(rows, "searched").values():
+        accs = [float(r["accuracy"]) for r in rs]
+        mean = float(np.mean(accs))
+        searched_rows.append(SearchedRow(int(rs[0]["search_seed"]), mean, accs,
+                                         float(np.mean([r["params"] for r in rs])),
+                                         percentile_rank(mean, rand_means), mean > p90))
+    searched_rows.sort(key=lambda s: s.search_seed)
+    s_means = [s.accuracy for s in searched_rows]
+    ri, low, high = (ri_interval(s_means, rand_means, n_resamples=n_resamples, seed=seed)
+                     if s_means else (math.nan, math.nan, math.nan))
+    every = {**{f"random/{k}": [r["accuracy"] for r in v] for k, v in random.items()},
+             **{f"searched/{s.search_seed}": s.accuracies for s in searched_rows}}
+    result = SearchPhase(
+        dataset=dataset, method=method, searched=searched_rows,
+        random_mean=float(rand_means.mean()), random_std=float(rand_means.std(ddof=1)),
+        random_n=len(rand_means), random_p90=p90, ri=ri, ri_low=low, ri_high=high,
+        p_value=permutation_p(s_means, rand_means, n_resamples=n_resamples, seed=seed),
+        above_goal=sum(s.above_goal for s in searched_rows), noise=training_noise(every))
+    fid = _by_genome(rows, "fidelity")
+    if fid:
+        points = [{"genome": k, "search_seed": rs[0].get("search_seed"),
+                   "fitness": float(rs[0]["fitness"]),
+                   "accuracy": float(np.mean([r["accuracy"] for r in rs])),
+                   "epochs": rs[0].get("epochs")} for k, rs in sorted(fid.items())]
+        result.fidelity = points
+        result.tau, result.tau_p = kendall([p["fitness"] for p in points], [p["accuracy"] for p in points])
+        result.tau_n = len(points)
+    return result
+
+
+def fidelity_sample(history: Sequence[Mapping], best: int, spread: int) -> list[Mapping]:
+    """Individuals of a search's history to re-train: the ``best`` fittest and ``spread``
+    more spaced evenly across the fitness range of the rest. An individual's fitness is
+    its last recorded one (what the search knew of it at the end); failures are left out."""
+    last: dict[str, Mapping] = {}
+    for row in history:
+        if row.get("failure") is None:
+            last[row["id"]] = row
+    ranked = sorted(last.values(), key=lambda r: (-r["fitness"], r["id"]))
+    chosen = ranked[:best]
+    rest = ranked[best:]
+    if spread > 0 and rest:
+        positions = np.unique(np.linspace(0, len(rest) - 1, min(spread, len(rest))).round().astype(int))
+        chosen += [rest[i] for i in positions]
+    return chosen
+
+
+def scatter(result: SearchPhase, path, title: str | None = None):
+    """Search fitness against trained test accuracy, one point per re-trained individual."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 3.8), dpi=120)
+    seeds = sorted({p["search_seed"] for p in result.fidelity}, key=str)
+    for s in seeds:
+        pts = [p for p in result.fidelity if p["search_seed"] == s]
+        ax.scatter([p["fitness"] for p in pts], [p["accuracy"] for p in pts], label=f"search seed {s}", s=24)
+    ax.set_xlabel("search fitness (validation top-1, %)")
+    ax.set_ylabel("test accuracy after full training (%)")
+    tau = "n/a" if math.isnan(result.tau) else f"{result.tau:.2f} (p = {result.tau_p:.3f}, n = {result.tau_n})"
+    ax.set_title(title or f"{result.dataset}: search fitness vs trained accuracy\nKendall's tau {tau}", fontsize=9)
+    if len(seeds) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _summary_lines(result: SearchPhase) -> list[str]:
+    lines = [f"random cells: {result.random_mean:.2f} ± {result.random_std:.2f} % "
+             f"(90th percentile {result.random_p90:.2f} %)",
+             f"searched above the random 90th percentile: {result.above_goal} of {len(result.searched)} seeds",
+             f"RI = {result.ri:.2f} (95 % bootstrap CI {_fmt(result.ri_low)} to {_fmt(result.ri_high)}), "
+             f"one-sided permutation p = {_fmt(result.p_value, 3)}",
+             f"training-seed noise: within-genome sd {_fmt(result.noise['within'])} points, "
+             f"between-genome sd {_fmt(result.noise['between'])} points "
+             f"(noise share of variance {_fmt(result.noise['share'])})"]
+    if result.tau_n:
+        lines.append(f"fidelity: Kendall's tau between search fitness and trained accuracy "
+                     f"{_fmt(result.tau)} (p = {_fmt(result.tau_p, 3)}, n = {result.tau_n})")
+    return lines
+
+
+def _seed_rows(result: SearchPhase) -> list[list[str]]:
+    rows = []
+    for s in result.searched:
+        sd = f" ± {np.std(s.accuracies, ddof=1):.2f}" if len(s.accuracies) > 1 else ""
+        rows.append([str(s.search_seed), f"{s.accuracy:.2f}{sd}", str(len(s.accuracies)), f"{s.params:,.0f}",
+                     f"{s.percentile:.0f}{' (above p90)' if s.above_goal else ''}"])
+    return rows
+
+
+_HEADERS = ["search seed", "test accuracy (%)", "training seeds", "params", "percentile among random"]
+
+
+def html(result: SearchPhase) -> str:
+    """The same section as :func:`markdown`, as an HTML page (for the workflow report)."""
+    from html import escape
+
+    from tabulate import tabulate
+
+    items = "".join(f"<li>{escape(line)}</li>" for line in _summary_lines(result))
+    return (f"<html><body><h2>Search vs random: {escape(result.dataset)}</h2>"
+            f"<p>Searched cells ({escape(result.method)}) against {result.random_n} random cells trained "
+            f"the same way (test accuracy, mean over training seeds).</p>"
+            f"{tabulate(_seed_rows(result), headers=_HEADERS, tablefmt='html')}<ul>{items}</ul></body></html>\n")
+
+
+def markdown(result: SearchPhase) -> str:
+    """The "search vs random" section: per-seed percentiles, RI with interval and p, τ."""
+    lines = [f"Searched cells ({result.method}) against {result.random_n} random cells trained the same way "
+             f"on {result.dataset} (test accuracy, mean over training seeds).", "",
+             "| " + " | ".join(_HEADERS) + " |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in _seed_rows(result)]
+    lines += [""] + [f"- {line}" for line in _summary_lines(result)]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"

@@ -1,0 +1,96 @@
+"""Choosing the search's result (setting ``search.final_selection``; docs/decisions.md).
+
+``fitness`` (the paper): the individual with the highest fitness ever seen. Fitness is
+validation accuracy after however many epochs an individual has had (one for a child, up
+to E_max for an old survivor, plus inherited weights), so this picks the most-trained
+individual as much as the best cells.
+
+``retrain`` (beyond the paper): rank every individual of ``history.parquet`` by its
+*epoch-cohort percentile* (each fitness compared only with fitnesses measured after the
+same number of epochs, averaged over the individual's generations), take the
+``search.finalists`` best distinct genomes, train each from scratch for E_max epochs
+without inheritance on the search split, and keep the one with the best final
+validation accuracy: every finalist is compared at the same training age.
+
+Torch-free: finalists are trained through the search's executor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from scipy import stats
+
+from ..space import Genome
+from .evaluator import TrainJob, job_seed
+
+SELECTIONS = ("fitness", "retrain")
+
+
+def epoch_rank_scores(history: Sequence[Mapping]) -> dict[str, float]:
+    """Individual id -> mean percentile of its fitness among all fitnesses recorded after
+    the same number of epochs (failures excluded)."""
+    rows = [r for r in history if r.get("failure") is None]
+    cohorts: dict[int, list[float]] = {}
+    for r in rows:
+        cohorts.setdefault(int(r["epochs"]), []).append(float(r["fitness"]))
+    scores: dict[str, list[float]] = {}
+    for r in rows:
+        pct = stats.percentileofscore(cohorts[int(r["epochs"])], float(r["fitness"]), kind="mean")
+        scores.setdefault(r["id"], []).append(float(pct))
+    return {k: sum(v) / len(v) for k, v in scores.items()}
+
+
+@dataclass(frozen=True)
+class Finalist:
+    id: str                  # the history individual
+    genome: str              # genome JSON
+    score: float             # epoch-cohort percentile
+    fitness: float           # its last search fitness
+    retrained: float | None = None
+
+
+def pick_finalists(history: Sequence[Mapping], k: int) -> list[Finalist]:
+    """The ``k`` best distinct genomes by epoch-cohort percentile (ties: raw fitness)."""
+    scores = epoch_rank_scores(history)
+    last: dict[str, Mapping] = {}
+    for r in history:
+        if r.get("failure") is None:
+            last[r["id"]] = r
+    ranked = sorted(last.values(), key=lambda r: (-scores[r["id"]], -r["fitness"], r["id"]))
+    out: list[Finalist] = []
+    seen: set[str] = set()
+    for r in ranked:
+        if r["genome"] in seen:        # the same cells bred twice
+            continue
+        seen.add(r["genome"])
+        out.append(Finalist(r["id"], r["genome"], scores[r["id"]], float(r["fitness"])))
+        if len(out) == k:
+            break
+    return out
+
+
+def retrain_finalists(finalists: Sequence[Finalist], executor, epochs: int, search_seed: int,
+                      may_start: Callable[[], bool] = lambda: True) -> list[Finalist]:
+    """Train every finalist from scratch for ``epochs`` epochs (no inheritance), one
+    epoch-round at a time through ``executor``; a failure scores 0."""
+    names = [f"final{j}" for j in range(len(finalists))]
+    genomes = [Genome.from_json(f.genome) for f in finalists]
+    fitness = [0.0] * len(finalists)
+    alive = list(range(len(finalists)))
+    for epoch in range(1, epochs + 1):
+        jobs = [TrainJob(names[j], genomes[j], epoch, job_seed(search_seed, names[j], epoch), None)
+                for j in alive]
+        results = executor.map(jobs, may_start)
+        for j, res in zip(list(alive), results):
+            if res is None or res.failure:
+                fitness[j] = 0.0
+                alive.remove(j)
+            else:
+                fitness[j] = res.fitness
+    return [Finalist(f.id, f.genome, f.score, f.fitness, fitness[j]) for j, f in enumerate(finalists)]
+
+
+def choose(finalists: Sequence[Finalist]) -> Finalist:
+    """The finalist with the best re-trained validation accuracy (ties: the higher score)."""
+    return max(finalists, key=lambda f: (f.retrained or 0.0, f.score))

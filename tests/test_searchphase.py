@@ -1,0 +1,230 @@
+"""Search-phase statistics (issue 9) on inputs whose answers are known by hand."""
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasgep.report import searchphase as sp
+from nasgep.search.finalists import Finalist, choose, epoch_rank_scores, pick_finalists
+
+
+def test_relative_improvement_and_percentile():
+    assert sp.relative_improvement(44.0, 40.0) == pytest.approx(10.0)
+    rand = [30.0, 31.0, 32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0]
+    assert sp.percentile_rank(40.0, rand) == 100.0
+    assert sp.percentile_rank(29.0, rand) == 0.0
+    assert sp.percentile_rank(34.0, rand) == pytest.approx(45.0)   # 4 below, one tie counts half
+
+
+def test_permutation_p_is_the_exact_one_sided_p():
+    searched, random = [5.0, 6.0], [1.0, 2.0, 3.0, 4.0]
+    # exact: among the 15 ways to pick 2 of 6 values as "searched", only {5, 6} has a
+    # difference of means at least as large as the observed one
+    assert sp.permutation_p(searched, random) == pytest.approx(1 / 15)
+    pooled = searched + random
+    diffs = []
+    for idx in itertools.combinations(range(6), 2):
+        a = [pooled[i] for i in idx]
+        b = [pooled[i] for i in range(6) if i not in idx]
+        diffs.append(np.mean(a) - np.mean(b))
+    observed = np.mean(searched) - np.mean(random)
+    assert sp.permutation_p(searched, random) == pytest.approx(np.mean(np.array(diffs) >= observed - 1e-12))
+    # worse than random: p near 1
+    assert sp.permutation_p([1.0, 1.5], [3.0, 4.0, 5.0, 6.0]) == pytest.approx(1.0)
+
+
+def test_ri_interval_brackets_the_estimate_and_excludes_zero_for_a_clear_gain():
+    rng = np.random.default_rng(1)
+    searched = 50 + rng.normal(0, 0.5, 5)
+    random = 40 + rng.normal(0, 0.5, 20)
+    ri, low, high = sp.ri_interval(searched, random, n_resamples=2000)
+    assert ri == pytest.approx(sp.relative_improvement(searched.mean(), random.mean()))
+    assert 0 < low < ri < high
+    # the percentile interval of a one-value sample is undefined
+    assert math.isnan(sp.ri_interval([50.0], random)[1])
+
+
+def test_ri_interval_contains_zero_when_there_is_no_difference():
+    rng = np.random.default_rng(2)
+    pool = 40 + rng.normal(0, 2, 30)
+    ri, low, high = sp.ri_interval(pool[:5], pool[5:], n_resamples=2000)
+    assert low < 0 < high
+
+
+def test_kendall_tau_on_known_rankings():
+    assert sp.kendall([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])[0] == pytest.approx(1.0)
+    assert sp.kendall([1, 2, 3, 4, 5], [50, 40, 30, 20, 10])[0] == pytest.approx(-1.0)
+    tau, p = sp.kendall([1, 2, 3, 4], [1, 3, 2, 4])      # one discordant pair of six
+    assert tau == pytest.approx(4 / 6) and 0 < p < 1
+    assert math.isnan(sp.kendall([1, 2], [2, 1])[0])
+
+
+def test_training_noise_separates_seed_noise_from_genome_spread():
+    # genomes 10 points apart, seeds +-1 around each genome: noise is a small share
+    acc = {"a": [39.0, 41.0], "b": [49.0, 51.0], "c": [59.0, 61.0]}
+    noise = sp.training_noise(acc)
+    assert noise["within"] == pytest.approx(math.sqrt(2.0))
+    assert noise["between"] == pytest.approx(10.0)
+    assert noise["share"] < 0.05
+    # identical genome means: everything is training noise
+    assert sp.training_noise({"a": [40.0, 42.0], "b": [42.0, 40.0]})["share"] == pytest.approx(1.0)
+
+
+def _rows():
+    rows = []
+    for r, acc in enumerate([30, 31, 32, 33, 34, 35, 36, 37, 38, 39]):
+        rows += [{"group": "random", "genome": f"r{r}", "search_seed": None, "train_seed": t,
+                  "accuracy": acc + d, "params": 1000} for t, d in enumerate((-0.5, 0.5))]
+    for s, acc in enumerate([41.0, 40.0, 35.0]):
+        rows += [{"group": "searched", "genome": f"seed{s}", "search_seed": s, "train_seed": t,
+                  "accuracy": acc + d, "params": 900, "fitness": 50.0} for t, d in enumerate((-0.5, 0.5))]
+    for i, (fit, acc) in enumerate([(10, 30), (20, 32), (30, 31), (40, 36)]):
+        rows.append({"group": "fidelity", "genome": f"seed0-i{i}", "search_seed": 0, "train_seed": 0,
+                     "accuracy": acc, "params": 900, "fitness": fit, "epochs": 1})
+    return rows
+
+
+def test_evaluate_summarises_a_trainings_table(tmp_path):
+    res = sp.evaluate(_rows(), dataset="cifar10", n_resamples=999)
+    assert [s.search_seed for s in res.searched] == [0, 1, 2]
+    assert res.random_mean == pytest.approx(34.5)
+    assert res.random_p90 == pytest.approx(np.percentile(np.arange(30, 40), 90))
+    assert [s.above_goal for s in res.searched] == [True, True, False]
+    assert res.above_goal == 2
+    assert res.searched[2].percentile == pytest.approx(55.0)
+    assert res.ri == pytest.approx(sp.relative_improvement(np.mean([41, 40, 35]), 34.5))
+    assert res.noise["within"] == pytest.approx(math.sqrt(0.5))
+    assert res.tau == pytest.approx(4 / 6) and res.tau_n == 4
+    data = res.to_dict()
+    assert data["searched"][0]["accuracies"] == [40.5, 41.5]
+    text = sp.markdown(res)
+    assert "2 of 3 seeds" in text and "Kendall" in text
+    assert sp.scatter(res, tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_evaluate_needs_random_genomes():
+    with pytest.raises(ValueError, match="random"):
+        sp.evaluate([r for r in _rows() if r["group"] != "random"])
+
+
+def _history():
+    g = '{{"normal": {{"cell": "{c}", "genes": {{}}}}, "reduction": {{"cell": "{c}", "genes": {{}}}}}}'
+    rows = [  # (id, epochs, fitness)
+        ("i0", 1, 30.0), ("i1", 1, 20.0), ("i2", 1, 25.0),
+        ("i0", 3, 45.0), ("i3", 1, 35.0), ("i4", 1, 10.0),
+    ]
+    return [{"id": i, "epochs": e, "fitness": f, "failure": None, "genome": g.format(c=i)} for i, e, f in rows]
+
+
+def test_fidelity_sample_takes_the_best_and_spreads_over_the_rest():
+    hist = [{"id": f"i{k}", "fitness": float(k), "failure": None, "epochs": 1} for k in range(20)]
+    hist.append({"id": "bad", "fitness": 0.0, "failure": "nan loss", "epochs": 1})
+    picked = [r["id"] for r in sp.fidelity_sample(hist, best=2, spread=3)]
+    assert picked[:2] == ["i19", "i18"]
+    assert picked[2:] == ["i17", "i9", "i0"]       # top, middle and bottom of the rest
+    assert "bad" not in picked
+
+
+def test_epoch_rank_scores_compare_only_within_the_same_epoch_count():
+    scores = epoch_rank_scores(_history())
+    # among the five 1-epoch fitnesses [30, 20, 25, 35, 10]: i3 is the best, i4 the worst
+    assert scores["i3"] == pytest.approx(90.0)
+    assert scores["i4"] == pytest.approx(10.0)
+    # i0: 70 at 1 epoch, alone (50) at 3 epochs: its high 3-epoch fitness earns nothing extra
+    assert scores["i0"] == pytest.approx(60.0)
+
+
+def test_pick_finalists_ranks_by_epoch_cohort_not_by_training_age():
+    history = _history()
+    finalists = pick_finalists(history, 2)
+    assert [f.id for f in finalists] == ["i3", "i0"]
+    # raw fitness would have put i0 (45 after 3 epochs) first
+    assert max(history, key=lambda r: r["fitness"])["id"] == "i0"
+    best = choose([Finalist("a", "{}", 50, 30, 40.0), Finalist("b", "{}", 90, 35, 38.0)])
+    assert best.id == "a"
+
+
+def test_final_selection_retrain_makes_the_best_retrained_finalist_the_result(tmp_path):
+    """search.final_selection=retrain (beyond the paper): finalists re-trained at equal
+    epochs, the winner goes to best.json; the paper's pick is kept in finalists.json."""
+    import json
+
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    overrides = ["search.population=4", "search.reduction_population=3", "search.gene_pool=8",
+                 "search.gene_pool_max=10", "search.genes_min=1", "search.genes_max=2",
+                 "search.max_epochs=3", "search.max_generations=3", "tracking.enabled=false",
+                 "search.devices=[cpu]"]
+    evaluators = []
+
+    def factory(device):
+        evaluators.append(CheapEvaluator())
+        return evaluators[-1]
+
+    paper = run_search(load_config(None, overrides), dataset="cifar10", seed=3, out_dir=tmp_path / "p",
+                       factory=factory, progress=False)
+    config = load_config(None, overrides + ["search.final_selection=retrain", "search.finalists=2"])
+    state = run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path / "r", factory=factory,
+                       progress=False)
+    final = json.loads((tmp_path / "r" / "finalists.json").read_text())
+    assert len(final["finalists"]) == 2
+    assert final["paper_pick"]["individual"] == paper.best.individual
+    winner = max(final["finalists"], key=lambda f: f["retrained"])
+    best = json.loads((tmp_path / "r" / "best.json").read_text())
+    assert best["individual"] == winner["id"] == final["chosen"] == state.best.individual
+    assert best["fitness"] == winner["retrained"] and best["epochs"] == 3
+    # each finalist trained from scratch for E_max epochs, no inheritance
+    calls = evaluators[-1].calls
+    assert [c for c in calls if c.startswith("final0@")] == ["final0@1", "final0@2", "final0@3"]
+    # resuming the finished search keeps the choice
+    again = run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path / "r", factory=factory,
+                       resume=True, progress=False)
+    assert again.best.individual == winner["id"]
+    assert json.loads((tmp_path / "r" / "best.json").read_text())["individual"] == winner["id"]
+
+
+@pytest.mark.slow
+def test_evaluate_verb_on_the_demo(tmp_path):
+    """`nasgep evaluate` end to end on digits: two (cheap) searches, random cells, the
+    fidelity sample; statistics, plot and the cached trainings; a rerun trains nothing."""
+    import json
+
+    from nasgep.cli import main
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    demo = str(Path(__file__).resolve().parents[1] / "config" / "demo.yaml")
+    sets = ["tracking.enabled=false", "search.max_generations=2", "train.epochs=1",
+            "search_phase.random_cells=2", "search_phase.train_seeds=2", "search_phase.fidelity_best=1",
+            "search_phase.fidelity_spread=1", "search_phase.resamples=99"]
+    config = load_config(demo, sets)
+    searches = []
+    for seed in (0, 1):
+        out = tmp_path / f"s{seed}"
+        run_search(config, dataset="cifar10", seed=seed, out_dir=out, factory=lambda d: CheapEvaluator(),
+                   progress=False)
+        searches.append(str(out))
+    args = ["evaluate", "--config", demo, *[x for s in sets for x in ("--set", s)],
+            "--search", *searches, "--out", str(tmp_path / "ev")]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "ev" / "searchphase.json").read_text())
+    assert [s["search_seed"] for s in result["searched"]] == [0, 1]
+    assert all(len(s["accuracies"]) == 2 for s in result["searched"])
+    assert result["random_n"] == 2 and result["tau_n"] == 4
+    assert (tmp_path / "ev" / "fidelity.png").stat().st_size > 1000
+    assert "percentile among random" in (tmp_path / "ev" / "searchphase.md").read_text()
+    runs = sorted(p.name for p in (tmp_path / "ev" / "runs").iterdir())
+    assert len(runs) == 2 * 2 + 2 * 2 + 2 * 2     # searched, random, fidelity
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "ev" / "runs").iterdir()}
+    assert main(args) == 0                        # cached: nothing is trained again
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ev" / "runs").iterdir()} == stamps
+    # bad input: one line, exit 2
+    assert main(["evaluate", "--config", demo, "--search", str(tmp_path / "nope"), "--out",
+                 str(tmp_path / "x")]) == 2

@@ -1,0 +1,46 @@
+# Search-phase evaluation (issue 9, `nasgep evaluate`): every seed's searched cells
+# against search_phase.random_cells random cells, each trained with
+# search_phase.train_seeds training seeds, and the fidelity of the search fitness over a
+# sample of each search's history. Its section and scatter plot go to the report.
+# Trainings are cached in its folder, so an interrupted evaluation resumes.
+
+
+rule search_phase:
+    input:
+        best=lambda wildcards: plan.searchphase_searches(STUDY, wildcards.dataset),
+        history=lambda wildcards: plan.searchphase_searches(
+            STUDY, wildcards.dataset, "history.parquet"
+        ),
+        data=lambda wildcards: prepared(wildcards.dataset),
+    output:
+        json=result("searchphase", "searchphase.json"),
+        md=result("searchphase", "searchphase.md"),
+        html=report(
+            result("searchphase", "searchphase.html"),
+            caption="../report/searchphase.rst",
+            category="Search vs random",
+            labels={"dataset": "{dataset}", "what": "summary"},
+        ),
+        plot=report(
+            result("searchphase", "fidelity.png"),
+            caption="../report/searchphase.rst",
+            category="Search vs random",
+            labels={"dataset": "{dataset}", "what": "fitness vs trained accuracy"},
+        ),
+    log:
+        log_path("searchphase/{dataset}"),
+    params:
+        config=CONFIG_ARGS,
+        searches=lambda wildcards, input: " ".join(os.path.dirname(p) for p in input.best),
+        out=lambda wildcards, output: os.path.dirname(output.json),
+        settings=lambda wildcards: plan.searchphase_inputs(NASGEP_CONFIG, wildcards.dataset),
+    threads: RESOURCES["train_threads"]
+    resources:
+        gpu=RESOURCES["train_gpus"],
+    conda:
+        ENV
+    message:
+        "search-phase evaluation on {wildcards.dataset}: searched vs random cells, fitness fidelity"
+    shell:
+        "nasgep evaluate {params.config} --dataset {wildcards.dataset} --search {params.searches} "
+        "--out {params.out} > {log} 2>&1"
