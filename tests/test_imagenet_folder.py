@@ -17,13 +17,7 @@ from nasgep.config import load_config
 from nasgep.data import DataError, FolderImages, load_dataset
 
 WNIDS = ("n01440764", "n01443537", "n02102040")   # tench, goldfish, English springer
-GENOME = {
-    "format": "nasgep-genome/1",
-    "normal": {"cell": "cat add g1 g2 | g1 g2 g1 g2 g1",
-               "genes": {"g1": "add | sep_3x3(h1) h2", "g2": "dw_3x3 | pw(h1) h2"}},
-    "reduction": {"cell": "add g1 g2 g1 | g2 g1 g2 g1 g2",
-                  "genes": {"g1": "add | sep_3x3(h1) dw_3x3(h2)", "g2": "pw | pw(h2) pw(h1)"}},
-}
+from genomes import GENOME  # noqa: E402 - shared test data
 
 
 def _photo(rng: np.random.Generator, k: int, height: int, width: int):

@@ -15,13 +15,7 @@ from nasgep.tracking import genome_text, run_tags
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "config" / "demo.yaml"
-GENOME = {
-    "format": "nasgep-genome/1",
-    "normal": {"cell": "cat add g1 g2 | g1 g2 g1 g2 g1",
-               "genes": {"g1": "add | sep_3x3(h1) h2", "g2": "dw_3x3 | pw(h1) h2"}},
-    "reduction": {"cell": "add g1 g2 g1 | g2 g1 g2 g1 g2",
-                  "genes": {"g1": "add | sep_3x3(h1) dw_3x3(h2)", "g2": "pw | pw(h2) pw(h1)"}},
-}
+from genomes import GENOME  # noqa: E402 - shared test data
 
 
 def test_genome_text_is_one_short_line():

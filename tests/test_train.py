@@ -280,13 +280,7 @@ def test_settings_from_the_config():
 
 # --------------------------------------------------------------------------- the commands
 
-GENOME = {
-    "format": "nasgep-genome/1",
-    "normal": {"cell": "cat add g1 g2 | g1 g2 g1 g2 g1",
-               "genes": {"g1": "add | sep_3x3(h1) h2", "g2": "dw_3x3 | pw(h1) h2"}},
-    "reduction": {"cell": "add g1 g2 g1 | g2 g1 g2 g1 g2",
-                  "genes": {"g1": "add | sep_3x3(h1) dw_3x3(h2)", "g2": "pw | pw(h2) pw(h1)"}},
-}
+from genomes import GENOME  # noqa: E402 - shared test data
 
 
 @pytest.fixture

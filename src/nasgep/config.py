@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator, validators
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
-from .errors import UserError, quote
+from .errors import UserError, quote, read_user_text
 
 
 class ConfigError(UserError):
@@ -203,16 +203,7 @@ def load_config(paths: str | Path | Iterable[str | Path] | None = None,
 
 def read_config_file(path: Path) -> dict:
     """The mapping in one YAML config file; :class:`ConfigError` says what is wrong with it."""
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a folder, not a config file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (a config file is UTF-8 YAML)") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read it ({e.strerror})") from None
+    text = read_user_text(path, "config file (UTF-8 YAML)", ConfigError)
     try:
         data = load_yaml(text)
     except yaml.YAMLError as e:

@@ -15,6 +15,8 @@ Pure Python (the GEP core imports it).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 #: Most characters of a user's own input quoted back in a message.
 QUOTE_LIMIT = 80
 
@@ -54,4 +56,20 @@ def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
-__all__ = ["clip", "NasgepError", "QUOTE_LIMIT", "RunFailed", "UserError", "quote"]
+def read_user_text(path: str | Path, what: str, error: type[UserError] = UserError) -> str:
+    """The UTF-8 text of a file the user named; ``error`` says, in one line, why it cannot
+    be read (``what`` is the kind of file expected, e.g. "config file")."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a folder; expected a {what}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file; expected a {what}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read it ({e.strerror})") from None
+
+
+__all__ = ["clip", "read_user_text", "NasgepError", "QUOTE_LIMIT", "RunFailed", "UserError", "quote"]

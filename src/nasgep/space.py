@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping
 
-from .errors import UserError, clip, quote
+from .errors import UserError, clip, quote, read_user_text
 from .gep import Alphabet, Chromosome, ChromosomeError, Node, coding_symbols, decode
 
 #: Kernel shapes (height x width) of the depth-wise families.
@@ -232,16 +232,7 @@ class Genome:
     def load(cls, path: str | Path) -> "Genome":
         """Read a genome JSON file (a bare genome, or a result file with a ``genome`` key)."""
         path = Path(path)
-        if path.is_dir():
-            raise GenomeError(f"{path}: is a folder; expected a genome JSON file (e.g. a search's best.json)")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise GenomeError(f"{path}: no such genome file") from None
-        except UnicodeDecodeError:
-            raise GenomeError(f"{path}: not a text file; expected genome JSON") from None
-        except OSError as e:
-            raise GenomeError(f"{path}: cannot read it ({e.strerror})") from None
+        text = read_user_text(path, "genome JSON file (e.g. a search's best.json)", GenomeError)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
