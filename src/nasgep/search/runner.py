@@ -162,21 +162,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                     log(line)
 
             search.run(on_generation)
-            checkpoint.save(ckpt_dir, state)     # the finished state (stop reason, elapsed)
-            if config["search"]["final_selection"] == "retrain" and state.best is not None:
-                _final_selection(out, state, config, executor, log)
-                checkpoint.save(ckpt_dir, state)
-                _collect_garbage(evaluator, ckpt_dir)     # the finalists' training states
-            paths = _write_results(out, state, config, dataset, seed, method, draw=True)
-            for path in paths:
-                run.log_artifact(path)
-            if state.best is not None:   # a tag: a search resumed with raised limits may change it
-                from ..space import Genome
-
-                run.set_tags({"best_genome": tracking.genome_text(Genome.from_dict(state.best.genome))})
-            run.log_metrics({"final_best_fitness": state.best.fitness if state.best else 0.0,
-                             "generations": state.generation + 1,
-                             "outside_training_share": _outside_share(state)})
+            _conclude(run, out, state, config, dataset, seed, method, evaluator, executor, log)
             if bar is not None:
                 bar.close()
     finally:
@@ -188,6 +174,27 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     log(f"search finished ({state.stop_reason}) after generation {state.generation}: "
         f"best fitness {state.best.fitness:.2f} -> {out / 'best.json'}")
     return state
+
+
+def _conclude(run, out: Path, state: SearchState, config: Mapping, dataset: str, seed: int, method: str,
+              evaluator: Evaluator, executor, log: Callable[[str], None]) -> None:
+    """After the last generation: checkpoint the finished state, the final selection
+    (``retrain``), the result files and what MLflow keeps of them."""
+    ckpt_dir = out / "checkpoints"
+    checkpoint.save(ckpt_dir, state)     # the finished state (stop reason, elapsed)
+    if config["search"]["final_selection"] == "retrain" and state.best is not None:
+        _final_selection(out, state, config, executor, log)
+        checkpoint.save(ckpt_dir, state)
+        _collect_garbage(evaluator, ckpt_dir)     # the finalists' training states
+    for path in _write_results(out, state, config, dataset, seed, method, draw=True):
+        run.log_artifact(path)
+    if state.best is not None:   # a tag: a search resumed with raised limits may change it
+        from ..space import Genome
+
+        run.set_tags({"best_genome": tracking.genome_text(Genome.from_dict(state.best.genome))})
+    run.log_metrics({"final_best_fitness": state.best.fitness if state.best else 0.0,
+                     "generations": state.generation + 1,
+                     "outside_training_share": _outside_share(state)})
 
 
 def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: EvaluatorFactory | None):
