@@ -35,6 +35,8 @@ def test_permutation_p_is_the_exact_one_sided_p():
     assert sp.permutation_p(searched, random) == pytest.approx(np.mean(np.array(diffs) >= observed - 1e-12))
     # worse than random: p near 1
     assert sp.permutation_p([1.0, 1.5], [3.0, 4.0, 5.0, 6.0]) == pytest.approx(1.0)
+    # one search seed (the demo's small studies): no test, as for the interval
+    assert math.isnan(sp.permutation_p([50.0], random))
 
 
 def test_ri_interval_brackets_the_estimate_and_excludes_zero_for_a_clear_gain():

@@ -64,9 +64,10 @@ def ri_interval(searched: Sequence[float], random: Sequence[float], confidence: 
 def permutation_p(searched: Sequence[float], random: Sequence[float], n_resamples: int = 9999,
                   seed: int = 0) -> float:
     """One-sided permutation test of mean(searched) > mean(random) (exact when the number
-    of relabellings is at most ``n_resamples``)."""
+    of relabellings is at most ``n_resamples``); NaN when a sample has fewer than two
+    values (one search seed says nothing about the search's spread)."""
     a, b = np.asarray(searched, float), np.asarray(random, float)
-    if len(a) == 0 or len(b) == 0:
+    if len(a) < 2 or len(b) < 2:
         return math.nan
     res = stats.permutation_test((a, b), _mean_difference, permutation_type="independent",
                                  alternative="greater", n_resamples=n_resamples, vectorized=True,
