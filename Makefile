@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/snakemake --snakefile workflow/Snakefile --configfile config/demo.yaml --report results/demo/report.html
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 tests   # two workers: the suite is mostly single-threaded
 
 lint: $(STAMP)
 	$(BIN)/snakemake --snakefile workflow/Snakefile --configfile config/paper.yaml --lint
