@@ -12,11 +12,17 @@ For one config and dataset:
   5. the statistics of nasgep.report.searchphase for each selection, written to
      OUT/searchphase-<selection>.{json,md,png}.
 
+``--variant NAME:KEY=VALUE[,KEY=VALUE...]`` (repeatable) adds a search setting beyond the
+paper, measured side by side on the same protocol: its own searches (OUT/search-NAME),
+picks under both selections and fidelity sample, against the same random cells; results
+in OUT/searchphase-NAME-<selection>.*. The paper's setting is always run, as ``paper``.
+
 Every result is cached as JSON under OUT (default: the config's results_dir/searchphase),
 so an interrupted run continues where it stopped. Jobs run in ``--workers`` processes of
 one thread each.
 
-  python bench/search_phase.py --config config/cifar10-cpu.yaml --workers 2
+  python bench/search_phase.py --config config/cifar10-cpu.yaml --workers 2 \
+      --variant cohort:search.fitness=cohort
 """
 from __future__ import annotations
 
@@ -148,8 +154,16 @@ def main() -> None:
     p.add_argument("--fidelity-best", type=int, default=2)
     p.add_argument("--fidelity-spread", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE...]",
+                   help="a search setting measured beside the paper's (repeatable)")
     p.add_argument("--report-only", action="store_true", help="only compute the statistics from the cache")
     a = p.parse_args()
+    variants = {"paper": []}
+    for v in a.variant:
+        name, _, sets = v.partition(":")
+        if not name.isidentifier() or name == "paper" or not sets:
+            p.error(f"--variant {v!r}: expected NAME:KEY=VALUE[,KEY=VALUE...]")
+        variants[name] = sets.split(",")
 
     config = _config(a.config, a.set)
     dataset = a.dataset or config["search"]["dataset"]
@@ -170,12 +184,15 @@ def main() -> None:
                 for t in range(n_seeds):
                     submit(job_train, *args, genome, t, str(out / "train" / name / f"s{t}.json"), meta)
 
-            def after_search(seed: int, sdir: str):
+            def after_search(variant: str, seed: int, sdir: str):
+                prefix = "" if variant == "paper" else f"{variant}-"
+                vargs = (a.config, a.set + variants[variant], dataset)
                 best = json.loads((Path(sdir) / "best.json").read_text())
-                train(best["genome"], {"group": "searched", "selection": "fitness", "search_seed": seed,
-                                       "genome": f"seed{seed}", "fitness": best["fitness"],
-                                       "epochs": best["epochs"]}, f"fitness-seed{seed}", a.train_seeds)
-                submit(job_finalists, *args, seed, sdir, a.finalists, then=lambda path: after_finalists(seed, path))
+                train(best["genome"], {"group": "searched", "selection": "fitness", "variant": variant,
+                                       "search_seed": seed, "genome": f"seed{seed}", "fitness": best["fitness"],
+                                       "epochs": best["epochs"]}, f"{prefix}fitness-seed{seed}", a.train_seeds)
+                submit(job_finalists, *vargs, seed, sdir, a.finalists,
+                       then=lambda path: after_finalists(variant, seed, path))
                 import pandas as pd
 
                 from nasgep.report.searchphase import fidelity_sample
@@ -187,19 +204,23 @@ def main() -> None:
                     from nasgep.space import Genome
 
                     train(Genome.from_json(r["genome"]).to_dict(),
-                          {"group": "fidelity", "search_seed": seed, "genome": f"seed{seed}-{r['id']}",
-                           "fitness": r["fitness"], "epochs": int(r["epochs"])},
-                          f"fidelity-seed{seed}-{r['id']}", 1)
+                          {"group": "fidelity", "variant": variant, "search_seed": seed,
+                           "genome": f"seed{seed}-{r['id']}", "fitness": r["fitness"],
+                           "epochs": int(r["epochs"])},
+                          f"{prefix}fidelity-seed{seed}-{r['id']}", 1)
 
-            def after_finalists(seed: int, path: str):
+            def after_finalists(variant: str, seed: int, path: str):
+                prefix = "" if variant == "paper" else f"{variant}-"
                 fin = json.loads(Path(path).read_text())
-                train(fin["genome"], {"group": "searched", "selection": "retrain", "search_seed": seed,
-                                      "genome": f"seed{seed}", "fitness": fin["fitness"]},
-                      f"retrain-seed{seed}", a.train_seeds)
+                train(fin["genome"], {"group": "searched", "selection": "retrain", "variant": variant,
+                                      "search_seed": seed, "genome": f"seed{seed}", "fitness": fin["fitness"]},
+                      f"{prefix}retrain-seed{seed}", a.train_seeds)
 
-            for seed in seeds:
-                sdir = str(out / "search" / f"seed{seed}")
-                submit(job_search, *args, seed, sdir, then=lambda d, seed=seed: after_search(seed, d))
+            for variant in variants:
+                for seed in seeds:
+                    sdir = str(out / ("search" if variant == "paper" else f"search-{variant}") / f"seed{seed}")
+                    submit(job_search, a.config, a.set + variants[variant], dataset, seed, sdir,
+                           then=lambda d, variant=variant, seed=seed: after_search(variant, seed, d))
             for r in range(a.random):
                 rs = a.random_seed0 + r
                 path = out / "random" / f"r{rs}.json"
@@ -219,32 +240,37 @@ def main() -> None:
                         then(result)
                 print(f"[driver] {len(running)} jobs left, {time.time() - t_start:.0f}s", file=sys.stderr, flush=True)
 
-    report(out, dataset)
+    for variant in variants:
+        report(out, dataset, variant)
 
 
-def report(out: Path, dataset: str) -> None:
+def report(out: Path, dataset: str, variant: str = "paper") -> None:
     from nasgep.report import searchphase as sp
 
     rows = [json.loads(f.read_text()) for f in sorted((out / "train").glob("*/s*.json"))]
+    rows = [r for r in rows if r["group"] == "random" or r.get("variant", "paper") == variant]
+    prefix = "" if variant == "paper" else f"{variant}-"
     for selection in ("fitness", "retrain"):
         chosen = [r for r in rows if r["group"] == "random" or r.get("selection") == selection
                   or r["group"] == "fidelity"]
-        result = sp.evaluate(chosen, dataset=dataset, method=f"search, final selection {selection}")
-        _write(out / f"searchphase-{selection}.json", result.to_dict())
-        (out / f"searchphase-{selection}.md").write_text(sp.markdown(result))
+        result = sp.evaluate(chosen, dataset=dataset,
+                             method=f"search ({variant} setting), final selection {selection}")
+        _write(out / f"searchphase-{prefix}{selection}.json", result.to_dict())
+        (out / f"searchphase-{prefix}{selection}.md").write_text(sp.markdown(result))
         if result.fidelity:
-            sp.scatter(result, out / f"searchphase-{selection}.png")
-        print(f"## final selection: {selection}\n\n{sp.markdown(result)}")
+            sp.scatter(result, out / f"searchphase-{prefix}{selection}.png")
+        print(f"## {variant} setting, final selection: {selection}\n\n{sp.markdown(result)}")
     # fidelity with the epoch-cohort percentile instead of raw fitness
     fid = [r for r in rows if r["group"] == "fidelity"]
+    search_dir = out / ("search" if variant == "paper" else f"search-{variant}")
     if fid:
         import pandas as pd
 
-        from nasgep.search.finalists import epoch_rank_scores
+        from nasgep.search.fitness import epoch_rank_scores
 
         scores = {}
         for seed in {r["search_seed"] for r in fid}:
-            hist = pd.read_parquet(out / "search" / f"seed{seed}" / "history.parquet").to_dict("records")
+            hist = pd.read_parquet(search_dir / f"seed{seed}" / "history.parquet").to_dict("records")
             for r in hist:
                 r["failure"] = r["failure"] if isinstance(r["failure"], str) else None
             scores.update({f"seed{seed}-{k}": v for k, v in epoch_rank_scores(hist).items()})

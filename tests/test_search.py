@@ -310,3 +310,55 @@ def test_a_finished_search_goes_on_when_its_limit_is_raised(tmp_path):
     assert extended.history == straight.history and extended.best == straight.best
     again = search(tmp_path / "b", 5, resume=True)     # nothing left to do
     assert again.generation == 4 and again.history == straight.history
+
+
+# --- search.fitness: cohort (beyond the paper; nasgep.search.fitness) ------------------------
+
+def test_cohort_percentile_on_known_inputs():
+    from nasgep.search.fitness import cohort_fitness, epoch_cohorts
+
+    history = [{"epochs": 1, "fitness": 99.0, "accuracy": a, "failure": None} for a in (10.0, 20.0, 30.0)]
+    history.append({"epochs": 1, "fitness": 0.0, "accuracy": 0.0, "failure": "oom"})   # not in a cohort
+    assert epoch_cohorts(history) == {1: [10.0, 20.0, 30.0]}
+    # 25 among {10, 20, 30, 25}: 2 below, 1 equal -> (2 + 0.5) / 4 = 62.5; a lone 2-epoch value: 50
+    assert cohort_fitness(history, [(1, 25.0), (2, 50.0)]) == [62.5, 50.0]
+    # rows written before the accuracy column: their fitness was the accuracy
+    assert epoch_cohorts([{"epochs": 3, "fitness": 7.0, "failure": None}]) == {3: [7.0]}
+
+
+def _kendall(x, y) -> float:
+    from scipy import stats
+
+    return stats.kendalltau(x, y).statistic
+
+
+def test_cohort_fitness_ranks_within_the_same_training_age():
+    """The paper's fitness rises with the epochs an individual has had (the stand-in
+    evaluator's accuracy does too); the cohort fitness is each accuracy's percentile among
+    the accuracies measured after as many epochs, generation by generation."""
+    paper = run_cheap(small_config(), seed=2)
+    cohort = run_cheap(small_config("search.fitness=cohort"), seed=2)
+    hp, hc = pd.DataFrame(paper.history), pd.DataFrame(cohort.history)
+    assert (hp.fitness == hp.accuracy).all()
+    ok = hc[hc.failure.isna()]
+    for _, row in ok.iterrows():
+        same_age = ok[(ok.epochs == row.epochs) & (ok.generation <= row.generation)].accuracy
+        below, equal = (same_age < row.accuracy).sum(), (same_age == row.accuracy).sum()
+        assert row.fitness == pytest.approx(100 * (below + equal / 2) / len(same_age))
+    # training age no longer decides the ranking
+    assert _kendall(hp.epochs, hp.fitness) > 0.5
+    assert abs(_kendall(ok.epochs, ok.fitness)) < 0.3
+    # selection used it: T_g is a percentile, best.json the highest one
+    assert 0 < cohort.t_g < 100 and cohort.best.fitness == ok.fitness.max()
+
+
+def test_cohort_search_resumes_bit_for_bit(tmp_path):
+    def search(out, generations, resume=False):
+        config = small_config(f"search.max_generations={generations}", "search.fitness=cohort")
+        return run_search(config, dataset="cifar10", seed=4, out_dir=out, resume=resume,
+                          factory=cheap_factory, progress=False)
+
+    straight = search(tmp_path / "a", 5)
+    search(tmp_path / "b", 2)
+    resumed = search(tmp_path / "b", 5, resume=True)
+    assert resumed.history == straight.history and resumed.best == straight.best

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from nasgep.report import searchphase as sp
-from nasgep.search.finalists import Finalist, choose, epoch_rank_scores, pick_finalists
+from nasgep.search.finalists import Finalist, choose, pick_finalists
+from nasgep.search.fitness import epoch_rank_scores
 
 
 def test_relative_improvement_and_percentile():

@@ -45,7 +45,8 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class StoreCandidate:
-    """A living individual offered to the weight store after a generation."""
+    """A living individual offered to the weight store after a generation (``fitness``:
+    its validation accuracy, whatever ``search.fitness`` ranks by)."""
 
     individual: str
     genome: Genome

@@ -6,11 +6,11 @@ to E_max for an old survivor, plus inherited weights), so this picks the most-tr
 individual as much as the best cells.
 
 ``retrain`` (beyond the paper): rank every individual of ``history.parquet`` by its
-*epoch-cohort percentile* (each fitness compared only with fitnesses measured after the
-same number of epochs, averaged over the individual's generations), take the
-``search.finalists`` best distinct genomes, train each from scratch for E_max epochs
-without inheritance on the search split, and keep the one with the best final
-validation accuracy: every finalist is compared at the same training age.
+*epoch-cohort percentile* (each validation accuracy compared only with accuracies
+measured after the same number of epochs, averaged over the individual's generations;
+:mod:`.fitness`), take the ``search.finalists`` best distinct genomes, train each from
+scratch for E_max epochs without inheritance on the search split, and keep the one with
+the best final validation accuracy: every finalist is compared at the same training age.
 
 Torch-free: finalists are trained through the search's executor.
 """
@@ -19,26 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from scipy import stats
-
 from ..space import Genome
 from .evaluator import TrainJob, job_seed
+from .fitness import epoch_rank_scores
 
 SELECTIONS = ("fitness", "retrain")
-
-
-def epoch_rank_scores(history: Sequence[Mapping]) -> dict[str, float]:
-    """Individual id -> mean percentile of its fitness among all fitnesses recorded after
-    the same number of epochs (failures excluded)."""
-    rows = [r for r in history if r.get("failure") is None]
-    cohorts: dict[int, list[float]] = {}
-    for r in rows:
-        cohorts.setdefault(int(r["epochs"]), []).append(float(r["fitness"]))
-    scores: dict[str, list[float]] = {}
-    for r in rows:
-        pct = stats.percentileofscore(cohorts[int(r["epochs"])], float(r["fitness"]), kind="mean")
-        scores.setdefault(r["id"], []).append(float(pct))
-    return {k: sum(v) / len(v) for k, v in scores.items()}
 
 
 @dataclass(frozen=True)

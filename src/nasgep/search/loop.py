@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import breeding
+from .fitness import cohort_fitness
 from .evaluator import Evaluator, StoreCandidate, TrainJob, TrainResult, job_seed
 from .settings import SearchSettings
 from .state import BestRecord, Individual, SearchState
@@ -187,15 +188,21 @@ class Search:
         failure ends an individual (and E_max bars its reduction cell)."""
         st, s = self.state, self.s
         self._train_round(everyone, g)
+        self._rescore(everyone)
         if g > 0:
             bonus = [i for i in everyone if not i.dead and i.failure is None
                      and i.fitness >= st.t_c and i.epochs < s.max_epochs]
             self._train_round(bonus, g)
+            self._rescore(everyone)
         for ind in everyone:
             if ind.epochs >= s.max_epochs or ind.failure is not None:
                 ind.dead = True
             if ind.epochs >= s.max_epochs:
                 st.reductions[ind.reduction_id].barred = True
+
+    def _rescore(self, everyone: list[Individual]) -> None:
+        if self.s.fitness == "cohort":
+            rescore_by_cohort(self.state, everyone)
 
     def _train_round(self, individuals: list[Individual], g: int) -> None:
         st = self.state
@@ -225,8 +232,9 @@ class Search:
         st.t_g = ranked[min(s.population, len(ranked)) - 1] if ranked else 0.0
         st.t_c = s.tc_factor * st.t_g
         # weight store: every module of a living individual that beats its key's best
+        # validation accuracy (accuracy, not a cohort fitness: the store keeps weights)
         if s.weight_sharing:
-            candidates = [StoreCandidate(i.id, st.genome_of(i), i.epochs, i.fitness)
+            candidates = [StoreCandidate(i.id, st.genome_of(i), i.epochs, i.accuracy)
                           for i in st.population if i.failure is None and i.epochs > 0]
             st.store_index = self.evaluator.update_store(candidates, st.store_index, g)
 
@@ -259,14 +267,24 @@ class Search:
 # --- bookkeeping after training ---------------------------------------------------------
 def apply_result(ind: Individual, res: TrainResult) -> None:
     ind.epochs = res.epoch
-    ind.fitness = res.fitness
+    ind.fitness = ind.accuracy = res.fitness
     ind.params = res.params
     if res.epoch == 1:
         ind.inherited = res.inherited
     ind.seconds += res.seconds
     if res.failure:
         ind.failure = res.failure
-        ind.fitness = 0.0
+        ind.fitness = ind.accuracy = 0.0
+
+
+def rescore_by_cohort(st: SearchState, trained: list[Individual]) -> None:
+    """``search.fitness: cohort``: the fitness of each individual of this generation
+    becomes the percentile of its latest accuracy among all accuracies measured after as
+    many epochs, in earlier generations and this one (:mod:`.fitness`); a failure keeps
+    fitness 0."""
+    ok = [i for i in trained if i.failure is None]
+    for ind, score in zip(ok, cohort_fitness(st.history, [(i.epochs, i.accuracy) for i in ok])):
+        ind.fitness = score
 
 def update_fitness(st: SearchState, trained: list[Individual]) -> None:
     """Gene and reduction-cell fitness: the best of any individual that used them."""
@@ -279,7 +297,7 @@ def update_fitness(st: SearchState, trained: list[Individual]) -> None:
                 gene.fitness = ind.fitness if gene.fitness is None else max(gene.fitness, ind.fitness)
         if ind.failure is None and (st.best is None or ind.fitness > st.best.fitness):
             st.best = BestRecord(st.genome_of(ind).to_dict(), ind.fitness, ind.params,
-                                 st.generation + 1, ind.id, ind.epochs)
+                                 st.generation + 1, ind.id, ind.epochs, ind.accuracy)
 
 def record_history(st: SearchState, g: int, trained: list[Individual], before: dict[str, int]) -> None:
     for ind in trained:
@@ -289,7 +307,7 @@ def record_history(st: SearchState, g: int, trained: list[Individual], before: d
             "reduction": st.reductions[ind.reduction_id].chromosome.to_text(),
             "reduction_id": ind.reduction_id, "born": ind.born, "epochs": ind.epochs,
             "epochs_this_generation": ind.epochs - before[ind.id],
-            "fitness": ind.fitness, "params": ind.params, "inherited": ind.inherited,
+            "fitness": ind.fitness, "accuracy": ind.accuracy, "params": ind.params, "inherited": ind.inherited,
             "seconds": round(ind.seconds, 4), "dead": ind.dead, "failure": ind.failure,
             "genome": st.genome_of(ind).to_json(),
         })

@@ -263,7 +263,7 @@ def _final_selection(out: Path, state: SearchState, config: Mapping, executor, l
     genome = Genome.from_json(pick.genome)
     row = next(r for r in reversed(state.history) if r["id"] == pick.id)
     state.best = BestRecord(genome.to_dict(), pick.retrained or 0.0, row["params"], row["generation"],
-                            pick.id, config["search"]["max_epochs"])
+                            pick.id, config["search"]["max_epochs"], pick.retrained or 0.0)
     from ..io import atomic_write_bytes
 
     data = {"selection": "retrain", "generation": state.generation, "chosen": pick.id, "paper_pick": paper_pick,
@@ -331,7 +331,8 @@ def _write_results(out: Path, state: SearchState, config: Mapping, dataset: str,
         from ..space import Genome
 
         genome = Genome.from_dict(state.best.genome).to_dict()   # canonical gene order
-        best = {"genome": genome, "fitness": state.best.fitness, "params": state.best.params,
+        best = {"genome": genome, "fitness": state.best.fitness, "accuracy": state.best.accuracy,
+                "params": state.best.params,
                 "dataset": dataset, "seed": seed, "method": method,
                 "generation": state.best.generation, "individual": state.best.individual,
                 "epochs": state.best.epochs}
@@ -368,5 +369,5 @@ def _draw_best(out: Path, state: SearchState) -> list[Path]:
 
 
 _HISTORY_COLUMNS = ["generation", "id", "parents", "normal", "reduction", "reduction_id", "born", "epochs",
-                    "epochs_this_generation", "fitness", "params", "inherited", "seconds", "dead", "failure",
+                    "epochs_this_generation", "fitness", "accuracy", "params", "inherited", "seconds", "dead", "failure",
                     "genome"]

@@ -48,7 +48,8 @@ class Individual:
     born: int
     parents: tuple[str, ...] = ()
     epochs: int = 0
-    fitness: float = 0.0
+    fitness: float = 0.0         # what selection ranks by (setting search.fitness)
+    accuracy: float = 0.0        # validation accuracy after ``epochs`` epochs
     params: int = 0
     inherited: float = 0.0
     seconds: float = 0.0
@@ -66,6 +67,7 @@ class BestRecord:
     generation: int
     individual: str
     epochs: int
+    accuracy: float | None = None    # its validation accuracy (= fitness under search.fitness: accuracy)
 
 
 @dataclass
