@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import NasgepError, UserError  # noqa: F401 - UserError: the verbs import it from here
+from .errors import NasgepError
 
 #: Sub-commands in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -29,6 +29,16 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = True) -> N
                         + ("" if required else "; default: the paper's settings"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration value, e.g. search.max_generations=5 (repeatable)")
+
+
+def add_restart_arguments(p: argparse.ArgumentParser, folder: str, what: str) -> None:
+    """``--restart`` and ``--restart-if-changed``, the same for every verb that owns an
+    output folder (nasgep.outdir: nothing is deleted, old files move aside)."""
+    p.add_argument("--restart", action="store_true",
+                   help=f"start afresh: move what {folder} holds into {folder}/.previous-<time>/ first")
+    p.add_argument("--restart-if-changed", action="store_true",
+                   help=f"start afresh (moving the old files aside) only when {folder}'s {what} was made "
+                        "with other settings; else go on (what the workflow does)")
 
 
 def output_dir(text: str) -> Path:

@@ -79,7 +79,7 @@ def plan(config: dict, dataset: str, searches: list[Path]) -> list[dict]:
                          "label": f"seed{seed}"})
         history = _history(folder / "history.parquet")
         if history and "genome" not in history[0]:
-            from ..cli import UserError
+            from ..errors import UserError
 
             raise UserError(f"{folder / 'history.parquet'}: no 'genome' column (a search from an older "
                             "version); run the search again to evaluate its fidelity")
@@ -100,7 +100,7 @@ def plan(config: dict, dataset: str, searches: list[Path]) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     import csv
 
-    from ..cli import UserError
+    from ..errors import UserError
     from ..io import atomic_write_json
     from ..report import searchphase as sp
     from ..space import Genome

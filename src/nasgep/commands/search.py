@@ -18,7 +18,7 @@ generation in parallel, one worker process per device, with the same result.
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config, output_dir, seed_value
+from ..cli import add_config_arguments, add_restart_arguments, load_args_config, output_dir, seed_value
 
 import argparse
 
@@ -39,16 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue the search in OUT from its last good checkpoint, with the same "
                         "settings (a finished one only when its generation or time limit was raised); "
                         "start one if OUT holds none")
-    p.add_argument("--restart", action="store_true",
-                   help="start afresh: move what OUT holds into OUT/.previous-<time>/ first")
-    p.add_argument("--restart-if-changed", action="store_true",
-                   help="with --resume: start afresh (moving the old files aside) only when OUT's "
-                        "search was made with other settings (what the workflow does)")
+    add_restart_arguments(p, "OUT", "search")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per generation)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
+    from ..errors import UserError
     from ..config import dataset_name
     from ..search.runner import SearchExists, run_search
 

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
+    from ..errors import UserError
 
     if args.action == "best":
         from ..report import select_best
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def study_from_args(args: argparse.Namespace):
     """The study (results folder) the config options name; it must exist."""
-    from ..cli import UserError
+    from ..errors import UserError
     from ..report import Study
 
     study = Study(load_args_config(args))

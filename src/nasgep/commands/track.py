@@ -69,7 +69,7 @@ def print_runs_views(config, host: str, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
+    from ..errors import UserError
     from ..tracking import EXPERIMENTS, init_store, tracking_uri
 
     config = load_args_config(args)

@@ -19,7 +19,7 @@ and DIR/model.pt (the final state_dict, loadable with ``torch.load(weights_only=
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config, output_dir, seed_value
+from ..cli import add_config_arguments, add_restart_arguments, load_args_config, output_dir, seed_value
 
 import argparse
 
@@ -38,12 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stem", choices=("cifar", "imagenet"), help="network stem (default: train.stem)")
     p.add_argument("--epochs", type=int, help="override the number of epochs (a different schedule: resume only "
                                               "a checkpoint made with the same number)")
-    p.add_argument("--restart", action="store_true",
-                   help="start over: move what DIR holds into DIR/.previous-<time>/ first")
+    add_restart_arguments(p, "DIR", "training")
     p.add_argument("--no-resume", action="store_true", help="the same as --restart")
-    p.add_argument("--restart-if-changed", action="store_true",
-                   help="start over (moving the old files aside) only when DIR's training was made with "
-                        "other settings or another genome; else go on (what the workflow does)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (they only show on a terminal anyway)")
 
 
