@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 import pytest
 
 from nasgep.report import searchphase as sp
@@ -56,6 +57,21 @@ def test_ri_interval_contains_zero_when_there_is_no_difference():
     pool = 40 + rng.normal(0, 2, 30)
     ri, low, high = sp.ri_interval(pool[:5], pool[5:], n_resamples=2000)
     assert low < 0 < high
+
+
+def test_detectable_ri_is_the_effect_found_with_80_percent_power():
+    # sd sqrt(2), mean 41, 2 + 2 genomes: (1.645 + 0.842) * sqrt(2) * sqrt(1/2 + 1/2) = 3.516 points
+    assert sp.detectable_ri([40.0, 42.0], 2) == pytest.approx(100 * 3.5164 / 41, rel=1e-3)
+    assert math.isnan(sp.detectable_ri([40.0], 3)) and math.isnan(sp.detectable_ri([40.0, 41.0], 0))
+    # simulated studies with exactly that effect: a one-sided test at 5 % finds it about 80 % of the time
+    rng = np.random.default_rng(0)
+    random = rng.normal(40.0, 1.0, 12)
+    effect = sp.detectable_ri(random, 6) / 100 * random.mean()
+    sd = random.std(ddof=1)
+    a = rng.normal(40.0 + effect, sd, (4000, 6))
+    b = rng.normal(40.0, sd, (4000, 12))
+    power = np.mean(stats.ttest_ind(a, b, axis=1, alternative="greater").pvalue < 0.05)
+    assert 0.72 < power < 0.85
 
 
 def test_kendall_tau_on_known_rankings():

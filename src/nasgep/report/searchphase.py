@@ -75,6 +75,20 @@ def permutation_p(searched: Sequence[float], random: Sequence[float], n_resample
     return float(res.pvalue)
 
 
+def detectable_ri(random: Sequence[float], n_searched: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest RI this design detects with probability ``power`` in a one-sided
+    test at level ``alpha``: (z_(1-alpha) + z_power) x sd x sqrt(1/n_searched + 1/n_random),
+    as RI, with the random genomes' spread (training noise included) standing for both
+    samples' (normal approximation; NaN for fewer than two random or no searched genomes).
+    A negative result is only informative against effects at least this large."""
+    b = np.asarray(random, float)
+    if len(b) < 2 or n_searched < 1:
+        return math.nan
+    z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)
+    delta = z * float(np.std(b, ddof=1)) * math.sqrt(1 / n_searched + 1 / len(b))
+    return 100.0 * delta / float(np.mean(b))
+
+
 def kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """Kendall's tau-b and its two-sided p-value (NaN for fewer than 3 pairs)."""
     if len(x) < 3:
@@ -133,6 +147,7 @@ class SearchPhase:
     p_value: float
     above_goal: int
     noise: dict[str, float]
+    ri_detectable: float = math.nan     # detectable_ri at alpha 0.05, power 0.8
     tau: float = math.nan
     tau_p: float = math.nan
     tau_n: int = 0
@@ -188,7 +203,8 @@ def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
         random_mean=float(rand_means.mean()), random_std=float(rand_means.std(ddof=1)),
         random_n=len(rand_means), random_p90=p90, ri=ri, ri_low=low, ri_high=high,
         p_value=permutation_p(s_means, rand_means, n_resamples=n_resamples, seed=seed),
-        above_goal=sum(s.above_goal for s in searched_rows), noise=training_noise(every))
+        above_goal=sum(s.above_goal for s in searched_rows), noise=training_noise(every),
+        ri_detectable=detectable_ri(rand_means, len(s_means)))
     fid = _by_genome(rows, "fidelity")
     if fid:
         points = [{"genome": k, "search_seed": rs[0].get("search_seed"),
@@ -247,7 +263,8 @@ def _summary_lines(result: SearchPhase) -> list[str]:
              f"(90th percentile {result.random_p90:.2f} %)",
              f"searched above the random 90th percentile: {result.above_goal} of {len(result.searched)} seeds",
              f"RI = {result.ri:.2f} (95 % bootstrap CI {_fmt(result.ri_low)} to {_fmt(result.ri_high)}), "
-             f"one-sided permutation p = {_fmt(result.p_value, 3)}",
+             f"one-sided permutation p = {_fmt(result.p_value, 3)}; this design detects an RI of "
+             f"{_fmt(result.ri_detectable)} or more with 80 % power (one-sided, 5 %)",
              f"training-seed noise: within-genome sd {_fmt(result.noise['within'])} points, "
              f"between-genome sd {_fmt(result.noise['between'])} points "
              f"(noise share of variance {_fmt(result.noise['share'])})"]
