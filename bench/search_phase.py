@@ -258,7 +258,8 @@ def report(out: Path, dataset: str, variant: str = "paper") -> None:
         _write(out / f"searchphase-{prefix}{selection}.json", result.to_dict())
         (out / f"searchphase-{prefix}{selection}.md").write_text(sp.markdown(result))
         if result.fidelity:
-            sp.scatter(result, out / f"searchphase-{prefix}{selection}.png")
+            label = "epoch-cohort percentile" if variant == "cohort" else "validation top-1, %"
+            sp.scatter(result, out / f"searchphase-{prefix}{selection}.png", fitness_label=label)
         print(f"## {variant} setting, final selection: {selection}\n\n{sp.markdown(result)}")
     # fidelity with the epoch-cohort percentile instead of raw fitness
     fid = [r for r in rows if r["group"] == "fidelity"]

@@ -362,3 +362,13 @@ def test_cohort_search_resumes_bit_for_bit(tmp_path):
     search(tmp_path / "b", 2)
     resumed = search(tmp_path / "b", 5, resume=True)
     assert resumed.history == straight.history and resumed.best == straight.best
+
+
+def test_every_fitness_setting_the_schema_accepts_has_a_label():
+    import yaml
+
+    import nasgep
+    from nasgep.search.fitness import FITNESSES
+
+    schema = yaml.safe_load((Path(nasgep.__file__).parent / "config.schema.yaml").read_text())
+    assert schema["properties"]["search"]["properties"]["fitness"]["enum"] == list(FITNESSES)

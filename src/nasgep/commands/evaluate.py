@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..io import atomic_write_json
     from ..report import searchphase as sp
+    from ..search.fitness import FITNESSES
     from ..space import Genome
 
     config = load_args_config(args)
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "searchphase.json", result.to_dict())
     (out / "searchphase.md").write_text(sp.markdown(result))
     (out / "searchphase.html").write_text(sp.html(result))
-    sp.scatter(result, out / "fidelity.png")
+    sp.scatter(result, out / "fidelity.png", fitness_label=FITNESSES[config["search"]["fitness"]])
     with open(out / "trainings.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()

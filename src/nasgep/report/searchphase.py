@@ -234,8 +234,10 @@ def fidelity_sample(history: Sequence[Mapping], best: int, spread: int) -> list[
     return chosen
 
 
-def scatter(result: SearchPhase, path, title: str | None = None):
-    """Search fitness against trained test accuracy, one point per re-trained individual."""
+def scatter(result: SearchPhase, path, title: str | None = None,
+            fitness_label: str = "validation top-1, %"):
+    """Search fitness against trained test accuracy, one point per re-trained individual
+    (``fitness_label``: what the fitness is, ``nasgep.search.fitness.FITNESSES``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,7 +248,7 @@ def scatter(result: SearchPhase, path, title: str | None = None):
     for s in seeds:
         pts = [p for p in result.fidelity if p["search_seed"] == s]
         ax.scatter([p["fitness"] for p in pts], [p["accuracy"] for p in pts], label=f"search seed {s}", s=24)
-    ax.set_xlabel("search fitness (validation top-1, %)")
+    ax.set_xlabel(f"search fitness ({fitness_label})")
     ax.set_ylabel("test accuracy after full training (%)")
     tau = "n/a" if math.isnan(result.tau) else f"{result.tau:.2f} (p = {result.tau_p:.3f}, n = {result.tau_n})"
     ax.set_title(title or f"{result.dataset}: search fitness vs trained accuracy\nKendall's tau {tau}", fontsize=9)
