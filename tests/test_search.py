@@ -337,7 +337,8 @@ def test_cohort_fitness_ranks_within_the_same_training_age():
     evaluator's accuracy does too); the cohort fitness is each accuracy's percentile among
     the accuracies measured after as many epochs, generation by generation."""
     paper = run_cheap(small_config(), seed=2)
-    cohort = run_cheap(small_config("search.fitness=cohort"), seed=2)
+    reports = []
+    cohort = run_cheap(small_config("search.fitness=cohort"), seed=2, reports=reports)
     hp, hc = pd.DataFrame(paper.history), pd.DataFrame(cohort.history)
     assert (hp.fitness == hp.accuracy).all()
     ok = hc[hc.failure.isna()]
@@ -350,6 +351,9 @@ def test_cohort_fitness_ranks_within_the_same_training_age():
     assert abs(_kendall(ok.epochs, ok.fitness)) < 0.3
     # selection used it: T_g is a percentile, best.json the highest one
     assert 0 < cohort.t_g < 100 and cohort.best.fitness == ok.fitness.max()
+    # each generation reports its best accuracy beside its best percentile
+    for _, rep in reports:
+        assert rep.best_accuracy == hc[hc.generation == rep.generation].accuracy.max()
 
 
 def test_cohort_search_resumes_bit_for_bit(tmp_path):

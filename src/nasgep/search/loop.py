@@ -42,6 +42,7 @@ class GenerationReport:
     elapsed: float
     train_seconds: float
     epochs_total: int = 0          # candidate epochs of all completed generations
+    best_accuracy: float = 0.0     # best validation accuracy (= best_fitness under search.fitness: accuracy)
 
 
 class BudgetExhausted(Exception):
@@ -331,6 +332,7 @@ def generation_report(st: SearchState, g: int, everyone: list[Individual], train
         param_rejections=st.param_rejections - rejections_before,
         seconds=0.0, elapsed=st.elapsed, train_seconds=st.train_seconds,
         epochs_total=st.epochs_trained(),
+        best_accuracy=max((i.accuracy for i in everyone), default=0.0),
     )
 
 

@@ -217,7 +217,9 @@ def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: Evalu
 
 
 def _generation_line(report: GenerationReport, settings: SearchSettings) -> str:
-    return (f"gen {report.generation:3d}  best {report.best_fitness:6.2f}  "
+    # under search.fitness: cohort the fitness is a percentile; the best accuracy follows it
+    accuracy = f" (acc {report.best_accuracy:5.2f})" if settings.fitness == "cohort" else ""
+    return (f"gen {report.generation:3d}  best {report.best_fitness:6.2f}{accuracy}  "
             f"mean {report.mean_fitness:6.2f}  best-ever {report.best_ever:6.2f}  "
             f"T_g {report.t_g:6.2f}  trained {report.trained:2d} ({report.epochs_trained} ep, "
             f"{report.failures} failed)  pools {report.normal_pool}/{report.reduction_pool}  "
@@ -293,7 +295,7 @@ def _metrics(r: GenerationReport) -> dict[str, float]:
             "reduction_population": r.reduction_population, "population": r.population,
             "individuals_trained": r.trained, "epochs_trained": r.epochs_trained, "failures": r.failures,
             "param_rejections": r.param_rejections, "generation_seconds": r.seconds,
-            "elapsed_seconds": r.elapsed, "epochs_total": r.epochs_total}
+            "elapsed_seconds": r.elapsed, "epochs_total": r.epochs_total, "best_accuracy": r.best_accuracy}
 
 
 def _outside_share(state: SearchState) -> float:
