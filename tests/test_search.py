@@ -376,3 +376,14 @@ def test_every_fitness_setting_the_schema_accepts_has_a_label():
 
     schema = yaml.safe_load((Path(nasgep.__file__).parent / "config.schema.yaml").read_text())
     assert schema["properties"]["search"]["properties"]["fitness"]["enum"] == list(FITNESSES)
+
+
+def test_a_checkpoint_from_before_the_accuracy_field_reads_its_fitness_as_accuracy():
+    final = run_cheap(small_config("search.max_generations=2"), seed=1)
+    old = to_dict(final)
+    for ind in old["population"]:
+        del ind["accuracy"]
+    del old["best"]["accuracy"]
+    back = from_dict(old)
+    assert [i.accuracy for i in back.population] == [i.fitness for i in final.population]
+    assert back.best.accuracy == final.best.fitness

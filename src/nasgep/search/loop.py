@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import breeding
-from .fitness import cohort_fitness
 from .evaluator import Evaluator, StoreCandidate, TrainJob, TrainResult, job_seed
+from .fitness import cohort_fitness
 from .settings import SearchSettings
 from .state import BestRecord, Individual, SearchState
 

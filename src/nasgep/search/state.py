@@ -180,6 +180,7 @@ def from_dict(d: dict) -> SearchState:
         x = dict(x)
         x["normal"] = _unchrom(x["normal"])
         x["parents"] = tuple(x["parents"])
+        x.setdefault("accuracy", x["fitness"])     # checkpoints from before search.fitness
         return Individual(**x)
 
     rng = d["rng_state"]
@@ -196,7 +197,7 @@ def from_dict(d: dict) -> SearchState:
         elapsed=d["elapsed"],
         train_seconds=d["train_seconds"],
         store_index=d["store_index"],
-        best=BestRecord(**d["best"]) if d["best"] else None,
+        best=BestRecord(**{"accuracy": d["best"]["fitness"], **d["best"]}) if d["best"] else None,
         history=d["history"],
         param_rejections=d["param_rejections"],
         finished=d["finished"],
