@@ -241,11 +241,13 @@ def main() -> None:
                 print(f"[driver] {len(running)} jobs left, {time.time() - t_start:.0f}s", file=sys.stderr, flush=True)
 
     for variant in variants:
-        report(out, dataset, variant)
+        fitness = _config(a.config, a.set + variants[variant])["search"]["fitness"]
+        report(out, dataset, variant, fitness)
 
 
-def report(out: Path, dataset: str, variant: str = "paper") -> None:
+def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accuracy") -> None:
     from nasgep.report import searchphase as sp
+    from nasgep.search.fitness import FITNESSES
 
     rows = [json.loads(f.read_text()) for f in sorted((out / "train").glob("*/s*.json"))]
     rows = [r for r in rows if r["group"] == "random" or r.get("variant", "paper") == variant]
@@ -258,8 +260,7 @@ def report(out: Path, dataset: str, variant: str = "paper") -> None:
         _write(out / f"searchphase-{prefix}{selection}.json", result.to_dict())
         (out / f"searchphase-{prefix}{selection}.md").write_text(sp.markdown(result))
         if result.fidelity:
-            label = "epoch-cohort percentile" if variant == "cohort" else "validation top-1, %"
-            sp.scatter(result, out / f"searchphase-{prefix}{selection}.png", fitness_label=label)
+            sp.scatter(result, out / f"searchphase-{prefix}{selection}.png", fitness_label=FITNESSES[fitness])
         print(f"## {variant} setting, final selection: {selection}\n\n{sp.markdown(result)}")
     # fidelity with the epoch-cohort percentile instead of raw fitness
     fid = [r for r in rows if r["group"] == "fidelity"]
