@@ -1,15 +1,18 @@
 """How well does a short training rank genomes? (issue 9: short-horizon bias), not a test.
 
-Takes the genomes a ``bench/search_phase.py`` run fully trained (random cells and the
-searched picks), trains each on the *search* split exactly as the search trains a
-candidate (config ``search``: E_max-epoch cosine schedule, no weight inheritance, one
-seed), records the validation accuracy after every epoch, and reports Kendall's tau
+Takes every genome a ``bench/search_phase.py`` run fully trained (random cells, the
+searched picks, the fidelity sample), trains each on the *search* split exactly as the
+search trains a candidate (config ``search``, with ``--set`` overrides to try another
+proxy, e.g. ``search.channels=8``: E_max-epoch cosine schedule, no weight inheritance,
+one seed), records the validation accuracy after every epoch, and reports Kendall's tau
 between the accuracy after k epochs and the test accuracy after full training (mean
 over its training seeds), for k = 1 .. E_max. Also tau between parameters and trained
-accuracy. Every genome's curve is cached under OUT/proxy/.
+accuracy, and between two training seeds of the full training (how reproducible the
+target itself is). Every genome's curve is cached under OUT/proxy[-NAME]/.
 
-  python bench/proxy_fidelity.py --config config/cifar10-cpu.yaml \
+  python bench/proxy_fidelity.py --config config/cifar10-cpu.yaml \\
       --out results/cifar10-cpu/searchphase --workers 2
+  python bench/proxy_fidelity.py ... --set search.channels=8 --name c8
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def curve(cfg_path: str, dataset: str, name: str, genome: dict, out: str) -> str:
+def curve(cfg_path: str, overrides: list[str], dataset: str, name: str, genome: str, cache: str) -> str:
     import torch
 
     torch.set_num_threads(1)
@@ -34,12 +37,12 @@ def curve(cfg_path: str, dataset: str, name: str, genome: dict, out: str) -> str
     from nasgep.search.torch_evaluator import TorchEvaluator
     from nasgep.space import Genome
 
-    target = Path(out) / "proxy" / f"{name}.json"
+    target = Path(cache) / f"{name}.json"
     if target.exists():
         return str(target)
-    config = load_config(cfg_path, ["tracking.enabled=false"])
-    ev = TorchEvaluator(config, dataset, Path(out) / "proxy" / "states", seed=0, device="cpu")
-    g = Genome.from_dict(genome)
+    config = load_config(cfg_path, ["tracking.enabled=false", *overrides])
+    ev = TorchEvaluator(config, dataset, Path(cache) / "states", seed=0, device="cpu")
+    g = Genome.from_json(genome)
     accs = []
     for epoch in range(1, config["search"]["max_epochs"] + 1):
         res = ev.train(TrainJob(name, g, epoch, job_seed(0, name, epoch), None))
@@ -52,39 +55,30 @@ def curve(cfg_path: str, dataset: str, name: str, genome: dict, out: str) -> str
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True)
+    p.add_argument("--set", action="append", default=[], help="config override KEY=VALUE for the proxy (repeatable)")
+    p.add_argument("--name", default="", help="cache the proxy's curves under OUT/proxy-NAME (one per --set combination)")
     p.add_argument("--out", required=True, help="the search_phase.py output folder")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--workers", type=int, default=2)
     a = p.parse_args()
     out = Path(a.out)
-
-    import numpy as np
-
-    rows = [json.loads(f.read_text()) for f in sorted((out / "train").glob("*/s*.json"))]
-    trained: dict[str, list[float]] = {}
-    genomes: dict[str, dict] = {}
-    for f in sorted((out / "random").glob("r*.json")):
-        genomes[f"random-{f.stem}"] = json.loads(f.read_text())["genome"]
-    for seed_dir in sorted((out / "search").glob("seed*")):
-        genomes[f"fitness-{seed_dir.name}"] = json.loads((seed_dir / "best.json").read_text())["genome"]
-        fin = seed_dir / "finalists.json"
-        if fin.exists():
-            genomes[f"retrain-{seed_dir.name}"] = json.loads(fin.read_text())["genome"]
-    for r in rows:
-        key = {"random": f"random-{r['genome']}"}.get(r["group"]) or (
-            f"{r.get('selection')}-{r['genome']}" if r["group"] == "searched" else None)
-        if key:
-            trained.setdefault(key, []).append(r["accuracy"])
-    names = [n for n in genomes if n in trained]
-    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
-        list(pool.map(curve, *zip(*[(a.config, a.dataset, n, genomes[n], str(out)) for n in names])))
+    cache = out / (f"proxy-{a.name}" if a.name else "proxy")
 
     from scipy import stats
 
-    curves = {n: json.loads((out / "proxy" / f"{n}.json").read_text()) for n in names}
-    final = [float(np.mean(trained[n])) for n in names]
-    print(f"{len(names)} genomes (random cells and searched picks), proxy = validation accuracy after k "
-          f"epochs of the search's schedule, no inheritance; target = test accuracy after full training\n")
+    from cell_features import trained_genomes
+
+    df = trained_genomes(out)
+    names = list(df["name"])
+    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
+        list(pool.map(curve, *zip(*[(a.config, a.set, a.dataset, n, g, str(cache))
+                                    for n, g in zip(df["name"], df["genome"])])))
+
+    curves = {n: json.loads((cache / f"{n}.json").read_text()) for n in names}
+    final = list(df["accuracy"])
+    print(f"{len(names)} genomes ({', '.join(f'{k} {v}' for k, v in df['group'].value_counts().items())}), "
+          f"proxy = validation accuracy after k epochs of the search's schedule{' with ' + ', '.join(a.set) if a.set else ''}, "
+          f"no inheritance; target = test accuracy after full training, mean over its training seeds\n")
     print("| k epochs | Kendall tau | p |\n|---|---|---|")
     for k in range(len(next(iter(curves.values()))["val"])):
         res = stats.kendalltau([curves[n]["val"][k] for n in names], final)
@@ -93,10 +87,9 @@ def main() -> None:
     print(f"\nparameters vs trained accuracy: tau {res.statistic:.2f} (p = {res.pvalue:.3f})")
     res = stats.kendalltau([curves[n]["params"] for n in names], [curves[n]["val"][0] for n in names])
     print(f"parameters vs 1-epoch accuracy: tau {res.statistic:.2f} (p = {res.pvalue:.3f})")
-    # how reproducible is the target itself: tau between the two training seeds
-    two = [n for n in names if len(trained[n]) >= 2]
-    res = stats.kendalltau([trained[n][0] for n in two], [trained[n][1] for n in two])
-    print(f"trained accuracy, training seed 0 vs seed 1: tau {res.statistic:.2f} (p = {res.pvalue:.3f}, "
+    two = df[df["accuracies"].apply(len) >= 2]
+    res = stats.kendalltau(two["accuracies"].str[0], two["accuracies"].str[1])
+    print(f"trained accuracy, first vs second training: tau {res.statistic:.2f} (p = {res.pvalue:.3f}, "
           f"n = {len(two)})")
 
 
