@@ -7,6 +7,9 @@ trained test accuracy, with p-values and the Benjamini-Hochberg adjustment over 
 counts screened (a screen of ~20 counts finds a p < 0.05 by chance alone). With
 ``--since NAME`` it also checks, on the genomes that are NOT in an earlier list (written
 by ``--save NAME``), the direction found before: a hypothesis tested on fresh genomes.
+Last, per search variant: the trained accuracy of every genome the searches produced
+(picks and fidelity sample) against the random cells (Mann-Whitney U): is the search's
+population itself worse or better than random draws, whichever individual it reports?
 
 Structure counts per cell (normal, reduction): the cell's ``add`` and ``cat`` nodes, the
 operations of its coding genes by family (pw, dw, sep, isep), raw input reads, and the
@@ -114,6 +117,12 @@ def main() -> None:
     df = trained_genomes(a.out)
     print(f"{len(df)} trained genomes ({', '.join(f'{k} {v}' for k, v in df['group'].value_counts().items())})")
     print(screen(df).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    random = df[df["group"] == "random"]["accuracy"]
+    for variant, rows in df[df["group"] != "random"].groupby("variant"):
+        t = stats.mannwhitneyu(rows["accuracy"], random)
+        print(f"genomes of the {variant} searches (picks and fidelity sample, n {len(rows)}): "
+              f"{rows['accuracy'].mean():.2f} %, random cells {random.mean():.2f} % (n {len(random)}); "
+              f"Mann-Whitney p {t.pvalue:.3f}")
     if a.save:
         (a.out / f"features-{a.save}.json").write_text(json.dumps(sorted(df["name"])) + "\n")
     if a.since:
