@@ -21,6 +21,7 @@ inputs (h1, h2) its genes read; plus the network's parameters.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections import Counter
@@ -60,6 +61,7 @@ def structure(genome: Genome) -> Counter:
     return counts
 
 
+@functools.lru_cache(maxsize=None)
 def _history_genomes(search_dir: Path) -> dict[str, str]:
     h = pd.read_parquet(search_dir / "history.parquet", columns=["id", "genome"])
     return dict(zip(h["id"], h["genome"]))
