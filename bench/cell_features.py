@@ -87,10 +87,11 @@ def trained_genomes(out: Path) -> pd.DataFrame:
             genome = Genome.from_dict(json.loads((search / "finalists.json").read_text())["genome"])
         else:
             genome = Genome.from_dict(json.loads((search / "best.json").read_text())["genome"])
-        row = found.setdefault(genome.to_json(), {
-            "name": folder.name, "group": meta["group"], "variant": variant, "genome": genome.to_json(),
-            "accuracies": [], "params": meta["params"], **structure(genome)})
-        row["accuracies"] += [r["accuracy"] for r in results]
+        text = genome.to_json()
+        if text not in found:
+            found[text] = {"name": folder.name, "group": meta["group"], "variant": variant, "genome": text,
+                           "accuracies": [], "params": meta["params"], **structure(genome)}
+        found[text]["accuracies"] += [r["accuracy"] for r in results]
     df = pd.DataFrame(list(found.values())).fillna(0)
     df["accuracy"] = df["accuracies"].apply(lambda a: sum(a) / len(a))
     return df
