@@ -74,6 +74,7 @@ def trained_genomes(out: Path) -> pd.DataFrame:
     found: dict[str, dict] = {}
     for folder in sorted(p for p in (out / "train").iterdir() if p.is_dir()):
         results = [json.loads(f.read_text()) for f in sorted(folder.glob("s*.json"))]
+        results = [r for r in results if "copied_from" not in r]   # the same training under a second name
         if not results:
             continue
         meta = results[0]

@@ -180,9 +180,30 @@ def main() -> None:
             def submit(fn, *fargs, then=None):
                 running[pool.submit(fn, *fargs)] = then
 
+            first_training: dict[tuple[str, int], Path] = {}   # (genome, training seed) -> its result
+            copies: dict[Path, list[tuple[Path, dict]]] = {}      # that result -> other names it answers
+
+            def copy_result(source: Path) -> None:
+                for target, meta in copies.pop(source, []):
+                    if not target.exists():
+                        r = json.loads(source.read_text())
+                        _write(target, {**meta, **{k: r[k] for k in ("train_seed", "accuracy", "params", "seconds")},
+                                        "copied_from": str(source.relative_to(out))})
+
             def train(genome: dict, meta: dict, name: str, n_seeds: int):
+                """Train ``genome`` with ``n_seeds`` training seeds; a genome already trained
+                with that seed under another name (two selections picking the same
+                individual) is trained once and its result copied."""
+                text = json.dumps(genome, sort_keys=True)
                 for t in range(n_seeds):
-                    submit(job_train, *args, genome, t, str(out / "train" / name / f"s{t}.json"), meta)
+                    target = out / "train" / name / f"s{t}.json"
+                    source = first_training.setdefault((text, t), target)
+                    if source == target:
+                        submit(job_train, *args, genome, t, str(target), meta, then=lambda _r, s=source: copy_result(s))
+                        continue
+                    copies.setdefault(source, []).append((target, meta))
+                    if source.exists():
+                        copy_result(source)
 
             def after_search(variant: str, seed: int, sdir: str):
                 prefix = "" if variant == "paper" else f"{variant}-"
