@@ -267,16 +267,20 @@ def main() -> None:
 
 
 def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accuracy") -> None:
+    from nasgep.commands.evaluate import candidates
     from nasgep.report import searchphase as sp
     from nasgep.search.fitness import FITNESSES
 
     rows = [json.loads(f.read_text()) for f in sorted((out / "train").glob("*/s*.json"))]
     rows = [r for r in rows if r["group"] == "random" or r.get("variant", "paper") == variant]
     prefix = "" if variant == "paper" else f"{variant}-"
+    search_dir = out / ("search" if variant == "paper" else f"search-{variant}")
+    seeds = {r["search_seed"] for r in rows if r["group"] == "searched"}
+    n_candidates = candidates([search_dir / f"seed{s}" for s in sorted(seeds)])
     for selection in ("fitness", "retrain"):
         chosen = [r for r in rows if r["group"] == "random" or r.get("selection") == selection
                   or r["group"] == "fidelity"]
-        result = sp.evaluate(chosen, dataset=dataset,
+        result = sp.evaluate(chosen, dataset=dataset, candidates=n_candidates,
                              method=f"search ({variant} setting), final selection {selection}")
         _write(out / f"searchphase-{prefix}{selection}.json", result.to_dict())
         (out / f"searchphase-{prefix}{selection}.md").write_text(sp.markdown(result))
@@ -285,7 +289,6 @@ def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accu
         print(f"## {variant} setting, final selection: {selection}\n\n{sp.markdown(result)}")
     # fidelity with the epoch-cohort percentile instead of raw fitness
     fid = [r for r in rows if r["group"] == "fidelity"]
-    search_dir = out / ("search" if variant == "paper" else f"search-{variant}")
     if fid:
         import pandas as pd
 

@@ -91,6 +91,20 @@ def test_training_noise_separates_seed_noise_from_genome_spread():
     assert noise["share"] < 0.05
     # identical genome means: everything is training noise
     assert sp.training_noise({"a": [40.0, 42.0], "b": [42.0, 40.0]})["share"] == pytest.approx(1.0)
+    # var(genome means) 100 = genome variance + within variance 2 / 2 seeds
+    assert noise["genome"] == pytest.approx(math.sqrt(99.0))
+
+
+def test_expected_best_and_the_oracle_ceiling():
+    # E[max of 2 standard normals] = 1 / sqrt(pi); E[max of 3] = 3 / (2 sqrt(pi))
+    assert sp.expected_best(1) == 0.0
+    assert sp.expected_best(2) == pytest.approx(1 / math.sqrt(math.pi))
+    assert sp.expected_best(3) == pytest.approx(3 / (2 * math.sqrt(math.pi)))
+    assert sp.expected_best(24) > sp.expected_best(3)
+    # genome sd 1 point around a 50 % mean: the best of 2 is 0.564 points better, RI 1.128
+    assert sp.oracle_ri(1.0, 2, 50.0) == pytest.approx(100 / (50 * math.sqrt(math.pi)))
+    assert sp.oracle_ri(1.0, 1, 50.0) == 0.0
+    assert math.isnan(sp.oracle_ri(math.nan, 24, 50.0))
 
 
 def _rows():
@@ -122,6 +136,13 @@ def test_evaluate_summarises_a_trainings_table(tmp_path):
     assert data["searched"][0]["accuracies"] == [40.5, 41.5]
     text = sp.markdown(res)
     assert "2 of 3 seeds" in text and "Kendall" in text
+    assert math.isnan(res.ri_oracle) and "ceiling" not in text     # no candidate count given
+    with_ceiling = sp.evaluate(_rows(), dataset="cifar10", n_resamples=99, candidates=20)
+    # random genome means 30..39 (sd 3.03), seed noise sd 0.71: the noise-free spread
+    genome_sd = math.sqrt(np.var(np.arange(30, 40), ddof=1) - 0.5 / 2)
+    assert with_ceiling.noise_random_genome == pytest.approx(genome_sd)
+    assert with_ceiling.ri_oracle == pytest.approx(sp.oracle_ri(genome_sd, 20, 34.5))
+    assert "best of 20 random-like candidates" in sp.markdown(with_ceiling)
     assert sp.scatter(res, tmp_path / "s.png").stat().st_size > 1000
 
 

@@ -59,6 +59,12 @@ def _history(path: Path) -> list[dict]:
     return rows
 
 
+def candidates(searches: list[Path]) -> int:
+    """Distinct genomes the searches trained without failure, rounded mean per search."""
+    counts = [len({r["genome"] for r in _history(s / "history.parquet") if r["failure"] is None}) for s in searches]
+    return round(sum(counts) / len(counts)) if counts else 0
+
+
 def plan(config: dict, dataset: str, searches: list[Path]) -> list[dict]:
     """Every training the evaluation needs: name, genome, training seed, and the row
     fields of nasgep.report.searchphase."""
@@ -130,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                      "train_seed": job["train_seed"], "accuracy": result["accuracy"], "params": result["params"],
                      "fitness": job.get("fitness"), "epochs": job.get("epochs")})
     result = sp.evaluate(rows, dataset=config["datasets"][dataset].get("label") or dataset,
-                         n_resamples=config["search_phase"]["resamples"])
+                         n_resamples=config["search_phase"]["resamples"], candidates=candidates(searches))
     atomic_write_json(out / "searchphase.json", result.to_dict())
     (out / "searchphase.md").write_text(sp.markdown(result))
     (out / "searchphase.html").write_text(sp.html(result))

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import integrate, stats
 
 #: the share of random genomes a searched genome must beat (issue 9's goal: the 90th percentile)
 GOAL_PERCENTILE = 90.0
@@ -89,6 +89,27 @@ def detectable_ri(random: Sequence[float], n_searched: int, alpha: float = 0.05,
     return 100.0 * delta / float(np.mean(b))
 
 
+def expected_best(n: int) -> float:
+    """E[max of n independent standard normal draws] (0 for n = 1)."""
+    if n < 1:
+        return math.nan
+    if n == 1:
+        return 0.0
+    f = lambda x: x * n * stats.norm.pdf(x) * stats.norm.cdf(x) ** (n - 1)  # noqa: E731
+    return float(integrate.quad(f, -np.inf, np.inf)[0])
+
+
+def oracle_ri(genome_sd: float, candidates: int, random_mean: float) -> float:
+    """The RI a search would reach on average if it reported, of ``candidates`` genomes
+    drawn from the random cells' population, the one with the best noise-free accuracy:
+    genome_sd x E[max of candidates normals], as RI. The ceiling of any fitness at this
+    protocol (a real search's fitness is noisier; a search that breeds beyond the
+    random population could exceed it). NaN when the genome spread is unknown."""
+    if math.isnan(genome_sd) or candidates < 1:
+        return math.nan
+    return 100.0 * genome_sd * expected_best(candidates) / random_mean
+
+
 def kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """Kendall's tau-b and its two-sided p-value (NaN for fewer than 3 pairs)."""
     if len(x) < 3:
@@ -101,13 +122,14 @@ def training_noise(accuracies: Mapping[str, Sequence[float]]) -> dict[str, float
     """Training-seed noise against the spread between genomes.
 
     ``within``: pooled standard deviation over training seeds of the same genome;
-    ``between``: standard deviation of the genome means; ``share``: the share of the
-    total variance that is training noise (one-way random-effects ANOVA estimate,
-    clipped to [0, 1])."""
+    ``between``: standard deviation of the genome means; ``genome``: the spread between
+    genomes with the training noise taken out; ``share``: the share of the total
+    variance that is training noise (one-way random-effects ANOVA estimate, clipped to
+    [0, 1])."""
     groups = [np.asarray(v, float) for v in accuracies.values() if len(v) > 0]
     multi = [g for g in groups if len(g) > 1]
     if not multi:
-        return {"within": math.nan, "between": math.nan, "share": math.nan}
+        return {"within": math.nan, "between": math.nan, "genome": math.nan, "share": math.nan}
     within_var = float(np.sum([np.var(g, ddof=1) * (len(g) - 1) for g in multi])
                        / np.sum([len(g) - 1 for g in multi]))
     means = np.array([g.mean() for g in groups])
@@ -116,7 +138,7 @@ def training_noise(accuracies: Mapping[str, Sequence[float]]) -> dict[str, float
     # var(genome means) = var_genome + var_noise / n  ->  var_genome estimate
     genome_var = max(0.0, between ** 2 - within_var / n_bar) if not math.isnan(between) else math.nan
     total = genome_var + within_var
-    return {"within": math.sqrt(within_var), "between": between,
+    return {"within": math.sqrt(within_var), "between": between, "genome": math.sqrt(genome_var),
             "share": within_var / total if total > 0 else math.nan}
 
 
@@ -148,6 +170,9 @@ class SearchPhase:
     above_goal: int
     noise: dict[str, float]
     ri_detectable: float = math.nan     # detectable_ri at alpha 0.05, power 0.8
+    candidates: int = 0                 # distinct genomes a search ranked (mean over the searches)
+    ri_oracle: float = math.nan         # oracle_ri: the best any fitness could do at this protocol
+    noise_random_genome: float = math.nan   # the random cells' spread without training noise
     tau: float = math.nan
     tau_p: float = math.nan
     tau_n: int = 0
@@ -178,8 +203,10 @@ def _by_genome(rows: Iterable[Mapping], group: str) -> dict[str, list[Mapping]]:
 
 
 def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
-             n_resamples: int = 9999, seed: int = 0) -> SearchPhase:
-    """The search-phase statistics of one dataset from the trainings table (see module doc)."""
+             n_resamples: int = 9999, seed: int = 0, candidates: int = 0) -> SearchPhase:
+    """The search-phase statistics of one dataset from the trainings table (see module
+    doc); ``candidates``, the number of distinct genomes a search ranked, sets the
+    ceiling :func:`oracle_ri` (not computed when 0)."""
     random = _by_genome(rows, "random")
     if len(random) < 2:
         raise ValueError("search-phase evaluation needs at least two random genomes")
@@ -204,7 +231,10 @@ def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
         random_n=len(rand_means), random_p90=p90, ri=ri, ri_low=low, ri_high=high,
         p_value=permutation_p(s_means, rand_means, n_resamples=n_resamples, seed=seed),
         above_goal=sum(s.above_goal for s in searched_rows), noise=training_noise(every),
-        ri_detectable=detectable_ri(rand_means, len(s_means)))
+        ri_detectable=detectable_ri(rand_means, len(s_means)), candidates=candidates)
+    if candidates:
+        result.noise_random_genome = training_noise({k: [r["accuracy"] for r in v] for k, v in random.items()})["genome"]
+        result.ri_oracle = oracle_ri(result.noise_random_genome, candidates, result.random_mean)
     fid = _by_genome(rows, "fidelity")
     if fid:
         points = [{"genome": k, "search_seed": rs[0].get("search_seed"),
@@ -270,6 +300,10 @@ def _summary_lines(result: SearchPhase) -> list[str]:
              f"training-seed noise: within-genome sd {_fmt(result.noise['within'])} points, "
              f"between-genome sd {_fmt(result.noise['between'])} points "
              f"(noise share of variance {_fmt(result.noise['share'])})"]
+    if result.candidates:
+        lines.append(f"ceiling: reporting the truly best of {result.candidates} random-like candidates gives "
+                     f"RI {_fmt(result.ri_oracle)} on average (a perfect fitness; between-genome sd "
+                     f"{_fmt(result.noise_random_genome)} points without training noise)")
     if result.tau_n:
         lines.append(f"fidelity: Kendall's tau between search fitness and trained accuracy "
                      f"{_fmt(result.tau)} (p = {_fmt(result.tau_p, 3)}, n = {result.tau_n})")
