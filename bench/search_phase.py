@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -38,18 +37,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from nasgep.io import atomic_write_json  # noqa: E402
+
 
 def _threads() -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def _write(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def _config(path: str, overrides: list[str]):
@@ -94,7 +88,7 @@ def job_finalists(cfg_path: str, overrides: list[str], dataset: str, seed: int, 
     pick = choose(done)
     from nasgep.space import Genome
 
-    _write(target, {"finalists": [f.__dict__ for f in done], "chosen": pick.id,
+    atomic_write_json(target, {"finalists": [f.__dict__ for f in done], "chosen": pick.id,
                     "genome": Genome.from_json(pick.genome).to_dict(), "fitness": pick.retrained})
     return str(target)
 
@@ -118,7 +112,7 @@ def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, s
     trainer = Trainer(net, data, training_settings(config), seed=seed, progress=False)
     trainer.fit()
     acc = trainer.evaluate("eval")["top1"]
-    _write(target, {**meta, "train_seed": seed, "accuracy": acc, "params": count_parameters(net),
+    atomic_write_json(target, {**meta, "train_seed": seed, "accuracy": acc, "params": count_parameters(net),
                     "seconds": round(time.perf_counter() - t0, 1)})
     print(f"[train] {target.relative_to(target.parents[2])}: {acc:.2f}%", file=sys.stderr, flush=True)
     return out
@@ -135,7 +129,7 @@ def job_sample(cfg_path: str, overrides: list[str], dataset: str, seed: int, out
         config = _config(cfg_path, overrides)
         genome, params, _ = sample_genome(SearchSettings.from_config(config), seed,
                                           search_param_counter(config, dataset))
-        _write(target, {"genome": genome.to_dict(), "params": params, "seed": seed, "method": "random"})
+        atomic_write_json(target, {"genome": genome.to_dict(), "params": params, "seed": seed, "method": "random"})
     return out
 
 
@@ -187,7 +181,7 @@ def main() -> None:
                 for target, meta in copies.pop(source, []):
                     if not target.exists():
                         r = json.loads(source.read_text())
-                        _write(target, {**meta, **{k: r[k] for k in ("train_seed", "accuracy", "params", "seconds")},
+                        atomic_write_json(target, {**meta, **{k: r[k] for k in ("train_seed", "accuracy", "params", "seconds")},
                                         "copied_from": str(source.relative_to(out))})
 
             def train(genome: dict, meta: dict, name: str, n_seeds: int):
@@ -282,7 +276,7 @@ def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accu
                   or r["group"] == "fidelity"]
         result = sp.evaluate(chosen, dataset=dataset, candidates=n_candidates,
                              method=f"search ({variant} setting), final selection {selection}")
-        _write(out / f"searchphase-{prefix}{selection}.json", result.to_dict())
+        atomic_write_json(out / f"searchphase-{prefix}{selection}.json", result.to_dict())
         (out / f"searchphase-{prefix}{selection}.md").write_text(sp.markdown(result))
         if result.fidelity:
             sp.scatter(result, out / f"searchphase-{prefix}{selection}.png", fitness_label=FITNESSES[fitness])

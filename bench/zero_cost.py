@@ -111,9 +111,10 @@ def main() -> None:
     from scipy import stats
 
     from cell_features import trained_genomes
-    from search_phase import _config, _write, job_train
+    from search_phase import _config, job_train
 
     from nasgep.fulltrain import macro_for
+    from nasgep.io import atomic_write_json
     from nasgep.space import Genome
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,7 +164,7 @@ def main() -> None:
             genome, params, _ = sample_genome(settings, a.seed0 + i, counter)
             drawn.append({"group": i // a.draws, "seed": a.seed0 + i, "search_params": params,
                           "naswot": scores(genome, macro, x, y, ("naswot",))["naswot"], "genome": genome.to_dict()})
-        _write(drawn_path, drawn)
+        atomic_write_json(drawn_path, drawn)
     jobs = []
     for group in range(a.groups):
         ranked = sorted((d for d in drawn if d["group"] == group), key=lambda d: d["naswot"])
