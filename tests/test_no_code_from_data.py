@@ -4,7 +4,6 @@ the official one are refused unread, ``.npz`` files never unpickle, checkpoints 
 each rule; the behavioural tests show the refusal."""
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 import torch
 
 from nasgep.cli import main
-from nasgep.config import deep_merge, load_config, validate
+from nasgep.config import deep_merge, validate
 from nasgep.data import DataError, load_dataset
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "nasgep"

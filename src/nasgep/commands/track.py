@@ -63,9 +63,9 @@ def print_runs_views(config, host: str, port: int) -> None:
         print("runs of each experiment (open once the UI is up):")
         for part, experiment_id in ids.items():
             print(f"  {config['name'] + '/' + part:<{width}}  {runs_view_url(base, experiment_id)}")
-    print(f"MLflow 3 opens on its GenAI pages (\"Overview\", \"No data\"): these runs are under "
-          f"\"Model training\" (the GenAI / Model training switch at the top of the page), or open "
-          f"an address above; add &compareRunsMode=CHART for the charts that compare the runs.")
+    print("MLflow 3 opens on its GenAI pages (\"Overview\", \"No data\"): these runs are under "
+          "\"Model training\" (the GenAI / Model training switch at the top of the page), or open "
+          "an address above; add &compareRunsMode=CHART for the charts that compare the runs.")
 
 
 def run(args: argparse.Namespace) -> int:
