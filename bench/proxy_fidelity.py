@@ -60,6 +60,8 @@ def main() -> None:
     p.add_argument("--out", required=True, help="the search_phase.py output folder")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--same-as", metavar="NAME", help="only the genomes an earlier proxy measured (OUT/proxy-NAME): "
+                   "the same sample, at a lower cost")
     a = p.parse_args()
     out = Path(a.out)
     cache = out / (f"proxy-{a.name}" if a.name else "proxy")
@@ -69,6 +71,8 @@ def main() -> None:
     from cell_features import trained_genomes
 
     df = trained_genomes(out)
+    if a.same_as:
+        df = df[[(out / f"proxy-{a.same_as}" / f"{n}.json").exists() for n in df["name"]]]
     names = list(df["name"])
     with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
         list(pool.map(curve, *zip(*[(a.config, a.set, a.dataset, n, g, str(cache))
