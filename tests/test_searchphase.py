@@ -259,7 +259,15 @@ def test_evaluate_verb_on_the_demo(tmp_path):
     assert all(len(s["accuracies"]) == 2 for s in result["searched"])
     assert result["random_n"] == 2 and result["tau_n"] == 4
     assert (tmp_path / "ev" / "fidelity.png").stat().st_size > 1000
-    assert "percentile among random" in (tmp_path / "ev" / "searchphase.md").read_text()
+    text = (tmp_path / "ev" / "searchphase.md").read_text()
+    assert "percentile among random" in text
+    # the ceiling counts the distinct genomes the searches trained
+    import pandas as pd
+
+    distinct = [pd.read_parquet(Path(s) / "history.parquet").query("failure.isna()")["genome"].nunique()
+                for s in searches]
+    assert result["candidates"] == round(sum(distinct) / 2) > 1
+    assert f"best of {result['candidates']} random-like candidates" in text
     runs = sorted(p.name for p in (tmp_path / "ev" / "runs").iterdir())
     assert len(runs) == 2 * 2 + 2 * 2 + 2 * 2     # searched, random, fidelity
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "ev" / "runs").iterdir()}
