@@ -30,7 +30,6 @@ the search nothing beyond that population (a search that moves the population wo
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -40,18 +39,10 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from cell_features import trained_genomes  # noqa: E402
 from nasgep.report.searchphase import training_noise  # noqa: E402
-
-
-def random_accuracies(out: Path) -> dict[str, list[float]]:
-    """Random genome -> its trained test accuracies (OUT/train/random-*/s*.json)."""
-    found = {}
-    for folder in sorted((out / "train").glob("random-*")):
-        accs = [json.loads(f.read_text())["accuracy"] for f in sorted(folder.glob("s*.json"))]
-        if accs:
-            found[folder.name] = accs
-    return found
 
 
 def simulate(rho: float, genome_sd: float, noise_sd: float, candidates: int, n_random: int,
@@ -87,10 +78,12 @@ def main() -> None:
     p.add_argument("--train-seeds", type=int, default=2, help="trainings per genome")
     p.add_argument("--trials", type=int, default=20000)
     a = p.parse_args()
-    noise = training_noise(random_accuracies(a.out))
+    df = trained_genomes(a.out)
+    random = df[df["group"] == "random"]
+    noise = training_noise(dict(zip(random["name"], random["accuracies"])))
     if not noise["share"] > 0:
         sys.exit(f"{a.out}: no training noise measured (each random genome needs two trainings)")
-    genome_sd = math.sqrt((1 - noise["share"]) * noise["within"] ** 2 / noise["share"])
+    genome_sd = noise["genome"]
     print(f"random cells: between-genome sd {genome_sd:.2f} points (noise-free), training noise sd "
           f"{noise['within']:.2f}, noise share {noise['share']:.2f}; {a.candidates} candidates per search, "
           f"{a.random} random genomes, {a.seeds} seeds, {a.train_seeds} trainings each")
