@@ -387,3 +387,53 @@ def test_a_checkpoint_from_before_the_accuracy_field_reads_its_fitness_as_accura
     back = from_dict(old)
     assert [i.accuracy for i in back.population] == [i.fitness for i in final.population]
     assert back.best.accuracy == final.best.fitness
+
+
+# --- search.evaluation: full (beyond the paper; every individual ranked after E_max epochs) ---
+
+def test_full_evaluation_ranks_every_individual_after_e_max_epochs_and_keeps_it_as_a_parent():
+    config = small_config("search.evaluation=full", "search.max_epochs=3", "search.max_generations=5")
+    s = SearchSettings.from_config(config)
+    reports = []
+    final = run_cheap(config, seed=3, reports=reports)
+    h = pd.DataFrame(final.history)
+    ok = h[h.failure.isna()]
+    # each individual is trained once, in the generation it was born, to E_max
+    assert not h.id.duplicated().any()
+    assert (h.generation == h.born).all()
+    assert (ok.epochs == s.max_epochs).all() and (ok.epochs_this_generation == s.max_epochs).all()
+    assert (h.fitness == h.accuracy).all()
+    for st, rep in reports:
+        assert rep.trained == s.population   # the children only: survivors train no more
+        assert rep.epochs_trained == h[h.generation == rep.generation].epochs_this_generation.sum()
+        # a parent that finished training stays alive; the population holds earlier births
+        assert all(not i.dead and i.epochs == s.max_epochs for i in st.population)
+        assert 0 < len(st.population) <= s.population
+        # reaching E_max bars no reduction cell here (it would bar every one)
+        assert not any(r.barred for r in st.reductions.values())
+    assert any(i.born < final.generation for i in final.population)
+    assert final.best.fitness == ok.fitness.max() and final.best.epochs == s.max_epochs
+
+
+def test_full_evaluation_resumes_bit_for_bit_and_respects_the_epoch_budget(tmp_path):
+    def search(out, *extra, resume=False):
+        config = small_config("search.evaluation=full", "search.max_epochs=3", *extra)
+        return run_search(config, dataset="cifar10", seed=4, out_dir=out, resume=resume,
+                          factory=cheap_factory, progress=False)
+
+    straight = search(tmp_path / "a", "search.max_generations=4")
+    search(tmp_path / "b", "search.max_generations=2")
+    resumed = search(tmp_path / "b", "search.max_generations=4", resume=True)
+    assert resumed.history == straight.history and resumed.best == straight.best
+    # 6 children x 3 epochs a generation: 50 epochs pay for generations 0 and 1 only, and
+    # generation 2 is refused before any of its jobs starts
+    capped = search(tmp_path / "c", "search.max_generations=null", "search.budget_epochs=50")
+    assert capped.stop_reason == "budget_epochs" and capped.generation == 1
+    assert capped.epochs_trained() == 36
+
+
+def test_full_evaluation_refuses_the_cohort_fitness():
+    from nasgep.config import ConfigError
+
+    with pytest.raises(ConfigError, match="search.fitness: must be accuracy with search.evaluation full"):
+        small_config("search.evaluation=full", "search.fitness=cohort")

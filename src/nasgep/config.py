@@ -133,6 +133,10 @@ def _check_references(config: dict, source: str) -> None:
         raise ConfigError(f"{source}: search.genes_min: must not exceed search.genes_max")
     if config["search"]["gene_pool"] > config["search"]["gene_pool_max"]:
         raise ConfigError(f"{source}: search.gene_pool: must not exceed search.gene_pool_max")
+    if config["search"]["evaluation"] == "full" and config["search"]["fitness"] != "accuracy":
+        raise ConfigError(f"{source}: search.fitness: must be accuracy with search.evaluation full (every "
+                          f"individual is ranked after E_max epochs, so accuracies are already compared "
+                          f"at equal training)")
 
 
 def dataset_name(config: Mapping, name: str | None = None) -> str:

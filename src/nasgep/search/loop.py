@@ -161,16 +161,21 @@ class Search:
         if g > 0 and not any(not i.dead for i in st.population):
             raise Extinct()
         survivors, children = self._breed(g)
-        trained_before = {i.id: i.epochs for i in survivors + children}
         everyone = survivors + children
-        self._train(g, everyone)
-        update_fitness(st, everyone)
-        record_history(st, g, everyone, trained_before)
+        # stepwise (the paper): everyone trains on; full: survivors are fully trained already
+        trained = children if self.s.evaluation == "full" else everyone
+        trained_before = {i.id: i.epochs for i in trained}
+        if self.s.evaluation == "full":
+            self._train_full(g, trained)
+        else:
+            self._train(g, trained)
+        update_fitness(st, trained)
+        record_history(st, g, trained, trained_before)
         self._select(g, everyone)
         st.generation = g
         st.rng_state = self.rng.getstate()
         st.elapsed = self.elapsed()
-        return generation_report(st, g, everyone, trained_before, rejections_before)
+        return generation_report(st, g, trained, trained_before, rejections_before)
 
     # --- steps 1-5: breeding (module :mod:`.breeding`) ----------------------------------
     def _breed(self, g: int) -> tuple[list[Individual], list[Individual]]:
@@ -200,6 +205,19 @@ class Search:
                 ind.dead = True
             if ind.epochs >= s.max_epochs:
                 st.reductions[ind.reduction_id].barred = True
+
+    def _train_full(self, g: int, children: list[Individual]) -> None:
+        """``search.evaluation: full`` (beyond the paper): each child trains from scratch
+        (or from inherited weights) one epoch a round until E_max, and is ranked on its
+        accuracy then. It stays alive, as a parent that trains no more, until the
+        oldest-dies rule or the P_i trim removes it; its reduction cell is not barred."""
+        if not self.epochs_allow(len(children) * self.s.max_epochs):
+            raise BudgetExhausted("budget_epochs")   # before any job starts, as in _train_round
+        todo = children
+        while todo := [i for i in todo if i.failure is None and i.epochs < self.s.max_epochs]:
+            self._train_round(todo, g)
+        for ind in children:
+            ind.dead = ind.failure is not None
 
     def _rescore(self, everyone: list[Individual]) -> None:
         if self.s.fitness == "cohort":

@@ -26,6 +26,7 @@ class SearchSettings:
     max_generations: int | None = None
     weight_sharing: bool = True
     fitness: str = "accuracy"          # search.fitness: accuracy (the paper) or cohort
+    evaluation: str = "stepwise"       # search.evaluation: stepwise (the paper) or full
     cell_head: int = 4
     gene_head: int = 1
     tournament_size: int = 3
@@ -49,7 +50,8 @@ class SearchSettings:
             tc_factor=s["tc_factor"], max_params=s["max_params"], rebreed_tries=s["rebreed_tries"],
             budget_seconds=s["budget_hours"] * 3600, budget_epochs=s["budget_epochs"],
             max_generations=s["max_generations"],
-            weight_sharing=s["weight_sharing"], fitness=s["fitness"], cell_head=g["cell_head"], gene_head=g["gene_head"],
+            weight_sharing=s["weight_sharing"], fitness=s["fitness"],
+            evaluation=s["evaluation"], cell_head=g["cell_head"], gene_head=g["gene_head"],
             tournament_size=g["tournament_size"],
             cell_rates=rates(g["cell_mutations"], g["head_functions_only"]),
             gene_rates=rates(g["gene_mutations"], False),
