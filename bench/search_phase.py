@@ -261,7 +261,7 @@ def main() -> None:
 
 
 def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accuracy") -> None:
-    from nasgep.commands.evaluate import candidates
+    from nasgep.commands.evaluate import candidates, histories
     from nasgep.report import searchphase as sp
     from nasgep.search.fitness import FITNESSES
 
@@ -270,7 +270,7 @@ def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accu
     prefix = "" if variant == "paper" else f"{variant}-"
     search_dir = out / ("search" if variant == "paper" else f"search-{variant}")
     seeds = {r["search_seed"] for r in rows if r["group"] == "searched"}
-    n_candidates = candidates([search_dir / f"seed{s}" for s in sorted(seeds)])
+    n_candidates = candidates(histories([search_dir / f"seed{s}" for s in sorted(seeds)]))
     for selection in ("fitness", "retrain"):
         chosen = [r for r in rows if r["group"] == "random" or r.get("selection") == selection
                   or r["group"] == "fidelity"]

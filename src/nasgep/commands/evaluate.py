@@ -50,24 +50,28 @@ def train_genome(config: dict, dataset: str, genome, seed: int) -> dict:
     return {"accuracy": trainer.evaluate("eval")["top1"], "params": count_parameters(net)}
 
 
-def _history(path: Path) -> list[dict]:
+def histories(searches: list[Path]) -> dict[Path, list[dict]]:
+    """Each search folder's ``history.parquet`` as rows (``failure`` None where none)."""
     import pandas as pd
 
-    rows = pd.read_parquet(path).to_dict("records")
-    for r in rows:
-        r["failure"] = r["failure"] if isinstance(r.get("failure"), str) else None
-    return rows
+    out = {}
+    for folder in searches:
+        rows = pd.read_parquet(folder / "history.parquet").to_dict("records")
+        for r in rows:
+            r["failure"] = r["failure"] if isinstance(r.get("failure"), str) else None
+        out[folder] = rows
+    return out
 
 
-def candidates(searches: list[Path]) -> int:
+def candidates(history_of: dict[Path, list[dict]]) -> int:
     """Distinct genomes the searches trained without failure, rounded mean per search."""
-    counts = [len({r["genome"] for r in _history(s / "history.parquet") if r["failure"] is None}) for s in searches]
+    counts = [len({r["genome"] for r in rows if r["failure"] is None}) for rows in history_of.values()]
     return round(sum(counts) / len(counts)) if counts else 0
 
 
-def plan(config: dict, dataset: str, searches: list[Path]) -> list[dict]:
+def plan(config: dict, dataset: str, history_of: dict[Path, list[dict]]) -> list[dict]:
     """Every training the evaluation needs: name, genome, training seed, and the row
-    fields of nasgep.report.searchphase."""
+    fields of nasgep.report.searchphase. ``history_of``: :func:`histories` of the searches."""
     from ..report.searchphase import fidelity_sample
     from ..search.settings import SearchSettings
     from ..search.sample import sample_genome
@@ -76,14 +80,13 @@ def plan(config: dict, dataset: str, searches: list[Path]) -> list[dict]:
 
     sp = config["search_phase"]
     jobs = []
-    for folder in searches:
+    for folder, history in history_of.items():
         best = json.loads((folder / "best.json").read_text())
         seed = int(best["seed"])
         for t in range(sp["train_seeds"]):
             jobs.append({"name": f"searched-seed{seed}-t{t}", "genome": best["genome"], "train_seed": t,
                          "group": "searched", "search_seed": seed, "fitness": best.get("fitness"),
                          "label": f"seed{seed}"})
-        history = _history(folder / "history.parquet")
         if history and "genome" not in history[0]:
             from ..errors import UserError
 
@@ -123,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"{s / name}: missing (is the search finished?)")
     out = Path(args.out)
     rows = []
-    jobs = plan(config, dataset, searches)
+    history_of = histories(searches)
+    jobs = plan(config, dataset, history_of)
     for i, job in enumerate(jobs):
         cache = out / "runs" / f"{job['name']}.json"
         if cache.exists():
@@ -136,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                      "train_seed": job["train_seed"], "accuracy": result["accuracy"], "params": result["params"],
                      "fitness": job.get("fitness"), "epochs": job.get("epochs")})
     result = sp.evaluate(rows, dataset=config["datasets"][dataset].get("label") or dataset,
-                         n_resamples=config["search_phase"]["resamples"], candidates=candidates(searches))
+                         n_resamples=config["search_phase"]["resamples"], candidates=candidates(history_of))
     atomic_write_json(out / "searchphase.json", result.to_dict())
     (out / "searchphase.md").write_text(sp.markdown(result))
     (out / "searchphase.html").write_text(sp.html(result))
