@@ -15,7 +15,8 @@ For one config and dataset:
 ``--variant NAME:KEY=VALUE[,KEY=VALUE...]`` (repeatable) adds a search setting beyond the
 paper, measured side by side on the same protocol: its own searches (OUT/search-NAME),
 picks under both selections and fidelity sample, against the same random cells; results
-in OUT/searchphase-NAME-<selection>.*. The paper's setting is always run, as ``paper``.
+in OUT/searchphase-NAME-<selection>.*. The paper's setting is run too, as ``paper``,
+unless ``--skip-paper``.
 
 Every result is cached as JSON under OUT (default: the config's results_dir/searchphase),
 so an interrupted run continues where it stopped. Jobs run in ``--workers`` processes of
@@ -151,8 +152,10 @@ def main() -> None:
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE...]",
                    help="a search setting measured beside the paper's (repeatable)")
     p.add_argument("--report-only", action="store_true", help="only compute the statistics from the cache")
+    p.add_argument("--skip-paper", action="store_true",
+                   help="run and report only the --variant settings (e.g. more seeds of one variant)")
     a = p.parse_args()
-    variants = {"paper": []}
+    variants = {} if a.skip_paper else {"paper": []}
     for v in a.variant:
         name, _, sets = v.partition(":")
         if not name.isidentifier() or name == "paper" or not sets:
