@@ -160,6 +160,21 @@ def test_the_dataset_definition_and_seed_are_result_settings():
                                  result_settings(other, "cifar10", 1)) == ["data.val_size", "seed"]
 
 
+def test_a_setting_added_later_keeps_older_searches_resumable(tmp_path):
+    """``search.evaluation`` came after searches were recorded: at the value they all had
+    (stepwise) it is left out of the fingerprint, so they resume; any other value is a
+    changed setting like the rest."""
+    config = small_config()
+    assert "evaluation" not in result_settings(config, "cifar10", 0)["search"]
+    full = small_config("search.evaluation=full")
+    assert outdir.differing_keys(result_settings(config, "cifar10", 0),
+                                 result_settings(full, "cifar10", 0)) == ["search.evaluation"]
+    search(tmp_path, "search.max_generations=2")
+    with pytest.raises(SearchExists, match=r"search\.evaluation differ"):
+        search(tmp_path, "search.evaluation=full", resume=True)
+    search(tmp_path, "search.evaluation=stepwise", resume=True)
+
+
 def test_restart_if_changed_redoes_only_a_changed_search(tmp_path):
     first = search(tmp_path)
     same = search(tmp_path, resume=True, restart_if_changed=True)       # finished, same: nothing to do

@@ -76,9 +76,15 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
 LIMITS = SEARCH_LIMITS + SEARCH_EXECUTION
 
 
+#: search settings added after searches were first recorded, with the value every older
+#: search had: left out of the fingerprint at that value, so those searches still resume
+ADDED_LATER = {"evaluation": "stepwise"}
+
+
 def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
     """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``)."""
-    search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"}
+    search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"
+              and not (k in ADDED_LATER and v == ADDED_LATER[k])}
     data = {k: v for k, v in config["datasets"][dataset].items() if k != "label"}
     return {"search": search, "gep": dict(config["gep"]), "dataset": dataset, "data": data, "seed": seed}
 
