@@ -211,13 +211,10 @@ def main() -> None:
                                        "epochs": best["epochs"]}, f"{prefix}fitness-seed{seed}", a.train_seeds)
                 submit(job_finalists, *vargs, seed, sdir, a.finalists,
                        then=lambda path: after_finalists(variant, seed, path))
-                import pandas as pd
-
+                from nasgep.commands.evaluate import histories
                 from nasgep.report.searchphase import fidelity_sample
 
-                hist = pd.read_parquet(Path(sdir) / "history.parquet").to_dict("records")
-                for r in hist:
-                    r["failure"] = r["failure"] if isinstance(r["failure"], str) else None
+                hist = histories([Path(sdir)])[Path(sdir)]
                 for r in fidelity_sample(hist, a.fidelity_best, a.fidelity_spread):
                     from nasgep.space import Genome
 
