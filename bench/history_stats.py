@@ -1,7 +1,12 @@
 """What a search's history says about its fitness (issue 9), not a test: for each search
 folder, Kendall's tau between epochs trained and fitness over all rows, between the
 inherited share and a child's first-generation fitness, between parameters and
-first-epoch fitness, and where the result (best.json) stands in training age.
+first-epoch fitness, and where the result (best.json) stands in training age; then
+whether breeding lifts the fitness: the mean fitness of the individuals born in each
+generation, in their birth generation, minus that of the random initial population
+(generation 0), per search, with a one-sided t-test over the searches (scipy) of the
+later generations' gain. Under ``search.evaluation: full`` every birth-generation
+fitness is a full E_max training from scratch, so the gain is the breeding's alone.
 
   python bench/history_stats.py results/cifar10-cpu/searchphase/search/seed*
 """
@@ -32,6 +37,33 @@ def main() -> None:
         print(f"| {folder.name} | {len(h)} | {t_e.statistic:.2f} (p {t_e.pvalue:.3f}) | "
               f"{t_i.statistic:.2f} (p {t_i.pvalue:.3f}, n {len(children)}) | "
               f"{t_p.statistic:.2f} (p {t_p.pvalue:.3f}) | {best['epochs']} ({h['epochs'].max()}), gen {born} |")
+
+    breeding_gain([Path(f) for f in sys.argv[1:]])
+
+
+def breeding_gain(folders: list[Path]) -> None:
+    """Mean birth-generation fitness per generation, as a gain over generation 0."""
+    rows = {}
+    for folder in folders:
+        h = pd.read_parquet(folder / "history.parquet")
+        h = h[h["failure"].isna() & (h["generation"] == h["born"])]
+        means = h.groupby("born")["fitness"].mean()
+        rows[folder.name] = {g: m - means[0] for g, m in means.items() if g > 0} | {0: means[0]}
+    gens = sorted({g for r in rows.values() for g in r if g > 0})
+    print("\n| search | gen 0 mean fitness | " + " | ".join(f"gen {g} - gen 0" for g in gens)
+          + " | later gens - gen 0 |")
+    print("|---|---|" + "---|" * (len(gens) + 1))
+    gains = []
+    for name, r in rows.items():
+        later = [r[g] for g in gens if g in r]
+        gains.append(sum(later) / len(later) if later else float("nan"))
+        print(f"| {name} | {r[0]:.2f} | " + " | ".join(f"{r[g]:+.2f}" if g in r else "" for g in gens)
+              + f" | {gains[-1]:+.2f} |")
+    gains = [x for x in gains if x == x]   # searches with a generation after the first
+    if len(gains) > 1:
+        t = stats.ttest_1samp(gains, 0.0, alternative="greater")
+        print(f"\nmean gain of the later generations {sum(gains) / len(gains):+.2f} over "
+              f"{len(gains)} searches, one-sided t-test p = {t.pvalue:.3f}")
 
 
 if __name__ == "__main__":
