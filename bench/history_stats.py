@@ -5,7 +5,9 @@ first-epoch fitness, and where the result (best.json) stands in training age; th
 whether breeding lifts the fitness: the mean fitness of the individuals born in each
 generation, in their birth generation, minus that of the random initial population
 (generation 0), per search, with a one-sided t-test over the searches (scipy) of the
-later generations' gain. Under ``search.evaluation: full`` every birth-generation
+later generations' gain; and whether fitness is inherited at all, without which selection
+cannot act: Kendall's tau between a child's fitness and its parents' mean fitness (each
+parent's latest before the child's birth), pooled over the searches. Under ``search.evaluation: full`` every birth-generation
 fitness is a full E_max training from scratch, so the gain is the breeding's alone.
 
   python bench/history_stats.py results/cifar10-cpu/searchphase/search/seed*
@@ -13,6 +15,7 @@ fitness is a full E_max training from scratch, so the gain is the breeding's alo
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -43,10 +46,12 @@ def main() -> None:
 
 def breeding_gain(folders: list[Path]) -> None:
     """Mean birth-generation fitness per generation, as a gain over generation 0."""
-    rows = {}
+    rows, pairs = {}, []
     for folder in folders:
         h = pd.read_parquet(folder / "history.parquet")
-        h = h[h["failure"].isna() & (h["generation"] == h["born"])]
+        h = h[h["failure"].isna()]
+        pairs += parent_child(h)
+        h = h[h["generation"] == h["born"]]
         means = h.groupby("born")["fitness"].mean()
         rows[folder.name] = {g: m - means[0] for g, m in means.items() if g > 0} | {0: means[0]}
     gens = sorted({g for r in rows.values() for g in r if g > 0})
@@ -59,11 +64,29 @@ def breeding_gain(folders: list[Path]) -> None:
         gains.append(sum(later) / len(later) if later else float("nan"))
         print(f"| {name} | {r[0]:.2f} | " + " | ".join(f"{r[g]:+.2f}" if g in r else "" for g in gens)
               + f" | {gains[-1]:+.2f} |")
-    gains = [x for x in gains if x == x]   # searches with a generation after the first
+    gains = [x for x in gains if not math.isnan(x)]   # searches with a generation after the first
     if len(gains) > 1:
         t = stats.ttest_1samp(gains, 0.0, alternative="greater")
         print(f"\nmean gain of the later generations {sum(gains) / len(gains):+.2f} over "
               f"{len(gains)} searches, one-sided t-test p = {t.pvalue:.3f}")
+    if len(pairs) > 1:
+        mid, child = zip(*pairs)
+        tau = stats.kendalltau(mid, child)
+        print(f"heritability: tau(parents' mean fitness, child's fitness) {tau.statistic:.2f} "
+              f"(p {tau.pvalue:.3f}, n {len(pairs)}); child minus parents' mean "
+              f"{sum(c - m for m, c in pairs) / len(pairs):+.2f} points")
+
+
+def parent_child(h: pd.DataFrame) -> list[tuple[float, float]]:
+    """(parents' mean fitness, child's birth-generation fitness) for every bred child."""
+    pairs = []
+    for child in h[(h["generation"] == h["born"]) & (h["born"] > 0)].itertuples():
+        parents = [p for p in child.parents.split(",") if p]
+        before = h[h["id"].isin(parents) & (h["generation"] < child.born)]
+        latest = before.sort_values("generation").groupby("id")["fitness"].last()
+        if parents and all(p in latest for p in parents):
+            pairs.append((sum(latest[p] for p in parents) / len(parents), child.fitness))
+    return pairs
 
 
 if __name__ == "__main__":
