@@ -267,6 +267,9 @@ def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accu
 
     rows = [json.loads(f.read_text()) for f in sorted((out / "train").glob("*/s*.json"))]
     rows = [r for r in rows if r["group"] == "random" or r.get("variant", "paper") == variant]
+    if sum(r["group"] == "random" for r in rows) < 2:
+        print(f"## {variant} setting: no report, fewer than 2 random cells trained under {out / 'train'}")
+        return
     prefix = "" if variant == "paper" else f"{variant}-"
     search_dir = out / ("search" if variant == "paper" else f"search-{variant}")
     seeds = {r["search_seed"] for r in rows if r["group"] == "searched"}
