@@ -5,17 +5,17 @@ first-epoch fitness, and where the result (best.json) stands in training age; th
 whether breeding lifts the fitness: the mean fitness of the individuals born in each
 generation, in their birth generation, minus that of the random initial population
 (generation 0), per search, with a one-sided t-test over the searches (scipy) of the
-later generations' gain; and whether fitness is inherited at all, without which selection
-cannot act: Kendall's tau between a child's fitness and its parents' mean fitness (each
-parent's latest before the child's birth), pooled over the searches. Under ``search.evaluation: full`` every birth-generation
-fitness is a full E_max training from scratch, so the gain is the breeding's alone.
+later generations' gain; and whether fitness is inherited at all, without which
+selection cannot act: Kendall's tau between a child's fitness and its parents' mean
+fitness (each parent's latest before the child's birth), pooled over the searches.
+Under ``search.evaluation: full`` every birth-generation fitness is a full E_max
+training from scratch, so the gain is the breeding's alone.
 
   python bench/history_stats.py results/cifar10-cpu/searchphase/search/seed*
 """
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -58,13 +58,13 @@ def breeding_gain(folders: list[Path]) -> None:
     print("\n| search | gen 0 mean fitness | " + " | ".join(f"gen {g} - gen 0" for g in gens)
           + " | later gens - gen 0 |")
     print("|---|---|" + "---|" * (len(gens) + 1))
-    gains = []
+    gains = []   # one per search that had a generation after the first
     for name, r in rows.items():
         later = [r[g] for g in gens if g in r]
-        gains.append(sum(later) / len(later) if later else float("nan"))
+        gain = sum(later) / len(later) if later else None
+        gains += [gain] if later else []
         print(f"| {name} | {r[0]:.2f} | " + " | ".join(f"{r[g]:+.2f}" if g in r else "" for g in gens)
-              + f" | {gains[-1]:+.2f} |")
-    gains = [x for x in gains if not math.isnan(x)]   # searches with a generation after the first
+              + (f" | {gain:+.2f} |" if later else " | |"))
     if len(gains) > 1:
         t = stats.ttest_1samp(gains, 0.0, alternative="greater")
         print(f"\nmean gain of the later generations {sum(gains) / len(gains):+.2f} over "
