@@ -27,9 +27,10 @@ def main() -> None:
     print("| search | rows | tau(epochs, fitness) | tau(inherited, child fitness) | "
           "tau(params, 1st-gen fitness) | best.json: epochs (max in history), born |")
     print("|---|---|---|---|---|---|")
+    histories = {}   # folder -> its history's rows without failures, read once
     for folder in map(Path, sys.argv[1:]):
         h = pd.read_parquet(folder / "history.parquet")
-        h = h[h["failure"].isna()]
+        h = histories[folder.name] = h[h["failure"].isna()]
         best = json.loads((folder / "best.json").read_text())
         first = h[h["generation"] == h["born"]]
         children = first[first["born"] > 0]
@@ -41,19 +42,17 @@ def main() -> None:
               f"{t_i.statistic:.2f} (p {t_i.pvalue:.3f}, n {len(children)}) | "
               f"{t_p.statistic:.2f} (p {t_p.pvalue:.3f}) | {best['epochs']} ({h['epochs'].max()}), gen {born} |")
 
-    breeding_gain([Path(f) for f in sys.argv[1:]])
+    breeding_gain(histories)
 
 
-def breeding_gain(folders: list[Path]) -> None:
+def breeding_gain(histories: dict[str, pd.DataFrame]) -> None:
     """Mean birth-generation fitness per generation, as a gain over generation 0."""
     rows, pairs = {}, []
-    for folder in folders:
-        h = pd.read_parquet(folder / "history.parquet")
-        h = h[h["failure"].isna()]
+    for name, h in histories.items():
         pairs += parent_child(h)
         h = h[h["generation"] == h["born"]]
         means = h.groupby("born")["fitness"].mean()
-        rows[folder.name] = {g: m - means[0] for g, m in means.items() if g > 0} | {0: means[0]}
+        rows[name] = {g: m - means[0] for g, m in means.items() if g > 0} | {0: means[0]}
     gens = sorted({g for r in rows.values() for g in r if g > 0})
     print("\n| search | gen 0 mean fitness | " + " | ".join(f"gen {g} - gen 0" for g in gens)
           + " | later gens - gen 0 |")
