@@ -22,7 +22,9 @@ demo: $(STAMP)
 	$(BIN)/snakemake --snakefile workflow/Snakefile --configfile config/demo.yaml --report results/demo/report.html
 
 test: $(STAMP)
+	$(BIN)/ruff check .                     # rules in pyproject.toml [tool.ruff]
 	$(BIN)/python -m pytest -q -n 2 tests   # two workers: the suite is mostly single-threaded
 
 lint: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/snakemake --snakefile workflow/Snakefile --configfile config/paper.yaml --lint

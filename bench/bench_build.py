@@ -79,7 +79,7 @@ def bench_throughput(args: argparse.Namespace) -> None:
         x = torch.randn(args.batch, 3, 32, 32, device=device)
         y = torch.randint(0, 10, (args.batch,), device=device)
 
-        def step() -> None:
+        def step(net=net, opt=opt, x=x, y=y) -> None:
             opt.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(net(x), y).backward()
             opt.step()

@@ -39,9 +39,9 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -253,8 +253,8 @@ def bench_config(folder: Path, sizes: Sizes, data: str | None, device: torch.dev
 
 
 def candidates(config: dict, sizes: Sizes) -> list[Genome]:
-    from nasgep.search.settings import SearchSettings
     from nasgep.search.sample import sample_genome
+    from nasgep.search.settings import SearchSettings
     from nasgep.search.torch_evaluator import search_param_counter
 
     settings, count = SearchSettings.from_config(config), search_param_counter(config, "bench")

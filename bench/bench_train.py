@@ -152,7 +152,8 @@ class GraphedLoop(BareLoop):
 
 def profile(model, xs, ys, args, amp: bool, channels_last: bool, device: torch.device) -> list:
     """The operations that take the most device time in ``args.profile`` bare steps."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     loop = BareLoop(model, xs[:args.batch_size * (args.profile + 2)], ys, args.batch_size, 0.1, amp, channels_last)
     loop.epoch()  # warm-up

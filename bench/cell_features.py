@@ -61,7 +61,7 @@ def structure(genome: Genome) -> Counter:
     return counts
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _history_genomes(search_dir: Path) -> dict[str, str]:
     h = pd.read_parquet(search_dir / "history.parquet", columns=["id", "genome"])
     return dict(zip(h["id"], h["genome"]))

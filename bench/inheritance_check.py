@@ -89,7 +89,8 @@ def main() -> None:
         w = stats.wilcoxon(d, alternative="greater") if np.any(d != 0) else None
         perm = stats.permutation_test((d,), np.mean, permutation_type="samples", alternative="greater")
         print(f"\nmean gain with inheritance {d.mean():+.2f} points (sd {d.std(ddof=1):.2f}, n = {len(d)}); "
-              f"one-sided Wilcoxon p = {w.pvalue if w else float('nan'):.3f}, sign-flip permutation p = {perm.pvalue:.3f}")
+              "one-sided Wilcoxon "
+              f"p = {w.pvalue if w else float('nan'):.3f}, sign-flip permutation p = {perm.pvalue:.3f}")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True)
     p.add_argument("--set", action="append", default=[], help="config override KEY=VALUE for the proxy (repeatable)")
-    p.add_argument("--name", default="", help="cache the proxy's curves under OUT/proxy-NAME (one per --set combination)")
+    p.add_argument("--name", default="", help="cache the proxy's curves under OUT/proxy-NAME "
+                                                  "(one per --set combination)")
     p.add_argument("--out", required=True, help="the search_phase.py output folder")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--workers", type=int, default=2)
@@ -66,9 +67,8 @@ def main() -> None:
     out = Path(a.out)
     cache = out / (f"proxy-{a.name}" if a.name else "proxy")
 
-    from scipy import stats
-
     from cell_features import trained_genomes
+    from scipy import stats
 
     df = trained_genomes(out)
     if a.same_as:
@@ -81,7 +81,8 @@ def main() -> None:
     curves = {n: json.loads((cache / f"{n}.json").read_text()) for n in names}
     final = list(df["accuracy"])
     print(f"{len(names)} genomes ({', '.join(f'{k} {v}' for k, v in df['group'].value_counts().items())}), "
-          f"proxy = validation accuracy after k epochs of the search's schedule{' with ' + ', '.join(a.set) if a.set else ''}, "
+          "proxy = validation accuracy after k epochs of the search's schedule"
+          f"{' with ' + ', '.join(a.set) if a.set else ''}, "
           f"no inheritance; target = test accuracy after full training, mean over its training seeds\n")
     print("| k epochs | Kendall tau | p |\n|---|---|---|")
     for k in range(len(next(iter(curves.values()))["val"])):

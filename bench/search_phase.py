@@ -121,8 +121,8 @@ def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, s
 
 def job_sample(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str) -> str:
     _threads()
-    from nasgep.search.settings import SearchSettings
     from nasgep.search.sample import sample_genome
+    from nasgep.search.settings import SearchSettings
     from nasgep.search.torch_evaluator import search_param_counter
 
     target = Path(out)
@@ -184,8 +184,8 @@ def main() -> None:
                 for target, meta in copies.pop(source, []):
                     if not target.exists():
                         r = json.loads(source.read_text())
-                        atomic_write_json(target, {**meta, **{k: r[k] for k in ("train_seed", "accuracy", "params", "seconds")},
-                                        "copied_from": str(source.relative_to(out))})
+                        kept = {k: r[k] for k in ("train_seed", "accuracy", "params", "seconds")}
+                        atomic_write_json(target, {**meta, **kept, "copied_from": str(source.relative_to(out))})
 
             def train(genome: dict, meta: dict, name: str, n_seeds: int):
                 """Train ``genome`` with ``n_seeds`` training seeds; a genome already trained

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from cell_features import trained_genomes  # noqa: E402
+
 from nasgep.report.searchphase import training_noise  # noqa: E402
 
 
@@ -72,7 +73,8 @@ def measured_tau(rho: float, genome_sd: float, noise_sd: float, train_seeds: int
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="bench/search_phase.py's output folder (its random cells' trainings)")
-    p.add_argument("--candidates", type=int, default=24, help="distinct genomes a search ranks (23-24 in the CPU protocol's histories)")
+    p.add_argument("--candidates", type=int, default=24,
+                   help="distinct genomes a search ranks (23-24 in the CPU protocol's histories)")
     p.add_argument("--random", type=int, default=12, help="random genomes in the baseline")
     p.add_argument("--seeds", type=int, default=3, help="search seeds")
     p.add_argument("--train-seeds", type=int, default=2, help="trainings per genome")

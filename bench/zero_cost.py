@@ -108,9 +108,8 @@ def scores(genome, macro, x, y, which: tuple[str, ...]) -> dict[str, float]:
 def main() -> None:
     import pandas as pd
     import torch
-    from scipy import stats
-
     from cell_features import trained_genomes
+    from scipy import stats
     from search_phase import _config, job_train
 
     from nasgep.fulltrain import macro_for
@@ -181,7 +180,8 @@ def main() -> None:
     print(f"\nrandom cells: {rand.mean():.2f} +- {rand.std():.2f} % (n {len(rand)}, p90 {np.percentile(rand, 90):.2f})")
     for tag, rows in means.groupby("group"):
         u = stats.mannwhitneyu(rows["accuracy"], rand)
-        print(f"{tag.removeprefix('naswot-')} of {a.draws} by NASWOT: " + ", ".join(f"{v:.2f}" for v in rows["accuracy"])
+        accs = ", ".join(f"{v:.2f}" for v in rows["accuracy"])
+        print(f"{tag.removeprefix('naswot-')} of {a.draws} by NASWOT: " + accs
               + f" %; mean {rows['accuracy'].mean():.2f}; Mann-Whitney p against random {u.pvalue:.3f}")
 
 

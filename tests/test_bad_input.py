@@ -247,7 +247,8 @@ BAD_DATASETS = {
                      r"x_train: holds Python objects"),
     "not an npz": (lambda t: _text(t, "hello"), r"not a readable .npz file"),
     "label of a million": (lambda t: npz_dataset(t, y_train=np.r_[np.arange(119) % 4, 1_000_000]),
-                           r"labels run up to 1000000 but only 5 classes have images \(none of 4, 5, 6, 7, 8, \.\.\.\)"),
+                           r"labels run up to 1000000 but only 5 classes have images "
+                           r"\(none of 4, 5, 6, 7, 8, \.\.\.\)"),
     "gap in labels": (lambda t: npz_dataset(t, y_train=(np.arange(120) % 4) * 2),
                       r"labels run up to 6 but only 4 classes have images \(none of 1, 3, 5\)"),
     "single class": (lambda t: npz_dataset(t, classes=1), r"hold 1 class \(0\); classification needs at least 2"),
@@ -425,6 +426,7 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
 @pytest.mark.parametrize("verb", ["tables", "figures"])
 def test_damaged_results_files_are_named(capsys, tmp_path, target, content, match, verb):
     from test_report import make_study
+
     from nasgep.report import Study
 
     cfg, config = make_study(tmp_path)
@@ -437,4 +439,5 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
 
 def test_a_tracking_uri_mlflow_cannot_open_is_one_line(capsys, tmp_path):
     one_line_error(capsys, ["track", "init", "--config", DEMO, "--set", "tracking.uri=foo://bar",
-                            "--set", f"results_dir={tmp_path}"], r"tracking.uri 'foo://bar': cannot open the MLflow store")
+                            "--set", f"results_dir={tmp_path}"],
+                   r"tracking.uri 'foo://bar': cannot open the MLflow store")

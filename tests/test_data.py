@@ -145,7 +145,8 @@ def test_cifar_offline_download_says_where(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tv_cifar, "download_and_extract_archive", offline)
     config = config_with({"c100": {"kind": "cifar100", "path": str(tmp_path)}})
-    with pytest.raises(DataError, match=r"could not download.*no route to host.*cifar-100-python/\{train, test, meta\}"):
+    expected = r"could not download.*no route to host.*cifar-100-python/\{train, test, meta\}"
+    with pytest.raises(DataError, match=expected):
         load_dataset(config, "c100")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_search import SMALL, cheap_factory, small_config
 
 from nasgep import outdir
 from nasgep.cli import main
@@ -23,8 +24,6 @@ from nasgep.search import checkpoint
 from nasgep.search.evaluator import CheapEvaluator
 from nasgep.search.runner import SearchExists, result_settings, run_search
 from nasgep.search.state import Individual, SearchState
-
-from test_search import SMALL, cheap_factory, small_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ import torch
 from nasgep.config import load_config
 from nasgep.nn import Macro, build_network
 from nasgep.search.evaluator import StoreCandidate, TrainJob
+from nasgep.search.loop import SearchSettings
 from nasgep.search.runner import run_search
 from nasgep.search.sample import sample_genome
-from nasgep.search.loop import SearchSettings
 from nasgep.search.torch_evaluator import TorchEvaluator
 from nasgep.space import Genome
 

@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 import pytest
+from scipy import stats
 
 from nasgep.report import searchphase as sp
 from nasgep.search.finalists import Finalist, choose, pick_finalists

@@ -327,7 +327,8 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
                       env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     lines = calls.read_text().splitlines()
-    assert [line for line in lines if line.startswith("search ")] and not any("--restart " in f"{line} " for line in lines)
+    assert [line for line in lines if line.startswith("search ")]
+    assert not any("--restart " in f"{line} " for line in lines)
     assert all("--resume --restart-if-changed" in line for line in lines if line.startswith("search "))
     # ... and one the user forces is redone (--restart: the verb moves the old files aside)
     calls.write_text("")

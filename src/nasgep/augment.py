@@ -16,8 +16,8 @@ switching one stage off leaves the other stages' draws unchanged.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ class AugmentSettings:
     color_jitter: float = 0.0
 
     @classmethod
-    def from_config(cls, section: Mapping) -> "AugmentSettings":
+    def from_config(cls, section: Mapping) -> AugmentSettings:
         keys = ("crop_flip", "cutout", "cutout_length", "autoaugment", "normalize", "random_resized_crop",
                 "color_jitter")
         return cls(**{k: section[k] for k in keys if k in section})

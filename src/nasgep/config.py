@@ -5,17 +5,17 @@ from __future__ import annotations
 import copy
 import math
 import re
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
-
-
 from .errors import UserError, quote, read_user_text
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
 class ConfigError(UserError):

@@ -17,9 +17,10 @@ import copy
 import dataclasses
 import pickle
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def to(self, device: torch.device | str) -> "Split":
+    def to(self, device: torch.device | str) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
     @property
@@ -93,13 +94,13 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: tuple[str, ...]
-    _on_device: dict[str, "DataBundle"] = field(default_factory=dict, repr=False, compare=False)
+    _on_device: dict[str, DataBundle] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def in_memory(self) -> bool:
         return isinstance(self.train, Split) and isinstance(self.eval, Split)
 
-    def on(self, device: torch.device | str) -> "DataBundle":
+    def on(self, device: torch.device | str) -> DataBundle:
         """This bundle with its in-memory splits on ``device``, moved once and cached, so
         that every trainer of a search shares one copy of the training set on the GPU."""
         key = str(torch.device(device))
@@ -295,7 +296,8 @@ def _load_npz(entry: dict, need_test: bool) -> _Arrays:
     with npz:
         for key in NPZ_KEYS:
             if key not in npz.files:
-                raise DataError(f"{path}: missing key {key!r} (has {', '.join(npz.files)}; needs {', '.join(NPZ_KEYS)})")
+                raise DataError(f"{path}: missing key {key!r} "
+                                f"(has {', '.join(npz.files)}; needs {', '.join(NPZ_KEYS)})")
         x_train = _nhwc_to_nchw(_npz_array(npz, "x_train", path), f"{path}:x_train")
         y_train = _labels(_npz_array(npz, "y_train", path), len(x_train), f"{path}:y_train")
         x_test = y_test = None
@@ -433,7 +435,7 @@ def _check_classes_kept(y: torch.Tensor, num_classes: int, where: str) -> None:
                         f"{_listing(lost[:5], len(lost))}; raise max_train")
 
 
-def check_batch(data: "DataBundle", batch_size: int, key: str) -> None:
+def check_batch(data: DataBundle, batch_size: int, key: str) -> None:
     """Refuse a training set smaller than one batch: every step would see the whole set
     and the configured batch size would mean nothing."""
     if len(data.train) < batch_size:
@@ -485,14 +487,14 @@ class FolderImages(Dataset):
         path, label = self.samples[int(self.indices[i])]
         return self.transform(default_loader(path)), label
 
-    def subset(self, indices: Sequence[int]) -> "FolderImages":
+    def subset(self, indices: Sequence[int]) -> FolderImages:
         sub = copy.copy(self)
         sub.indices = self.indices[np.asarray(indices, dtype=np.int64)]
         labels = np.asarray([label for _, label in self.samples], dtype=np.int64)
         sub.targets = labels[sub.indices].tolist()
         return sub
 
-    def augmented(self, transform) -> "FolderImages":
+    def augmented(self, transform) -> FolderImages:
         """The same images through ``transform`` (decoded PIL image in, uint8 CHW tensor out)."""
         out = copy.copy(self)
         out.transform = transform
@@ -515,7 +517,7 @@ class AugmentedSplit(Dataset):
         return self.transform(self.split.x[i]), int(self.split.y[i])
 
 
-def with_train_transform(data: "DataBundle", transform) -> "DataBundle":
+def with_train_transform(data: DataBundle, transform) -> DataBundle:
     """``data`` whose training images go through a per-image ``transform`` in the
     DataLoader's workers (the evaluation images do not)."""
     train = data.train

@@ -11,9 +11,10 @@ over unless asked (``restart``: the old files are moved aside). Wrong input rais
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import outdir
 from .config import dataset_name
@@ -57,7 +58,7 @@ def default_dataset(config: Mapping, stem: str) -> str:
     return transfer_to if stem == "imagenet" and transfer_to else config["search"]["dataset"]
 
 
-def macro_for(config: Mapping, stem: str, data) -> "Macro":  # noqa: F821 - torch-side type
+def macro_for(config: Mapping, stem: str, data) -> Macro:  # noqa: F821 - torch-side type
     from .nn import Macro
 
     shape = config["transfer"] if stem == "imagenet" else config["train"]

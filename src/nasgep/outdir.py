@@ -22,8 +22,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import UserError
 from .io import atomic_write_text
@@ -134,10 +135,10 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, markers: tuple[str,
     """Decide what a run may do with ``out`` (held under :func:`locked`); True when it
     goes on from what the folder holds, False when it starts afresh.
 
-    A folder holding a run (a file matching one of the glob patterns ``markers``) is started over only on ``restart``, or on
-    ``restart_if_changed`` when its recorded settings differ; its files are then moved
-    aside. Otherwise it is continued with the same settings only, and only on ``resume``.
-    The settings are recorded for the next run."""
+    A folder holding a run (a file matching one of the glob patterns ``markers``) is
+    started over only on ``restart``, or on ``restart_if_changed`` when its recorded
+    settings differ; its files are then moved aside. Otherwise it is continued with the
+    same settings only, and only on ``resume``. The settings are recorded for the next run."""
     changed = [] if restart else settings_differ(out, settings)   # a damaged record may go aside
     holds = any(any(out.glob(marker)) for marker in markers)
     if restart or (restart_if_changed and changed):
@@ -166,7 +167,7 @@ def move_aside(out: Path) -> Path | None:
     entries = [p for p in out.iterdir() if p.name != LOCK and not p.name.startswith(PREVIOUS)]
     if not entries:
         return None
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     target = out / f"{PREVIOUS}{stamp}"
     target.mkdir()
     for entry in entries:

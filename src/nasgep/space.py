@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 from .errors import UserError, clip, quote, read_user_text
 from .gep import Alphabet, Chromosome, ChromosomeError, Node, coding_symbols, decode
@@ -108,7 +109,7 @@ class CellGenome:
     def gene_tree(self, gid: str) -> Node:
         return decode(self.genes[gid], GENE_ALPHABETS[self.pool])
 
-    def validate(self, where: str = "cell") -> "CellGenome":
+    def validate(self, where: str = "cell") -> CellGenome:
         try:
             self.cell.validate(CELL_ALPHABET)
         except ChromosomeError as e:
@@ -125,7 +126,7 @@ class CellGenome:
             _check_depth(self.gene_tree(gid), f"{where}.genes.{clip(gid)}")
         return self
 
-    def used_only(self) -> "CellGenome":
+    def used_only(self) -> CellGenome:
         """The same cell with only the genes its coding region uses."""
         keep = set(self.coding_genes())
         return CellGenome(self.pool, self.cell, {g: c for g, c in self.genes.items() if g in keep})
@@ -135,7 +136,7 @@ class CellGenome:
                 "genes": {g: c.to_text() for g, c in sorted(self.genes.items(), key=_gid_key)}}
 
     @classmethod
-    def from_dict(cls, pool: Pool, data: Mapping, where: str = "cell") -> "CellGenome":
+    def from_dict(cls, pool: Pool, data: Mapping, where: str = "cell") -> CellGenome:
         if not isinstance(data, Mapping) or "cell" not in data or "genes" not in data:
             raise GenomeError(f"{where}: expected an object with keys 'cell' and 'genes', got {_kind(data)}")
         try:
@@ -168,7 +169,7 @@ def _check_depth(tree: Node, where: str) -> None:
                           f"supported")
 
 
-def smallest_genomes() -> list["Genome"]:
+def smallest_genomes() -> list[Genome]:
     """Candidates for the smallest network of the search space: both cells hold one gene,
     the normal one the identity of an input, the reduction one a single operation on an
     input (one per operation, on ``h1``: the previous cell's output, which every cell
@@ -198,7 +199,7 @@ class Genome:
 
     FORMAT = "nasgep-genome/1"
 
-    def validate(self) -> "Genome":
+    def validate(self) -> Genome:
         self.normal.validate("normal")
         self.reduction.validate("reduction")
         return self
@@ -211,7 +212,7 @@ class Genome:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Genome":
+    def from_dict(cls, data: Mapping) -> Genome:
         if not isinstance(data, Mapping):
             raise GenomeError(f"a genome must be a JSON object with keys 'normal' and 'reduction', "
                               f"got {_kind(data)}")
@@ -225,11 +226,11 @@ class Genome:
                    CellGenome.from_dict("reduction", data["reduction"], "reduction"))
 
     @classmethod
-    def from_json(cls, text: str) -> "Genome":
+    def from_json(cls, text: str) -> Genome:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Genome":
+    def load(cls, path: str | Path) -> Genome:
         """Read a genome JSON file (a bare genome, or a result file with a ``genome`` key)."""
         path = Path(path)
         text = read_user_text(path, "genome JSON file (e.g. a search's best.json)", GenomeError)

@@ -24,9 +24,10 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +36,8 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from .augment import AugmentSettings, BatchAugment, mobile_transform
 from .data import DataBundle, Source, Split, with_train_transform
-from .io import atomic_write_bytes
 from .errors import UserError, clip
+from .io import atomic_write_bytes
 
 CHECKPOINT_FORMAT = "nasgep-trainer/1"
 _SEED_HIGH = 2**62
@@ -110,7 +111,7 @@ class TrainSettings:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "TrainSettings":
+    def from_dict(cls, data: Mapping) -> TrainSettings:
         data = dict(data)
         data["augment"] = AugmentSettings(**data.get("augment", {}))
         return cls(**data)
@@ -239,7 +240,7 @@ class _GraphedStep:
 
     WARMUP = 3
 
-    def __init__(self, trainer: "Trainer") -> None:
+    def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
         self.warm = 0
         self.failed = False

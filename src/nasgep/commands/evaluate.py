@@ -16,12 +16,12 @@ resumes; nothing finished is redone).
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config
-
 import argparse
 import json
 import sys
 from pathlib import Path
+
+from ..cli import add_config_arguments, load_args_config
 
 NAME = "evaluate"
 HELP = "search-phase evaluation: searched vs random cells, fitness fidelity (statistics + plot)"
@@ -73,8 +73,8 @@ def plan(config: dict, dataset: str, history_of: dict[Path, list[dict]]) -> list
     """Every training the evaluation needs: name, genome, training seed, and the row
     fields of nasgep.report.searchphase. ``history_of``: :func:`histories` of the searches."""
     from ..report.searchphase import fidelity_sample
-    from ..search.settings import SearchSettings
     from ..search.sample import sample_genome
+    from ..search.settings import SearchSettings
     from ..search.torch_evaluator import search_param_counter
     from ..space import Genome
 

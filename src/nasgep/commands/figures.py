@@ -9,9 +9,9 @@ published values as hollow markers). The best cells are drawn by 'nasgep draw'.
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, output_dir
-
 import argparse
+
+from ..cli import add_config_arguments, output_dir
 
 NAME = "figures"
 HELP = "draw search curves and ablation bars (PNG and SVG)"

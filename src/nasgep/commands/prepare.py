@@ -10,12 +10,12 @@ as JSON, or to stdout.
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config, seed_value
-
 import argparse
 import json
-from ..io import atomic_write_text
 from pathlib import Path
+
+from ..cli import add_config_arguments, load_args_config, seed_value
+from ..io import atomic_write_text
 
 NAME = "prepare"
 HELP = "download/validate a dataset and write a JSON summary (counts, classes, mean/std)"

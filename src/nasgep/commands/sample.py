@@ -7,11 +7,10 @@ Writes OUT/best.json in the same form as a search (method "random", fitness null
 """
 from __future__ import annotations
 
-from ..cli import load_args_config
-
 import argparse
 import json
 
+from ..cli import load_args_config
 from .search import add_common
 
 NAME = "sample"

@@ -18,9 +18,9 @@ generation in parallel, one worker process per device, with the same result.
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, add_restart_arguments, load_args_config, output_dir, seed_value
-
 import argparse
+
+from ..cli import add_config_arguments, add_restart_arguments, load_args_config, output_dir, seed_value
 
 NAME = "search"
 HELP = "run (or resume) a NASGEP architecture search"
@@ -44,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UserError
     from ..config import dataset_name
+    from ..errors import UserError
     from ..search.runner import SearchExists, run_search
 
     config = load_args_config(args)

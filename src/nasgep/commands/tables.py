@@ -12,11 +12,11 @@
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config
-
 import argparse
-from ..io import atomic_write_json
 from pathlib import Path
+
+from ..cli import add_config_arguments, load_args_config
+from ..io import atomic_write_json
 
 NAME = "tables"
 HELP = "write Tables I-III (CSV, Markdown, LaTeX) or select the best seed's best.json"

@@ -17,14 +17,14 @@ The search, sample and train verbs log their own runs into these experiments.
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, load_args_config
-
 import argparse
 import os
 import shlex
 import shutil
 import sys
 from pathlib import Path
+
+from ..cli import add_config_arguments, load_args_config
 
 NAME = "track"
 HELP = "create a study's MLflow store (init) or start the MLflow UI on it (ui)"

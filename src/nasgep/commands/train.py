@@ -19,9 +19,9 @@ and DIR/model.pt (the final state_dict, loadable with ``torch.load(weights_only=
 """
 from __future__ import annotations
 
-from ..cli import add_config_arguments, add_restart_arguments, load_args_config, output_dir, seed_value
-
 import argparse
+
+from ..cli import add_config_arguments, add_restart_arguments, load_args_config, output_dir, seed_value
 
 NAME = "train"
 HELP = "fully train a genome (with checkpoints) and write its test metrics"
@@ -30,11 +30,13 @@ HELP = "fully train a genome (with checkpoints) and write its test metrics"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--genome", required=True, help="genome JSON (or a result file with a 'genome' key, e.g. best.json)")
     add_config_arguments(p)
-    p.add_argument("--out", type=output_dir, required=True, help="output folder (checkpoint.pt, metrics.json, model.pt)")
+    p.add_argument("--out", type=output_dir, required=True,
+                   help="output folder (checkpoint.pt, metrics.json, model.pt)")
     p.add_argument("--dataset", help="dataset name in the config (default: search.dataset; "
                                      "with --stem imagenet: transfer.dataset when set)")
     p.add_argument("--variant", help="ablation name from the config's 'ablations' (switches CutOut, AA, drop-path)")
-    p.add_argument("--seed", type=seed_value, default=0, help="seed of the weights, shuffling and augmentation (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0,
+                   help="seed of the weights, shuffling and augmentation (default 0)")
     p.add_argument("--stem", choices=("cifar", "imagenet"), help="network stem (default: train.stem)")
     p.add_argument("--epochs", type=int, help="override the number of epochs (a different schedule: resume only "
                                               "a checkpoint made with the same number)")

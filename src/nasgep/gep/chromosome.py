@@ -42,12 +42,12 @@ class Chromosome:
     def to_text(self) -> str:
         return " ".join(self.head) + " | " + " ".join(self.tail)
 
-    def replace(self, symbols: list[str] | tuple[str, ...]) -> "Chromosome":
+    def replace(self, symbols: list[str] | tuple[str, ...]) -> Chromosome:
         """Same head length, new symbols (used by the operators)."""
         return Chromosome(tuple(symbols), self.head_length)
 
     @classmethod
-    def from_text(cls, text: str, alphabet: Alphabet | None = None) -> "Chromosome":
+    def from_text(cls, text: str, alphabet: Alphabet | None = None) -> Chromosome:
         """Parse ``"head symbols | tail symbols"``; validate against ``alphabet`` if given."""
         if not isinstance(text, str):
             raise ChromosomeError(f"expected a chromosome text such as 'add g1 g2 | g3 g4 g5', "
@@ -73,7 +73,7 @@ class Chromosome:
             chromosome.validate(alphabet)
         return chromosome
 
-    def validate(self, alphabet: Alphabet) -> "Chromosome":
+    def validate(self, alphabet: Alphabet) -> Chromosome:
         """Raise :class:`ChromosomeError` naming the first offending position and symbol."""
         h = self.head_length
         if h < 1:

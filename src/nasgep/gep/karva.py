@@ -20,11 +20,11 @@ class Node:
     """An expression-tree node; a terminal has no children."""
 
     symbol: str
-    children: tuple["Node", ...] = ()
+    children: tuple[Node, ...] = ()
 
     def __str__(self) -> str:
         parts: list[str] = []
-        stack: list["Node | str"] = [self]
+        stack: list[Node | str] = [self]
         while stack:
             item = stack.pop()
             if isinstance(item, str):

@@ -6,8 +6,9 @@ Operators never break the head/tail rules: the tail only ever receives terminals
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 from .chromosome import Chromosome
 from .symbols import Alphabet

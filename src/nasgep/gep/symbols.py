@@ -6,8 +6,8 @@ an :class:`Alphabet` is the data that gives them meaning.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 #: A well-formed symbol: an identifier, optionally bound to an input, e.g. ``sep_3x3(h1)``.
 SYMBOL_RE = re.compile(r"^[^\s|()]+(\([^\s|()]+\))?$")
@@ -60,7 +60,7 @@ class Alphabet:
             return True
         return self.terminal_pattern is not None and bool(self.terminal_pattern.fullmatch(symbol))
 
-    def with_terminals(self, terminals: tuple[str, ...] | list[str]) -> "Alphabet":
+    def with_terminals(self, terminals: tuple[str, ...] | list[str]) -> Alphabet:
         """The same functions over another terminal set (e.g. the current gene pool)."""
         return Alphabet(dict(self.functions), tuple(terminals), self.terminal_pattern)
 

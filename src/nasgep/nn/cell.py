@@ -29,8 +29,8 @@ Module names inside a cell: ``preprocess.h1``, ``genes.g7_0.ops.0``, ``match.n01
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -65,22 +65,22 @@ def drop_path(x: torch.Tensor, rate: float) -> torch.Tensor:
     return x * mask / keep
 
 
-def _add(cell: "Cell", xs: list[torch.Tensor]) -> torch.Tensor:
+def _add(cell: Cell, xs: list[torch.Tensor]) -> torch.Tensor:
     return xs[0] + xs[1]
 
 
-def _cat(cell: "Cell", xs: list[torch.Tensor]) -> torch.Tensor:
+def _cat(cell: Cell, xs: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(xs, dim=1)
 
 
-def _drop_path(cell: "Cell", xs: list[torch.Tensor]) -> torch.Tensor:
+def _drop_path(cell: Cell, xs: list[torch.Tensor]) -> torch.Tensor:
     if cell.training and cell.drop_path_rate > 0:
         return drop_path(xs[0], cell.drop_path_rate)
     return xs[0]
 
 
 #: parameter-free step kinds -> what they compute
-FUNCTIONS: dict[str, Callable[["Cell", list[torch.Tensor]], torch.Tensor]] = {
+FUNCTIONS: dict[str, Callable[[Cell, list[torch.Tensor]], torch.Tensor]] = {
     "add": _add, "cat": _cat, "drop_path": _drop_path,
 }
 

@@ -14,9 +14,9 @@ built network is ready to train; :func:`build_network` seeds that when given a `
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import nn

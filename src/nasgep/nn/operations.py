@@ -23,7 +23,7 @@ stride-2 reduction, and the two stems. Nothing in this module knows about genome
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +93,7 @@ class ConvBlock(nn.Sequential):
     """ReLU -> the given convolutions -> BatchNorm; children are named (``relu``, ``pw``,
     ``dw``, ``bn``) so state-dict keys say what each weight is."""
 
-    def __init__(self, convs: "OrderedDict[str, nn.Conv2d]", out_channels: int, relu: bool = True):
+    def __init__(self, convs: OrderedDict[str, nn.Conv2d], out_channels: int, relu: bool = True):
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         if relu:
             layers["relu"] = nn.ReLU(inplace=False)  # inputs are shared by several blocks

@@ -19,8 +19,8 @@ genomes. All tests come from :mod:`scipy.stats`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import integrate, stats
@@ -233,7 +233,8 @@ def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
         above_goal=sum(s.above_goal for s in searched_rows), noise=training_noise(every),
         ri_detectable=detectable_ri(rand_means, len(s_means)), candidates=candidates)
     if candidates:
-        result.noise_random_genome = training_noise({k: [r["accuracy"] for r in v] for k, v in random.items()})["genome"]
+        per_genome = {k: [r["accuracy"] for r in v] for k, v in random.items()}
+        result.noise_random_genome = training_noise(per_genome)["genome"]
         result.ri_oracle = oracle_ri(result.noise_random_genome, candidates, result.random_mean)
     fid = _by_genome(rows, "fidelity")
     if fid:

@@ -10,9 +10,10 @@ Markdown, LaTeX and HTML (formatted ``mean ± std``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -34,7 +35,7 @@ class Stat:
     n: int
 
     @classmethod
-    def of(cls, values: Iterable[float | None]) -> "Stat":
+    def of(cls, values: Iterable[float | None]) -> Stat:
         s = pd.Series([v for v in values if v is not None], dtype="float64").dropna()
         if s.empty:
             return cls(math.nan, math.nan, 0)
@@ -188,7 +189,8 @@ def table1(study: Study) -> Table:
     caption = (f"Table I: ablation study on {study.label(dataset)}: test error and parameters, "
                f"mean ± std over seeds; RI = 100 × (Acc_searched − Acc_random) / Acc_random "
                f"from the mean accuracies, its 95 % bootstrap interval and one-sided permutation "
-               f"p-value (searched better than random) over the seeds (nasgep.report.searchphase). Rows marked '{ref.LABEL}' are the paper's published numbers.")
+               f"p-value (searched better than random) over the seeds (nasgep.report.searchphase). "
+               f"Rows marked '{ref.LABEL}' are the paper's published numbers.")
     return Table("table1", caption, pd.DataFrame(data_rows), pd.DataFrame(display_rows))
 
 

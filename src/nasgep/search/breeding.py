@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..gep import Chromosome, breed, random_chromosome, tournament
 from ..space import GENE_ALPHABETS, Genome, Pool, cell_alphabet
@@ -113,7 +113,7 @@ def breed_children(st: SearchState, s: SearchSettings, rng: random.Random, count
         mother = pick(rng, s, parents_pool, neutral=st.t_g, key=lambda i: i.fitness)
         father = pick(rng, s, parents_pool, neutral=st.t_g, key=lambda i: i.fitness)
 
-        def draw() -> tuple[Chromosome, str]:
+        def draw(mother: Individual = mother, father: Individual = father) -> tuple[Chromosome, str]:
             for _ in range(s.rebreed_tries):
                 normal = repair(rng, breed(rng, mother.normal, father.normal, alpha, s.cell_rates), alpha)
                 red = pick(rng, s, living_reds, neutral=math.inf)

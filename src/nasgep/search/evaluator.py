@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from ..space import Genome
 

@@ -16,8 +16,8 @@ Torch-free: finalists are trained through the search's executor.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 from ..space import Genome
 from .evaluator import TrainJob, job_seed

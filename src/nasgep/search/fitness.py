@@ -20,7 +20,7 @@ Torch-free, like the loop.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from scipy import stats
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import breeding
 from .evaluator import Evaluator, StoreCandidate, TrainJob, TrainResult, job_seed

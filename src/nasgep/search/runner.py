@@ -8,12 +8,12 @@ import io
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from .. import outdir, tracking
-from ..study import SEARCH_EXECUTION, SEARCH_LIMITS, expand_devices, search_method
 from ..errors import RunFailed, UserError, clip
+from ..study import SEARCH_EXECUTION, SEARCH_LIMITS, expand_devices, search_method
 from . import checkpoint
 from .evaluator import Evaluator, make_executor, worker_devices
 from .loop import GenerationReport, Search, SearchSettings
@@ -377,5 +377,5 @@ def _draw_best(out: Path, state: SearchState) -> list[Path]:
 
 
 _HISTORY_COLUMNS = ["generation", "id", "parents", "normal", "reduction", "reduction_id", "born", "epochs",
-                    "epochs_this_generation", "fitness", "accuracy", "params", "inherited", "seconds", "dead", "failure",
-                    "genome"]
+                    "epochs_this_generation", "fitness", "accuracy", "params", "inherited", "seconds", "dead",
+                    "failure", "genome"]

@@ -7,7 +7,7 @@ then trained exactly like searched cells.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from ..gep import random_chromosome
 from ..space import GENE_ALPHABETS, CellGenome, Genome, cell_alphabet, gene_id

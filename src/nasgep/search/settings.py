@@ -1,8 +1,8 @@
 """The sizes, rates and thresholds of one search, read from a config."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..gep import OperatorRates
 
@@ -34,7 +34,7 @@ class SearchSettings:
     gene_rates: OperatorRates = OperatorRates(mutations=1)
 
     @classmethod
-    def from_config(cls, config: Mapping) -> "SearchSettings":
+    def from_config(cls, config: Mapping) -> SearchSettings:
         s, g = config["search"], config["gep"]
 
         def rates(k: float, functions_only: bool) -> OperatorRates:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import torch
 from torch import nn

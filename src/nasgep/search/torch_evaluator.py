@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 import time
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import torch
 
