@@ -114,9 +114,27 @@ def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, s
     trainer.fit()
     acc = trainer.evaluate("eval")["top1"]
     atomic_write_json(target, {**meta, "train_seed": seed, "accuracy": acc, "params": count_parameters(net),
-                    "seconds": round(time.perf_counter() - t0, 1)})
+                               "seconds": round(time.perf_counter() - t0, 1),
+                               "correct": _correct_bits(trainer, data.eval)})
     print(f"[train] {target.relative_to(target.parents[2])}: {acc:.2f}%", file=sys.stderr, flush=True)
     return out
+
+
+def _correct_bits(trainer, split) -> str:
+    """Which test images the trained network classifies correctly, as base64 of packed
+    bits in test-set order: lets bench/eval_noise.py split accuracy differences into
+    test-set sampling and training noise without re-training."""
+    import base64
+
+    import numpy as np
+    import torch
+
+    trainer.model.eval()
+    hits = []
+    with torch.no_grad():
+        for x, y in trainer._eval_batches(split):
+            hits.append((trainer._forward(x).argmax(dim=1) == y).cpu().numpy())
+    return base64.b64encode(np.packbits(np.concatenate(hits))).decode()
 
 
 def job_sample(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str) -> str:
