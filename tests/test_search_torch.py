@@ -153,3 +153,72 @@ def test_kill_at_a_weight_store_write_then_resume_and_a_lost_store(tmp_path):
     with pytest.raises(SearchExists, match=r"needs are missing \(weights/"):
         run_search(tiny_config("search.max_generations=3"), dataset="cifar10", seed=0,
                    out_dir=tmp_path / "killed", resume=True, progress=False)
+
+
+def test_a_recorded_job_is_not_trained_again_unless_it_changed(tmp_path, monkeypatch):
+    from nasgep.train import Trainer
+
+    config = tiny_config()
+    ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
+    job = TrainJob("i0", _genome(config), 1, seed=1)
+    first = ev.train(job)
+    assert first.failure is None and ev.record_path("i0", 1).exists()
+
+    def no_training(self):
+        raise RuntimeError("trained again")
+
+    monkeypatch.setattr(Trainer, "train_epoch", no_training)
+    again = ev.train(job)
+    assert (again.fitness, again.params, again.seconds) == (first.fitness, first.params, first.seconds)
+    # another seed is another job; a record without its state is not trusted
+    assert "trained again" in ev.train(TrainJob("i0", job.genome, 1, seed=2)).failure
+    ev.state_path("i0", 1).unlink()
+    assert "trained again" in ev.train(job).failure
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_resume_mid_generation_trains_only_what_was_not_trained(tmp_path):
+    """A search stopped in the middle of generation 1 resumes from generation 0's
+    checkpoint, keeps the candidate-epochs generation 1 had already trained, and ends
+    exactly as an uninterrupted search."""
+    config = tiny_config()
+
+    def counting(out, trained, stop_after=None):
+        def factory(device):
+            ev = TorchEvaluator(config, "cifar10", out, seed=0, device=device)
+            real = ev.train
+
+            def train(job):
+                if ev.recorded(job) is None:
+                    in_gen1 = any((out / "checkpoints").glob("*"))
+                    if stop_after is not None and in_gen1 and sum(g for g, _ in trained) >= stop_after:
+                        raise Interrupted
+                    trained.append((int(in_gen1), job.individual))
+                return real(job)
+
+            ev.train = train
+            return ev
+        return factory
+
+    straight: list = []
+    run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "straight", progress=False,
+               factory=counting(tmp_path / "straight", straight))
+    gen1 = sum(g for g, _ in straight)
+    assert gen1 >= 3
+    first: list = []
+    with pytest.raises(Interrupted):
+        run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "killed", progress=False,
+                   factory=counting(tmp_path / "killed", first, stop_after=2))
+    resumed: list = []
+    run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "killed", resume=True, progress=False,
+               factory=counting(tmp_path / "killed", resumed))
+    assert len(resumed) == gen1 - 2          # generation 1 again, less its 2 trained candidate-epochs
+    assert ((tmp_path / "straight" / "best.json").read_text()
+            == (tmp_path / "killed" / "best.json").read_text())
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "straight" / "history.parquet").drop(columns="seconds"),
+        pd.read_parquet(tmp_path / "killed" / "history.parquet").drop(columns="seconds"))

@@ -4,9 +4,17 @@
 An individual's trainer state after epoch k lives in ``individuals/<id>/e<k>.pt`` and is
 never overwritten, so the checkpoint of a generation pins the exact states it refers to;
 files no checkpoint refers to are deleted after each generation.
+
+Beside each state, ``e<k>.json`` records the job's result and a key of everything the job
+depends on. A search resumes from its last generation checkpoint; when it re-runs that
+generation, a job whose record and state are there with the same key is not trained
+again (jobs are deterministic, so its result is what training would give), so a crash
+loses at most the candidate-epochs that were in training.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 import traceback
@@ -17,6 +25,7 @@ import torch
 
 from ..config import ConfigError
 from ..data import DataBundle, check_batch, load_dataset
+from ..io import atomic_write_json
 from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
 from ..space import Genome, GenomeError, smallest_genomes
 from ..train import CandidateFailure, Trainer, candidate_training_settings
@@ -92,7 +101,32 @@ class TorchEvaluator:
     def count_params(self, genome: Genome) -> int:
         return count_network_parameters(genome, self.macro)
 
+    def record_path(self, individual: str, epoch: int) -> Path:
+        return self.out / "individuals" / individual / f"e{epoch}.json"
+
+    def job_key(self, job: TrainJob) -> str:
+        """What a job's result depends on: genome, epoch, seed, the weight store it
+        inherits from, the candidates' training settings and the data."""
+        text = json.dumps({"genome": job.genome.to_dict(), "epoch": job.epoch, "seed": job.seed,
+                           "store": job.store_index, "settings": repr(self.settings),
+                           "data": self.config["datasets"][self.dataset]}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def recorded(self, job: TrainJob) -> TrainResult | None:
+        """The result of this very job, trained before the search was interrupted, or None."""
+        record, state = self.record_path(job.individual, job.epoch), self.state_path(job.individual, job.epoch)
+        try:
+            r = json.loads(record.read_text())
+        except (OSError, ValueError):
+            return None
+        if r.get("job") != self.job_key(job) or not state.exists():
+            return None
+        return TrainResult(job.individual, job.epoch, r["fitness"], r["params"], r["inherited"], r["seconds"])
+
     def train(self, job: TrainJob) -> TrainResult:
+        done = self.recorded(job)
+        if done is not None:
+            return done
         t0 = time.perf_counter()
         params = 0
         inherited = 0.0
@@ -116,8 +150,12 @@ class TorchEvaluator:
             detail = traceback.format_exception_only(type(e), e)[-1].strip()
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
                                time.perf_counter() - t0, failure=f"error: {detail}")
-        return TrainResult(job.individual, job.epoch, round(fitness, 4), params, inherited,
-                           time.perf_counter() - t0)
+        result = TrainResult(job.individual, job.epoch, round(fitness, 4), params, inherited,
+                             time.perf_counter() - t0)
+        atomic_write_json(self.record_path(job.individual, job.epoch),
+                          {"job": self.job_key(job), "fitness": result.fitness, "params": params,
+                           "inherited": inherited, "seconds": result.seconds})
+        return result
 
     def update_store(self, candidates: Sequence[StoreCandidate], index: dict, generation: int) -> dict:
         # fittest first: the first candidate to offer a key is its best owner this generation
@@ -149,7 +187,7 @@ class TorchEvaluator:
                 if folder.name not in keep:
                     shutil.rmtree(folder, ignore_errors=True)
                     continue
-                for f in folder.glob("e*.pt"):
+                for f in [*folder.glob("e*.pt"), *folder.glob("e*.json")]:
                     if int(f.stem[1:]) < keep[folder.name]:
                         f.unlink(missing_ok=True)
         self.store.collect_garbage(store_indices)
