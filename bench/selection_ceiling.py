@@ -26,6 +26,7 @@ from the random cells' population (the searches measured here drew worse ones) a
 the search nothing beyond that population (a search that moves the population would).
 
   python bench/selection_ceiling.py /work/runs/sp32
+  python bench/selection_ceiling.py - --genome-sd 0.76 --noise-sd 0.60 --candidates 16 --train-seeds 1
 """
 from __future__ import annotations
 
@@ -79,12 +80,24 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3, help="search seeds")
     p.add_argument("--train-seeds", type=int, default=2, help="trainings per genome")
     p.add_argument("--trials", type=int, default=20000)
+    p.add_argument("--genome-sd", type=float, default=None,
+                   help="between-genome sd (points) instead of the estimate from OUT's random cells")
+    p.add_argument("--noise-sd", type=float, default=None,
+                   help="training noise sd per training (points), e.g. bench/eval_noise.py's figure for "
+                        "a larger test set")
     a = p.parse_args()
-    df = trained_genomes(a.out)
-    random = df[df["group"] == "random"]
-    noise = training_noise(dict(zip(random["name"], random["accuracies"])))
-    if not noise["share"] > 0:
-        sys.exit(f"{a.out}: no training noise measured (each random genome needs two trainings)")
+    if a.genome_sd is not None and a.noise_sd is not None:
+        noise = {"genome": a.genome_sd, "within": a.noise_sd,
+                 "share": a.noise_sd ** 2 / (a.noise_sd ** 2 + a.genome_sd ** 2)}
+    else:
+        df = trained_genomes(a.out)
+        random = df[df["group"] == "random"]
+        noise = training_noise(dict(zip(random["name"], random["accuracies"])))
+        if not noise["share"] > 0:
+            sys.exit(f"{a.out}: no training noise measured (each random genome needs two trainings)")
+        if a.genome_sd is not None or a.noise_sd is not None:
+            noise = {"genome": a.genome_sd or noise["genome"], "within": a.noise_sd or noise["within"]}
+            noise["share"] = noise["within"] ** 2 / (noise["within"] ** 2 + noise["genome"] ** 2)
     genome_sd = noise["genome"]
     print(f"random cells: between-genome sd {genome_sd:.2f} points (noise-free), training noise sd "
           f"{noise['within']:.2f}, noise share {noise['share']:.2f}; {a.candidates} candidates per search, "
