@@ -15,8 +15,8 @@ training from scratch, so the gain is the breeding's alone.
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -24,14 +24,24 @@ from scipy import stats
 
 
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folders", nargs="+", type=Path, help="search output folders")
+    p.add_argument("--generations", type=int, default=None,
+                   help="read only generations 0..N-1 (a longer search's history as a shorter one's)")
+    a = p.parse_args()
     print("| search | rows | tau(epochs, fitness) | tau(inherited, child fitness) | "
           "tau(params, 1st-gen fitness) | best.json: epochs (max in history), born |")
     print("|---|---|---|---|---|---|")
     histories = {}   # folder -> its history's rows without failures, read once
-    for folder in map(Path, sys.argv[1:]):
+    for folder in a.folders:
         h = pd.read_parquet(folder / "history.parquet")
+        if a.generations is not None:
+            h = h[h["generation"] < a.generations]
         h = histories[folder.name] = h[h["failure"].isna()]
         best = json.loads((folder / "best.json").read_text())
+        if a.generations is not None:   # the best of the generations read, as that search's best.json
+            best = h.sort_values(["fitness", "generation"], ascending=[False, True]).iloc[0]
+            best = {"individual": best["id"], "epochs": best["epochs"]}
         first = h[h["generation"] == h["born"]]
         children = first[first["born"] > 0]
         t_e = stats.kendalltau(h["epochs"], h["fitness"])
