@@ -21,6 +21,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Run the `slow` end-to-end tests first (stable order otherwise): with `-n 2` the two
+    workers then share the minutes-long tests from the start and the short ones fill the
+    gaps, instead of one worker finishing alone on a long test at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # --------------------------------------------------------------------------- results/ guard
 # Tests write only under their own temporary folders. A user's results/ (their studies, their
 # MLflow store) must look the same after the test run as before it: the run fails otherwise,

@@ -372,6 +372,9 @@ def test_demo_end_to_end(tmp_path):
     data.update(results_dir="results/demo-small", seeds=[0], ablations={
         "cutout_aa": {"source": "search", "label": "CutOut + AA"},
         "cutout_aa_random": {"source": "random", "label": "CutOut + AA + Random Sampling"}})
+    data["search"]["max_generations"] = 2      # every rule runs; fewer epochs in each
+    data["train"]["epochs"] = 2
+    data["transfer"]["epochs"] = 1
     config = work / "demo-small.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
