@@ -163,7 +163,9 @@ def main() -> None:
     p.add_argument("--random", type=int, default=10)
     p.add_argument("--random-seed0", type=int, default=1000, help="first draw seed of the random genomes")
     p.add_argument("--train-seeds", type=int, default=2)
-    p.add_argument("--finalists", type=int, default=3)
+    p.add_argument("--finalists", type=int, default=3,
+                   help="finalists of the retrain selection; 0 skips it (with search.evaluation=full "
+                        "every candidate is already trained from scratch, and it re-trains the pick)")
     p.add_argument("--fidelity-best", type=int, default=2)
     p.add_argument("--fidelity-spread", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
@@ -227,8 +229,9 @@ def main() -> None:
                 train(best["genome"], {"group": "searched", "selection": "fitness", "variant": variant,
                                        "search_seed": seed, "genome": f"seed{seed}", "fitness": best["fitness"],
                                        "epochs": best["epochs"]}, f"{prefix}fitness-seed{seed}", a.train_seeds)
-                submit(job_finalists, *vargs, seed, sdir, a.finalists,
-                       then=lambda path: after_finalists(variant, seed, path))
+                if a.finalists > 0:
+                    submit(job_finalists, *vargs, seed, sdir, a.finalists,
+                           then=lambda path: after_finalists(variant, seed, path))
                 from nasgep.commands.evaluate import histories
                 from nasgep.report.searchphase import fidelity_sample
 
@@ -295,6 +298,8 @@ def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accu
     for selection in ("fitness", "retrain"):
         chosen = [r for r in rows if r["group"] == "random" or r.get("selection") == selection
                   or r["group"] == "fidelity"]
+        if not any(r.get("selection") == selection for r in chosen):
+            continue
         result = sp.evaluate(chosen, dataset=dataset, candidates=n_candidates,
                              method=f"search ({variant} setting), final selection {selection}")
         atomic_write_json(out / f"searchphase-{prefix}{selection}.json", result.to_dict())
