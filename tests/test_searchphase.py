@@ -146,6 +146,13 @@ def test_evaluate_summarises_a_trainings_table(tmp_path):
     assert sp.scatter(res, tmp_path / "s.png").stat().st_size > 1000
 
 
+def test_one_training_seed_says_the_noise_is_not_measured_instead_of_n_a():
+    one_seed = [r for r in _rows() if r["train_seed"] == 0]
+    text = sp.markdown(sp.evaluate(one_seed, dataset="cifar10", n_resamples=99, candidates=20))
+    assert "training-seed noise: not measured" in text
+    assert "ceiling: " not in text and "between-genome sd n/a" not in text
+
+
 def test_evaluate_needs_random_genomes():
     with pytest.raises(ValueError, match="random"):
         sp.evaluate([r for r in _rows() if r["group"] != "random"])

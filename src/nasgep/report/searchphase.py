@@ -297,14 +297,18 @@ def _summary_lines(result: SearchPhase) -> list[str]:
              f"searched above the random 90th percentile: {result.above_goal} of {len(result.searched)} seeds",
              f"RI = {result.ri:.2f} (95 % bootstrap CI {_fmt(result.ri_low)} to {_fmt(result.ri_high)}), "
              f"one-sided permutation p = {_fmt(result.p_value, 3)}; this design detects an RI of "
-             f"{_fmt(result.ri_detectable)} or more with 80 % power (one-sided, 5 %)",
-             f"training-seed noise: within-genome sd {_fmt(result.noise['within'])} points, "
-             f"between-genome sd {_fmt(result.noise['between'])} points "
-             f"(noise share of variance {_fmt(result.noise['share'])})"]
-    if result.candidates:
-        lines.append(f"ceiling: reporting the truly best of {result.candidates} random-like candidates gives "
-                     f"RI {_fmt(result.ri_oracle)} on average (a perfect fitness; between-genome sd "
-                     f"{_fmt(result.noise_random_genome)} points without training noise)")
+             f"{_fmt(result.ri_detectable)} or more with 80 % power (one-sided, 5 %)"]
+    if math.isnan(result.noise["within"]):
+        lines.append("training-seed noise: not measured (each random cell trained with one training seed; two or "
+                     "more separate it from the genomes and give the ceiling a perfect fitness could reach)")
+    else:
+        lines.append(f"training-seed noise: within-genome sd {_fmt(result.noise['within'])} points, "
+                     f"between-genome sd {_fmt(result.noise['between'])} points "
+                     f"(noise share of variance {_fmt(result.noise['share'])})")
+        if result.candidates:
+            lines.append(f"ceiling: reporting the truly best of {result.candidates} random-like candidates gives "
+                         f"RI {_fmt(result.ri_oracle)} on average (a perfect fitness; between-genome sd "
+                         f"{_fmt(result.noise_random_genome)} points without training noise)")
     if result.tau_n:
         lines.append(f"fidelity: Kendall's tau between search fitness and trained accuracy "
                      f"{_fmt(result.tau)} (p = {_fmt(result.tau_p, 3)}, n = {result.tau_n})")
