@@ -55,7 +55,8 @@ def _config(path: str, overrides: list[str]):
 
 # --- jobs (run in worker processes) -------------------------------------------------------
 
-def job_search(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str) -> str:
+def job_search(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str,
+               blind: bool = False) -> str:
     _threads()
     from nasgep.search.runner import run_search
 
@@ -63,8 +64,13 @@ def job_search(cfg_path: str, overrides: list[str], dataset: str, seed: int, out
     summary = Path(out) / "search.json"
     if summary.exists() and json.loads(summary.read_text()).get("finished"):
         return out
-    run_search(config, dataset=dataset, seed=seed, out_dir=out, resume=True, progress=False,
-               log=lambda m: print(f"[search {seed}] {m}", file=sys.stderr, flush=True))
+
+    def log(message: str) -> None:
+        if blind:   # progress only: the fitness stays unseen until the study is read
+            message = message.split(": best fitness")[0]
+        print(f"[search {seed}] {message}", file=sys.stderr, flush=True)
+
+    run_search(config, dataset=dataset, seed=seed, out_dir=out, resume=True, progress=False, log=log)
     return out
 
 
@@ -95,7 +101,7 @@ def job_finalists(cfg_path: str, overrides: list[str], dataset: str, seed: int, 
 
 
 def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, seed: int, out: str,
-              meta: dict) -> str:
+              meta: dict, blind: bool = False) -> str:
     _threads()
     from nasgep.data import load_dataset
     from nasgep.fulltrain import macro_for
@@ -116,7 +122,8 @@ def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, s
     atomic_write_json(target, {**meta, "train_seed": seed, "accuracy": acc, "params": count_parameters(net),
                                "seconds": round(time.perf_counter() - t0, 1),
                                "correct": _correct_bits(trainer, data.eval)})
-    print(f"[train] {target.relative_to(target.parents[2])}: {acc:.2f}%", file=sys.stderr, flush=True)
+    shown = "done" if blind else f"{acc:.2f}%"
+    print(f"[train] {target.relative_to(target.parents[2])}: {shown}", file=sys.stderr, flush=True)
     return out
 
 
@@ -172,6 +179,9 @@ def main() -> None:
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE...]",
                    help="a search setting measured beside the paper's (repeatable)")
     p.add_argument("--report-only", action="store_true", help="only compute the statistics from the cache")
+    p.add_argument("--blind", action="store_true",
+                   help="a study planned in advance: print progress but no fitness or accuracy, and "
+                        "no report, so that nothing is read before every job is done")
     p.add_argument("--skip-paper", action="store_true",
                    help="run and report only the --variant settings (e.g. more seeds of one variant)")
     a = p.parse_args()
@@ -216,7 +226,8 @@ def main() -> None:
                     target = out / "train" / name / f"s{t}.json"
                     source = first_training.setdefault((text, t), target)
                     if source == target:
-                        submit(job_train, *args, genome, t, str(target), meta, then=lambda _r, s=source: copy_result(s))
+                        submit(job_train, *args, genome, t, str(target), meta, a.blind,
+                               then=lambda _r, s=source: copy_result(s))
                         continue
                     copies.setdefault(source, []).append((target, meta))
                     if source.exists():
@@ -255,7 +266,7 @@ def main() -> None:
             for variant in variants:
                 for seed in seeds:
                     sdir = str(out / ("search" if variant == "paper" else f"search-{variant}") / f"seed{seed}")
-                    submit(job_search, a.config, a.set + variants[variant], dataset, seed, sdir,
+                    submit(job_search, a.config, a.set + variants[variant], dataset, seed, sdir, a.blind,
                            then=lambda d, variant=variant, seed=seed: after_search(variant, seed, d))
             for r in range(a.random):
                 rs = a.random_seed0 + r
@@ -276,6 +287,10 @@ def main() -> None:
                         then(result)
                 print(f"[driver] {len(running)} jobs left, {time.time() - t_start:.0f}s", file=sys.stderr, flush=True)
 
+    if a.blind:
+        print(f"[driver] every job is done; read the study with --report-only (without --blind): {out}",
+              file=sys.stderr)
+        return
     for variant in variants:
         fitness = _config(a.config, a.set + variants[variant])["search"]["fitness"]
         report(out, dataset, variant, fitness)
