@@ -128,6 +128,7 @@ def test_evaluate_summarises_a_trainings_table(tmp_path):
     assert res.random_p90 == pytest.approx(np.percentile(np.arange(30, 40), 90))
     assert [s.above_goal for s in res.searched] == [True, True, False]
     assert res.above_goal == 2
+    assert res.above_goal_p == pytest.approx(1 - 0.9**3 - 3 * 0.1 * 0.9**2)   # P(2 or 3 of 3 by chance)
     assert res.searched[2].percentile == pytest.approx(55.0)
     assert res.ri == pytest.approx(sp.relative_improvement(np.mean([41, 40, 35]), 34.5))
     assert res.noise["within"] == pytest.approx(math.sqrt(0.5))
@@ -135,7 +136,7 @@ def test_evaluate_summarises_a_trainings_table(tmp_path):
     data = res.to_dict()
     assert data["searched"][0]["accuracies"] == [40.5, 41.5]
     text = sp.markdown(res)
-    assert "2 of 3 seeds" in text and "Kendall" in text
+    assert "2 of 3 seeds (10 % expected by chance; one-sided binomial p = 0.028)" in text and "Kendall" in text
     assert math.isnan(res.ri_oracle) and "ceiling" not in text     # no candidate count given
     with_ceiling = sp.evaluate(_rows(), dataset="cifar10", n_resamples=99, candidates=20)
     # random genome means 30..39 (sd 3.03), seed noise sd 0.71: the noise-free spread

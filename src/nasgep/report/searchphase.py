@@ -75,6 +75,15 @@ def permutation_p(searched: Sequence[float], random: Sequence[float], n_resample
     return float(res.pvalue)
 
 
+def above_goal_p(above: int, n: int) -> float:
+    """One-sided binomial test of ``above`` of ``n`` searched genomes lying above the random
+    genomes' 90th percentile, against the 10 % a random draw reaches by chance; NaN
+    without searched genomes."""
+    if n == 0:
+        return math.nan
+    return float(stats.binomtest(above, n, 1 - GOAL_PERCENTILE / 100, alternative="greater").pvalue)
+
+
 def detectable_ri(random: Sequence[float], n_searched: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest RI this design detects with probability ``power`` in a one-sided
     test at level ``alpha``: (z_(1-alpha) + z_power) x sd x sqrt(1/n_searched + 1/n_random),
@@ -169,6 +178,7 @@ class SearchPhase:
     p_value: float
     above_goal: int
     noise: dict[str, float]
+    above_goal_p: float = math.nan      # above_goal_p: binomial test against the 10 % of chance
     ri_detectable: float = math.nan     # detectable_ri at alpha 0.05, power 0.8
     candidates: int = 0                 # distinct genomes a search ranked (mean over the searches)
     ri_oracle: float = math.nan         # oracle_ri: the best any fitness could do at this protocol
@@ -231,7 +241,8 @@ def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
         random_n=len(rand_means), random_p90=p90, ri=ri, ri_low=low, ri_high=high,
         p_value=permutation_p(s_means, rand_means, n_resamples=n_resamples, seed=seed),
         above_goal=sum(s.above_goal for s in searched_rows), noise=training_noise(every),
-        ri_detectable=detectable_ri(rand_means, len(s_means)), candidates=candidates)
+        ri_detectable=detectable_ri(rand_means, len(s_means)), candidates=candidates,
+        above_goal_p=above_goal_p(sum(s.above_goal for s in searched_rows), len(searched_rows)))
     if candidates:
         per_genome = {k: [r["accuracy"] for r in v] for k, v in random.items()}
         result.noise_random_genome = training_noise(per_genome)["genome"]
@@ -294,7 +305,8 @@ def scatter(result: SearchPhase, path, title: str | None = None,
 def _summary_lines(result: SearchPhase) -> list[str]:
     lines = [f"random cells: {result.random_mean:.2f} ± {result.random_std:.2f} % "
              f"(90th percentile {result.random_p90:.2f} %)",
-             f"searched above the random 90th percentile: {result.above_goal} of {len(result.searched)} seeds",
+             f"searched above the random 90th percentile: {result.above_goal} of {len(result.searched)} seeds "
+             f"(10 % expected by chance; one-sided binomial p = {_fmt(result.above_goal_p, 3)})",
              f"RI = {result.ri:.2f} (95 % bootstrap CI {_fmt(result.ri_low)} to {_fmt(result.ri_high)}), "
              f"one-sided permutation p = {_fmt(result.p_value, 3)}; this design detects an RI of "
              f"{_fmt(result.ri_detectable)} or more with 80 % power (one-sided, 5 %)"]
