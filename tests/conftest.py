@@ -30,26 +30,28 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 # --------------------------------------------------------------------------- results/ guard
 # Tests write only under their own temporary folders. A user's results/ (their studies, their
-# MLflow store) must look the same after the test run as before it: the run fails otherwise,
-# naming what changed.
-RESULTS = ROOT / "results"
+# MLflow store) must look the same after the test run as before it, and nothing may land in
+# MLflow's fallback folders of the working directory: the run fails otherwise, naming what
+# changed.
+WATCHED = [ROOT / "results", ROOT / "mlruns", ROOT / "mlartifacts"]
 
 
 def _results_snapshot() -> dict[str, tuple[int, int]]:
-    """Every path under results/ with its size and modification time (folders too, so a
-    created-then-emptied folder counts)."""
-    if not RESULTS.exists():
-        return {}
+    """Every path under the watched folders (and the folders themselves) with its size and
+    modification time (folders too, so a created-then-emptied folder counts)."""
     snapshot = {}
-    for dirpath, dirnames, filenames in os.walk(RESULTS):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            try:
-                st = path.lstat()
-            except FileNotFoundError:
-                continue
-            size = 0 if path.is_dir() else st.st_size
-            snapshot[str(path.relative_to(ROOT))] = (size, st.st_mtime_ns if not path.is_dir() else 0)
+    for top in WATCHED:
+        if top.exists():
+            snapshot[str(top.relative_to(ROOT))] = (0, 0)
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in dirnames + filenames:
+                path = Path(dirpath) / name
+                try:
+                    st = path.lstat()
+                except FileNotFoundError:
+                    continue
+                size = 0 if path.is_dir() else st.st_size
+                snapshot[str(path.relative_to(ROOT))] = (size, st.st_mtime_ns if not path.is_dir() else 0)
     return snapshot
 
 
@@ -73,7 +75,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         return
     shown = changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else [])
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    text = ("the tests changed the user's results/ folder (tests must write under tmp_path only):\n  "
+    text = ("the tests changed the user's results/ (or wrote ./mlruns, ./mlartifacts); tests must write "
+            "under tmp_path only:\n  "
             + "\n  ".join(shown))
     if reporter is not None:
         reporter.ensure_newline()

@@ -257,10 +257,15 @@ def test_search_refuses_to_overwrite_without_resume(tmp_path):
     assert {"best.json", "history.parquet", "search.json", "checkpoints"} <= files
 
 
-def test_mlflow_run_has_per_generation_metrics(tmp_path):
-    db = tmp_path / "mlflow.db"
+def test_mlflow_run_has_per_generation_metrics(tmp_path, monkeypatch):
+    db = tmp_path / "store" / "mlflow.db"
     config = small_config("search.max_generations=3", "tracking.enabled=true", f"tracking.uri=sqlite:///{db}")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s", factory=cheap_factory, progress=False)
+    # artifacts beside the store, not in MLflow's fallback ./mlruns of the working directory
+    assert list((tmp_path / "cwd").iterdir()) == []
+    assert (tmp_path / "store" / "mlartifacts" / "search").is_dir()
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")

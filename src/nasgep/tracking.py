@@ -27,6 +27,12 @@ def tracking_uri(config: Mapping) -> str | None:
     return f"sqlite:///{db}"
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative or absolute), else None."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+
+
 def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
     """``{'search': {'lr': 0.1}} -> {'search.lr': 0.1}`` for MLflow params."""
     out: dict[str, Any] = {}
@@ -103,17 +109,24 @@ def experiment_ids(config: Mapping) -> dict[str, str]:
     return {part: e.experiment_id for part, e in found.items() if e is not None}
 
 
+def artifact_location(config: Mapping, part: str) -> str | None:
+    """Where experiment ``part`` keeps its artifacts: ``mlartifacts/<part>`` beside a
+    local sqlite store (the default one in ``results_dir`` or a ``tracking.uri`` of
+    ``sqlite:///...``), never MLflow's fallback ``./mlruns`` in the working directory;
+    None (the server decides) for any other store."""
+    db = sqlite_path(tracking_uri(config) or "")
+    return None if db is None else (db.resolve().parent / "mlartifacts" / part).as_uri()
+
+
 def ensure_experiment(client, config: Mapping, part: str) -> str:
-    """The id of experiment ``<name>/<part>``, created if missing. With the default store
-    its artifacts go to ``<results_dir>/mlartifacts/<part>``, not the working directory."""
+    """The id of experiment ``<name>/<part>``, created if missing, with its artifacts at
+    :func:`artifact_location`."""
     name = f"{config['name']}/{part}"
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = None
-    if config["tracking"]["uri"] is None:
-        location = (Path(config["results_dir"]).resolve() / "mlartifacts" / part).as_uri()
-    return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+    return client.create_experiment(name, artifact_location=artifact_location(config, part),
+                                     tags=EXPERIMENT_TAGS)
 
 
 # --------------------------------------------------------------------------- what runs carry
@@ -170,8 +183,9 @@ def genome_text(genome, limit: int = 500) -> str:
 
 
 def _prepare(uri: str) -> None:
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     # quiet the MLflow banner about the default artifact location
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 

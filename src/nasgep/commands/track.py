@@ -40,12 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ui.add_argument("--print", dest="print_only", action="store_true", help="only print the command")
 
 
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (relative or absolute), else None."""
-    prefix = "sqlite:///"
-    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
-
-
 def ui_command(uri: str, host: str, port: int) -> list[str]:
     exe = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
     return [exe, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
@@ -70,7 +64,7 @@ def print_runs_views(config, host: str, port: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..tracking import EXPERIMENTS, init_store, tracking_uri
+    from ..tracking import EXPERIMENTS, init_store, sqlite_path, tracking_uri
 
     config = load_args_config(args)
     if args.action == "init":
