@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from nasgep.gep import Chromosome, OperatorRates, random_chromosome
+from nasgep import space
+from nasgep.gep import Chromosome, OperatorRates, karva, random_chromosome
 from nasgep.nn import (
     OPS,
     BatchNorm2d,
@@ -204,8 +205,8 @@ def test_gene_used_twice_has_two_instances():
     assert module.genes["g1_0"].ops[0].pw.weight is not module.genes["g1_1"].ops[0].pw.weight
 
 
-def test_plan_is_flat_and_forward_does_not_touch_the_tree():
-    module = Cell(HAND.normal, 4, 4, 4)
+def test_plan_is_flat_and_forward_does_not_touch_the_tree(monkeypatch):
+    module = Cell(HAND.normal, 4, 4, 4).eval()
     kinds = [step.kind for step in module.plan]
     assert set(kinds) <= {"module", "add", "cat", "drop_path"}
     # every step reads slots written before it
@@ -213,6 +214,18 @@ def test_plan_is_flat_and_forward_does_not_touch_the_tree():
     for step in module.plan:
         assert set(step.inputs) <= written
         written.add(step.output)
+    # forward runs the compiled plan alone: with every way to decode a tree broken, the
+    # cell computes the same output
+    s0, s1 = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6)
+    before = module(s0, s1)
+
+    def no_tree(*_args, **_kwargs):
+        raise AssertionError("forward decoded a tree")
+    for name in ("tree", "gene_tree", "used_only", "validate"):
+        monkeypatch.setattr(CellGenome, name, no_tree)
+    monkeypatch.setattr(karva, "decode", no_tree)
+    monkeypatch.setattr(space, "decode", no_tree)
+    assert torch.equal(module(s0, s1), before)
 
 
 def test_reduction_gene_reading_a_raw_input_is_rejected():
@@ -463,8 +476,12 @@ def test_param_limit():
     assert (err.params, err.limit, err.over) == (300_123, 300_000, 123)
 
 
-def test_search_size_networks_fit_the_search_limit_often():
-    """Sanity of the scale: at C = 16, N = 3 most random genomes are near the 300k limit."""
+def test_search_size_networks_are_of_the_search_limits_scale():
+    """Sanity of the scale: at the paper's search size (C = 16, N = 3) random genomes build
+    networks of the order of the 300k parameter limit, some below it and none absurdly far
+    above (the search re-breeds those over it; a mistake in the width arithmetic would
+    put every one far off)."""
     counts = [count_network_parameters(random_genome(s), Macro(channels=16, cells_per_stage=3, num_classes=10))
-              for s in range(5)]
-    assert all(10_000 < n < 2_000_000 for n in counts)
+              for s in range(8)]
+    assert all(30_000 < n < 3_000_000 for n in counts)
+    assert any(n <= 300_000 for n in counts)
