@@ -110,11 +110,14 @@ def test_an_npz_with_an_object_array_is_refused(tmp_path, capsys):
 
 
 def test_a_checkpoint_that_is_not_tensors_is_refused(tmp_path):
-    """``weights_only=True`` refuses a pickled object; the caller sees an error, not code."""
+    """A training checkpoint holding a pickled object: nasgep's reader (``nasgep train``'s
+    resume) refuses it with an error naming the file, and the object's code never runs."""
+    from nasgep.train import StateFileError, read_state
+
     marker = tmp_path / "pwned"
     path = tmp_path / "checkpoint.pt"
-    torch.save({"state": Payload(str(marker))}, path)
+    torch.save({"format": "x", "state": Payload(str(marker))}, path)
     assert not marker.exists()   # saving does not run the payload
-    with pytest.raises(pickle.UnpicklingError):
-        torch.load(path, weights_only=True)
+    with pytest.raises(StateFileError, match=r"checkpoint\.pt: not a readable trainer state \(UnpicklingError"):
+        read_state(path)
     assert not marker.exists()

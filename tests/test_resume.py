@@ -61,12 +61,13 @@ def test_unreadable_checkpoints_stop_the_search_and_keep_everything(tmp_path):
 
 
 def test_the_cli_says_what_is_damaged_and_exits_2(tmp_path, capsys):
-    search(tmp_path)
-    for path in checkpoint.list_checkpoints(tmp_path / "checkpoints"):
+    run = tmp_path / "run"
+    search(run)
+    for path in checkpoint.list_checkpoints(run / "checkpoints"):
         path.write_bytes(b"\xff\xfe not text")
-    config = tmp_path.parent / "config.yaml"
+    config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(small_config("search.max_generations=4")))
-    code = main(["search", "--config", str(config), "--seed", "3", "--out", str(tmp_path), "--resume"])
+    code = main(["search", "--config", str(config), "--seed", "3", "--out", str(run), "--resume"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("nasgep search: error:") and "not UTF-8" in err[-1] and "--restart" in err[-1]

@@ -171,14 +171,29 @@ def test_two_workers_equal_one():
 
 
 def test_budget_stops_within_one_candidate_epoch():
-    ticks = iter(range(10_000))
+    now = [0.0]
+
+    def clock() -> float:        # one fake second per clock read
+        now[0] += 1.0
+        return now[0]
+
+    starts = []                  # the clock when each candidate epoch started
+
+    class Timed(CheapEvaluator):
+        def train(self, job):
+            starts.append(now[0])
+            return super().train(job)
+
     config = small_config("search.max_generations=null", "search.budget_hours=0.01")  # 36 s
-    settings = SearchSettings.from_config(config)
-    ev = CheapEvaluator()
-    st = Search(settings, ev, SerialExecutor(ev), SearchState(seed=0), clock=lambda: float(next(ticks))).run()
+    ev = Timed()
+    search = Search(SearchSettings.from_config(config), ev, SerialExecutor(ev), SearchState(seed=0), clock=clock)
+    t0 = now[0]                  # the search's clock starts when it is made
+    st = search.run()
     assert st.finished and st.stop_reason == "budget"
-    assert st.generation >= 0
-    assert len(ev.calls) < 40     # one fake second per clock read: it stopped close to the budget
+    elapsed = [t - t0 for t in starts]
+    assert len(elapsed) > 10 and max(elapsed) < 36          # no candidate epoch starts after the budget
+    longest_gap = max(b - a for a, b in zip(elapsed, elapsed[1:]))
+    assert max(elapsed) >= 36 - longest_gap                  # nor does it stop while one more would fit
 
 
 def test_checkpoint_round_trip_and_corruption(tmp_path, capsys):
