@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from nasgep.cli import main
 from nasgep.space import Genome
 from nasgep.tracking import genome_text, run_tags
@@ -31,7 +29,8 @@ def test_run_tags_are_the_same_everywhere():
 
 
 def test_training_run_carries_what_the_ui_compares(tmp_path):
-    mlflow = pytest.importorskip("mlflow")
+    import mlflow
+
     genome = tmp_path / "best.json"
     genome.write_text(json.dumps({"genome": GENOME, "fitness": 61.0, "method": "search", "seed": 1}))
     store = tmp_path / "study"

@@ -6,8 +6,6 @@ import io
 import json
 import math
 import os
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -295,11 +293,9 @@ def stand_in_network(monkeypatch):
         torch.manual_seed(seed or 0)
         return TinyNet(macro.in_channels, macro.num_classes, width=macro.channels)
 
-    try:
-        import nasgep.nn as nn_module
-        monkeypatch.setattr(nn_module, "build_network", build_network)
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "nasgep.nn", types.SimpleNamespace(build_network=build_network))
+    import nasgep.nn as nn_module
+
+    monkeypatch.setattr(nn_module, "build_network", build_network)
     return built
 
 
@@ -357,9 +353,6 @@ def test_train_command_user_errors(tmp_path, stand_in_network, capsys):
 
 
 def test_train_command_with_the_real_network(tmp_path):
-    nn_module = pytest.importorskip("nasgep.nn")
-    if not hasattr(nn_module, "build_network"):
-        pytest.skip("nasgep.nn.build_network is not there yet")
     genome = tmp_path / "g.json"
     genome.write_text(json.dumps(GENOME))
     out = tmp_path / "real"
