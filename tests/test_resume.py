@@ -206,29 +206,34 @@ def test_stale_temporary_files_are_removed_on_resume(tmp_path):
 
 
 class ForgetfulEvaluator(CheapEvaluator):
-    def missing_files(self, state):
-        return [f"weights/{entry['file']}" for entry in state.store_index.values()]
+    def unusable_files(self, state):
+        return [f"weights/{entry['file']} (missing)" for entry in state.store_index.values()]
 
 
 def test_resume_stops_when_files_the_checkpoint_needs_are_missing(tmp_path):
     search(tmp_path, "search.max_generations=2")
     config = small_config("search.max_generations=4")
-    with pytest.raises(SearchExists, match=r"file\(s\) that the checkpoint of generation 1 needs are missing"):
+    with pytest.raises(SearchExists, match=r"file\(s\) that the checkpoint of generation 1 needs are missing or "
+                                           r"damaged \(weights/.* \(missing\)"):
         run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path, resume=True,
                    factory=lambda device: ForgetfulEvaluator(), progress=False, log=lambda m: None)
 
 
-def test_torch_evaluator_names_missing_store_and_state_files(tmp_path):
+def test_torch_evaluator_names_missing_and_damaged_store_and_state_files(tmp_path):
+    import torch
+
     from nasgep.search.torch_evaluator import TorchEvaluator
 
     config = load_config(ROOT / "config" / "demo.yaml", ["tracking.enabled=false"])
     ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
     state = SearchState(seed=0, store_index={"k": {"file": "ab/g1-i2.pt", "fitness": 1.0}})
     state.population = [Individual("i7", None, "r1", born=0, epochs=2)]
-    assert ev.missing_files(state) == ["weights/ab/g1-i2.pt", "individuals/i7/e2.pt"]
+    assert ev.unusable_files(state) == ["weights/ab/g1-i2.pt (missing)", "individuals/i7/e2.pt (missing)"]
     (tmp_path / "weights" / "ab").mkdir(parents=True)
-    (tmp_path / "weights" / "ab" / "g1-i2.pt").write_bytes(b"x")
-    assert ev.missing_files(state) == ["individuals/i7/e2.pt"]
+    (tmp_path / "weights" / "ab" / "g1-i2.pt").write_bytes(b"PK\x03\x04 truncated")
+    assert ev.unusable_files(state) == ["weights/ab/g1-i2.pt (damaged)", "individuals/i7/e2.pt (missing)"]
+    torch.save({"key": "k", "state": {"w": torch.zeros(2)}}, tmp_path / "weights" / "ab" / "g1-i2.pt")
+    assert ev.unusable_files(state) == ["individuals/i7/e2.pt (missing)"]
 
 
 # --- kill -9 at each write point of a generation -----------------------------------------------

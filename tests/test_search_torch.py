@@ -126,7 +126,7 @@ run_search(load_config("config/demo.yaml", sys.argv[3:]), dataset="cifar10", see
 
 
 @pytest.mark.slow
-def test_kill_at_a_weight_store_write_then_resume_and_a_lost_store(tmp_path):
+def test_kill_at_a_weight_store_write_then_resume_and_a_damaged_or_lost_file(tmp_path):
     import subprocess
     import sys
 
@@ -146,11 +146,26 @@ def test_kill_at_a_weight_store_write_then_resume_and_a_lost_store(tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "straight" / "history.parquet").drop(columns="seconds"),
         pd.read_parquet(tmp_path / "killed" / "history.parquet").drop(columns="seconds"))
+    # a damaged trained state is named, not counted as a failed candidate (which would
+    # change the search), and the folder is left as it was
+    from nasgep.search import checkpoint
+
+    state = checkpoint.read(checkpoint.list_checkpoints(tmp_path / "killed" / "checkpoints")[0])
+    member = next(i for i in state.population if i.epochs > 0 and i.failure is None)
+    damaged = tmp_path / "killed" / "individuals" / member.id / f"e{member.epochs}.pt"
+    good = damaged.read_bytes()
+    damaged.write_bytes(good[: len(good) // 2])
+    history = (tmp_path / "killed" / "history.parquet").read_bytes()
+    with pytest.raises(SearchExists, match=rf"damaged \(individuals/{member.id}/e{member.epochs}\.pt \(damaged\)"):
+        run_search(tiny_config("search.max_generations=3"), dataset="cifar10", seed=0,
+                   out_dir=tmp_path / "killed", resume=True, progress=False)
+    assert (tmp_path / "killed" / "history.parquet").read_bytes() == history
+    damaged.write_bytes(good)
     # a lost weight store is named, not silently dropped
     import shutil
 
     shutil.rmtree(tmp_path / "killed" / "weights")
-    with pytest.raises(SearchExists, match=r"needs are missing \(weights/"):
+    with pytest.raises(SearchExists, match=r"needs are missing or damaged \(weights/.* \(missing\)"):
         run_search(tiny_config("search.max_generations=3"), dataset="cifar10", seed=0,
                    out_dir=tmp_path / "killed", resume=True, progress=False)
 

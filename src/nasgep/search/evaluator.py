@@ -71,9 +71,9 @@ class Evaluator(Protocol):
     def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
         """Delete individual states and store files no longer referenced."""
 
-    def missing_files(self, state: Any) -> list[str]:
+    def unusable_files(self, state: Any) -> list[str]:
         """Files a resumed search needs (weight store entries, trained states of the
-        population) that are not there."""
+        population) that are missing or damaged, each as ``path (why)``."""
 
 
 def job_seed(search_seed: int, individual: str, epoch: int) -> int:
@@ -141,7 +141,7 @@ class CheapEvaluator:
     def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
         return None
 
-    def missing_files(self, state: Any) -> list[str]:
+    def unusable_files(self, state: Any) -> list[str]:
         return []      # the store lives in the index itself
 
 

@@ -118,13 +118,14 @@ def _start_or_resume(out: Path, settings_doc: dict, settings: SearchSettings, se
 
 
 def _check_files(out: Path, state: SearchState, evaluator: Evaluator) -> None:
-    """Stop when files the checkpoint relies on (weight store, trained states) are gone."""
-    missing = evaluator.missing_files(state)
-    if missing:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise SearchExists(f"{out}: {len(missing)} file(s) that the checkpoint of generation "
-                           f"{state.generation} needs are missing ({shown}); restore them, or pass "
-                           "--restart to start over (the old files are moved aside)")
+    """Stop when files the checkpoint relies on (weight store, trained states) are gone or
+    damaged: going on would count their candidates as failures and change the search."""
+    unusable = evaluator.unusable_files(state)
+    if unusable:
+        shown = ", ".join(unusable[:3]) + (f" and {len(unusable) - 3} more" if len(unusable) > 3 else "")
+        raise SearchExists(f"{out}: {len(unusable)} file(s) that the checkpoint of generation "
+                           f"{state.generation} needs are missing or damaged ({shown}); restore them, "
+                           "or pass --restart to start over (the old files are moved aside)")
 
 
 def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: bool, restart: bool,

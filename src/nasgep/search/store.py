@@ -20,7 +20,27 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UserError, clip
 from ..io import atomic_write_bytes
+
+
+class StoreFileError(UserError):
+    """A weight-store file that is damaged or not one; names the file."""
+
+
+def read_unit(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of one stored module, read with ``weights_only=True``; a damaged file,
+    or one that holds something else, is a :class:`StoreFileError` naming it."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError, ...
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise StoreFileError(f"{path}: not a readable weight-store file ({type(e).__name__}: {clip(reason)})") from None
+    if not isinstance(saved, Mapping) or not isinstance(saved.get("state"), Mapping):
+        raise StoreFileError(f"{path}: not a weight-store file of nasgep")
+    return saved["state"]
 
 
 def key_dir(key: str) -> str:
@@ -57,7 +77,7 @@ class WeightStore:
             path = self.dir / entry["file"]
             if not path.exists():
                 continue
-            saved = torch.load(path, map_location="cpu", weights_only=True)["state"]
+            saved = read_unit(path)
             own = module.state_dict()
             if saved.keys() != own.keys() or any(saved[k].shape != own[k].shape for k in own):
                 continue

@@ -25,12 +25,13 @@ import torch
 
 from ..config import ConfigError
 from ..data import DataBundle, check_batch, load_dataset
+from ..errors import UserError
 from ..io import atomic_write_json
 from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
 from ..space import Genome, GenomeError, smallest_genomes
-from ..train import CandidateFailure, Trainer, candidate_training_settings
+from ..train import CandidateFailure, Trainer, candidate_training_settings, read_state
 from .evaluator import StoreCandidate, TrainJob, TrainResult
-from .store import WeightStore
+from .store import WeightStore, read_unit
 
 
 class TorchEvaluator:
@@ -166,9 +167,7 @@ class TorchEvaluator:
             if not fresh:
                 continue
             net = build_network(cand.genome, self.macro)
-            state = torch.load(self.state_path(cand.individual, cand.epoch), map_location="cpu",
-                               weights_only=True)
-            net.load_state_dict(state["model"])
+            net.load_state_dict(read_state(self.state_path(cand.individual, cand.epoch))["model"])
             units = net.inheritance_units(self.dataset)
             for key in fresh:
                 winners[key] = (units[key], cand.fitness, cand.individual)
@@ -192,11 +191,21 @@ class TorchEvaluator:
                         f.unlink(missing_ok=True)
         self.store.collect_garbage(store_indices)
 
-    def missing_files(self, state) -> list[str]:
-        needed = [Path("weights") / entry["file"] for entry in state.store_index.values()]
-        needed += [self.state_path(i.id, i.epochs).relative_to(self.out)
+    def unusable_files(self, state) -> list[str]:
+        """Each file the checkpoint needs (store entries, the population's trained states)
+        that is missing or cannot be read, as ``path (missing)`` / ``path (damaged)``."""
+        needed = [(Path("weights") / entry["file"], read_unit) for entry in state.store_index.values()]
+        needed += [(self.state_path(i.id, i.epochs).relative_to(self.out), read_state)
                    for i in state.population if i.epochs > 0 and i.failure is None]
-        return [str(p) for p in needed if not (self.out / p).exists()]
+        problems = []
+        for rel, read in needed:
+            try:
+                read(self.out / rel)
+            except FileNotFoundError:
+                problems.append(f"{rel} (missing)")
+            except UserError:
+                problems.append(f"{rel} (damaged)")
+        return problems
 
 
 def make_torch_evaluator(config: Mapping, dataset: str, out_dir: str, seed: int, threads: int | None,
