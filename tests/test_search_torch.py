@@ -187,7 +187,11 @@ def test_a_recorded_job_is_not_trained_again_unless_it_changed(tmp_path, monkeyp
     assert (again.fitness, again.params, again.seconds) == (first.fitness, first.params, first.seconds)
     # another seed is another job; a record without its state is not trusted
     assert "trained again" in ev.train(TrainJob("i0", job.genome, 1, seed=2)).failure
-    ev.state_path("i0", 1).unlink()
+    assert ev.train(job).fitness == first.fitness        # its own record still stands
+    good = ev.state_path("i0", 1).read_bytes()
+    ev.state_path("i0", 1).write_bytes(good[:100])      # a damaged state is trained again
+    assert "trained again" in ev.train(job).failure
+    ev.state_path("i0", 1).unlink()                      # and so is a missing one
     assert "trained again" in ev.train(job).failure
 
 

@@ -114,13 +114,18 @@ class TorchEvaluator:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def recorded(self, job: TrainJob) -> TrainResult | None:
-        """The result of this very job, trained before the search was interrupted, or None."""
+        """The result of this very job, trained before the search was interrupted, or None
+        (then it is trained again, with the same result: also when its state is damaged)."""
         record, state = self.record_path(job.individual, job.epoch), self.state_path(job.individual, job.epoch)
         try:
             r = json.loads(record.read_text())
         except (OSError, ValueError):
             return None
-        if r.get("job") != self.job_key(job) or not state.exists():
+        if not isinstance(r, dict) or r.get("job") != self.job_key(job):
+            return None
+        try:
+            read_state(state)
+        except (FileNotFoundError, UserError):
             return None
         return TrainResult(job.individual, job.epoch, r["fitness"], r["params"], r["inherited"], r["seconds"])
 
