@@ -67,7 +67,7 @@ def job_search(cfg_path: str, overrides: list[str], dataset: str, seed: int, out
 
     def log(message: str) -> None:
         if blind:   # progress only: the fitness stays unseen until the study is read
-            message = message.split(": best fitness")[0]
+            message = blind_line(message)
         print(f"[search {seed}] {message}", file=sys.stderr, flush=True)
 
     run_search(config, dataset=dataset, seed=seed, out_dir=out, resume=True, progress=False, log=log)
@@ -98,6 +98,16 @@ def job_finalists(cfg_path: str, overrides: list[str], dataset: str, seed: int, 
     atomic_write_json(target, {"finalists": [f.__dict__ for f in done], "chosen": pick.id,
                     "genome": Genome.from_json(pick.genome).to_dict(), "fitness": pick.retrained})
     return str(target)
+
+
+def blind_line(message: str) -> str:
+    """A search's log line without its fitness: a generation line keeps its number, the
+    candidates trained and the time; the closing line loses its best fitness."""
+    words = message.split()
+    if words[:1] == ["gen"]:
+        trained = message[message.find("trained"):message.find("pools")].strip()
+        return f"gen {words[1]} done: {trained}, {words[-1]}"
+    return message.split(": best fitness")[0]
 
 
 def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, seed: int, out: str,

@@ -1,4 +1,5 @@
-"""bench/ledger.py: what a study longer than a session keeps in git, and how it comes back."""
+"""A study planned in advance and longer than a session: bench/search_phase.py --blind
+shows progress without fitness, bench/ledger.py keeps what finished in git and brings it back."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,31 @@ import subprocess
 import sys
 from pathlib import Path
 
-LEDGER = Path(__file__).resolve().parents[1] / "bench" / "ledger.py"
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+LEDGER = BENCH / "ledger.py"
+
+
+def test_blind_log_lines_carry_progress_but_no_fitness():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from search_phase import blind_line
+    finally:
+        sys.path.remove(str(BENCH))
+    from nasgep.config import load_config
+    from nasgep.search.loop import GenerationReport, SearchSettings
+    from nasgep.search.runner import _generation_line
+
+    settings = SearchSettings.from_config(load_config(str(BENCH.parent / "config" / "demo.yaml")))
+    report = GenerationReport(generation=3, best_fitness=51.37, mean_fitness=49.62, best_ever=52.19, t_g=47.08,
+                              t_c=44.73, normal_pool=20, reduction_pool=20, reduction_population=4, population=4,
+                              trained=4, epochs_trained=32, failures=0, param_rejections=0, seconds=1983.9,
+                              elapsed=3000.0, train_seconds=2900.0, best_accuracy=51.37)
+    line = blind_line(_generation_line(report, settings))
+    assert line == "gen 3 done: trained  4 (32 ep, 0 failed), 1983.9s"
+    assert not any(f in line for f in ("51.37", "49.62", "52.19", "47.08", "44.73"))
+    done = "search finished (max_generations) after generation 1: best fitness 51.37 -> /x/best.json"
+    assert blind_line(done) == "search finished (max_generations) after generation 1"
+    assert blind_line("resuming /x after generation 0") == "resuming /x after generation 0"
 
 
 def _ledger(*args: str) -> subprocess.CompletedProcess:
