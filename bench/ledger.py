@@ -4,8 +4,9 @@ longer than one session survives a replaced machine, and put them back before it
   python bench/ledger.py save OUT DEST      # finished searches + every random cell and training
   python bench/ledger.py restore DEST OUT   # copy back what OUT lacks; never overwrites
 
-``save`` keeps, of each search folder whose ``search.json`` says it finished, the three
-files the driver and its report read (search.json, best.json, history.parquet); of the
+``save`` keeps, of each search folder whose ``search.json`` says it finished, the files
+the driver and its report read (search.json, best.json, history.parquet) and its
+settings.json (without which nasgep refuses the folder); of the
 rest, every ``random/*.json`` and ``train/*/*.json``. An unfinished search is left out: it
 resumes from its checkpoints, which are too large for git, or starts again. Nothing is
 read but the ``finished`` flag, so a blind study stays unread.
@@ -18,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-SEARCH_FILES = ("search.json", "best.json", "history.parquet")
+SEARCH_FILES = ("search.json", "best.json", "history.parquet", "settings.json")
 
 
 def finished_files(out: Path) -> list[Path]:

@@ -328,6 +328,39 @@ def test_out_naming_an_existing_file_is_refused_before_any_work(capsys, tmp_path
     assert existing.read_text() == "a user's file\n"
 
 
+def test_sample_never_replaces_another_result(capsys, tmp_path):
+    """Seeds 1 then 2 into one folder, or a sample into a search's folder: refused in one
+    line, nothing changed; the same sample again is a no-op; --restart moves the old aside."""
+    from test_resume import search, snapshot
+
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    out = tmp_path / "out"
+
+    def sample(seed: int, *extra: str) -> list[str]:
+        return [*verb_argv("sample", config, tmp_path), "--seed", str(seed), *extra]
+
+    assert main(sample(1)) == 0
+    first = snapshot(out)
+    assert main(sample(1)) == 0 and snapshot(out) == first
+    one_line_error(capsys, sample(2), r"out belongs to another sample \(seed differ\); .*--restart")
+    assert snapshot(out) == first
+    (out / "settings.json").unlink()          # lost: the genome itself is compared
+    first = snapshot(out)
+    one_line_error(capsys, sample(2, "--restart-if-changed"), r"out/best.json holds another random genome .*--restart")
+    assert snapshot(out) == first
+    assert main(sample(2, "--restart")) == 0
+    previous = [p for p in out.iterdir() if p.name.startswith(".previous-")]
+    assert len(previous) == 1 and snapshot(previous[0]) == first
+    searched = tmp_path / "searched"
+    search(searched)
+    before = snapshot(searched)
+    for flags in ((), ("--restart",)):
+        one_line_error(capsys, sample(1, *flags, "--out", str(searched)),
+                       r"searched holds a search \(checkpoints/, best.json, history.parquet\), not a sample; "
+                       r"choose another --out")
+    assert snapshot(searched) == before
+
+
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"\x80\x02}q\x00.", "tensor", "dict"])
 def test_a_damaged_or_foreign_checkpoint_is_refused(capsys, tmp_path, content):
     import torch
@@ -441,3 +474,59 @@ def test_a_tracking_uri_mlflow_cannot_open_is_one_line(capsys, tmp_path):
     one_line_error(capsys, ["track", "init", "--config", DEMO, "--set", "tracking.uri=foo://bar",
                             "--set", f"results_dir={tmp_path}"],
                    r"tracking.uri 'foo://bar': cannot open the MLflow store")
+
+
+@pytest.fixture(scope="module")
+def cheap_search(tmp_path_factory):
+    """One finished (cheap) search on the demo, copied by each test that damages it."""
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    out = tmp_path_factory.mktemp("search") / "s0"
+    run_search(load_config(DEMO, TINY), dataset="cifar10", seed=0, out_dir=out, progress=False,
+               factory=lambda device: CheapEvaluator())
+    return out
+
+
+def _best(**change):
+    """best.json with ``change`` (None: the key removed)."""
+    def edit(path: Path) -> bytes:
+        data = json.loads(path.read_text())
+        for key, value in change.items():
+            if value is None:
+                del data[key]
+            else:
+                data[key] = value
+        return json.dumps(data).encode()
+    return edit
+
+
+@pytest.mark.parametrize("target, content, match", [
+    ("best.json", b'{"genome": {"normal": ', r"best.json: damaged, not a JSON results file \(JSONDecodeError\)"),
+    ("best.json", _best(seed=None), r"best.json: no search 'seed'"),
+    ("best.json", _best(seed="0"), r"best.json: no search 'seed'"),
+    ("best.json", _best(fitness=None), r"best.json: no numeric 'fitness'"),
+    ("best.json", _best(genome={"normal": 1}), r"best.json: genome: missing key 'reduction'"),
+    ("history.parquet", b"PAR1 garbage, not parquet", r"history.parquet: damaged or not a search history"),
+    ("history.parquet", "other parquet", r"history.parquet: not a search history \(no column 'id', 'fitness'"),
+    ("search.json", b'{"finished": tr', r"search.json: damaged, not a JSON results file"),
+    ("search.json", b'{"finish": true}', r"search.json: no true/false 'finished'"),
+    ("search.json", None, r"search.json: missing \(is the search finished\?\)"),
+])
+def test_evaluate_names_a_damaged_search_file(capsys, tmp_path, cheap_search, target, content, match):
+    import shutil
+
+    search = tmp_path / "s0"
+    shutil.copytree(cheap_search, search)
+    path = search / target
+    if content is None:
+        path.unlink()
+    elif content == "other parquet":
+        import pandas as pd
+
+        pd.DataFrame({"genome": ["{}"], "x": [1]}).to_parquet(path)
+    else:
+        path.write_bytes(content(path) if callable(content) else content)
+    one_line_error(capsys, ["evaluate", "--config", DEMO, *[a for s in TINY for a in ("--set", s)],
+                            "--search", str(search), "--out", str(tmp_path / "ev")], match)
+    assert not (tmp_path / "ev").exists()

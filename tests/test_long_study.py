@@ -57,7 +57,7 @@ def test_save_keeps_finished_searches_and_every_result_then_restore_fills_only_g
     assert _ledger("save", out, kept).returncode == 0
     files = sorted(str(f.relative_to(kept)) for f in kept.rglob("*") if f.is_file())
     assert files == ["random/r7.json", "search-v/seed1/best.json", "search-v/seed1/history.parquet",
-                     "search-v/seed1/search.json", "train/v-fitness-seed1/s0.json"]
+                     "search-v/seed1/search.json", "search-v/seed1/settings.json", "train/v-fitness-seed1/s0.json"]
 
     fresh = tmp_path / "fresh"                     # a replaced machine: the kept files come back
     assert _ledger("restore", kept, fresh).returncode == 0

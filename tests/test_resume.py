@@ -185,6 +185,42 @@ def test_restart_if_changed_redoes_only_a_changed_search(tmp_path):
     assert len([p for p in tmp_path.iterdir() if p.name.startswith(outdir.PREVIOUS)]) == 1
 
 
+def _search_argv(tmp_path: Path, out: Path, *extra: str) -> list[str]:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(small_config("search.max_generations=4")))
+    return ["search", "--config", str(config), "--seed", "3", "--out", str(out), *extra]
+
+
+def test_a_search_that_lost_its_settings_json_is_refused_not_given_the_current_settings(tmp_path, capsys):
+    """Adopting the current settings would record wrong ones (lr 0.05), turn the right
+    ones away and let --restart-if-changed (the workflow) move the finished search aside."""
+    run = tmp_path / "run"
+    search(run)
+    (run / outdir.SETTINGS).unlink()
+    before = snapshot(run)
+    for extra in (["--resume", "--set", "search.lr=0.05"], ["--resume", "--restart-if-changed"],
+                  ["--resume", "--restart-if-changed", "--set", "search.lr=0.05"]):
+        assert main(_search_argv(tmp_path, run, *extra)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("nasgep search: error:"), err
+        assert f"{run} holds a search but no settings.json" in err[0] and "--restart" in err[0]
+        assert snapshot(run) == before
+    assert not any(p.name.startswith(outdir.PREVIOUS) for p in run.iterdir())
+
+
+def test_a_refused_resume_leaves_settings_json_as_it_was(tmp_path):
+    search(tmp_path, "search.max_generations=2")
+    for path in checkpoint.list_checkpoints(tmp_path / "checkpoints"):
+        os.truncate(path, 100)
+    legacy = json.loads((tmp_path / outdir.SETTINGS).read_text())
+    del legacy["kind"]                        # as an older nasgep wrote it
+    (tmp_path / outdir.SETTINGS).write_text(json.dumps(legacy))
+    before = snapshot(tmp_path)
+    with pytest.raises(SearchExists, match="no readable checkpoint"):
+        search(tmp_path, resume=True)
+    assert snapshot(tmp_path) == before
+
+
 def test_settings_fingerprint_is_canonical():
     a = outdir.fingerprint({"b": 1, "a": {"y": [1, 2], "x": 0.5}})
     b = outdir.fingerprint({"a": {"x": 0.5, "y": (1, 2)}, "b": 1})
@@ -234,6 +270,14 @@ def test_torch_evaluator_names_missing_and_damaged_store_and_state_files(tmp_pat
     assert ev.unusable_files(state) == ["weights/ab/g1-i2.pt (damaged)", "individuals/i7/e2.pt (missing)"]
     torch.save({"key": "k", "state": {"w": torch.zeros(2)}}, tmp_path / "weights" / "ab" / "g1-i2.pt")
     assert ev.unusable_files(state) == ["individuals/i7/e2.pt (missing)"]
+    # with the digests written beside them, a readable file that is not the one written
+    # there (another individual's state, an older store file) is named too
+    state.store_index["k"]["sha256"] = "0" * 64
+    (tmp_path / "individuals" / "i7").mkdir(parents=True)
+    torch.save({"format": "other"}, tmp_path / "individuals" / "i7" / "e2.pt")
+    (tmp_path / "individuals" / "i7" / "e2.json").write_text(json.dumps({"state_sha256": "1" * 64}))
+    assert ev.unusable_files(state) == ["weights/ab/g1-i2.pt (damaged, or not the file written there)",
+                                        "individuals/i7/e2.pt (damaged, or not the file written there)"]
 
 
 # --- kill -9 at each write point of a generation -----------------------------------------------

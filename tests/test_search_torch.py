@@ -156,7 +156,8 @@ def test_kill_at_a_weight_store_write_then_resume_and_a_damaged_or_lost_file(tmp
     good = damaged.read_bytes()
     damaged.write_bytes(good[: len(good) // 2])
     history = (tmp_path / "killed" / "history.parquet").read_bytes()
-    with pytest.raises(SearchExists, match=rf"damaged \(individuals/{member.id}/e{member.epochs}\.pt \(damaged\)"):
+    why = "damaged, or not the file written there"
+    with pytest.raises(SearchExists, match=rf"damaged \(individuals/{member.id}/e{member.epochs}\.pt \({why}\)"):
         run_search(tiny_config("search.max_generations=3"), dataset="cifar10", seed=0,
                    out_dir=tmp_path / "killed", resume=True, progress=False)
     assert (tmp_path / "killed" / "history.parquet").read_bytes() == history
@@ -178,6 +179,7 @@ def test_a_recorded_job_is_not_trained_again_unless_it_changed(tmp_path, monkeyp
     job = TrainJob("i0", _genome(config), 1, seed=1)
     first = ev.train(job)
     assert first.failure is None and ev.record_path("i0", 1).exists()
+    assert ev.train(TrainJob("i9", job.genome, 1, seed=3)).failure is None    # another individual
 
     def no_training(self):
         raise RuntimeError("trained again")
@@ -185,13 +187,21 @@ def test_a_recorded_job_is_not_trained_again_unless_it_changed(tmp_path, monkeyp
     monkeypatch.setattr(Trainer, "train_epoch", no_training)
     again = ev.train(job)
     assert (again.fitness, again.params, again.seconds) == (first.fitness, first.params, first.seconds)
-    # another seed is another job; a record without its state is not trusted
+    # another seed is another job, and its record stands beside the first
     assert "trained again" in ev.train(TrainJob("i0", job.genome, 1, seed=2)).failure
-    assert ev.train(job).fitness == first.fitness        # its own record still stands
+    assert ev.train(job).fitness == first.fitness
+    # a damaged record is not trusted
+    record = ev.record_path("i0", 1).read_text()
+    for broken in ({"fitness": None}, {"params": "12"}, {"seconds": float("nan")}):
+        ev.record_path("i0", 1).write_text(json.dumps({**json.loads(record), **broken}))
+        assert "trained again" in ev.train(job).failure
+    ev.record_path("i0", 1).write_text(record)
+    # nor is a state that is not the one written there: another individual's, damaged, missing
     good = ev.state_path("i0", 1).read_bytes()
-    ev.state_path("i0", 1).write_bytes(good[:100])      # a damaged state is trained again
-    assert "trained again" in ev.train(job).failure
-    ev.state_path("i0", 1).unlink()                      # and so is a missing one
+    for state in (ev.state_path("i9", 1).read_bytes(), good[:100]):
+        ev.state_path("i0", 1).write_bytes(state)
+        assert "trained again" in ev.train(job).failure
+    ev.state_path("i0", 1).unlink()
     assert "trained again" in ev.train(job).failure
 
 

@@ -284,3 +284,151 @@ def test_evaluate_verb_on_the_demo(tmp_path):
     # bad input: one line, exit 2
     assert main(["evaluate", "--config", demo, "--search", str(tmp_path / "nope"), "--out",
                  str(tmp_path / "x")]) == 2
+
+
+# -- `nasgep evaluate`: its cache of trainings and the searches it reads ----------------
+EVAL_SETS = ["tracking.enabled=false", "search.max_generations=2", "train.epochs=1",
+             "search_phase.random_cells=2", "search_phase.train_seeds=2", "search_phase.fidelity_best=1",
+             "search_phase.fidelity_spread=1", "search_phase.resamples=99"]
+DEMO = str(Path(__file__).resolve().parents[1] / "config" / "demo.yaml")
+
+
+@pytest.fixture(scope="module")
+def cheap_searches(tmp_path_factory):
+    """Two finished (cheap) searches on the demo, seeds 0 and 1; copy before changing one."""
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    root = tmp_path_factory.mktemp("searches")
+    for seed in (0, 1):
+        run_search(load_config(DEMO, EVAL_SETS), dataset="cifar10", seed=seed, out_dir=root / f"s{seed}",
+                   factory=lambda d: CheapEvaluator(), progress=False)
+    return [root / "s0", root / "s1"]
+
+
+@pytest.fixture
+def searches(cheap_searches, tmp_path):
+    import shutil
+
+    copies = [tmp_path / s.name for s in cheap_searches]
+    for s, c in zip(cheap_searches, copies):
+        shutil.copytree(s, c)
+    return copies
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """``nasgep evaluate``'s trainings faked (no torch): the (epochs, seed) of each call."""
+    from nasgep.commands import evaluate
+
+    calls = []
+
+    def fake(config, dataset, genome, seed):
+        calls.append((config["train"]["epochs"], seed))
+        return {"accuracy": 40.0 + 0.5 * len(calls), "params": 1000 + len(calls)}
+
+    monkeypatch.setattr(evaluate, "train_genome", fake)
+    return calls
+
+
+def evaluate_argv(searches, out, *sets):
+    return ["evaluate", "--config", DEMO, *[x for s in [*EVAL_SETS, *sets] for x in ("--set", s)],
+            "--search", *map(str, searches), "--out", str(out)]
+
+
+def stamps(folder: Path) -> dict:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+
+
+def last_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("change", ["epochs", "genome"])
+def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, searches, trainings, change):
+    """A cached training of another `train.epochs`, or of a search whose best.json now holds
+    another genome, is refused in one line (never reported as new, never overwritten);
+    --restart-if-changed moves exactly those aside and trains them again."""
+    from nasgep.cli import main
+
+    out = tmp_path / "ev"
+    assert main(evaluate_argv(searches, out)) == 0
+    assert len(trainings) == 12
+    before = stamps(out / "runs")
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 12     # same settings: cached
+    capsys.readouterr()
+    if change == "epochs":
+        argv = evaluate_argv(searches, out, "train.epochs=2")
+        named, retrained = "runs/searched-seed0-t0.json (and 11 more)", sorted(before)
+    else:
+        import json
+
+        best = json.loads((searches[1] / "best.json").read_text())
+        best["genome"] = {"normal": {"cell": "add | g1 g2", "genes": {"g1": "pw | h1 h2", "g2": "sep_3x3 | h2 h1"}},
+                          "reduction": {"cell": "add | g1 g2",
+                                        "genes": {"g1": "pw | pw(h1) pw(h2)", "g2": "dw_3x3 | dw_3x3(h2) pw(h1)"}}}
+        (searches[1] / "best.json").write_text(json.dumps(best))
+        argv = evaluate_argv(searches, out)
+        named, retrained = "runs/searched-seed1-t0.json (and 1 more)", ["searched-seed1-t0.json",
+                                                                        "searched-seed1-t1.json"]
+    assert main(argv) == 2
+    line = last_error(capsys)
+    assert line.startswith("nasgep evaluate: error: ") and named in line and "use another --out" in line, line
+    assert len(trainings) == 12 and stamps(out / "runs") == before     # nothing trained, nothing overwritten
+    # --restart-if-changed: those (only) are moved aside, unchanged, and trained again
+    assert main([*argv, "--restart-if-changed"]) == 0
+    assert len(trainings) == 12 + len(retrained)
+    if change == "epochs":
+        assert {e for e, _ in trainings[12:]} == {2}
+    (previous,) = out.glob(".previous-*")
+    assert stamps(previous / "runs") == {name: before[name] for name in retrained}
+    now = stamps(out / "runs")
+    assert all((now[name] == before[name]) == (name not in retrained) for name in before)
+    assert main(argv) == 0 and len(trainings) == 12 + len(retrained)             # cached again
+
+
+def test_evaluate_refuses_an_unkeyed_cache_and_trains_a_damaged_one_again(capsys, tmp_path, searches, trainings):
+    import json
+
+    from nasgep.cli import main
+
+    out = tmp_path / "ev"
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 12
+    runs = out / "runs"
+    (runs / "random-r0-t0.json").write_text('{"accuracy": 4')                 # truncated: trained again
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 13
+    assert "random-r0-t0.json: damaged" in capsys.readouterr().err
+    assert json.loads((runs / "random-r0-t0.json").read_text())["accuracy"] == 40.0 + 0.5 * 13
+    (runs / "random-r1-t1.json").write_text('{"accuracy": 41.0, "params": 7}')   # an older version's
+    assert main(evaluate_argv(searches, out)) == 2
+    assert "random-r1-t1.json: has no record of what it was trained with" in last_error(capsys)
+    assert len(trainings) == 13
+
+
+def test_evaluate_refuses_an_unfinished_search(capsys, tmp_path, searches, trainings):
+    import json
+
+    from nasgep.cli import main
+
+    summary = json.loads((searches[0] / "search.json").read_text())
+    assert summary["finished"] is True
+    (searches[0] / "search.json").write_text(json.dumps({**summary, "finished": False}))
+    assert main(evaluate_argv(searches, tmp_path / "ev")) == 2
+    line = last_error(capsys)
+    assert line == f"nasgep evaluate: error: {searches[0]}: the search is not finished; resume it first " \
+                   "('nasgep search' with the same config and --out)"
+    assert not trainings and not (tmp_path / "ev").exists()
+
+
+def test_evaluate_refuses_two_searches_of_one_seed(capsys, tmp_path, searches, trainings):
+    """Their trainings would share names in OUT/runs (the second reusing the first's)."""
+    import shutil
+
+    from nasgep.cli import main
+
+    shutil.copytree(searches[0], tmp_path / "again")
+    assert main(evaluate_argv([searches[0], tmp_path / "again"], tmp_path / "ev")) == 2
+    assert "search seed 0 again" in last_error(capsys) and not trainings

@@ -517,3 +517,60 @@ def test_damaged_train_checkpoint_stops_with_one_line(tmp_path, stand_in_network
     assert "checkpoint.pt" in err and "--restart" in err and len(err.splitlines()) == 1
     assert not (out / ".checkpoint.pt.tmp.999999999").exists()      # stale temporaries go
     assert main(_train_args(tmp_path, "--restart")) == 0
+
+
+def _one_line(capsys, verb: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"nasgep {verb}: error:"), err
+    return err[0]
+
+
+def test_a_training_that_lost_its_settings_json_is_checked_against_its_checkpoint(tmp_path, stand_in_network,
+                                                                                  capsys):
+    """A refused run records nothing, so the right command still works afterwards."""
+    from test_resume import snapshot
+
+    from nasgep import outdir
+
+    out = tmp_path / "o"
+    assert main(_train_args(tmp_path)) == 0                      # 2 epochs
+    (out / outdir.SETTINGS).unlink()
+    before = snapshot(out)
+    capsys.readouterr()                      # the first run's output (MLflow creating its store)
+    for extra in (("--epochs", "3"), ("--epochs", "3", "--restart-if-changed"), ("--seed", "1")):
+        assert main(_train_args(tmp_path, *extra)) == 2
+        line = _one_line(capsys, "train")
+        assert "checkpoint.pt" in line and ("epochs: 2 there, 3 here" in line or "another training" in line)
+        assert snapshot(out) == before and not _previous(out)
+    assert main(_train_args(tmp_path, "--restart-if-changed")) == 0
+    printed = capsys.readouterr().out
+    assert "no settings.json; checking" in printed and "resuming from" in printed and not _previous(out)
+    assert json.loads((out / outdir.SETTINGS).read_text())["settings"]["train"]["epochs"] == 2
+
+
+def test_train_search_and_sample_refuse_each_others_folders(tmp_path, stand_in_network, capsys):
+    """Each verb's folder is its own: another verb's run in it is refused in one line naming
+    what it holds, before anything is written, whatever the flags."""
+    import yaml
+    from test_resume import search, small_config, snapshot
+
+    trained, searched = tmp_path / "o", tmp_path / "searched"
+    assert main(_train_args(tmp_path)) == 0
+    search(searched)
+    config = tmp_path / "search.yaml"
+    config.write_text(yaml.safe_dump(small_config("search.max_generations=4")))
+    folders = {folder: snapshot(folder) for folder in (trained, searched)}
+    capsys.readouterr()
+    for flags in ((), ("--restart-if-changed",), ("--restart",)):
+        assert main([*_train_args(tmp_path, *flags), "--out", str(searched)]) == 2
+        assert (f"{searched} holds a search (checkpoints/, best.json, history.parquet), not a training; "
+                "choose another --out") in _one_line(capsys, "train")
+        sample = ["sample", "--config", str(DEMO), "--set", "tracking.enabled=false", *flags]
+        for argv in (["search", "--config", str(config), "--seed", "3", "--resume", *flags], sample):
+            assert main([*argv, "--out", str(trained)]) == 2
+            assert (f"{trained} holds a training (checkpoint.pt, metrics.json, model.pt), not a {argv[0]}; "
+                    "choose another --out") in _one_line(capsys, argv[0])
+        assert main([*sample, "--out", str(searched)]) == 2
+        assert (f"{searched} holds a search (checkpoints/, best.json, history.parquet), not a sample"
+                in _one_line(capsys, "sample"))
+        assert {folder: snapshot(folder) for folder in folders} == folders

@@ -42,7 +42,7 @@ class TrainRequest:
 
 
 #: files that show a folder holds (part of) a training
-MARKERS = ("checkpoint.pt", "metrics.json", "model.pt")
+MARKERS = outdir.RUNS["training"]
 
 
 def result_settings(meta: Mapping, settings, data_definition: Mapping) -> dict:
@@ -107,12 +107,20 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
                       progress=req.progress, desc=f"{dataset}/{variant}/s{req.seed}")
     trainer.meta = {"genome": genome.to_dict(), "dataset": dataset, "variant": variant, "seed": req.seed,
                     "stem": stem, "channels": macro.channels, "cells_per_stage": macro.cells_per_stage}
+    fingerprint = result_settings(trainer.meta, settings, config["datasets"][dataset])
+    # checks_itself: without a settings.json, _resume checks the checkpoint's own record
+    # (genome, dataset, variant, seed, network, schedule) instead of adopting these settings
+    holds = outdir.claim(out, fingerprint, "training", resume=True, restart=req.restart or not req.resume,
+                         restart_if_changed=req.restart_if_changed, log=lambda msg: print(msg, flush=True),
+                         checks_itself=True)
     if outdir.remove_stale_temporaries(out):
         print("removed temporary files left by an interrupted write", flush=True)
-    if outdir.claim(out, result_settings(trainer.meta, settings, config["datasets"][dataset]), "training",
-                    MARKERS, resume=True, restart=req.restart or not req.resume,
-                    restart_if_changed=req.restart_if_changed, log=lambda msg: print(msg, flush=True)):
+    if holds:
+        if outdir.recorded(out) is None:
+            print(f"warning: {out} has no {outdir.SETTINGS}; checking the training's settings against its "
+                  "checkpoint.pt instead (all but the dataset's definition)", flush=True)
         _resume(trainer, out / "checkpoint.pt")
+    outdir.record(out, fingerprint, "training")     # every check passed
     params = sum(p.numel() for p in model.parameters())
     print(f"training {req.genome_path} on {dataset} ({len(data.train)} images, {data.num_classes} classes), "
           f"{params:,} parameters, {settings.epochs} epochs, variant {variant}, seed {req.seed}, {device}",

@@ -4,9 +4,12 @@ that shaped it, and starting over without losing anything.
 - :func:`locked` holds an exclusive ``flock`` on ``OUT/.lock`` (which names the holder's
   PID) for the whole run. The kernel drops the lock when the holder dies, even by
   ``kill -9``, so a stale lock is simply taken over by the next run.
-- :func:`check_settings` compares a run's result-shaping settings with the ones recorded
-  in ``OUT/settings.json`` (a canonical dict and its SHA-256) and names the keys that
-  differ. Limits (generations, budget, devices) are not part of them.
+- :func:`claim` decides whether a run starts, goes on or is refused: it compares the
+  run's result-shaping settings with the ones recorded in ``OUT/settings.json`` (a
+  canonical dict, its SHA-256 and the kind of run: search, training or sample) and names
+  the keys that differ, and it refuses a folder that holds another verb's run. Limits
+  (generations, budget, devices) are not part of the settings. It writes nothing: the
+  caller records the settings (:func:`record`) once every check of its own passed too.
 - :func:`move_aside` moves everything in ``OUT`` into ``OUT/.previous-<UTC time>/`` for
   ``--restart``: nothing is ever deleted.
 - :func:`remove_stale_temporaries` deletes the hidden temporary files an interrupted
@@ -91,8 +94,38 @@ def recorded(out: Path) -> dict | None:
     return doc
 
 
-def record(out: Path, settings: Mapping[str, Any]) -> None:
-    atomic_write_text(out / SETTINGS, json.dumps(fingerprint(settings), indent=2, sort_keys=True) + "\n")
+def record(out: Path, settings: Mapping[str, Any], what: str) -> None:
+    """Record ``settings`` as those of the ``what`` (a key of :data:`RUNS`) in ``out``; call
+    it only once every check passed (a refused run must leave the record as it was)."""
+    text = json.dumps({**fingerprint(settings), "kind": what}, indent=2, sort_keys=True) + "\n"
+    path = out / SETTINGS
+    try:
+        if path.read_text() == text:
+            return              # unchanged: leave the file alone
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+
+
+def recorded_kind(out: Path) -> str | None:
+    """The kind of run (a key of :data:`RUNS`) ``OUT/settings.json`` belongs to; None when
+    there is no readable record. Records made before the kind was written are told apart
+    by their keys."""
+    try:
+        doc = recorded(out)
+    except FolderError:
+        return None
+    if doc is None:
+        return None
+    kind = doc.get("kind")
+    if isinstance(kind, str):
+        return kind
+    keys = set(doc["settings"])
+    if {"search", "gep"} <= keys:
+        return "search"
+    if {"genome", "train"} <= keys:
+        return "training"
+    return None
 
 
 def differing_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -130,17 +163,62 @@ def describe_difference(out: Path, what: str, keys: list[str]) -> str:
 
 # --- the decision: start, go on, or refuse --------------------------------------------------
 
-def claim(out: Path, settings: Mapping[str, Any], what: str, markers: tuple[str, ...], *,
-          resume: bool, restart: bool, restart_if_changed: bool, log) -> bool:
-    """Decide what a run may do with ``out`` (held under :func:`locked`); True when it
-    goes on from what the folder holds, False when it starts afresh.
+#: the files that show a folder holds (part of) a run, by the kind of run (glob patterns)
+RUNS: dict[str, tuple[str, ...]] = {
+    "search": ("checkpoints/gen-*.json", "best.json", "history.parquet"),
+    "training": ("checkpoint.pt", "metrics.json", "model.pt"),
+    "sample": ("best.json",),
+}
 
-    A folder holding a run (a file matching one of the glob patterns ``markers``) is
-    started over only on ``restart``, or on ``restart_if_changed`` when its recorded
-    settings differ; its files are then moved aside. Otherwise it is continued with the
-    same settings only, and only on ``resume``. The settings are recorded for the next run."""
+
+def another_run(out: Path, what: str) -> tuple[str, list[str]] | None:
+    """``(kind, files)`` when ``out`` holds a run of another kind than ``what``: the kind its
+    settings.json records, or, without a readable record, one whose own files are there
+    (a file two kinds share, such as best.json, does not tell them apart)."""
+    kind = recorded_kind(out)
+    if kind is not None:
+        if kind == what:
+            return None
+        found = [m for m in RUNS.get(kind, ()) if any(out.glob(m))]
+        return kind, found or [SETTINGS]
+    for other, markers in RUNS.items():
+        found = [m for m in markers if other != what and m not in RUNS[what] and any(out.glob(m))]
+        if found:
+            return other, found
+    return None
+
+
+def _shown(marker: str) -> str:
+    return marker.split("/")[0] + "/" if "/" in marker else marker
+
+
+def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, restart: bool,
+          restart_if_changed: bool, log, checks_itself: bool = False) -> bool:
+    """Decide what a ``what`` run (a key of :data:`RUNS`) may do with ``out`` (held under
+    :func:`locked`); True when it goes on from what the folder holds, False when it starts
+    afresh. Nothing is written but what ``restart`` moves aside: the caller records the
+    settings with :func:`record` once its own checks passed too.
+
+    A folder holding another verb's run is refused, even on ``restart`` (a mistyped
+    ``--out`` must not move a search away from its own ``--resume``). A folder holding a
+    run of this kind is started over only on ``restart``, or on ``restart_if_changed``
+    when its recorded settings differ; its files are then moved aside. Otherwise it is
+    continued with the same settings only, and only on ``resume``.
+
+    A run held without a settings.json (lost, or made by a nasgep before fingerprints) is
+    not given the current settings: those may be the wrong ones, and once recorded they
+    would turn the right ones away and let ``restart_if_changed`` discard the run. It is
+    refused, naming the missing file, unless ``checks_itself``: the caller then checks the
+    settings against the run's own files (a training's checkpoint.pt records its genome,
+    dataset, variant, seed, network and schedule; a sample's best.json is compared with
+    the one it would write). A search's checkpoints do not record its settings."""
+    other = another_run(out, what)
+    if other is not None:
+        kind, found = other
+        raise FolderError(f"{out} holds a {kind} ({', '.join(_shown(m) for m in found)}), not a {what}; "
+                          "choose another --out")
     changed = [] if restart else settings_differ(out, settings)   # a damaged record may go aside
-    holds = any(any(out.glob(marker)) for marker in markers)
+    holds = any(any(out.glob(marker)) for marker in RUNS[what])
     if restart or (restart_if_changed and changed):
         moved = move_aside(out)
         if moved is not None:
@@ -152,10 +230,10 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, markers: tuple[str,
                           "start over (the old files are moved aside), or choose another --out")
     elif holds and changed:
         raise FolderError(describe_difference(out, what, changed))
-    elif holds and recorded(out) is None:
-        log(f"warning: {out} has no record of its {what}'s settings (made by an older nasgep); "
-            "assuming the current ones")
-    record(out, settings)
+    elif holds and not checks_itself and recorded(out) is None:
+        raise FolderError(f"{out} holds a {what} but no {SETTINGS}, so the settings it was made with are "
+                          f"unknown; restore {SETTINGS}, or pass --restart to start over (the old files "
+                          "are moved aside), or choose another --out")
     return holds
 
 

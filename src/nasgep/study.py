@@ -360,6 +360,13 @@ def train_inputs(config: Mapping, dataset: str, variant: str) -> str:
                       data=_dataset_values(config, dataset))
 
 
+def evaluation_run_inputs(config: Mapping, dataset: str, genome: Mapping, seed: int) -> str:
+    """What one training of the search-phase evaluation depends on: the genome, the
+    training seed, the training settings and the data."""
+    return _canonical(genome=genome, seed=seed, train=_without(config["train"], "num_workers"),
+                      data=_dataset_values(config, dataset))
+
+
 def searchphase_inputs(config: Mapping, dataset: str) -> str:
     """What the search-phase evaluation depends on besides the searches: the random cells
     (search limits, GEP sizes), the training, the sample sizes."""

@@ -2,7 +2,8 @@
 # against search_phase.random_cells random cells, each trained with
 # search_phase.train_seeds training seeds, and the fidelity of the search fitness over a
 # sample of each search's history. Its section and scatter plot go to the report.
-# Trainings are cached in its folder, so an interrupted evaluation resumes.
+# Trainings are cached in its folder, so an interrupted evaluation resumes; those made
+# with other settings or for a changed best.json are moved aside and trained again.
 
 
 rule search_phase:
@@ -43,4 +44,4 @@ rule search_phase:
         "search-phase evaluation on {wildcards.dataset}: searched vs random cells, fitness fidelity"
     shell:
         "nasgep evaluate {params.config} --dataset {wildcards.dataset} --search {params.searches} "
-        "--out {params.out} > {log} 2>&1"
+        "--out {params.out} --restart-if-changed > {log} 2>&1"

@@ -11,13 +11,15 @@ of each search's ``history.parquet`` (``search_phase.fidelity_best`` fittest ind
 and ``fidelity_spread`` more across the fitness range). Then writes OUT/searchphase.json
 (percentile ranks, RI with its 95 % bootstrap interval, one-sided permutation p,
 training-seed noise, Kendall's tau), OUT/searchphase.md (and .html), OUT/fidelity.png and
-OUT/trainings.csv. Every training is cached in OUT/runs/ (running the command again
-resumes; nothing finished is redone).
+OUT/trainings.csv. Every training is cached in OUT/runs/ with the key of what its result
+depends on (running the command again resumes; nothing finished is redone). A cached
+training whose key no longer matches (other ``train`` settings or data, a search whose
+``best.json`` changed) is never reused nor overwritten: it is refused (use another --out),
+or with --restart-if-changed moved into OUT/.previous-<time>/ and trained again.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,8 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--dataset", help="dataset name in the config (default: search.dataset)")
     p.add_argument("--search", nargs="+", required=True, metavar="DIR",
-                   help="finished search folders (best.json, history.parquet), one per search seed")
+                   help="finished search folders (best.json, history.parquet, search.json), one per search seed")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--restart-if-changed", action="store_true",
+                   help="train again the cached trainings in DIR/runs/ made for another genome or with other "
+                        "settings, moving the old files into DIR/.previous-<time>/ (what the workflow does); "
+                        "else they are refused")
 
 
 def train_genome(config: dict, dataset: str, genome, seed: int) -> dict:
@@ -50,13 +56,64 @@ def train_genome(config: dict, dataset: str, genome, seed: int) -> dict:
     return {"accuracy": trainer.evaluate("eval")["top1"], "params": count_parameters(net)}
 
 
+#: Columns of a search's history.parquet the evaluation reads.
+HISTORY_COLUMNS = ("genome", "id", "fitness", "epochs", "failure")
+
+
+def check_finished(folder: Path) -> None:
+    """Refuse, in one line, a search folder whose ``search.json`` says it is not finished
+    (its ``best.json`` is only the best so far)."""
+    from ..study import ResultFileError, read_json
+
+    path = folder / "search.json"
+    finished = read_json(path).get("finished")
+    if not isinstance(finished, bool):
+        raise ResultFileError(f"{path}: no true/false 'finished' (not a search.json of 'nasgep search')")
+    if not finished:
+        from ..errors import UserError
+
+        raise UserError(f"{folder}: the search is not finished; resume it first "
+                        "('nasgep search' with the same config and --out)")
+
+
+def read_best(folder: Path) -> dict:
+    """A search's ``best.json``, its genome in canonical form; one line naming the file
+    when it is damaged or lacks what the evaluation needs."""
+    from ..errors import UserError
+    from ..space import Genome
+    from ..study import ResultFileError, is_number, read_json
+
+    path = folder / "best.json"
+    best = read_json(path)
+    seed = best.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ResultFileError(f"{path}: no search 'seed' (a non-negative integer; not a best.json of 'nasgep search')")
+    if not is_number(best.get("fitness")):
+        raise ResultFileError(f"{path}: no numeric 'fitness' (not a best.json of 'nasgep search')")
+    try:
+        genome = Genome.from_dict(best.get("genome"))
+    except UserError as e:
+        raise ResultFileError(f"{path}: genome: {e}") from None
+    return {**best, "genome": genome.to_dict()}
+
+
 def histories(searches: list[Path]) -> dict[Path, list[dict]]:
-    """Each search folder's ``history.parquet`` as rows (``failure`` None where none)."""
-    import pandas as pd
+    """Each search folder's ``history.parquet`` as rows (``failure`` None where none);
+    one line naming the file when it is damaged or not a search history."""
+    from ..errors import UserError
+    from ..study import ResultFileError, read_history
 
     out = {}
     for folder in searches:
-        rows = pd.read_parquet(folder / "history.parquet").to_dict("records")
+        path = folder / "history.parquet"
+        frame = read_history(path, None)
+        if len(frame) and "genome" not in frame.columns:
+            raise UserError(f"{path}: no 'genome' column (a search from an older "
+                            "version); run the search again to evaluate its fidelity")
+        missing = [c for c in HISTORY_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ResultFileError(f"{path}: not a search history (no column {', '.join(map(repr, missing))})")
+        rows = frame.to_dict("records")
         for r in rows:
             r["failure"] = r["failure"] if isinstance(r.get("failure"), str) else None
         out[folder] = rows
@@ -72,28 +129,35 @@ def candidates(history_of: dict[Path, list[dict]]) -> int:
 def plan(config: dict, dataset: str, history_of: dict[Path, list[dict]]) -> list[dict]:
     """Every training the evaluation needs: name, genome, training seed, and the row
     fields of nasgep.report.searchphase. ``history_of``: :func:`histories` of the searches."""
+    from ..errors import UserError, clip
     from ..report.searchphase import fidelity_sample
     from ..search.sample import sample_genome
     from ..search.settings import SearchSettings
     from ..search.torch_evaluator import search_param_counter
     from ..space import Genome
+    from ..study import ResultFileError
 
     sp = config["search_phase"]
     jobs = []
+    seen: dict[int, Path] = {}
     for folder, history in history_of.items():
-        best = json.loads((folder / "best.json").read_text())
-        seed = int(best["seed"])
+        best = read_best(folder)
+        seed = best["seed"]
+        if seed in seen:     # their trainings would share names in OUT/runs
+            raise UserError(f"{folder / 'best.json'}: search seed {seed} again (also {seen[seed]}); "
+                            "give one search per seed")
+        seen[seed] = folder
         for t in range(sp["train_seeds"]):
             jobs.append({"name": f"searched-seed{seed}-t{t}", "genome": best["genome"], "train_seed": t,
                          "group": "searched", "search_seed": seed, "fitness": best.get("fitness"),
                          "label": f"seed{seed}"})
-        if history and "genome" not in history[0]:
-            from ..errors import UserError
-
-            raise UserError(f"{folder / 'history.parquet'}: no 'genome' column (a search from an older "
-                            "version); run the search again to evaluate its fidelity")
         for r in fidelity_sample(history, sp["fidelity_best"], sp["fidelity_spread"]):
-            jobs.append({"name": f"fidelity-seed{seed}-{r['id']}", "genome": Genome.from_json(r["genome"]).to_dict(),
+            try:
+                genome = Genome.from_json(r["genome"])
+            except (ValueError, TypeError, RecursionError) as e:   # GenomeError is a ValueError
+                raise ResultFileError(f"{folder / 'history.parquet'}: individual {clip(str(r['id']))}: "
+                                      f"genome: {clip(str(e))}") from None
+            jobs.append({"name": f"fidelity-seed{seed}-{r['id']}", "genome": genome.to_dict(),
                          "train_seed": 0, "group": "fidelity", "search_seed": seed, "fitness": r["fitness"],
                          "epochs": int(r["epochs"]), "label": f"seed{seed}-{r['id']}"})
     settings = SearchSettings.from_config(config)
@@ -104,6 +168,58 @@ def plan(config: dict, dataset: str, history_of: dict[Path, list[dict]]) -> list
             jobs.append({"name": f"random-r{r}-t{t}", "genome": genome.to_dict(), "train_seed": t,
                          "group": "random", "search_seed": None, "label": f"r{r}"})
     return jobs
+
+
+def run_key(config: dict, dataset: str, job: dict) -> str:
+    """What a training's result depends on: genome, training seed, the config's ``train``
+    section (``num_workers`` left out) and data entry (as ``nasgep.study.train_inputs``)."""
+    import hashlib
+
+    from ..study import evaluation_run_inputs
+
+    text = evaluation_run_inputs(config, dataset, job["genome"], job["train_seed"])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cached(path: Path, key: str, dataset: str) -> dict | str | None:
+    """The cached training at ``path`` when it was trained with ``key``; None when there
+    is none, or it is damaged (the verb's own cache, holding no result: trained again);
+    else why it is not this training (a line to show)."""
+    from ..errors import clip
+    from ..study import ResultFileError, is_number, read_json
+
+    if not path.exists():
+        return None
+    try:
+        data = read_json(path)
+    except ResultFileError as e:
+        print(f"{e}; training it again", file=sys.stderr, flush=True)
+        return None
+    if not (is_number(data.get("accuracy")) and is_number(data.get("params"))):
+        print(f"{path}: damaged (no numeric 'accuracy' and 'params'); training it again", file=sys.stderr, flush=True)
+        return None
+    if "key" not in data:
+        return "has no record of what it was trained with (an older version)"
+    if data["key"] != key:
+        return (f"was trained for another genome or with other settings (config 'train' or "
+                f"'datasets.{clip(dataset)}', or a search's best.json changed)")
+    return data
+
+
+def set_aside(out: Path, paths: list[Path]) -> Path:
+    """Move ``paths`` (under ``out``) into ``out/.previous-<UTC time>/``, keeping their
+    relative paths (as ``nasgep.outdir.move_aside`` does with a whole folder)."""
+    import datetime as dt
+    import os
+
+    from ..outdir import PREVIOUS
+
+    target = out / f"{PREVIOUS}{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
+    for path in paths:
+        dest = target / path.relative_to(out)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+    return target
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,20 +237,37 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--dataset {dataset!r} is not in the config's datasets {sorted(config['datasets'])}")
     searches = [Path(s) for s in args.search]
     for s in searches:
-        for name in ("best.json", "history.parquet"):
+        for name in ("search.json", "best.json", "history.parquet"):
             if not (s / name).exists():
                 raise UserError(f"{s / name}: missing (is the search finished?)")
+        check_finished(s)
     out = Path(args.out)
     rows = []
     history_of = histories(searches)
     jobs = plan(config, dataset, history_of)
-    for i, job in enumerate(jobs):
-        cache = out / "runs" / f"{job['name']}.json"
-        if cache.exists():
-            result = json.loads(cache.read_text())
-        else:
+    keys = [run_key(config, dataset, job) for job in jobs]
+    # Every cached training is checked before any is trained. One of another genome or
+    # other settings is never reused (old accuracies reported as new) nor overwritten (a
+    # finished, often hours long training an earlier evaluation was made of): refused,
+    # or with --restart-if-changed moved aside and trained again.
+    paths = [out / "runs" / f"{job['name']}.json" for job in jobs]
+    done = [cached(path, key, dataset) for path, key in zip(paths, keys)]
+    changed = [(path, why) for path, why in zip(paths, done) if isinstance(why, str)]
+    if changed and not args.restart_if_changed:
+        path, why = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise UserError(f"{path}{more}: {why}; use another --out, or --restart-if-changed to train "
+                        "them again (the old files are moved aside)")
+    if changed:
+        moved = set_aside(out, [path for path, _ in changed])
+        print(f"{len(changed)} trainings of other settings moved to {moved}; training them again",
+              file=sys.stderr, flush=True)
+        done = [None if isinstance(d, str) else d for d in done]
+    for i, (job, key, result) in enumerate(zip(jobs, keys, done)):
+        if result is None:
             result = train_genome(config, dataset, Genome.from_dict(job["genome"]), job["train_seed"])
-            atomic_write_json(cache, result)
+            result = {**result, "key": key, "genome": job["genome"], "train_seed": job["train_seed"]}
+            atomic_write_json(out / "runs" / f"{job['name']}.json", result)
         print(f"[{i + 1}/{len(jobs)}] {job['name']}: {result['accuracy']:.2f} %", file=sys.stderr, flush=True)
         rows.append({"group": job["group"], "genome": job["label"], "search_seed": job["search_seed"],
                      "train_seed": job["train_seed"], "accuracy": result["accuracy"], "params": result["params"],

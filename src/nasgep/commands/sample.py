@@ -3,14 +3,17 @@
   nasgep sample --config config/paper.yaml --dataset cifar10 --seed 0 --out results/r0
 
 Writes OUT/best.json in the same form as a search (method "random", fitness null), so
-`nasgep train --genome OUT/best.json` trains it exactly like searched cells.
+`nasgep train --genome OUT/best.json` trains it exactly like searched cells, and
+OUT/settings.json (the settings it was drawn with). A folder holding a search, a training
+or another sample (other settings or seed) is refused; running the same sample again
+changes nothing. --restart moves the old files into OUT/.previous-<time>/ first.
 """
 from __future__ import annotations
 
 import argparse
 import json
 
-from ..cli import load_args_config
+from ..cli import add_restart_arguments, load_args_config
 from .search import add_common
 
 NAME = "sample"
@@ -19,14 +22,17 @@ HELP = "draw random normal and reduction cells (random-sampling baseline)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p)
+    add_restart_arguments(p, "OUT", "sample")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .. import outdir
     from ..config import dataset_name
     from ..io import atomic_write_bytes
     from ..search.loop import SearchSettings
+    from ..search.runner import result_settings
     from ..search.sample import sample_genome
     from ..search.torch_evaluator import search_param_counter
 
@@ -35,11 +41,23 @@ def run(args: argparse.Namespace) -> int:
     settings = SearchSettings.from_config(config)
     genome, params, rejections = sample_genome(settings, args.seed, search_param_counter(config, dataset))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     best = {"genome": genome.to_dict(), "fitness": None, "params": params, "dataset": dataset,
             "seed": args.seed, "method": "random", "generation": None, "individual": None,
             "param_rejections": rejections}
-    atomic_write_bytes(out / "best.json", (json.dumps(best, indent=2) + "\n").encode())
+    content = (json.dumps(best, indent=2) + "\n").encode()
+    fingerprint = result_settings(config, dataset, args.seed)   # what shapes a search shapes its sample
+    with outdir.locked(out):
+        same = _holds_exactly(out / "best.json", content) and outdir.another_run(out, "sample") is None
+        if args.restart or not same:   # the same sample again: nothing to write but its settings
+            # checks_itself: a sample held without a settings.json is compared with this one
+            if outdir.claim(out, fingerprint, "sample", resume=True, restart=args.restart,
+                            restart_if_changed=args.restart_if_changed, log=print, checks_itself=True):
+                raise outdir.FolderError(
+                    f"{out / 'best.json'} holds another random genome than this sample draws (other "
+                    "settings, or another nasgep version); pass --restart to start over (the old files "
+                    "are moved aside), or choose another --out")
+            atomic_write_bytes(out / "best.json", content)
+        outdir.record(out, fingerprint, "sample")
     from .. import tracking
 
     with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",
@@ -51,3 +69,10 @@ def run(args: argparse.Namespace) -> int:
         run.log_dict(genome.to_dict(), "genome.json")
     print(f"random genome ({params} parameters at search size, {rejections} rejections) -> {out / 'best.json'}")
     return 0
+
+
+def _holds_exactly(path, content: bytes) -> bool:
+    try:
+        return path.is_file() and path.read_bytes() == content
+    except OSError:
+        return False

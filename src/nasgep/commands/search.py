@@ -8,7 +8,9 @@ One run at a time uses a folder (OUT/.lock names its PID). OUT/settings.json rec
 settings that shape the result; --resume with other settings is refused, naming the keys
 that differ (raising search.max_generations or search.budget_hours is allowed and lets a
 finished search go on). A folder holding a search is never started over implicitly:
---restart moves its files into OUT/.previous-<time>/ first, nothing is deleted.
+--restart moves its files into OUT/.previous-<time>/ first, nothing is deleted. A folder
+holding a training or a sample is refused, and so is a search whose settings.json is lost
+(restore it, or --restart).
 
 Writes OUT/best.json (best individual ever seen), OUT/history.parquet (a row per
 individual per generation), OUT/search.json (summary), OUT/weights/ (the weight store),

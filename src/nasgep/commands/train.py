@@ -13,9 +13,9 @@ test set at the end.
 A checkpoint (DIR/checkpoint.pt) is written after every epoch; running the same command
 again resumes from it, with the same settings only (DIR/settings.json; one run per
 folder, DIR/.lock); ``--restart`` starts over after moving the old files into
-DIR/.previous-<time>/. Results: DIR/metrics.json (test
-error, top-5 error, accuracy, parameters, epochs, seconds, dataset, variant, seed, stem)
-and DIR/model.pt (the final state_dict, loadable with ``torch.load(weights_only=True)``).
+DIR/.previous-<time>/. A folder holding a search or a sample is refused. Results:
+DIR/metrics.json (test error, top-5 error, accuracy, parameters, epochs, seconds,
+dataset, variant, seed, stem) and DIR/model.pt (the final state_dict, loadable with ``torch.load(weights_only=True)``).
 """
 from __future__ import annotations
 

@@ -90,15 +90,20 @@ def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
 
 
 #: files that show a folder holds (part of) a search
-MARKERS = ("checkpoints/gen-*.json", "best.json", "history.parquet")
+MARKERS = outdir.RUNS["search"]
 
 
 def _start_or_resume(out: Path, settings_doc: dict, settings: SearchSettings, seed: int, resume: bool,
                      restart: bool, restart_if_changed: bool, log: Callable[[str], None]) -> SearchState:
     """The state to go on from: a fresh one, or the newest good checkpoint in ``out``
-    (never a fresh one over a search the folder holds: see :func:`nasgep.outdir.claim`)."""
-    if not outdir.claim(out, settings_doc, "search", MARKERS, resume=resume, restart=restart,
-                        restart_if_changed=restart_if_changed, log=log):
+    (never a fresh one over a search the folder holds: see :func:`nasgep.outdir.claim`).
+    Writes nothing but what ``restart`` moves aside and stale temporaries it removes."""
+    holds = outdir.claim(out, settings_doc, "search", resume=resume, restart=restart,
+                         restart_if_changed=restart_if_changed, log=log)
+    stale = outdir.remove_stale_temporaries(out)
+    if stale:
+        log(f"removed {stale} temporary file(s) left by an interrupted write")
+    if not holds:
         return SearchState(seed=seed)
     state, problems = checkpoint.newest_good(out / "checkpoints")
     for problem in problems:
@@ -133,11 +138,8 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                    log: Callable[[str], None]) -> SearchState:
     ckpt_dir = out / "checkpoints"
     settings = SearchSettings.from_config(config)
-    stale = outdir.remove_stale_temporaries(out)
-    if stale:
-        log(f"removed {stale} temporary file(s) left by an interrupted write")
-    state = _start_or_resume(out, result_settings(config, dataset, seed), settings, seed, resume, restart,
-                             restart_if_changed, log)
+    settings_doc = result_settings(config, dataset, seed)
+    state = _start_or_resume(out, settings_doc, settings, seed, resume, restart, restart_if_changed, log)
     evaluator, executor = _workers(config, dataset, out, seed, factory)
 
     method = method_name(config)
@@ -146,6 +148,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     try:
         if not state.finished:
             _check_files(out, state, evaluator)
+        outdir.record(out, settings_doc, "search")     # every check passed
         with tracking.start_run(config, "search", run_name, params=_params(config, dataset, seed),
                                 tags=tracking.run_tags(config, dataset=dataset, seed=seed, method=method),
                                 run_id=state.mlflow_run_id) as run:

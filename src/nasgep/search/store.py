@@ -6,7 +6,7 @@ whose fitness beats the best recorded for its key is saved; a new individual loa
 key that exists with matching shapes, the rest keeps its Kaiming initialisation.
 
 Files are never overwritten: ``weights/<key digest>/g<generation>-<individual>.pt``. The
-*index* (key -> file, fitness) lives in the search state, so each checkpoint pins the
+*index* (key -> file, fitness, the file's sha256) lives in the search state, so each checkpoint pins the
 store as it was at that generation and a resumed search inherits exactly the same
 tensors as an uninterrupted one.
 """
@@ -63,7 +63,8 @@ class WeightStore:
             buf = io.BytesIO()
             torch.save({"key": key, "state": {k: v.detach().cpu() for k, v in module.state_dict().items()}}, buf)
             atomic_write_bytes(self.dir / rel, buf.getvalue())
-            new[key] = {"fitness": fitness, "file": rel, "individual": individual, "generation": generation}
+            new[key] = {"fitness": fitness, "file": rel, "individual": individual, "generation": generation,
+                        "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
         return new
 
     def load_into(self, units: Mapping[str, nn.Module], index: Mapping[str, dict]) -> tuple[int, int]:

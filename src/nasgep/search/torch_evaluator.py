@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import time
 import traceback
@@ -121,11 +122,9 @@ class TorchEvaluator:
             r = json.loads(record.read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(r, dict) or r.get("job") != self.job_key(job):
+        if not isinstance(r, dict) or r.get("job") != self.job_key(job) or not _complete(r):
             return None
-        try:
-            read_state(state)
-        except (FileNotFoundError, UserError):
+        if _file_problem(state, r.get("state_sha256"), read_state) is not None:
             return None
         return TrainResult(job.individual, job.epoch, r["fitness"], r["params"], r["inherited"], r["seconds"])
 
@@ -160,7 +159,8 @@ class TorchEvaluator:
                              time.perf_counter() - t0)
         atomic_write_json(self.record_path(job.individual, job.epoch),
                           {"job": self.job_key(job), "fitness": result.fitness, "params": params,
-                           "inherited": inherited, "seconds": result.seconds})
+                           "inherited": inherited, "seconds": result.seconds,
+                           "state_sha256": _sha256(self.state_path(job.individual, job.epoch))})
         return result
 
     def update_store(self, candidates: Sequence[StoreCandidate], index: dict, generation: int) -> dict:
@@ -198,19 +198,51 @@ class TorchEvaluator:
 
     def unusable_files(self, state) -> list[str]:
         """Each file the checkpoint needs (store entries, the population's trained states)
-        that is missing or cannot be read, as ``path (missing)`` / ``path (damaged)``."""
-        needed = [(Path("weights") / entry["file"], read_unit) for entry in state.store_index.values()]
-        needed += [(self.state_path(i.id, i.epochs).relative_to(self.out), read_state)
-                   for i in state.population if i.epochs > 0 and i.failure is None]
+        that is missing, damaged or not the one written there (its sha256, kept in the
+        store index and the job record, differs), as ``path (why)``."""
         problems = []
-        for rel, read in needed:
-            try:
-                read(self.out / rel)
-            except FileNotFoundError:
-                problems.append(f"{rel} (missing)")
-            except UserError:
-                problems.append(f"{rel} (damaged)")
+        for entry in state.store_index.values():
+            rel = Path("weights") / entry["file"]
+            why = _file_problem(self.out / rel, entry.get("sha256"), read_unit)
+            problems += [f"{rel} ({why})"] if why else []
+        for ind in state.population:
+            if ind.epochs > 0 and ind.failure is None:
+                path = self.state_path(ind.id, ind.epochs)
+                try:
+                    expected = json.loads(self.record_path(ind.id, ind.epochs).read_text()).get("state_sha256")
+                except (OSError, ValueError, AttributeError):
+                    expected = None      # no usable record (or one older than the digests): read it
+                why = _file_problem(path, expected, read_state)
+                problems += [f"{path.relative_to(self.out)} ({why})"] if why else []
         return problems
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _file_problem(path: Path, sha256: str | None, read: Callable[[Path], object]) -> str | None:
+    """Why ``path`` cannot be used (``missing``, ``damaged``, ``not the file written
+    there``), or None. With the digest recorded when it was written, the digest decides;
+    without one (files of older searches), whether ``read`` can read it."""
+    try:
+        if sha256 is not None:
+            return None if _sha256(path) == sha256 else "damaged, or not the file written there"
+        read(path)
+    except FileNotFoundError:
+        return "missing"
+    except UserError:
+        return "damaged"
+    return None
+
+
+def _complete(record: Mapping) -> bool:
+    """A job record with every field a result needs, of the right kinds (a damaged or
+    hand-edited record is trained again rather than trusted or crashed on)."""
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    return (number(record.get("fitness")) and number(record.get("inherited")) and number(record.get("seconds"))
+            and isinstance(record.get("params"), int) and not isinstance(record.get("params"), bool))
 
 
 def make_torch_evaluator(config: Mapping, dataset: str, out_dir: str, seed: int, threads: int | None,
