@@ -365,6 +365,7 @@ def test_demo_end_to_end(tmp_path):
     data["search"]["max_generations"] = 2      # every rule runs; fewer epochs in each
     data["train"]["epochs"] = 2
     data["transfer"]["epochs"] = 1
+    data["search_phase"].update(random_cells=2, train_seeds=1, fidelity_spread=0)   # its own test: below
     config = work / "demo-small.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
