@@ -610,17 +610,23 @@ class StateFileError(UserError):
     """A trainer state file that is damaged or not a trainer state; names the file."""
 
 
-def read_state(path: str | Path) -> dict:
-    """A trainer state written by :meth:`Trainer.save_checkpoint`, read with
-    ``weights_only=True`` (tensors and plain values only: never code). A damaged file, or
-    one that holds something else, is a :class:`StateFileError` naming it."""
+def load_tensors(path: str | Path, error: type[UserError], what: str) -> Any:
+    """``torch.load`` on the CPU with ``weights_only=True`` (tensors and plain values only:
+    never code); a file it cannot read raises ``error`` naming it as not a readable ``what``
+    (a missing one stays FileNotFoundError)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError, ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise StateFileError(f"{path}: not a readable trainer state ({type(e).__name__}: {clip(reason)})") from None
+        raise error(f"{path}: not a readable {what} ({type(e).__name__}: {clip(reason)})") from None
+
+
+def read_state(path: str | Path) -> dict:
+    """A trainer state written by :meth:`Trainer.save_checkpoint`; a damaged file, or one
+    that holds something else, is a :class:`StateFileError` naming it."""
+    state = load_tensors(path, StateFileError, "trainer state")
     if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
         what = f"format {clip(str(state.get('format')))}" if isinstance(state, Mapping) else type(state).__name__
         raise StateFileError(f"{path}: not a trainer state of nasgep ({what}; expected format {CHECKPOINT_FORMAT!r})")
@@ -628,5 +634,6 @@ def read_state(path: str | Path) -> dict:
 
 
 __all__ = ["CandidateFailure", "EpochStats", "OutOfMemory", "StateFileError", "TrainSettings", "Trainer",
-           "TrainingDiverged", "atomic_save", "candidate_training_settings", "fp32_batchnorm", "read_state",
+           "TrainingDiverged", "atomic_save", "candidate_training_settings", "fp32_batchnorm", "load_tensors",
+           "read_state",
            "resolve_device", "training_settings"]

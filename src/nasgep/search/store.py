@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UserError, clip
+from ..errors import UserError
 from ..io import atomic_write_bytes
+from ..train import load_tensors
 
 
 class StoreFileError(UserError):
@@ -31,13 +32,7 @@ class StoreFileError(UserError):
 def read_unit(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of one stored module, read with ``weights_only=True``; a damaged file,
     or one that holds something else, is a :class:`StoreFileError` naming it."""
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError, ...
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise StoreFileError(f"{path}: not a readable weight-store file ({type(e).__name__}: {clip(reason)})") from None
+    saved = load_tensors(path, StoreFileError, "weight-store file")
     if not isinstance(saved, Mapping) or not isinstance(saved.get("state"), Mapping):
         raise StoreFileError(f"{path}: not a weight-store file of nasgep")
     return saved["state"]
