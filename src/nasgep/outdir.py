@@ -239,17 +239,20 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
 
 # --- starting over -------------------------------------------------------------------------
 
-def move_aside(out: Path) -> Path | None:
-    """Move everything in ``out`` (but the lock and earlier moved-aside folders) into
-    ``out/.previous-<UTC time>/``; return that folder, or None when there was nothing."""
-    entries = [p for p in out.iterdir() if p.name != LOCK and not p.name.startswith(PREVIOUS)]
+def move_aside(out: Path, entries: list[Path] | None = None) -> Path | None:
+    """Move ``entries`` (paths under ``out``; default: everything in it but the lock and
+    earlier moved-aside folders) into ``out/.previous-<UTC time>/``, keeping their paths
+    relative to ``out``; return that folder, or None when there was nothing."""
+    if entries is None:
+        entries = [p for p in out.iterdir() if p.name != LOCK and not p.name.startswith(PREVIOUS)]
     if not entries:
         return None
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     target = out / f"{PREVIOUS}{stamp}"
-    target.mkdir()
     for entry in entries:
-        os.replace(entry, target / entry.name)
+        dest = target / entry.relative_to(out)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(entry, dest)
     return target
 
 

@@ -206,22 +206,6 @@ def cached(path: Path, key: str, dataset: str) -> dict | str | None:
     return data
 
 
-def set_aside(out: Path, paths: list[Path]) -> Path:
-    """Move ``paths`` (under ``out``) into ``out/.previous-<UTC time>/``, keeping their
-    relative paths (as ``nasgep.outdir.move_aside`` does with a whole folder)."""
-    import datetime as dt
-    import os
-
-    from ..outdir import PREVIOUS
-
-    target = out / f"{PREVIOUS}{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
-    for path in paths:
-        dest = target / path.relative_to(out)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, dest)
-    return target
-
-
 def run(args: argparse.Namespace) -> int:
     import csv
 
@@ -259,7 +243,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{path}{more}: {why}; use another --out, or --restart-if-changed to train "
                         "them again (the old files are moved aside)")
     if changed:
-        moved = set_aside(out, [path for path, _ in changed])
+        from ..outdir import move_aside
+
+        moved = move_aside(out, [path for path, _ in changed])
         print(f"{len(changed)} trainings of other settings moved to {moved}; training them again",
               file=sys.stderr, flush=True)
         done = [None if isinstance(d, str) else d for d in done]
