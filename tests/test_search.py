@@ -283,6 +283,19 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     pd.testing.assert_frame_equal(ha.drop(columns="seconds"), hb.drop(columns="seconds"))
 
 
+def test_a_search_without_tracking_or_torch_work_imports_neither(tmp_path):
+    """Every search, snakemake job and test process starts a Python: a search over the
+    cheap evaluator with tracking off must not pay for importing torch, MLflow or
+    scipy.stats (seconds each; they once made these processes 3x slower)."""
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT + "print(sorted({'torch', 'mlflow', 'scipy.stats'} & set(sys.modules)))\n")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "out"), "0", *SMALL,
+                           "search.max_generations=2"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out" / "best.json").is_file()
+
+
 def test_search_refuses_to_overwrite_without_resume(tmp_path):
     config = small_config("search.max_generations=2")
     run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, factory=cheap_factory, progress=False)

@@ -475,8 +475,8 @@ def test_interrupted_snakemake_never_redoes_or_doubles_a_search(tmp_path):
     data = yaml.safe_load(DEMO.read_text())
     data.update(results_dir="results/tiny", seeds=[0], tracking={"enabled": False})
     data["search"].update(population=3, reduction_population=2, gene_pool=6, gene_pool_max=8,
-                          max_generations=4, channels=4, budget_hours=1)
-    data["datasets"]["cifar10"]["max_train"] = 300
+                          max_generations=3, channels=4, budget_hours=1)
+    data["datasets"]["cifar10"]["max_train"] = 200
     config = work / "tiny.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     target = "results/tiny/search/cifar10/search/seed0/best.json"
@@ -504,7 +504,7 @@ def test_interrupted_snakemake_never_redoes_or_doubles_a_search(tmp_path):
     text = log.read_text()
     assert "starting afresh" not in text and ("resuming" in text or "finished" in text), text[-2000:]
     assert not [p for p in folder.iterdir() if p.name.startswith(".previous-")]
-    assert json.loads((folder / "search.json").read_text())["generations"] == 4
+    assert json.loads((folder / "search.json").read_text())["generations"] == 3
 
     p = start("--forcerun", "search")             # moves the first search aside, starts afresh
     deadline = time.time() + 300
@@ -523,5 +523,5 @@ def test_interrupted_snakemake_never_redoes_or_doubles_a_search(tmp_path):
     previous = [p for p in folder.iterdir() if p.name.startswith(".previous-")]
     # the first search, kept (snakemake itself deletes the outputs of a job it reruns), and
     # no second fresh start: the rerun went on with the orphan's search
-    assert len(previous) == 1 and list(previous[0].glob("checkpoints/gen-00003.json"))
-    assert json.loads((folder / "search.json").read_text())["generations"] == 4
+    assert len(previous) == 1 and list(previous[0].glob("checkpoints/gen-00002.json"))
+    assert json.loads((folder / "search.json").read_text())["generations"] == 3

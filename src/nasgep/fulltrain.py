@@ -187,8 +187,7 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> di
                                     "genome": tracking.genome_text(Genome.from_dict(meta["genome"])),
                                     "genome_file": str(req.genome_path)},
                             tags=tags) as run:
-        run.log_dataset(tracking.dataset_input(config["datasets"][dataset], dataset, purpose="final"),
-                        context="train")
+        run.log_dataset(config["datasets"][dataset], dataset, "train", purpose="final")
         run.log_dict(meta["genome"], "genome.json")
 
         def report(stats) -> None:

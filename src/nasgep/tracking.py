@@ -222,10 +222,12 @@ class Run:
         if self._mlflow is not None:
             self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
-    def log_dataset(self, dataset, context: str) -> None:
-        """An MLflow dataset input (:func:`dataset_input`) in ``context`` (train, test, val)."""
+    def log_dataset(self, entry: Mapping, name: str, context: str, **split: Any) -> None:
+        """The MLflow dataset input of a config's dataset entry (:func:`dataset_input`) in
+        ``context`` (search, final, ...); built only for an active run, so a run without
+        tracking never imports MLflow."""
         if self._mlflow is not None:
-            self._mlflow.log_input(dataset, context=context)
+            self._mlflow.log_input(dataset_input(entry, name, **split), context=context)
 
     def log_dict(self, data: Mapping, artifact_file: str) -> None:
         if self._mlflow is not None:

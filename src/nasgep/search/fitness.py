@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from scipy import stats
-
 #: each setting, and what its fitness is (axis labels, reports)
 FITNESSES = {"accuracy": "validation top-1, %", "cohort": "epoch-cohort percentile of validation top-1"}
 
@@ -46,6 +44,8 @@ def epoch_cohorts(history: Iterable[Mapping]) -> dict[int, list[float]]:
 
 def percentile(cohort: Sequence[float], value: float) -> float:
     """Percentile of ``value`` in ``cohort`` (ties count half, as ``kind='mean'``)."""
+    from scipy import stats  # here, not at the top: importing scipy.stats takes seconds
+
     return float(stats.percentileofscore(cohort, value, kind="mean"))
 
 

@@ -28,8 +28,10 @@ class SearchExists(UserError):
 
 
 def resolve_devices(devices: list[str], configured_default: str = "auto") -> list[str]:
-    """Expand ``auto`` and ``all`` on this machine (:func:`nasgep.study.expand_devices`)."""
-    return expand_devices(devices, configured_default, _cuda_count())
+    """Expand ``auto`` and ``all`` on this machine (:func:`nasgep.study.expand_devices`);
+    torch is asked for the GPUs only when they matter (it takes seconds to import)."""
+    needs_count = "all" in devices or ("auto" in devices and configured_default == "auto")
+    return expand_devices(devices, configured_default, _cuda_count() if needs_count else 0)
 
 
 def _cuda_count() -> int:
@@ -153,8 +155,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                                 tags=tracking.run_tags(config, dataset=dataset, seed=seed, method=method),
                                 run_id=state.mlflow_run_id) as run:
             state.mlflow_run_id = run.run_id
-            run.log_dataset(tracking.dataset_input(config["datasets"][dataset], dataset, purpose="search",
-                                                   seed=seed), context="search")
+            run.log_dataset(config["datasets"][dataset], dataset, "search", purpose="search", seed=seed)
             bar = _progress(settings, state, progress)
 
             def on_generation(st: SearchState, report: GenerationReport) -> None:
