@@ -112,6 +112,30 @@ def test_non_finite_numbers_are_refused_anywhere(tmp_path):
         load_config([DEMO, path])
 
 
+def test_the_readme_own_data_config_is_complete(tmp_path):
+    """README's "Searching on your own data" config, as written (only the .npz path made
+    real): it defines nothing but its own dataset, so the study's dataset keys (whose
+    paper values name CIFAR-10) follow search.dataset instead of being refused."""
+    readme = (ROOT / "README.md").read_text()
+    text = readme.split("cat > my.yaml <<'YAML'\n", 1)[1].split("\nYAML\n", 1)[0]
+    npz = tmp_path / "my.npz"
+    rng = np.random.default_rng(0)
+    np.savez(npz, x_train=rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8), y_train=np.arange(40) % 2,
+             x_test=rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8), y_test=np.arange(10) % 2)
+    path = tmp_path / "my.yaml"
+    path.write_text(text.replace("/data/my.npz", str(npz)))
+    config = load_config(path)
+    assert config["search"]["dataset"] == "mydata"
+    assert config["workflow"]["search_datasets"] == ["mydata"]
+    assert config["workflow"]["ablation_dataset"] == config["transfer"]["source"] == "mydata"
+    # user-set names that are not defined are all named at once
+    path.write_text(text.replace("/data/my.npz", str(npz)) + "\nworkflow: {ablation_dataset: svhn}\n"
+                    "transfer: {source: cifar10}\n")
+    with pytest.raises(ConfigError, match=r"workflow.ablation_dataset: unknown dataset 'svhn'; "
+                                          r"transfer.source: unknown dataset 'cifar10' \(datasets: \['mydata'\]\)"):
+        load_config(path)
+
+
 # --------------------------------------------------------------------------- genome files
 
 BAD_GENOMES = {

@@ -96,8 +96,21 @@ def validate(config: dict, source: str = "config") -> dict:
         e = errors[0]
         raise ConfigError(f"{source}: {_key_path(e)}: {_clip_message(e.message)}")
     _check_finite(config, source)
+    _follow_search_dataset(config)
     _check_references(config, source)
     return config
+
+
+def _follow_search_dataset(config: dict) -> None:
+    """The study's dataset keys left unset (null) follow ``search.dataset``, so a config
+    that defines only its own dataset is complete; the paper's config lists them."""
+    dataset = config["search"]["dataset"]
+    if config["workflow"]["search_datasets"] is None:
+        config["workflow"]["search_datasets"] = [dataset]
+    if config["workflow"]["ablation_dataset"] is None:
+        config["workflow"]["ablation_dataset"] = dataset
+    if config["transfer"]["source"] is None:
+        config["transfer"]["source"] = dataset
 
 
 def _clip_message(message: str) -> str:
@@ -126,9 +139,9 @@ def _check_references(config: dict, source: str) -> None:
     refs += [(f"workflow.search_datasets[{i}]", d) for i, d in enumerate(config["workflow"]["search_datasets"])]
     if config["transfer"]["dataset"] is not None:
         refs.append(("transfer.dataset", config["transfer"]["dataset"]))
-    for key, name in refs:
-        if name not in names:
-            raise ConfigError(f"{source}: {key}: unknown dataset {name!r} (datasets: {sorted(names)})")
+    unknown = [f"{key}: unknown dataset {name!r}" for key, name in refs if name not in names]
+    if unknown:
+        raise ConfigError(f"{source}: {'; '.join(unknown)} (datasets: {sorted(names)})")
     if config["search"]["genes_min"] > config["search"]["genes_max"]:
         raise ConfigError(f"{source}: search.genes_min: must not exceed search.genes_max")
     if config["search"]["gene_pool"] > config["search"]["gene_pool_max"]:
