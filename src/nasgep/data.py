@@ -45,6 +45,26 @@ class DataError(UserError):
     """A dataset that cannot be loaded or cannot be meant; the message says which file
     and what to do."""
 
+    @classmethod
+    def from_worker(cls, error: DataError) -> DataError:
+        """The one-line error a DataLoader worker raised: torch re-raises it in the main
+        process as ``DataError("Caught DataError in DataLoader worker ...<traceback>")``."""
+        text = str(error)
+        if not text.startswith("Caught "):
+            return error
+        marker = f"{cls.__module__}.{cls.__name__}: "
+        last = [line for line in text.splitlines() if line.startswith(marker)]
+        return cls(last[-1][len(marker):]) if last else cls(text.splitlines()[-1])
+
+
+def batches(loader):
+    """Iterate a DataLoader; a :class:`DataError` raised in one of its worker processes
+    (an unreadable image) comes back as the worker's own one-line error."""
+    try:
+        yield from loader
+    except DataError as e:
+        raise DataError.from_worker(e) from None
+
 
 @dataclass
 class Split:
@@ -445,6 +465,50 @@ def check_batch(data: DataBundle, batch_size: int, key: str) -> None:
 
 # --------------------------------------------------------------------------- folder kind
 
+#: PIL modes of 16-bit (and 32-bit integer) grey images, which ``convert("RGB")`` would
+#: clip to white instead of scaling.
+_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def read_image(path: str | Path):
+    """An image file as an RGB PIL image (16-bit grey scaled to 8 bits); an unreadable,
+    truncated or non-image file is a :class:`DataError` naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in _WIDE_GREY_MODES:
+                wide = np.asarray(image, dtype=np.float64)
+                image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), mode="L")
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: not a readable image ({e}); replace or remove the file") from None
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """``root/<class>/**/<image>`` as (classes, [(path, label)]), as torchvision's
+    ImageFolder scans it, but hidden folders and files (``.ipynb_checkpoints``, macOS's
+    ``._x.png``) are neither classes nor images. Fewer than 2 classes is a DataError."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(f"no class folders in {root}")
+    if len(classes) < 2:
+        raise DataError(f"{root}: one class folder ({classes[0]}); classification needs at least 2")
+
+    def is_image(path: str) -> bool:
+        return path.lower().endswith(IMG_EXTENSIONS) and not _hidden(Path(path), root)
+
+    samples = make_dataset(str(root), {c: i for i, c in enumerate(classes)}, is_valid_file=is_image)
+    return classes, samples
+
+
 class FolderImages(Dataset):
     """Images decoded on demand as RGB (in the DataLoader's workers): shorter side resized
     to ``image_size`` then centre-cropped, yielding ``(uint8 (3, S, S) tensor, label)``.
@@ -463,13 +527,10 @@ class FolderImages(Dataset):
         self.root = Path(root)
         self.image_size = image_size
         if samples is None:
-            from torchvision.datasets import ImageFolder
-
-            folder = ImageFolder(str(root))
-            if classes is not None and list(folder.classes) != list(classes):
-                raise DataError(f"{root}: class folders {folder.classes} differ from the training set's "
-                                f"{list(classes)}")
-            classes, samples = folder.classes, folder.samples
+            found, samples = scan_class_folders(Path(root))
+            if classes is not None and found != list(classes):
+                raise DataError(f"{root}: class folders {found} differ from the training set's {list(classes)}")
+            classes = found
         self.classes = tuple(classes or ())
         self.samples = [(str(path), int(label)) for path, label in samples]
         self.transform = v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size),
@@ -482,10 +543,16 @@ class FolderImages(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from torchvision.datasets.folder import default_loader
-
         path, label = self.samples[int(self.indices[i])]
-        return self.transform(default_loader(path)), label
+        return self.transform(read_image(path)), label
+
+    def unreadable(self, i: int) -> str:
+        """Why image ``i`` cannot be read ('' when it can): :func:`check_images`."""
+        try:
+            read_image(self.samples[int(self.indices[i])][0])
+        except DataError as e:
+            return str(e)
+        return ""
 
     def subset(self, indices: Sequence[int]) -> FolderImages:
         sub = copy.copy(self)
@@ -499,6 +566,34 @@ class FolderImages(Dataset):
         out = copy.copy(self)
         out.transform = transform
         return out
+
+
+class _Readability(Dataset):
+    """Item ``i``: why image ``i`` of a :class:`FolderImages` is unreadable, or ''."""
+
+    def __init__(self, images: FolderImages) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> str:
+        return self.images.unreadable(i)
+
+
+def check_images(images: FolderImages, desc: str, workers: int = 0, progress: bool | None = None) -> list[str]:
+    """Decode every image of ``images`` (``workers`` processes, a progress bar): one line
+    for each unreadable file. A search or training would otherwise stop at the first
+    one, possibly after hours."""
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    loader = DataLoader(_Readability(images), batch_size=64, num_workers=workers, collate_fn=list)
+    problems: list[str] = []
+    for found in tqdm(batches(loader), total=len(loader), desc=desc, unit="batch", leave=False,
+                      disable=None if progress is None else not progress):  # None: a bar on a terminal only
+        problems += [p for p in found if p]
+    return problems
 
 
 class AugmentedSplit(Dataset):
@@ -545,8 +640,8 @@ def _first_image_side(root: Path) -> int:
     one folder is listed, not the whole of ImageNet)."""
     from PIL import Image
 
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for path in sorted(folder.iterdir()):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
             try:
                 with Image.open(path) as im:
                     return min(im.size)
@@ -698,6 +793,7 @@ def top_k(num_classes: int) -> int:
     return max(1, min(5, num_classes))
 
 
-__all__ = ["AugmentedSplit", "DataBundle", "DataError", "check_batch", "check_labels", "FolderImages", "KINDS",
+__all__ = ["AugmentedSplit", "DataBundle", "DataError", "batches", "check_batch", "check_images", "check_labels",
+           "FolderImages", "KINDS", "read_image", "scan_class_folders",
            "read_val_labels", "with_train_transform", "Split", "Source", "channel_stats",
            "load_dataset", "resize_images", "stratified_split", "split_sizes", "top_k", "validation_size"]

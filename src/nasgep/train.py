@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from .augment import AugmentSettings, BatchAugment, mobile_transform
-from .data import DataBundle, Source, Split, with_train_transform
+from .data import DataBundle, Source, Split, batches, with_train_transform
 from .errors import UserError, clip
 from .io import atomic_write_bytes
 
@@ -401,7 +401,7 @@ class Trainer:
             loader = DataLoader(train, batch_size=bs, sampler=sampler, num_workers=self.settings.num_workers,
                                 pin_memory=self._cuda, drop_last=used < len(train),
                                 persistent_workers=False)
-            for x, y in loader:
+            for x, y in batches(loader):
                 x = x.to(self.device, non_blocking=True)
                 yield self.augment(x, self.generator), y.to(self.device, non_blocking=True)
 
@@ -414,7 +414,7 @@ class Trainer:
         else:
             loader = DataLoader(source, batch_size=bs, shuffle=False, num_workers=self.settings.num_workers,
                                 pin_memory=self._cuda)
-            for x, y in loader:
+            for x, y in batches(loader):
                 yield (self.augment.eval(x.to(self.device, non_blocking=True)),
                        y.to(self.device, non_blocking=True))
 

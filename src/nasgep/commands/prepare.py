@@ -5,13 +5,15 @@
 Loads the dataset both ways the other commands will (the search's training/validation
 split, and the full training set with the test set), so that a missing file, a wrong
 layout or an unreachable download shows up here, once, before a search or a training
-starts. The summary (counts, classes, channels, image size, mean/std) goes to ``--out``
-as JSON, or to stdout.
+starts. A folder dataset's images are all decoded once (a progress bar; ``--no-image-check``
+skips it), so an unreadable file is named here and not hours into a search. The summary
+(counts, classes, channels, image size, mean/std) goes to ``--out`` as JSON, or to stdout.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from ..cli import add_config_arguments, load_args_config, seed_value
@@ -26,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset name in the config's 'datasets'")
     p.add_argument("--out", help="JSON file to write (default: print to stdout)")
     p.add_argument("--seed", type=seed_value, default=0, help="seed of the search's validation split (default 0)")
+    p.add_argument("--no-image-check", action="store_true",
+                   help="folder datasets: do not decode every image to find unreadable files")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="processes decoding a folder dataset's images (default: min(8, CPUs))")
 
 
 def _class_counts(source, num_classes: int) -> list[int]:
@@ -33,6 +39,17 @@ def _class_counts(source, num_classes: int) -> list[int]:
     for label in source.targets:
         counts[int(label)] += 1
     return counts
+
+
+def _check_every_image(name: str, data, workers: int) -> None:
+    from ..data import DataError, check_images
+
+    problems = []
+    for part, images in (("training", data.train), ("test", data.eval)):
+        problems += check_images(images, f"{name}: reading the {part} images", workers=max(0, workers))
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise DataError(f"{len(problems)} unreadable image(s): {'; '.join(problems[:3])}{more}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     final = load_dataset(config, args.dataset, "final", seed=args.seed)     # DataError: one line, exit 2
     search = load_dataset(config, args.dataset, "search", seed=args.seed)
     entry = config["datasets"][args.dataset]
+    if final.kind == "folder" and not args.no_image_check:
+        _check_every_image(args.dataset, final, args.workers)
     summary = {
         "dataset": args.dataset,
         "kind": final.kind,

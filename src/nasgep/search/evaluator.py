@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import UserError
 from ..space import Genome
 
 
@@ -186,6 +187,8 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, inbox, outbox
         index, job = item
         try:
             outbox.put((index, evaluator.train(job)))
+        except UserError as e:      # the user's to fix (an unreadable image): the search stops
+            outbox.put((index, e))
         except BaseException as e:  # noqa: BLE001 - a worker must report, never die silently
             outbox.put((index, TrainResult(job.individual, job.epoch, 0.0, 0,
                                            failure=f"worker error: {type(e).__name__}: {e}")))
@@ -226,6 +229,8 @@ class ProcessExecutor:
             if not busy:
                 break
             i, result = self._get()
+            if isinstance(result, UserError):
+                raise result
             results[i] = result
             idle.append(busy.pop(i))
         return results

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError
-from ..data import DataBundle, check_batch, load_dataset
+from ..data import DataBundle, DataError, check_batch, load_dataset
 from ..errors import UserError
 from ..io import atomic_write_json
 from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
@@ -151,6 +151,8 @@ class TorchEvaluator:
         except CandidateFailure as e:
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
                                time.perf_counter() - t0, failure=e.reason)
+        except DataError:
+            raise      # an unreadable image is the data's fault: the search stops, naming it
         except Exception as e:  # noqa: BLE001 - any error is the candidate's failure, never the search's
             detail = traceback.format_exception_only(type(e), e)[-1].strip()
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,

@@ -1,0 +1,154 @@
+"""A folder of a user's own images with the faults real folders have: a truncated or
+non-image file, hidden folders and files, 16-bit grey PNGs, a single class. Each is
+named in one line before work is lost, or read correctly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nasgep.cli import main
+from nasgep.data import DataError, load_dataset, read_image, scan_class_folders
+
+CLASSES = ("cat", "dog", "ship")
+TINY_SEARCH = {"population": 3, "reduction_population": 2, "gene_pool": 6, "gene_pool_max": 8, "genes_min": 1,
+               "genes_max": 2, "max_epochs": 2, "max_generations": 2, "budget_hours": 1, "channels": 4,
+               "cells_per_stage": 1, "batch_size": 16, "devices": ["cpu"], "dataset": "mine",
+               "augment": {"autoaugment": False}}
+
+
+def write_folder(root: Path, train: int = 12, val: int = 4, size: int = 16) -> Path:
+    """root/{train,val}/<class>/*.png, each class its own colour."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(CLASSES):
+        for part, n in (("train", train), ("val", val)):
+            folder = root / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                pixels = rng.normal(60 + 60 * k, 30, (size, size, 3)).clip(0, 255).astype(np.uint8)
+                Image.fromarray(pixels, "RGB").save(folder / f"{i:03d}.png")
+    return root
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def write_config(tmp_path: Path, root: Path, **train) -> Path:
+    config = {"name": "mine", "results_dir": str(tmp_path / "results"), "tracking": {"enabled": False},
+              "datasets": {"mine": {"kind": "folder", "path": str(root), "val_fraction": 0.25}},
+              "search": TINY_SEARCH,
+              "train": {"epochs": 1, "channels": 4, "cells_per_stage": 1, "batch_size": 16, "num_workers": 0,
+                        **train}}
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def only_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_hidden_folders_and_files_are_neither_classes_nor_images(tmp_path):
+    from PIL import Image
+
+    root = write_folder(tmp_path / "imgs")
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    Image.new("RGB", (16, 16)).save(root / "train" / ".ipynb_checkpoints" / "x.png")
+    (root / "train" / "cat" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")   # macOS metadata
+    (root / "train" / "dog" / ".thumbs").mkdir()
+    Image.new("RGB", (16, 16)).save(root / "train" / "dog" / ".thumbs" / "t.png")
+    classes, samples = scan_class_folders(root / "train")
+    assert classes == list(CLASSES) and len(samples) == 36
+    data = load_dataset({"datasets": {"mine": {"kind": "folder", "path": str(root)}}}, "mine", "final")
+    assert data.classes == CLASSES and len(data.train) == 36
+
+
+def test_a_single_class_is_refused(tmp_path):
+    root = write_folder(tmp_path / "imgs")
+    for part in ("train", "val"):
+        for name in CLASSES[1:]:
+            for f in (root / part / name).iterdir():
+                f.unlink()
+            (root / part / name).rmdir()
+    with pytest.raises(DataError, match=r"train: one class folder \(cat\); classification needs at least 2"):
+        load_dataset({"datasets": {"mine": {"kind": "folder", "path": str(root)}}}, "mine", "final")
+
+
+def test_16_bit_grey_pngs_are_scaled_not_clipped_to_white(tmp_path):
+    from PIL import Image
+
+    wide = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 257)      # 0 .. 65535
+    path = tmp_path / "grey16.png"
+    Image.fromarray(wide).save(path)
+    assert Image.open(path).mode.startswith("I")
+    rgb = np.asarray(read_image(path))
+    assert rgb.shape == (16, 16, 3) and (rgb[..., 0] == np.arange(256).reshape(16, 16)).all()
+
+
+def test_prepare_names_every_unreadable_image_and_can_skip_the_check(tmp_path, capsys):
+    root = write_folder(tmp_path / "imgs")
+    bad = root / "val" / "dog" / "002.png"
+    truncate(bad)
+    (root / "val" / "ship" / "001.png").write_text("not an image")
+    config = write_config(tmp_path, root)
+    argv = ["prepare", "--config", str(config), "--dataset", "mine", "--out", str(tmp_path / "mine.json"),
+            "--workers", "2"]
+    assert main(argv) == 2
+    line = only_line(capsys)
+    assert line.startswith("nasgep prepare: error: 2 unreadable image(s): ")
+    assert f"{bad}: not a readable image" in line and "ship/001.png" in line
+    assert not (tmp_path / "mine.json").exists()
+    # the check is what found them: test images are read only after a training
+    assert main([*argv, "--no-image-check"]) == 0
+    # a training image is read for the mean/std already: named at load, with or without it
+    truncate(root / "train" / "cat" / "000.png")
+    assert main([*argv, "--no-image-check"]) == 2
+    assert "train/cat/000.png: not a readable image (image file is truncated)" in only_line(capsys)
+
+
+def test_a_search_stops_at_an_unreadable_image_and_resumes_once_it_is_fixed(tmp_path, capsys, monkeypatch):
+    import nasgep.data
+
+    monkeypatch.setattr(nasgep.data, "FOLDER_STATS_SAMPLES", 1)     # met in training, not at load
+    root = write_folder(tmp_path / "imgs")
+    bad = root / "train" / "ship" / "003.png"
+    good = bad.read_bytes()
+    truncate(bad)
+    config = write_config(tmp_path, root)
+    out = tmp_path / "search"
+    argv = ["search", "--config", str(config), "--seed", "0", "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"nasgep search: error: {bad}: not a readable image" in err, err
+    assert "Traceback" not in err and "extinct" not in err
+    bad.write_bytes(good)
+    assert main([*argv, "--resume"]) == 0
+    best = json.loads((out / "best.json").read_text())
+    assert best["fitness"] > 0
+
+
+def test_a_training_names_an_unreadable_test_image_read_by_a_worker(tmp_path, capsys):
+    root = write_folder(tmp_path / "imgs")
+    bad = root / "val" / "cat" / "001.png"
+    truncate(bad)
+    genome = Path(__file__).with_name("genomes.py")
+    from genomes import GENOME
+
+    (tmp_path / "g.json").write_text(json.dumps({"genome": GENOME}))
+    config = write_config(tmp_path, root, num_workers=2)
+    argv = ["train", "--genome", str(tmp_path / "g.json"), "--config", str(config), "--dataset", "mine",
+            "--out", str(tmp_path / "final"), "--no-progress"]
+    assert genome.is_file()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"nasgep train: error: {bad}: not a readable image" in err, err[-2000:]
+    assert "Caught DataError" not in err and "Traceback" not in err
