@@ -86,6 +86,8 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     ("search.population=3.0", r"search.population: 3.0 is not of type 'integer'"),
     ("search.lr=" + "x" * 5000, r"search.lr"),
     ("gep.cell_head=3000", r"gep.cell_head: 3000 is greater than the maximum of 100"),
+    ("search.budget_epochs=1", r"search.budget_epochs: 1 cannot pay for the first round of generation 0 "
+                               r"\(4 candidates x 1 epoch\(s\) = 4\); set at least 4"),
 ])
 def test_bad_overrides_are_refused_in_one_line(capsys, override, match):
     one_line_error(capsys, ["prepare", "--config", DEMO, "--set", override, "--dataset", "cifar10"], match)
@@ -188,6 +190,16 @@ def test_a_genome_path_that_is_a_folder_or_binary_is_refused(capsys, tmp_path):
     one_line_error(capsys, ["draw", str(tmp_path / "absent.json"), "--out", str(tmp_path / "o")], r"no such")
 
 
+def test_a_genome_or_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows editors start UTF-8 files with a BOM; it is not part of the text."""
+    genome = tmp_path / "g.json"
+    genome.write_bytes(b"\xef\xbb\xbf" + json.dumps(GENOME).encode())
+    assert main(["draw", str(genome), "--out", str(tmp_path / "cells")]) == 0
+    config = tmp_path / "c.yaml"
+    config.write_bytes(b"\xef\xbb\xbfsearch: {population: 5}\n")
+    assert load_config([DEMO, config])["search"]["population"] == 5
+
+
 def test_draw_of_a_huge_cell_answers_at_once(capsys, tmp_path):
     """A cell head of 3,000 ``add``: refused by its size before any drawing work (it hung)."""
     genome = {**GENOME, "normal": {"cell": " ".join(["add"] * 3000) + " | " + " ".join(["g1"] * 3001),
@@ -263,9 +275,16 @@ BAD_DATASETS = {
     "missing file": (lambda t: t / "absent.npz", r"absent.npz: no such .npz file"),
     "wrong keys": (lambda t: _saved(t, x=np.zeros((4, 8, 8), np.uint8)), r"missing key 'x_train'"),
     "float images": (lambda t: npz_dataset(t, x_train=np.zeros((120, 8, 8), np.float32)),
-                     r"x_train: expected uint8 images, got float32"),
+                     r"x_train: expected uint8 images \(0\.\.255\), got float32"),
     "float labels": (lambda t: npz_dataset(t, y_train=np.zeros(120, np.float64)),
-                     r"y_train: labels must be non-negative integers"),
+                     r"y_train: labels of type float64; expected integer class indices"),
+    "one-hot labels": (lambda t: npz_dataset(t, y_train=np.eye(4, dtype=np.int64)[np.arange(120) % 4]),
+                       r"y_train: labels of shape \(120, 4\); expected .* shape \(120,\); one-hot\? .*argmax"),
+    "RGBA images": (lambda t: npz_dataset(t, x_train=np.zeros((120, 8, 8, 4), np.uint8)),
+                    r"x_train: images of shape \(120, 8, 8, 4\) have 4 channels in the last axis; expected "
+                    r"\(N, H, W, C\) with C = 1 \(grey\) or 3 \(RGB\)$"),
+    "channels first": (lambda t: npz_dataset(t, x_train=np.zeros((120, 3, 8, 8), np.uint8)),
+                       r"have 8 channels .* it looks channels-first \(N, C, H, W\): save x.transpose\(0, 2, 3, 1\)"),
     "lengths differ": (lambda t: npz_dataset(t, y_train=np.arange(119) % 4), r"119 labels for 120 images"),
     "object array": (lambda t: npz_dataset(t, x_train=np.array([1, "x", None], dtype=object)),
                      r"x_train: holds Python objects"),
@@ -277,7 +296,7 @@ BAD_DATASETS = {
                       r"labels run up to 6 but only 4 classes have images \(none of 1, 3, 5\)"),
     "single class": (lambda t: npz_dataset(t, classes=1), r"hold 1 class \(0\); classification needs at least 2"),
     "negative label": (lambda t: npz_dataset(t, y_train=np.r_[np.arange(119) % 4, -1]),
-                       r"non-negative integers"),
+                       r"negative label -1; classes are numbered 0, 1, 2"),
     "fewer images than a batch": (lambda t: npz_dataset(t, n=15), r"batch_size|fewer than one batch"),
     "empty": (lambda t: npz_dataset(t, n=0, x_train=np.zeros((0, 8, 8), np.uint8), y_train=np.zeros(0, np.int64)),
               r"d: no training images"),
@@ -366,7 +385,7 @@ def test_sample_never_replaces_another_result(capsys, tmp_path):
     assert main(sample(1)) == 0
     first = snapshot(out)
     assert main(sample(1)) == 0 and snapshot(out) == first
-    one_line_error(capsys, sample(2), r"out belongs to another sample \(seed differ\); .*--restart")
+    one_line_error(capsys, sample(2), r"out belongs to another sample \(seed differs\); .*--restart")
     assert snapshot(out) == first
     (out / "settings.json").unlink()          # lost: the genome itself is compared
     first = snapshot(out)

@@ -152,3 +152,58 @@ def test_a_training_names_an_unreadable_test_image_read_by_a_worker(tmp_path, ca
     err = capsys.readouterr().err
     assert f"nasgep train: error: {bad}: not a readable image" in err, err[-2000:]
     assert "Caught DataError" not in err and "Traceback" not in err
+
+
+def _cheap(device: str):
+    from nasgep.search.evaluator import CheapEvaluator
+
+    return CheapEvaluator()
+
+
+def test_resume_on_other_images_is_refused_naming_the_change(tmp_path):
+    """A search or training records what its folder or .npz held; resuming it after a
+    class was added (or the .npz rewritten) would mix two datasets in one result."""
+    from PIL import Image
+
+    from nasgep.config import load_config
+    from nasgep.search.runner import SearchExists, run_search
+
+    root = write_folder(tmp_path / "imgs")
+    config = load_config(write_config(tmp_path, root))
+    out = tmp_path / "search"
+    run_search(config, dataset="mine", seed=0, out_dir=out, factory=_cheap, progress=False)
+    recorded = json.loads((out / "settings.json").read_text())["settings"]["data_files"]
+    assert recorded["classes"] == 3 and recorded["entries"] == 48
+    more = dict(config, search={**config["search"], "max_generations": 3})
+    (root / "train" / "frog").mkdir()
+    Image.new("RGB", (16, 16)).save(root / "train" / "frog" / "0.png")
+    with pytest.raises(SearchExists, match=r"belongs to another search \(data_files.classes, "
+                                           r"data_files.entries, data_files.sha256 differ\)"):
+        run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
+    (root / "train" / "frog" / "0.png").unlink()
+    (root / "train" / "frog").rmdir()
+    assert run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap,
+                      progress=False).finished       # the same images again: it goes on
+
+    # a search recorded before data_files existed still resumes, and then records them
+    from nasgep import outdir
+
+    settings = json.loads((out / "settings.json").read_text())["settings"]
+    del settings["data_files"]
+    (out / "settings.json").write_text(json.dumps({**outdir.fingerprint(settings), "kind": "search"}))
+    more["search"]["max_generations"] = 4
+    run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
+    assert json.loads((out / "settings.json").read_text())["settings"]["data_files"] == recorded
+
+
+def test_an_npz_rewritten_with_other_images_is_another_dataset(tmp_path):
+    from nasgep.data import files_fingerprint
+
+    path = tmp_path / "d.npz"
+    x = np.zeros((4, 8, 8, 3), np.uint8)
+    np.savez(path, x_train=x, y_train=np.arange(4) % 2, x_test=x, y_test=np.arange(4) % 2)
+    before = files_fingerprint({"kind": "npz", "path": str(path)})
+    np.savez(path, x_train=x + 1, y_train=np.arange(4) % 2, x_test=x, y_test=np.arange(4) % 2)
+    after = files_fingerprint({"kind": "npz", "path": str(path)})
+    assert before["bytes"] == after["bytes"] and before["sha256"] != after["sha256"]
+    assert files_fingerprint({"kind": "cifar10"}) is None

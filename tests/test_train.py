@@ -340,6 +340,22 @@ def test_train_command_imagenet_stem_uses_transfer_settings(tmp_path, stand_in_n
     assert stand_in_network[0]["stem"] == "imagenet"
 
 
+def test_training_the_best_of_an_unfinished_search_says_so(tmp_path, stand_in_network, capsys):
+    search = tmp_path / "search"
+    search.mkdir()
+    genome = search / "best.json"
+    genome.write_text(json.dumps(GENOME))
+    (search / "search.json").write_text(json.dumps({"generations": 3, "finished": False}))
+    args = ["train", "--genome", str(genome), "--config", str(DEMO), "--epochs", "1", "--no-progress",
+            "--set", "datasets.cifar10.max_train=64"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert (f"note: {genome} is the best so far of an unfinished search (generation 3 done); resume the "
+            "search first for its final best") in capsys.readouterr().out
+    (search / "search.json").write_text(json.dumps({"generations": 5, "finished": True}))
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_train_command_user_errors(tmp_path, stand_in_network, capsys):
     genome = tmp_path / "g.json"
     genome.write_text(json.dumps(GENOME))

@@ -146,6 +146,13 @@ def _check_references(config: dict, source: str) -> None:
         raise ConfigError(f"{source}: search.genes_min: must not exceed search.genes_max")
     if config["search"]["gene_pool"] > config["search"]["gene_pool_max"]:
         raise ConfigError(f"{source}: search.gene_pool: must not exceed search.gene_pool_max")
+    search = config["search"]
+    per_candidate = search["max_epochs"] if search["evaluation"] == "full" else 1
+    first_round = search["population"] * per_candidate
+    if search["budget_epochs"] is not None and search["budget_epochs"] < first_round:
+        raise ConfigError(f"{source}: search.budget_epochs: {search['budget_epochs']} cannot pay for the first "
+                          f"round of generation 0 ({search['population']} candidates x {per_candidate} "
+                          f"epoch(s) = {first_round}); set at least {first_round}")
     if config["search"]["evaluation"] == "full" and config["search"]["fitness"] != "accuracy":
         raise ConfigError(f"{source}: search.fitness: must be accuracy with search.evaluation full (every "
                           f"individual is ranked after E_max epochs, so accuracies are already compared "

@@ -217,20 +217,34 @@ class _Arrays:
 
 def _nhwc_to_nchw(x: np.ndarray, where: str) -> torch.Tensor:
     if x.dtype != np.uint8:
-        raise DataError(f"{where}: expected uint8 images, got {x.dtype}")
+        raise DataError(f"{where}: expected uint8 images (0..255), got {x.dtype}")
     if x.ndim == 3:  # (N, H, W) grey
         x = x[..., None]
     if x.ndim != 4:
         raise DataError(f"{where}: expected images of shape (N, H, W, C) or (N, H, W), got {x.shape}")
+    if x.shape[3] not in (1, 3):
+        hint = ("; it looks channels-first (N, C, H, W): save x.transpose(0, 2, 3, 1)"
+                if x.shape[1] in (1, 3) else "")
+        raise DataError(f"{where}: images of shape {x.shape} have {x.shape[3]} channels in the last axis; "
+                        f"expected (N, H, W, C) with C = 1 (grey) or 3 (RGB){hint}")
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
 def _labels(y: np.ndarray, n: int, where: str) -> torch.Tensor:
-    y = np.asarray(y).reshape(-1)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:         # (N, 1) column
+        y = y[:, 0]
+    if y.ndim != 1:
+        hint = "; one-hot? save the class indices, y.argmax(1)" if y.ndim == 2 and y.shape[0] == n else ""
+        raise DataError(f"{where}: labels of shape {y.shape}; expected one class index per image, "
+                        f"shape ({n},){hint}")
     if len(y) != n:
         raise DataError(f"{where}: {len(y)} labels for {n} images")
-    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise DataError(f"{where}: labels must be non-negative integers")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where}: labels of type {y.dtype}; expected integer class indices "
+                        f"(save them with .astype(np.int64))")
+    if len(y) and y.min() < 0:
+        raise DataError(f"{where}: negative label {int(y.min())}; classes are numbered 0, 1, 2, ...")
     return torch.from_numpy(y.astype(np.int64))
 
 
@@ -325,8 +339,10 @@ def _load_npz(entry: dict, need_test: bool) -> _Arrays:
             x_test = _nhwc_to_nchw(_npz_array(npz, "x_test", path), f"{path}:x_test")
             y_test = _labels(_npz_array(npz, "y_test", path), len(x_test), f"{path}:y_test")
             if x_test.shape[1:] != x_train.shape[1:]:
-                raise DataError(f"{path}: x_test images {tuple(x_test.shape[1:])} differ from x_train's "
-                                f"{tuple(x_train.shape[1:])}")
+                def hwc(x: torch.Tensor) -> tuple[int, ...]:
+                    return (x.shape[2], x.shape[3], x.shape[1])
+                raise DataError(f"{path}: x_test images {hwc(x_test)} (H, W, C) differ from x_train's "
+                                f"{hwc(x_train)}")
     return _Arrays(x_train, y_train, x_test, y_test, None)
 
 
@@ -762,6 +778,35 @@ def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataB
 
 # --------------------------------------------------------------------------- entry point
 
+def files_fingerprint(entry: dict) -> dict | None:
+    """What a folder or .npz dataset's files hold, cheaply, recorded with a search or a
+    training so that a resume on other data is refused: an .npz file's size and sha256;
+    a folder's class folders and their entry counts (one listing per folder, nothing
+    decoded). None for the built-in datasets (torchvision checks CIFAR's checksums)."""
+    import hashlib
+    import os
+
+    path = Path(entry["path"]) if entry.get("path") else None
+    if entry["kind"] == "npz" and path is not None and path.is_file():
+        with path.open("rb") as f:
+            return {"bytes": path.stat().st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+    if entry["kind"] != "folder" or path is None or not path.is_dir():
+        return None
+    listing = []
+    for part in ("train", "val"):
+        folder = path / part
+        if not folder.is_dir():
+            continue
+        classes = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+        for name in classes or [""]:
+            entries = sum(1 for e in os.scandir(folder / name) if not e.name.startswith("."))
+            listing.append(f"{part}/{name}:{entries}")
+    digest = hashlib.sha256("\n".join(listing).encode()).hexdigest()
+    train = [line for line in listing if line.startswith("train/")]
+    return {"classes": len(train), "entries": sum(int(line.rsplit(":", 1)[1]) for line in listing),
+            "sha256": digest}
+
+
 def dataset_entry(config: dict, name: str) -> dict:
     try:
         return config["datasets"][name]
@@ -794,6 +839,6 @@ def top_k(num_classes: int) -> int:
 
 
 __all__ = ["AugmentedSplit", "DataBundle", "DataError", "batches", "check_batch", "check_images", "check_labels",
-           "FolderImages", "KINDS", "read_image", "scan_class_folders",
+           "files_fingerprint", "FolderImages", "KINDS", "read_image", "scan_class_folders",
            "read_val_labels", "with_train_transform", "Split", "Source", "channel_stats",
            "load_dataset", "resize_images", "stratified_split", "split_sizes", "top_k", "validation_size"]

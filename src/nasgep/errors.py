@@ -63,7 +63,7 @@ def read_user_text(path: str | Path, what: str, error: type[UserError] = UserErr
     if path.is_dir():
         raise error(f"{path}: is a folder; expected a {what}")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")     # a BOM (Windows editors) is not text
     except FileNotFoundError:
         raise error(f"{path}: no such {what}") from None
     except UnicodeDecodeError:

@@ -48,9 +48,12 @@ MARKERS = outdir.RUNS["training"]
 def result_settings(meta: Mapping, settings, data_definition: Mapping) -> dict:
     """Every setting that shapes a training's result (its fingerprint, ``OUT/settings.json``):
     the genome, dataset, variant, seed, network shape and schedule."""
+    from .data import files_fingerprint
+
     schedule = {k: v for k, v in settings.to_dict().items() if k in settings.SCHEDULE_KEYS}
     data = {k: v for k, v in data_definition.items() if k != "label"}
-    return {**meta, "data": data, "train": schedule}
+    files = files_fingerprint(dict(data_definition))
+    return {**meta, "data": data, "train": schedule, **({} if files is None else {"data_files": files})}
 
 
 def default_dataset(config: Mapping, stem: str) -> str:
@@ -77,6 +80,18 @@ def full_train(config: Mapping, req: TrainRequest) -> dict[str, Any]:
         raise TrainSetupError(str(e)) from None
 
 
+def _note_unfinished_search(genome_path: Path) -> None:
+    """Say so when the genome is the best.json of a search that has not finished (it is
+    rewritten after every generation): its final best may be another genome."""
+    try:
+        state = json.loads(genome_path.with_name("search.json").read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(state, dict) and state.get("finished") is False:
+        print(f"note: {genome_path} is the best so far of an unfinished search (generation "
+              f"{state.get('generations', '?')} done); resume the search first for its final best", flush=True)
+
+
 def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]:
     import torch
 
@@ -88,6 +103,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     if req.epochs is not None and req.epochs < 1:
         raise TrainSetupError("--epochs must be at least 1")
     genome = Genome.load(req.genome_path)
+    _note_unfinished_search(Path(req.genome_path))
     stem = req.stem or config["train"]["stem"]
     dataset = dataset_name(config, req.dataset or default_dataset(config, stem))
     try:

@@ -143,12 +143,18 @@ def differing_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str =
 _MISSING = object()
 
 
+#: top-level settings recorded only since they were added (``data_files``: 2026-12-03); a
+#: record made before is not compared on them, so its run still resumes
+RECORDED_LATER = ("data_files",)
+
+
 def settings_differ(out: Path, settings: Mapping[str, Any]) -> list[str]:
     """Keys whose value in ``settings`` differs from the one recorded in ``OUT`` ([] when
     they agree or nothing is recorded)."""
     old = recorded(out)
     if old is None:
         return []
+    settings = {k: v for k, v in settings.items() if k in old["settings"] or k not in RECORDED_LATER}
     new = fingerprint(settings)
     if old.get("sha256") == new["sha256"]:
         return []
@@ -157,7 +163,8 @@ def settings_differ(out: Path, settings: Mapping[str, Any]) -> list[str]:
 
 def describe_difference(out: Path, what: str, keys: list[str]) -> str:
     shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
-    return (f"{out} belongs to another {what} ({shown} differ); use the same settings, another "
+    verb = "differs" if len(keys) == 1 else "differ"
+    return (f"{out} belongs to another {what} ({shown} {verb}); use the same settings, another "
             "--out, or --restart to start over (the old files are moved aside)")
 
 

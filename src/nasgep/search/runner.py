@@ -87,8 +87,13 @@ def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
     """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``)."""
     search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"
               and not (k in ADDED_LATER and v == ADDED_LATER[k])}
-    data = {k: v for k, v in config["datasets"][dataset].items() if k != "label"}
-    return {"search": search, "gep": dict(config["gep"]), "dataset": dataset, "data": data, "seed": seed}
+    from ..data import files_fingerprint
+
+    entry = config["datasets"][dataset]
+    data = {k: v for k, v in entry.items() if k != "label"}
+    doc = {"search": search, "gep": dict(config["gep"]), "dataset": dataset, "data": data, "seed": seed}
+    files = files_fingerprint(entry)
+    return doc if files is None else {**doc, "data_files": files}
 
 
 #: files that show a folder holds (part of) a search
@@ -179,7 +184,9 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     finally:
         executor.close()
     if state.best is None:
-        raise RunFailed(f"the search ended ({state.stop_reason}) after generation {state.generation} without a "
+        when = (f"after generation {state.generation}" if state.generation >= 0
+                else "before generation 0 was complete")
+        raise RunFailed(f"the search ended ({state.stop_reason}) {when} without a "
                         f"single usable candidate, so {out / 'best.json'} was not written; failures: "
                         f"{failure_summary(state.history)} (every one is in {out / 'history.parquet'})")
     log(f"search finished ({state.stop_reason}) after generation {state.generation}: "
