@@ -100,6 +100,14 @@ def test_numbers_are_read_the_way_people_write_them(text, value):
     assert config["search"]["lr"] == value and isinstance(config["search"]["lr"], float)
 
 
+def test_budget_epochs_must_pay_for_generation_0s_first_round():
+    # demo: population 4, max_epochs 3; a full evaluation trains each candidate to E_max
+    assert load_config(DEMO, ["search.budget_epochs=4"])["search"]["budget_epochs"] == 4     # the boundary
+    with pytest.raises(ConfigError, match=r"4 candidates x 3 epoch\(s\) = 12\); set at least 12"):
+        load_config(DEMO, ["search.evaluation=full", "search.budget_epochs=11"])
+    assert load_config(DEMO, ["search.evaluation=full", "search.budget_epochs=12"])
+
+
 def test_a_config_file_reads_exponent_numbers_too(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("search: {lr: 1e-2, weight_decay: 3e-4}\n")
@@ -282,7 +290,7 @@ BAD_DATASETS = {
                        r"y_train: labels of shape \(120, 4\); expected .* shape \(120,\); one-hot\? .*argmax"),
     "RGBA images": (lambda t: npz_dataset(t, x_train=np.zeros((120, 8, 8, 4), np.uint8)),
                     r"x_train: images of shape \(120, 8, 8, 4\) have 4 channels in the last axis; expected "
-                    r"\(N, H, W, C\) with C = 1 \(grey\) or 3 \(RGB\)$"),
+                    r"\(N, H, W, C\) with C = 1 \(grey\) or 3 \(RGB\); RGBA\? save x\[\.\.\., :3\]$"),
     "channels first": (lambda t: npz_dataset(t, x_train=np.zeros((120, 3, 8, 8), np.uint8)),
                        r"have 8 channels .* it looks channels-first \(N, C, H, W\): save x.transpose\(0, 2, 3, 1\)"),
     "lengths differ": (lambda t: npz_dataset(t, y_train=np.arange(119) % 4), r"119 labels for 120 images"),

@@ -72,6 +72,27 @@ def test_hidden_folders_and_files_are_neither_classes_nor_images(tmp_path):
     assert data.classes == CLASSES and len(data.train) == 36
 
 
+def test_the_image_rule_is_torchvisions_and_a_flat_val_ignores_hidden_files(tmp_path):
+    from PIL import Image
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    from nasgep.datafiles import IMAGE_EXTENSIONS
+
+    assert IMAGE_EXTENSIONS == IMG_EXTENSIONS
+    root = write_folder(tmp_path / "imgs", val=0)
+    for f in (root / "val").iterdir():
+        f.rmdir()
+    lines = []
+    for k, name in enumerate(CLASSES):
+        Image.new("RGB", (16, 16), (80 * k, 0, 0)).save(root / "val" / f"v{k}.png")
+        lines.append(f"v{k}.png {name}")
+    (root / "val" / ".ipynb_checkpoints").mkdir()                  # not a class folder
+    (root / "val" / "._v0.png").write_bytes(b"\x00\x05\x16\x07")   # not an image to label
+    (root / "val_labels.txt").write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())   # with a BOM
+    data = load_dataset({"datasets": {"mine": {"kind": "folder", "path": str(root)}}}, "mine", "final")
+    assert len(data.eval) == 3 and sorted(data.eval.targets) == [0, 1, 2]
+
+
 def test_a_single_class_is_refused(tmp_path):
     root = write_folder(tmp_path / "imgs")
     for part in ("train", "val"):
@@ -109,7 +130,15 @@ def test_prepare_names_every_unreadable_image_and_can_skip_the_check(tmp_path, c
     assert not (tmp_path / "mine.json").exists()
     # the check is what found them: test images are read only after a training
     assert main([*argv, "--no-image-check"]) == 0
+    # every training image is checked, also those max_train leaves out of the training
+    # (the search's validation part is drawn from all of them)
+    for f in (root / "val" / "dog" / "002.png", root / "val" / "ship" / "001.png"):
+        f.unlink()
+    truncate(root / "train" / "ship" / "011.png")
+    assert main([*argv, "--set", "datasets.mine.max_train=4"]) == 2
+    assert "1 unreadable image(s): " in only_line(capsys)
     # a training image is read for the mean/std already: named at load, with or without it
+    (root / "train" / "ship" / "011.png").unlink()
     truncate(root / "train" / "cat" / "000.png")
     assert main([*argv, "--no-image-check"]) == 2
     assert "train/cat/000.png: not a readable image (image file is truncated)" in only_line(capsys)
@@ -132,6 +161,7 @@ def test_a_search_stops_at_an_unreadable_image_and_resumes_once_it_is_fixed(tmp_
     assert "Traceback" not in err and "extinct" not in err
     bad.write_bytes(good)
     assert main([*argv, "--resume"]) == 0
+    assert "data: mine (folder): 27 training + 9 val images, 3 classes, 3x16x16" in capsys.readouterr().err
     best = json.loads((out / "best.json").read_text())
     assert best["fitness"] > 0
 
@@ -173,12 +203,19 @@ def test_resume_on_other_images_is_refused_naming_the_change(tmp_path):
     out = tmp_path / "search"
     run_search(config, dataset="mine", seed=0, out_dir=out, factory=_cheap, progress=False)
     recorded = json.loads((out / "settings.json").read_text())["settings"]["data_files"]
-    assert recorded["classes"] == 3 and recorded["entries"] == 48
+    assert recorded["classes"] == 3 and recorded["images"] == 36      # train/ only: a search reads no val/
+    # files the loader never reads change nothing
+    (root / "train" / "cat" / "Thumbs.db").write_bytes(b"\0")
+    (root / "train" / "dog" / ".DS_Store").write_bytes(b"\0")
+    (root / "val" / "cat" / "9.png").write_bytes(b"")
+    from nasgep.search.runner import result_settings
+
+    assert result_settings(config, "mine", 0)["data_files"] == recorded
     more = dict(config, search={**config["search"], "max_generations": 3})
     (root / "train" / "frog").mkdir()
     Image.new("RGB", (16, 16)).save(root / "train" / "frog" / "0.png")
     with pytest.raises(SearchExists, match=r"belongs to another search \(data_files.classes, "
-                                           r"data_files.entries, data_files.sha256 differ\)"):
+                                           r"data_files.images, data_files.sha256 differ\)"):
         run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
     (root / "train" / "frog" / "0.png").unlink()
     (root / "train" / "frog").rmdir()
@@ -197,7 +234,7 @@ def test_resume_on_other_images_is_refused_naming_the_change(tmp_path):
 
 
 def test_an_npz_rewritten_with_other_images_is_another_dataset(tmp_path):
-    from nasgep.data import files_fingerprint
+    from nasgep.datafiles import files_fingerprint
 
     path = tmp_path / "d.npz"
     x = np.zeros((4, 8, 8, 3), np.uint8)
@@ -207,3 +244,33 @@ def test_an_npz_rewritten_with_other_images_is_another_dataset(tmp_path):
     after = files_fingerprint({"kind": "npz", "path": str(path)})
     assert before["bytes"] == after["bytes"] and before["sha256"] != after["sha256"]
     assert files_fingerprint({"kind": "cifar10"}) is None
+
+
+class _FailsOnOneJob:
+    """An evaluator whose third job meets an unreadable image (picklable: spawned workers)."""
+
+    def __init__(self, device: str) -> None:
+        pass
+
+    def train(self, job):
+        from nasgep.search.evaluator import TrainResult
+
+        if job.individual == "i2":
+            raise DataError("/data/imgs/train/cat/7.png: not a readable image (image file is truncated)")
+        return TrainResult(job.individual, job.epoch, 50.0, 1000)
+
+
+def test_an_unreadable_image_met_in_a_worker_process_stops_the_search_with_its_line():
+    from genomes import GENOME
+
+    from nasgep.search.evaluator import ProcessExecutor, TrainJob
+    from nasgep.space import Genome
+
+    genome = Genome.from_dict(GENOME)
+    executor = ProcessExecutor(_FailsOnOneJob, ["cpu", "cpu"])
+    try:
+        jobs = [TrainJob(f"i{k}", genome, 1, seed=k) for k in range(4)]
+        with pytest.raises(DataError, match=r"^/data/imgs/train/cat/7.png: not a readable image"):
+            executor.map(jobs, lambda: True)
+    finally:
+        executor.close()

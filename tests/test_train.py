@@ -349,7 +349,7 @@ def test_training_the_best_of_an_unfinished_search_says_so(tmp_path, stand_in_ne
     args = ["train", "--genome", str(genome), "--config", str(DEMO), "--epochs", "1", "--no-progress",
             "--set", "datasets.cifar10.max_train=64"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
-    assert (f"note: {genome} is the best so far of an unfinished search (generation 3 done); resume the "
+    assert (f"note: {genome} is the best so far of an unfinished search (3 generation(s) done); resume the "
             "search first for its final best") in capsys.readouterr().out
     (search / "search.json").write_text(json.dumps({"generations": 5, "finished": True}))
     assert main([*args, "--out", str(tmp_path / "b")]) == 0

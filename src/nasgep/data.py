@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .datafiles import class_folders, hidden, image_files, is_image_name
 from .errors import UserError
 
 Purpose = Literal["search", "final"]
@@ -141,6 +142,11 @@ class DataBundle:
                 "in_channels": self.in_channels, "image_size": self.image_size,
                 "mean": list(self.mean), "std": list(self.std)}
 
+    def line(self) -> str:
+        """One line for a log: counts, classes and the image shape the networks see."""
+        return (f"{self.name} ({self.kind}): {len(self.train)} training + {len(self.eval)} {self.eval_name} "
+                f"images, {self.num_classes} classes, {self.in_channels}x{self.image_size}x{self.image_size}")
+
 
 # --------------------------------------------------------------------------- splits
 
@@ -224,7 +230,7 @@ def _nhwc_to_nchw(x: np.ndarray, where: str) -> torch.Tensor:
         raise DataError(f"{where}: expected images of shape (N, H, W, C) or (N, H, W), got {x.shape}")
     if x.shape[3] not in (1, 3):
         hint = ("; it looks channels-first (N, C, H, W): save x.transpose(0, 2, 3, 1)"
-                if x.shape[1] in (1, 3) else "")
+                if x.shape[1] in (1, 3) else "; RGBA? save x[..., :3]" if x.shape[3] == 4 else "")
         raise DataError(f"{where}: images of shape {x.shape} have {x.shape[3]} channels in the last axis; "
                         f"expected (N, H, W, C) with C = 1 (grey) or 3 (RGB){hint}")
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
@@ -232,8 +238,8 @@ def _nhwc_to_nchw(x: np.ndarray, where: str) -> torch.Tensor:
 
 def _labels(y: np.ndarray, n: int, where: str) -> torch.Tensor:
     y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:         # (N, 1) column
-        y = y[:, 0]
+    if y.ndim == 2 and 1 in y.shape:            # a (N, 1) column or a (1, N) row (MATLAB)
+        y = y.reshape(-1)
     if y.ndim != 1:
         hint = "; one-hot? save the class indices, y.argmax(1)" if y.ndim == 2 and y.shape[0] == n else ""
         raise DataError(f"{where}: labels of shape {y.shape}; expected one class index per image, "
@@ -487,8 +493,10 @@ _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
 def read_image(path: str | Path):
-    """An image file as an RGB PIL image (16-bit grey scaled to 8 bits); an unreadable,
-    truncated or non-image file is a :class:`DataError` naming it."""
+    """An image file as an RGB PIL image; an unreadable, truncated or non-image file is a
+    :class:`DataError` naming it. 16-bit grey (PNG mode ``I;16``, TIFF ``I``) is taken as
+    spanning 0..65535 and scaled by 1/257 (PIL's ``convert`` would clip it to white);
+    10- or 12-bit data stored in 16 bits therefore comes out dark: rescale it first."""
     from PIL import Image
 
     try:
@@ -499,29 +507,24 @@ def read_image(path: str | Path):
                 image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), mode="L")
             return image.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: not a readable image ({e}); replace or remove the file") from None
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+        raise DataError(f"{path}: not a readable image ({e}); replace it with a readable one (removing it "
+                        "changes the dataset: the run then starts over with --restart)") from None
 
 
 def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     """``root/<class>/**/<image>`` as (classes, [(path, label)]), as torchvision's
     ImageFolder scans it, but hidden folders and files (``.ipynb_checkpoints``, macOS's
-    ``._x.png``) are neither classes nor images. Fewer than 2 classes is a DataError."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
-
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    ``._x.png``) are neither classes nor images (:mod:`nasgep.datafiles`). Fewer than 2
+    classes is a DataError."""
+    classes = class_folders(root)
     if not classes:
         raise FileNotFoundError(f"no class folders in {root}")
     if len(classes) < 2:
         raise DataError(f"{root}: one class folder ({classes[0]}); classification needs at least 2")
-
-    def is_image(path: str) -> bool:
-        return path.lower().endswith(IMG_EXTENSIONS) and not _hidden(Path(path), root)
-
-    samples = make_dataset(str(root), {c: i for i, c in enumerate(classes)}, is_valid_file=is_image)
+    samples = [(path, label) for label, name in enumerate(classes) for path in image_files(root / name)]
+    empty = sorted(set(classes) - {classes[label] for _, label in samples})
+    if empty:
+        raise FileNotFoundError(f"no images in the class folder(s) {', '.join(empty[:5])} of {root}")
     return classes, samples
 
 
@@ -588,7 +591,8 @@ class _Readability(Dataset):
     """Item ``i``: why image ``i`` of a :class:`FolderImages` is unreadable, or ''."""
 
     def __init__(self, images: FolderImages) -> None:
-        self.images = images
+        self.images = copy.copy(images)
+        self.images.indices = np.arange(len(images.samples))     # every file, not a subset
 
     def __len__(self) -> int:
         return len(self.images)
@@ -598,8 +602,9 @@ class _Readability(Dataset):
 
 
 def check_images(images: FolderImages, desc: str, workers: int = 0, progress: bool | None = None) -> list[str]:
-    """Decode every image of ``images`` (``workers`` processes, a progress bar): one line
-    for each unreadable file. A search or training would otherwise stop at the first
+    """Decode every image file of ``images`` (all of its folder, also those a subset such
+    as ``max_train`` leaves out; ``workers`` processes, a progress bar): one line for
+    each unreadable file. A search or training would otherwise stop at the first
     one, possibly after hours."""
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
@@ -656,8 +661,8 @@ def _first_image_side(root: Path) -> int:
     one folder is listed, not the whole of ImageNet)."""
     from PIL import Image
 
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not hidden(p.name)):
+        for path in sorted(p for p in folder.iterdir() if not hidden(p.name)):
             try:
                 with Image.open(path) as im:
                     return min(im.size)
@@ -669,13 +674,11 @@ def _first_image_side(root: Path) -> int:
 def _image_files(folder: Path) -> dict[str, Path]:
     """Images directly in ``folder`` (and in ``folder/images``, Tiny ImageNet's place),
     keyed by file name and by name without extension."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
     found: dict[str, Path] = {}
     for place in (folder, folder / "images"):
         if place.is_dir():
             for path in place.iterdir():
-                if path.is_file() and path.suffix.lower() in IMG_EXTENSIONS:
+                if path.is_file() and is_image_name(path.name):
                     found[path.name] = found[path.stem] = path
     return found
 
@@ -687,7 +690,7 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
     header line is skipped. Every image must be labelled, with a known class."""
     index = {name: k for k, name in enumerate(classes)}
     samples, unknown = [], []
-    lines = labels_file.read_text().splitlines()
+    lines = labels_file.read_text(encoding="utf-8-sig").splitlines()
     for number, line in enumerate(lines, 1):
         fields = line.replace(",", " ").split()
         if len(fields) < 2:
@@ -733,7 +736,7 @@ def _folder_eval(entry: dict, root: Path, size: int, classes: Sequence[str]) -> 
     val_root = root / "val"
     if not val_root.is_dir():
         raise _layout_error(root, f"{val_root}: no such folder")
-    has_class_folders = any(p.is_dir() and p.name != "images" for p in val_root.iterdir())
+    has_class_folders = any(p.is_dir() and p.name != "images" and not hidden(p.name) for p in val_root.iterdir())
     if has_class_folders:
         try:
             return FolderImages(val_root, size, classes=classes)
@@ -778,35 +781,6 @@ def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataB
 
 # --------------------------------------------------------------------------- entry point
 
-def files_fingerprint(entry: dict) -> dict | None:
-    """What a folder or .npz dataset's files hold, cheaply, recorded with a search or a
-    training so that a resume on other data is refused: an .npz file's size and sha256;
-    a folder's class folders and their entry counts (one listing per folder, nothing
-    decoded). None for the built-in datasets (torchvision checks CIFAR's checksums)."""
-    import hashlib
-    import os
-
-    path = Path(entry["path"]) if entry.get("path") else None
-    if entry["kind"] == "npz" and path is not None and path.is_file():
-        with path.open("rb") as f:
-            return {"bytes": path.stat().st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
-    if entry["kind"] != "folder" or path is None or not path.is_dir():
-        return None
-    listing = []
-    for part in ("train", "val"):
-        folder = path / part
-        if not folder.is_dir():
-            continue
-        classes = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-        for name in classes or [""]:
-            entries = sum(1 for e in os.scandir(folder / name) if not e.name.startswith("."))
-            listing.append(f"{part}/{name}:{entries}")
-    digest = hashlib.sha256("\n".join(listing).encode()).hexdigest()
-    train = [line for line in listing if line.startswith("train/")]
-    return {"classes": len(train), "entries": sum(int(line.rsplit(":", 1)[1]) for line in listing),
-            "sha256": digest}
-
-
 def dataset_entry(config: dict, name: str) -> dict:
     try:
         return config["datasets"][name]
@@ -839,6 +813,6 @@ def top_k(num_classes: int) -> int:
 
 
 __all__ = ["AugmentedSplit", "DataBundle", "DataError", "batches", "check_batch", "check_images", "check_labels",
-           "files_fingerprint", "FolderImages", "KINDS", "read_image", "scan_class_folders",
+           "FolderImages", "KINDS", "read_image", "scan_class_folders",
            "read_val_labels", "with_train_transform", "Split", "Source", "channel_stats",
            "load_dataset", "resize_images", "stratified_split", "split_sizes", "top_k", "validation_size"]

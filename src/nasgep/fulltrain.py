@@ -48,11 +48,11 @@ MARKERS = outdir.RUNS["training"]
 def result_settings(meta: Mapping, settings, data_definition: Mapping) -> dict:
     """Every setting that shapes a training's result (its fingerprint, ``OUT/settings.json``):
     the genome, dataset, variant, seed, network shape and schedule."""
-    from .data import files_fingerprint
+    from .datafiles import files_fingerprint
 
     schedule = {k: v for k, v in settings.to_dict().items() if k in settings.SCHEDULE_KEYS}
     data = {k: v for k, v in data_definition.items() if k != "label"}
-    files = files_fingerprint(dict(data_definition))
+    files = files_fingerprint(data_definition, parts=("train", "val"))
     return {**meta, "data": data, "train": schedule, **({} if files is None else {"data_files": files})}
 
 
@@ -88,8 +88,8 @@ def _note_unfinished_search(genome_path: Path) -> None:
     except (OSError, ValueError):
         return
     if isinstance(state, dict) and state.get("finished") is False:
-        print(f"note: {genome_path} is the best so far of an unfinished search (generation "
-              f"{state.get('generations', '?')} done); resume the search first for its final best", flush=True)
+        print(f"note: {genome_path} is the best so far of an unfinished search ({state.get('generations', '?')} "
+              "generation(s) done); resume the search first for its final best", flush=True)
 
 
 def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]:

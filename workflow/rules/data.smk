@@ -10,12 +10,14 @@ rule prepare:
     params:
         config=CONFIG_ARGS,
         settings=lambda wildcards: plan.prepare_inputs(NASGEP_CONFIG, wildcards.dataset),
+    threads: 4  # decoding a folder dataset's images once (an unreadable file is named here)
     conda:
         ENV
     message:
         "prepare dataset {wildcards.dataset}"
     shell:
-        "nasgep prepare {params.config} --dataset {wildcards.dataset:q} --out {output:q} > {log:q} 2>&1"
+        "nasgep prepare {params.config} --dataset {wildcards.dataset:q} --workers {threads} "
+        "--no-progress --out {output:q} > {log:q} 2>&1"
 
 
 rule tracking_store:

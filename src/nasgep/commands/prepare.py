@@ -30,8 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed_value, default=0, help="seed of the search's validation split (default 0)")
     p.add_argument("--no-image-check", action="store_true",
                    help="folder datasets: do not decode every image to find unreadable files")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                   help="processes decoding a folder dataset's images (default: min(8, CPUs))")
+    p.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))),
+                   help="processes decoding a folder dataset's images (default: min(8, the CPUs this "
+                        "process may use))")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _class_counts(source, num_classes: int) -> list[int]:
@@ -41,12 +43,13 @@ def _class_counts(source, num_classes: int) -> list[int]:
     return counts
 
 
-def _check_every_image(name: str, data, workers: int) -> None:
+def _check_every_image(name: str, data, workers: int, progress: bool | None) -> None:
     from ..data import DataError, check_images
 
     problems = []
     for part, images in (("training", data.train), ("test", data.eval)):
-        problems += check_images(images, f"{name}: reading the {part} images", workers=max(0, workers))
+        problems += check_images(images, f"{name}: reading the {part} images", workers=max(0, workers),
+                                 progress=progress)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise DataError(f"{len(problems)} unreadable image(s): {'; '.join(problems[:3])}{more}")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     search = load_dataset(config, args.dataset, "search", seed=args.seed)
     entry = config["datasets"][args.dataset]
     if final.kind == "folder" and not args.no_image_check:
-        _check_every_image(args.dataset, final, args.workers)
+        _check_every_image(args.dataset, final, args.workers, False if args.no_progress else None)
     summary = {
         "dataset": args.dataset,
         "kind": final.kind,

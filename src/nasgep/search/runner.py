@@ -87,7 +87,7 @@ def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
     """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``)."""
     search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"
               and not (k in ADDED_LATER and v == ADDED_LATER[k])}
-    from ..data import files_fingerprint
+    from ..datafiles import files_fingerprint
 
     entry = config["datasets"][dataset]
     data = {k: v for k, v in entry.items() if k != "label"}
@@ -148,6 +148,9 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     settings_doc = result_settings(config, dataset, seed)
     state = _start_or_resume(out, settings_doc, settings, seed, resume, restart, restart_if_changed, log)
     evaluator, executor = _workers(config, dataset, out, seed, factory)
+    data = getattr(evaluator, "data", None)       # test stand-ins have none
+    if data is not None:
+        log(f"data: {data.line()}")
 
     method = method_name(config)
     run_name = f"{dataset}-{method}-seed{seed}"

@@ -220,7 +220,8 @@ class TorchEvaluator:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _file_problem(path: Path, sha256: str | None, read: Callable[[Path], object]) -> str | None:

@@ -1,0 +1,79 @@
+"""Which files of a dataset on disk are its images, and a cheap fingerprint of them.
+
+Torch-free (a search's settings are checked before torch is imported): :mod:`nasgep.data`
+scans class folders with the same rule, and searches and trainings record
+:func:`files_fingerprint` in ``settings.json`` so that a resume on other data is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+#: torchvision's ``IMG_EXTENSIONS`` (importing it would import torch; a test keeps the
+#: two equal): the files of a class folder that are images.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def hidden(name: str) -> bool:
+    """A hidden file or folder (``.ipynb_checkpoints``, macOS's ``._x.png``, ``.DS_Store``):
+    never a class, never an image."""
+    return name.startswith(".")
+
+
+def is_image_name(name: str) -> bool:
+    return not hidden(name) and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def class_folders(root: Path) -> list[str]:
+    """The class folders of ``root``, sorted (hidden ones left out)."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not hidden(p.name))
+
+
+def image_files(folder: Path) -> Iterable[str]:
+    """Paths of the images under ``folder`` (recursively, hidden folders skipped), in
+    torchvision's ``make_dataset`` order (folders sorted by path, files by name)."""
+    walked = []
+    for here, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not hidden(d)]
+        walked.append((here, files))
+    for here, files in sorted(walked):
+        for name in sorted(files):
+            if is_image_name(name):
+                yield os.path.join(here, name)
+
+
+def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> dict | None:
+    """What a folder or .npz dataset's files hold, recorded with a search (``parts``
+    train) or a training (train and val): an .npz file's size and sha256; a folder's
+    class folders and their images' relative paths (listed, nothing decoded), so a file
+    the loader never reads (a ``Thumbs.db``) changes nothing. None for the built-in
+    datasets (torchvision checks CIFAR's checksums) and for paths that do not exist
+    (loading them fails with its own message)."""
+    path = Path(entry["path"]) if entry.get("path") else None
+    if entry["kind"] == "npz" and path is not None and path.is_file():
+        with path.open("rb") as f:
+            return {"bytes": path.stat().st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+    if entry["kind"] != "folder" or path is None or not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    classes = images = 0
+    try:
+        for part in parts:
+            folder = path / part
+            if not folder.is_dir():
+                continue
+            names = class_folders(folder)
+            classes += len(names) if part == "train" else 0
+            for name in names or [""]:          # a flat val/ with a labels file: its images
+                for image in (image_files(folder / name) if name else _flat_images(folder)):
+                    digest.update(f"{os.path.relpath(image, path)}\n".encode())
+                    images += 1
+    except OSError:             # an unreadable corner: the loader names it when it gets there
+        return None
+    return {"classes": classes, "images": images, "sha256": digest.hexdigest()}
+
+
+def _flat_images(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.iterdir() if p.is_file() and is_image_name(p.name))
