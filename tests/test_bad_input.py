@@ -137,6 +137,7 @@ def test_the_readme_own_data_config_is_complete(tmp_path):
     config = load_config(path)
     assert config["search"]["dataset"] == "mydata"
     assert config["workflow"]["search_datasets"] == ["mydata"]
+    assert load_config(None)["workflow"]["search_datasets"] == ["cifar10", "cifar100"]     # the paper's
     assert config["workflow"]["ablation_dataset"] == config["transfer"]["source"] == "mydata"
     # user-set names that are not defined are all named at once
     path.write_text(text.replace("/data/my.npz", str(npz)) + "\nworkflow: {ablation_dataset: svhn}\n"

@@ -214,6 +214,8 @@ with open({calls!r}, "a") as f:
 if verb not in {verbs!r}:
     from nasgep.cli import main
     sys.exit(main())
+from nasgep.cli import build_parser
+build_parser().parse_args(sys.argv[1:])      # the rule's arguments must be the real verb's
 p = argparse.ArgumentParser()
 p.add_argument("verb"); p.add_argument("genome_file", nargs="?")
 for opt in ("--config", "--set"):
@@ -224,7 +226,7 @@ p.add_argument("--search", nargs="+", default=[])
 p.add_argument("--seed", type=int, default=0)
 for flag in ("--resume", "--no-resume", "--restart", "--restart-if-changed", "--no-progress"):
     p.add_argument(flag, action="store_true")
-a = p.parse_args()
+a, _ = p.parse_known_args()
 out = Path(a.out)
 genome = {{"format": "nasgep-genome/1", "normal": {{"cell": "add | g1 g2", "genes": {{}}}},
           "reduction": {{"cell": "cat | g1 g2", "genes": {{}}}}}}

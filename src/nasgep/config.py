@@ -102,11 +102,13 @@ def validate(config: dict, source: str = "config") -> dict:
 
 
 def _follow_search_dataset(config: dict) -> None:
-    """The study's dataset keys left unset (null) follow ``search.dataset``, so a config
-    that defines only its own dataset is complete; the paper's config lists them."""
+    """The study's dataset keys left unset (null): the searched datasets are every dataset
+    the config defines but the transfer target (the paper's defaults: CIFAR-10 and
+    CIFAR-100), the ablations and the transfer's source are ``search.dataset``. So a
+    config that defines only its own dataset is complete."""
     dataset = config["search"]["dataset"]
     if config["workflow"]["search_datasets"] is None:
-        config["workflow"]["search_datasets"] = [dataset]
+        config["workflow"]["search_datasets"] = [d for d in config["datasets"] if d != config["transfer"]["dataset"]]
     if config["workflow"]["ablation_dataset"] is None:
         config["workflow"]["ablation_dataset"] = dataset
     if config["transfer"]["source"] is None:
