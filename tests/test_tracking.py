@@ -28,6 +28,22 @@ def test_run_tags_are_the_same_everywhere():
         {"study": "demo", "dataset": "cifar10", "method": "random", "variant": "none", "seed": 2}
 
 
+def test_the_ui_shows_other_images_as_another_dataset(tmp_path):
+    import numpy as np
+
+    from nasgep.tracking import dataset_input
+
+    path = tmp_path / "d.npz"
+    x = np.zeros((4, 8, 8, 3), np.uint8)
+    entry = {"kind": "npz", "path": str(path), "label": "mine"}
+    np.savez(path, x_train=x, y_train=np.arange(4) % 2, x_test=x, y_test=np.arange(4) % 2)
+    first = dataset_input(entry, "mine", purpose="search", seed=0).digest
+    assert dataset_input(entry, "mine", purpose="search", seed=0).digest == first
+    assert dataset_input(entry, "mine", purpose="search", seed=1).digest != first      # another split
+    np.savez(path, x_train=x + 1, y_train=np.arange(4) % 2, x_test=x, y_test=np.arange(4) % 2)
+    assert dataset_input(entry, "mine", purpose="search", seed=0).digest != first      # other images
+
+
 def test_training_run_carries_what_the_ui_compares(tmp_path):
     import mlflow
 

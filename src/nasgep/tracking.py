@@ -152,17 +152,22 @@ DATASET_URLS = {
 
 def dataset_input(entry: Mapping, name: str, **split: Any):
     """An MLflow dataset (name, source, digest) for a config's dataset entry. The digest
-    hashes the entry's settings and ``split`` (purpose, and the seed of a search's
-    validation split), so runs on the same images show the same dataset in the UI and
-    another split or setting shows another."""
+    hashes the entry's settings, what its files hold (:func:`nasgep.datafiles.files_fingerprint`)
+    and ``split`` (purpose, and the seed of a search's validation split), so runs on the
+    same images show the same dataset in the UI and other images, another split or
+    setting show another."""
     import hashlib
     import json
 
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.sources import HTTPDatasetSource, LocalArtifactDatasetSource
 
+    from .datafiles import files_fingerprint
+
     settings = {k: v for k, v in entry.items() if k != "label" and v is not None}
-    digest = hashlib.sha256(json.dumps([settings, split], sort_keys=True, default=str).encode())
+    files = files_fingerprint(entry, parts=("train", "val"))      # other images: another dataset
+    parts = [settings, split] + ([files] if files is not None else [])    # built-in data: as before
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
     if entry["kind"] in DATASET_URLS and not entry.get("path"):
         source = HTTPDatasetSource(DATASET_URLS[entry["kind"]])
     else:
