@@ -345,10 +345,8 @@ def _load_npz(entry: dict, need_test: bool) -> _Arrays:
             x_test = _nhwc_to_nchw(_npz_array(npz, "x_test", path), f"{path}:x_test")
             y_test = _labels(_npz_array(npz, "y_test", path), len(x_test), f"{path}:y_test")
             if x_test.shape[1:] != x_train.shape[1:]:
-                def hwc(x: torch.Tensor) -> tuple[int, ...]:
-                    return (x.shape[2], x.shape[3], x.shape[1])
-                raise DataError(f"{path}: x_test images {hwc(x_test)} (H, W, C) differ from x_train's "
-                                f"{hwc(x_train)}")
+                test_hwc, train_hwc = (tuple(x.permute(0, 2, 3, 1).shape[1:]) for x in (x_test, x_train))
+                raise DataError(f"{path}: x_test images {test_hwc} (H, W, C) differ from x_train's {train_hwc}")
     return _Arrays(x_train, y_train, x_test, y_test, None)
 
 
@@ -504,7 +502,7 @@ def read_image(path: str | Path):
             image.load()
             if image.mode in _WIDE_GREY_MODES:
                 wide = np.asarray(image, dtype=np.float64)
-                image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), mode="L")
+                image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8))
             return image.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: not a readable image ({e}); replace it with a readable one (removing it "
