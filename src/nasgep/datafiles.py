@@ -31,17 +31,21 @@ def class_folders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not hidden(p.name))
 
 
-def image_files(folder: Path) -> Iterable[str]:
-    """Paths of the images under ``folder`` (recursively, hidden folders skipped), in
-    torchvision's ``make_dataset`` order (folders sorted by path, files by name)."""
+def image_listing(folder: Path) -> list[tuple[str, list[str]]]:
+    """``[(directory, sorted image names)]`` under ``folder`` (recursively, hidden folders
+    skipped), in torchvision's ``make_dataset`` order (directories sorted by path)."""
     walked = []
     for here, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = [d for d in dirs if not hidden(d)]
-        walked.append((here, files))
-    for here, files in sorted(walked):
-        for name in sorted(files):
-            if is_image_name(name):
-                yield os.path.join(here, name)
+        walked.append((here, sorted(name for name in files if is_image_name(name))))
+    return sorted(walked)
+
+
+def image_files(folder: Path) -> Iterable[str]:
+    """Paths of the images under ``folder``, in :func:`image_listing`'s order."""
+    for here, names in image_listing(folder):
+        for name in names:
+            yield os.path.join(here, name)
 
 
 def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> dict | None:
@@ -67,13 +71,14 @@ def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> di
             names = class_folders(folder)
             classes += len(names) if part == "train" else 0
             for name in names or [""]:          # a flat val/ with a labels file: its images
-                for image in (image_files(folder / name) if name else _flat_images(folder)):
-                    digest.update(f"{os.path.relpath(image, path)}\n".encode())
-                    images += 1
+                listing = image_listing(folder / name) if name else [(str(folder), _flat_images(folder))]
+                for here, files in listing:
+                    digest.update(("\n".join([os.path.relpath(here, path), *files]) + "\n\n").encode())
+                    images += len(files)
     except OSError:             # an unreadable corner: the loader names it when it gets there
         return None
     return {"classes": classes, "images": images, "sha256": digest.hexdigest()}
 
 
 def _flat_images(folder: Path) -> list[str]:
-    return sorted(str(p) for p in folder.iterdir() if p.is_file() and is_image_name(p.name))
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and is_image_name(p.name))
