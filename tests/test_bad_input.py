@@ -363,6 +363,31 @@ def test_max_params_below_the_smallest_network_is_refused_up_front(capsys, tmp_p
 
 # --------------------------------------------------------------------------- outputs and states
 
+@pytest.mark.parametrize("verb", ["search", "sample", "train"])
+def test_a_folder_of_the_users_own_is_neither_filled_nor_moved_aside(capsys, tmp_path, verb):
+    """--out naming a folder with files that are no nasgep run's (a typo, a home folder):
+    refused in one line naming them, with or without --restart, and nothing in it moves;
+    hidden files alone (a file manager's) do not make a folder the user's."""
+    from test_resume import snapshot
+
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    out = tmp_path / "out"
+    (out / "photos").mkdir(parents=True)
+    (out / "photos" / "cat.jpg").write_bytes(b"\xff\xd8 a photo")
+    (out / "thesis.tex").write_text("a user's file\n")
+    before = snapshot(out)
+    for extra in ([], ["--restart"]):
+        one_line_error(capsys, verb_argv(verb, config, tmp_path) + extra,
+                       rf"out is not empty and holds no nasgep run \(photos/, thesis.tex\); a "
+                       rf"{'training' if verb == 'train' else verb} keeps its files in a folder of its own")
+        assert snapshot(out) == before
+    hidden = tmp_path / "hidden" / "out"
+    hidden.mkdir(parents=True)
+    (hidden / ".DS_Store").write_text("")
+    argv = verb_argv(verb, config, tmp_path / "hidden")
+    assert main(argv) == 0 and (hidden / "settings.json").exists()
+
+
 @pytest.mark.parametrize("verb", ["search", "sample", "train", "draw"])
 def test_out_naming_an_existing_file_is_refused_before_any_work(capsys, tmp_path, verb):
     existing = tmp_path / "results.txt"

@@ -294,6 +294,8 @@ def stand_in_network(monkeypatch):
         return TinyNet(macro.in_channels, macro.num_classes, width=macro.channels)
 
     import nasgep.nn as nn_module
+    import nasgep.search.torch_evaluator  # noqa: F401  a search binds the real builder at import:
+    # imported first here, a search run under this fixture, or later in this worker, is unaffected
 
     monkeypatch.setattr(nn_module, "build_network", build_network)
     return built

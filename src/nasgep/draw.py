@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .gep import Node
+from .io import atomic_save_figure
 from .space import CellGenome, parse_terminal
 
 #: Most boxes (operations, adds, concats, inputs) one drawing holds. The paper's cells
@@ -267,7 +268,7 @@ def draw_cell(genome: CellGenome, path: str | Path, title: str | None = None) ->
     written = []
     for suffix in (".png", ".svg"):
         out = base.with_suffix(suffix)
-        fig.savefig(out, dpi=150 if suffix == ".png" else None)
+        atomic_save_figure(fig, out, dpi=150 if suffix == ".png" else None)
         written.append(out)
     plt.close(fig)
     return written

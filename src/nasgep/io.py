@@ -1,12 +1,13 @@
 """Atomic file writes: readers see the old or the new content, never half of one.
 
-The one home for this: checkpoints, results, metrics, weights and dataset summaries
-all go through :func:`atomic_write_bytes` (temporary file in the same folder, flush +
+The one home for this: checkpoints, results, metrics, weights, dataset summaries, tables
+and figures all go through :func:`atomic_write_bytes` (temporary file in the same folder, flush +
 fsync, ``os.replace``, then fsync the folder so the rename itself survives a crash).
 """
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -38,3 +39,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, data: Any) -> None:
     """Pretty JSON with a trailing newline, written atomically."""
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def atomic_save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
+    """A matplotlib figure saved atomically, in the format of ``path``'s suffix."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip("."), **savefig_kwargs)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)

@@ -199,6 +199,23 @@ def _shown(marker: str) -> str:
     return marker.split("/")[0] + "/" if "/" in marker else marker
 
 
+#: other names a run writes at the top of its folder (a search's before its first checkpoint)
+OWN = ("checkpoints", "weights", "individuals", "cells", "search.json", "finalists.json")
+
+
+def foreign_entries(out: Path) -> list[str]:
+    """The visible entries of ``out`` when it holds no nasgep run at all (no settings.json,
+    no file of any kind of run): a folder of the user's own, which a run must not fill, nor
+    ``--restart`` move aside. [] for a new, empty or nasgep folder (hidden entries, such as
+    the lock or a file manager's, are not counted)."""
+    if not out.is_dir() or (out / SETTINGS).exists():
+        return []
+    if any(any(out.glob(m)) for markers in RUNS.values() for m in markers):
+        return []
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
+                  if not p.name.startswith(".") and p.name not in OWN)
+
+
 def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, restart: bool,
           restart_if_changed: bool, log, checks_itself: bool = False) -> bool:
     """Decide what a ``what`` run (a key of :data:`RUNS`) may do with ``out`` (held under
@@ -218,7 +235,15 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
     refused, naming the missing file, unless ``checks_itself``: the caller then checks the
     settings against the run's own files (a training's checkpoint.pt records its genome,
     dataset, variant, seed, network and schedule; a sample's best.json is compared with
-    the one it would write). A search's checkpoints do not record its settings."""
+    the one it would write). A search's checkpoints do not record its settings.
+
+    A folder of the user's own (visible files, none of them a nasgep run's) is refused,
+    even on ``restart``: a run keeps its files in a folder of its own."""
+    foreign = foreign_entries(out)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FolderError(f"{out} is not empty and holds no nasgep run ({shown}); a {what} keeps its "
+                          "files in a folder of its own: choose a new or empty --out")
     other = another_run(out, what)
     if other is not None:
         kind, found = other

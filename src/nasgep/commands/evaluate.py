@@ -208,9 +208,10 @@ def cached(path: Path, key: str, dataset: str) -> dict | str | None:
 
 def run(args: argparse.Namespace) -> int:
     import csv
+    import io
 
     from ..errors import UserError
-    from ..io import atomic_write_json
+    from ..io import atomic_write_json, atomic_write_text
     from ..report import searchphase as sp
     from ..search.fitness import FITNESSES
     from ..space import Genome
@@ -261,12 +262,13 @@ def run(args: argparse.Namespace) -> int:
     result = sp.evaluate(rows, dataset=config["datasets"][dataset].get("label") or dataset,
                          n_resamples=config["search_phase"]["resamples"], candidates=candidates(history_of))
     atomic_write_json(out / "searchphase.json", result.to_dict())
-    (out / "searchphase.md").write_text(sp.markdown(result))
-    (out / "searchphase.html").write_text(sp.html(result))
+    atomic_write_text(out / "searchphase.md", sp.markdown(result))
+    atomic_write_text(out / "searchphase.html", sp.html(result))
     sp.scatter(result, out / "fidelity.png", fitness_label=FITNESSES[config["search"]["fitness"]])
-    with open(out / "trainings.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    table = io.StringIO(newline="")
+    w = csv.DictWriter(table, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "trainings.csv", table.getvalue())
     print(sp.markdown(result))
     return 0

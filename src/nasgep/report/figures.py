@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..io import atomic_save_figure
 from . import FIGURE_FORMATS, Study, read_history
 from . import reference as ref
 from .tables import Stat
@@ -40,7 +41,7 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     paths = []
     for ext in FIGURE_FORMATS:
         path = out_dir / f"{name}.{ext}"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        atomic_save_figure(fig, path, dpi=150, bbox_inches="tight")
         paths.append(path)
     return paths
 

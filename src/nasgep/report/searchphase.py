@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import integrate, stats
 
+from ..io import atomic_save_figure
+
 #: the share of random genomes a searched genome must beat (issue 9's goal: the 90th percentile)
 GOAL_PERCENTILE = 90.0
 
@@ -297,7 +299,7 @@ def scatter(result: SearchPhase, path, title: str | None = None,
     if len(seeds) > 1:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_save_figure(fig, path)
     plt.close(fig)
     return path
 
