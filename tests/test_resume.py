@@ -334,3 +334,26 @@ def test_kill_at_a_write_point_then_resume_gives_the_same_result(tmp_path, kille
     assert json.loads((a / "best.json").read_text()) == json.loads((b / "best.json").read_text())
     pd.testing.assert_frame_equal(pd.read_parquet(a / "history.parquet").drop(columns="seconds"),
                                   pd.read_parquet(b / "history.parquet").drop(columns="seconds"))
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    """Disk full at the flush, or a path that turned out to be a folder: the old content
+    stays whole and no hidden temporary is left beside it."""
+    import errno
+
+    from nasgep import io
+
+    target, folder = tmp_path / "best.json", tmp_path / "cells"
+    target.write_text("the old result\n")
+    folder.mkdir()
+    with pytest.raises(OSError):
+        io.atomic_write_text(folder, "new")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        io.atomic_write_text(target, "the new result\n")
+    assert target.read_text() == "the old result\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "cells"]
