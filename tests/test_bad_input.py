@@ -297,7 +297,8 @@ BAD_DATASETS = {
     "lengths differ": (lambda t: npz_dataset(t, y_train=np.arange(119) % 4), r"119 labels for 120 images"),
     "object array": (lambda t: npz_dataset(t, x_train=np.array([1, "x", None], dtype=object)),
                      r"x_train: holds Python objects"),
-    "not an npz": (lambda t: _text(t, "hello"), r"not a readable .npz file"),
+    "not an npz": (lambda t: _text(t, "hello"), r"not an .npz file, or a truncated one \(no zip archive"),
+    "a folder": (lambda t: t, r": a folder, not an .npz file \(a folder of class folders is kind: folder\)"),
     "label of a million": (lambda t: npz_dataset(t, y_train=np.r_[np.arange(119) % 4, 1_000_000]),
                            r"labels run up to 1000000 but only 5 classes have images "
                            r"\(none of 4, 5, 6, 7, 8, \.\.\.\)"),
@@ -359,6 +360,30 @@ def test_max_params_below_the_smallest_network_is_refused_up_front(capsys, tmp_p
     assert main(verb_argv("sample", config, tmp_path, f"search.max_params={smallest}")) == 0
     best = json.loads((tmp_path / "out" / "best.json").read_text())
     assert best["params"] >= smallest
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("datasets.d.val_fraction=0.99", r"d: no training image of class \d, \d, \d is left after the validation split; "
+                                     r"lower datasets.d.val_size \(or val_fraction\)"),
+    ("datasets.d.max_train=2", r"d: no training image of class 2, 3 is left within max_train = 2; "
+                               r"raise datasets.d.max_train")])
+def test_classes_lost_to_the_split_or_max_train_are_named_with_their_cause(capsys, tmp_path, setting, message):
+    """4 classes of 30 images: a split that leaves one training image, or max_train 2,
+    leaves classes without a training image; the line names the setting that did it."""
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    one_line_error(capsys, verb_argv("search", config, tmp_path, setting, "search.batch_size=1"), message)
+
+
+@pytest.mark.parametrize("verb, key", [("search", "search.augment"), ("train", "train.augment")])
+def test_a_cutout_hole_as_large_as_the_images_is_refused_up_front(capsys, tmp_path, verb, key):
+    """8x8 images with CutOut's CIFAR length: every hole could blank a whole image (the
+    candidates would all train at chance, without a word)."""
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    one_line_error(capsys, verb_argv(verb, config, tmp_path, f"{key}.cutout=true", f"{key}.cutout_length=8"),
+                   rf"{key}.cutout_length = 8 is not smaller than the 8x8 images of .*set it to about half the "
+                   rf"side \(4; 16 for 32x32\), or {key}.cutout: false")
+    assert not (tmp_path / "out" / "settings.json").exists()
+    assert main(verb_argv(verb, config, tmp_path, f"{key}.cutout=true", f"{key}.cutout_length=4")) == 0
 
 
 # --------------------------------------------------------------------------- outputs and states
@@ -545,6 +570,16 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
             else study.search_dir("cifar10", "search", 0) / "history.parquet")
     path.write_bytes(content)
     one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("not a uri", r"tracking.uri 'not a uri' is a folder store, which MLflow no longer opens; use a database"),
+    ("file:///tmp/mlruns", r"tracking.uri 'file:///tmp/mlruns' is a folder store"),
+    # nothing listens on the discard port: refused at once, not after MLflow's minutes of retries
+    ("http://127.0.0.1:9", r"tracking.uri 'http://127.0.0.1:9': the MLflow server does not answer \(no answer")])
+def test_a_folder_store_or_a_silent_server_is_one_line_at_once(capsys, tmp_path, uri, message):
+    one_line_error(capsys, ["track", "init", "--config", DEMO, "--set", f"tracking.uri={uri}",
+                            "--set", f"results_dir={tmp_path}"], message)
 
 
 def test_a_tracking_uri_mlflow_cannot_open_is_one_line(capsys, tmp_path):

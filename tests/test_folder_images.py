@@ -17,7 +17,7 @@ CLASSES = ("cat", "dog", "ship")
 TINY_SEARCH = {"population": 3, "reduction_population": 2, "gene_pool": 6, "gene_pool_max": 8, "genes_min": 1,
                "genes_max": 2, "max_epochs": 2, "max_generations": 2, "budget_hours": 1, "channels": 4,
                "cells_per_stage": 1, "batch_size": 16, "devices": ["cpu"], "dataset": "mine",
-               "augment": {"autoaugment": False}}
+               "augment": {"autoaugment": False, "cutout_length": 8}}
 
 
 def write_folder(root: Path, train: int = 12, val: int = 4, size: int = 16) -> Path:
@@ -45,6 +45,7 @@ def write_config(tmp_path: Path, root: Path, **train) -> Path:
               "datasets": {"mine": {"kind": "folder", "path": str(root), "val_fraction": 0.25}},
               "search": TINY_SEARCH,
               "train": {"epochs": 1, "channels": 4, "cells_per_stage": 1, "batch_size": 16, "num_workers": 0,
+                        "augment": {"cutout_length": 8},
                         **train}}
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -134,11 +135,15 @@ def test_prepare_names_every_unreadable_image_and_can_skip_the_check(tmp_path, c
     # (the search's validation part is drawn from all of them)
     for f in (root / "val" / "dog" / "002.png", root / "val" / "ship" / "001.png"):
         f.unlink()
-    truncate(root / "train" / "ship" / "011.png")
+    entry = {"kind": "folder", "path": str(root), "val_fraction": 0.25, "max_train": 4}
+    used = load_dataset({"datasets": {"mine": entry}}, "mine", "search").train
+    assert sorted(set(used.targets)) == [0, 1, 2]     # a stratified draw, not the first class's images
+    left_out = next(Path(used.samples[i][0]) for i in reversed(range(len(used.samples))) if i not in set(used.indices))
+    truncate(left_out)
     assert main([*argv, "--set", "datasets.mine.max_train=4"]) == 2
-    assert "1 unreadable image(s): " in only_line(capsys)
+    assert f"1 unreadable image(s): {left_out}" in only_line(capsys)
     # a training image is read for the mean/std already: named at load, with or without it
-    (root / "train" / "ship" / "011.png").unlink()
+    left_out.unlink()
     truncate(root / "train" / "cat" / "000.png")
     assert main([*argv, "--no-image-check"]) == 2
     assert "train/cat/000.png: not a readable image (image file is truncated)" in only_line(capsys)

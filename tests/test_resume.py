@@ -357,3 +357,17 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
         io.atomic_write_text(target, "the new result\n")
     assert target.read_text() == "the old result\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "cells"]
+
+
+def test_the_closing_line_says_what_stopped_the_search(tmp_path):
+    """E_max = 1: after generation 0 every individual has aged out; the line says so,
+    naming the setting, instead of a bare 'extinct'."""
+    lines = []
+    config = small_config("search.max_generations=4", "search.max_epochs=1")
+    run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path / "a", factory=cheap_factory,
+               progress=False, log=lines.append)
+    assert ("search finished (extinct: no individual left to breed: each failed or reached "
+            "search.max_epochs = 1 epochs) after generation 0") in lines[-1]
+    run_search(small_config("search.max_generations=4"), dataset="cifar10", seed=3, out_dir=tmp_path / "b",
+               factory=cheap_factory, progress=False, log=lines.append)
+    assert "search finished (max_generations: search.max_generations = 4) after generation 3" in lines[-1]

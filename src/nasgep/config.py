@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from .errors import UserError, quote, read_user_text
+from .errors import UserError, clip, quote, read_user_text
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -22,10 +22,32 @@ class ConfigError(UserError):
     """A configuration that cannot be used; the message names the file and the key."""
 
 
+#: Most levels of nesting in a config (its settings need four; PyYAML and the checks recurse).
+MAX_DEPTH = 32
+
+
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader (no Python objects, ever) that reads numbers the way people
     write them: YAML 1.1 wants a dot in a float (``1.0e-3``), so ``1e-3`` and ``1e6``
-    would be strings; here they are floats, as in YAML 1.2 and JSON."""
+    would be strings; here they are floats, as in YAML 1.2 and JSON. A key written twice
+    in one mapping is an error (PyYAML keeps the last, silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":      # '<<: *base' may be overridden
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:                                   # unhashable: PyYAML says so
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {quote(key)}, first at line {first.line + 1}",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
@@ -40,8 +62,17 @@ _Loader.add_implicit_resolver(
 
 
 def load_yaml(text: str):
-    """Parse YAML text safely (see :class:`_Loader`); raises ``yaml.YAMLError``."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    """Parse YAML text safely (see :class:`_Loader`); raises ``yaml.YAMLError``, or
+    ``RecursionError`` for nesting deeper than :data:`MAX_DEPTH`."""
+    data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    level, todo = 0, [data]
+    while todo:                             # level by level, each node once (aliases share nodes)
+        level += 1
+        if level > MAX_DEPTH:               # an alias inside itself (&a [*a]) gets here too
+            raise RecursionError(f"more than {MAX_DEPTH} levels")
+        nodes = {id(node): node for node in todo if isinstance(node, (dict, list))}.values()
+        todo = [v for node in nodes for v in (node.values() if isinstance(node, dict) else node)]
+    return data
 
 
 @lru_cache(maxsize=1)
@@ -89,30 +120,59 @@ def _key_path(error) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
+def _path_order(error) -> list:
+    """Sort key of an error's path: a YAML key may be a number beside text keys."""
+    return [(0, p) if isinstance(p, int) else (1, str(p)) for p in error.absolute_path]
+
+
+def _message(error) -> str:
+    """``key.path: what is wrong``; a bad name (of a dataset, an ablation) is named itself."""
+    if "propertyNames" not in error.schema_path:
+        return f"{_key_path(error)}: {_clip_message(error.message)}"
+    name = error.instance
+    where = ".".join(str(p) for p in [*error.absolute_path, clip(name)])
+    if isinstance(name, str):
+        return f"{where}: {_clip_message(error.message)}"
+    text = re.sub(r"\W", "_", str(name))
+    text = text if re.match(r"[A-Za-z_]", text) else f"d{text}"
+    if name is None:
+        what = "null (an empty key, or ~)"
+    elif isinstance(name, bool):
+        what = f"{name} (YAML reads yes, no, on, off as true/false; quote it)"
+    else:
+        kind = "number" if isinstance(name, (int, float)) else type(name).__name__
+        what = f"the {kind} {clip(name)} (quote it: \"{clip(text)}\")"
+    return f"{where}: a name must be text starting with a letter or '_', not {what}"
+
+
 def validate(config: dict, source: str = "config") -> dict:
     """Fill defaults in place and validate; raise :class:`ConfigError` naming the key."""
-    errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(_Validator(schema()).iter_errors(config), key=_path_order)
     if errors:
-        e = errors[0]
-        raise ConfigError(f"{source}: {_key_path(e)}: {_clip_message(e.message)}")
+        raise ConfigError(f"{source}: {_message(errors[0])}")
     _check_finite(config, source)
-    _follow_search_dataset(config)
-    _check_references(config, source)
+    followed = _follow_search_dataset(config)
+    _check_references(config, source, followed)
     return config
 
 
-def _follow_search_dataset(config: dict) -> None:
+def _follow_search_dataset(config: dict) -> set[str]:
     """The study's dataset keys left unset (null): the searched datasets are every dataset
     the config defines but the transfer target (the paper's defaults: CIFAR-10 and
     CIFAR-100), the ablations and the transfer's source are ``search.dataset``. So a
-    config that defines only its own dataset is complete."""
+    config that defines only its own dataset is complete. Returns the keys filled."""
     dataset = config["search"]["dataset"]
+    followed = set()
     if config["workflow"]["search_datasets"] is None:
         config["workflow"]["search_datasets"] = [d for d in config["datasets"] if d != config["transfer"]["dataset"]]
+        followed.add("workflow.search_datasets")
     if config["workflow"]["ablation_dataset"] is None:
         config["workflow"]["ablation_dataset"] = dataset
+        followed.add("workflow.ablation_dataset")
     if config["transfer"]["source"] is None:
         config["transfer"]["source"] = dataset
+        followed.add("transfer.source")
+    return followed
 
 
 def _clip_message(message: str) -> str:
@@ -133,17 +193,27 @@ def _check_finite(node: Any, source: str, path: str = "") -> None:
             _check_finite(value, source, f"{path}[{i}]")
 
 
-def _check_references(config: dict, source: str) -> None:
+def _check_references(config: dict, source: str, followed: Container[str] = ()) -> None:
+    """Each dataset a key names is defined; a key in ``followed`` (left unset, so it took
+    ``search.dataset``) is not named: the user set the other."""
     names = set(config["datasets"])
-    refs = [("search.dataset", config["search"]["dataset"]),
-            ("workflow.ablation_dataset", config["workflow"]["ablation_dataset"]),
-            ("transfer.source", config["transfer"]["source"])]
-    refs += [(f"workflow.search_datasets[{i}]", d) for i, d in enumerate(config["workflow"]["search_datasets"])]
+    refs = [("search.dataset", config["search"]["dataset"])]
+    refs += [(key, config[key.split(".")[0]][key.split(".")[1]])
+             for key in ("workflow.ablation_dataset", "transfer.source") if key not in followed]
+    if "workflow.search_datasets" not in followed:
+        refs += [(f"workflow.search_datasets[{i}]", d) for i, d in enumerate(config["workflow"]["search_datasets"])]
     if config["transfer"]["dataset"] is not None:
         refs.append(("transfer.dataset", config["transfer"]["dataset"]))
     unknown = [f"{key}: unknown dataset {name!r}" for key, name in refs if name not in names]
     if unknown:
-        raise ConfigError(f"{source}: {'; '.join(unknown)} (datasets: {sorted(names)})")
+        raise ConfigError(f"{source}: {'; '.join(unknown)} (datasets: {sorted(names, key=str)})")
+    for name, entry in config["datasets"].items():
+        if entry["kind"] == "npz" and not entry.get("path"):
+            raise ConfigError(f"{source}: datasets.{name}.path: unset; an npz dataset needs it: set its 'path' to "
+                              f"the .npz file")
+        if entry["kind"] == "folder" and not entry.get("path"):
+            raise ConfigError(f"{source}: datasets.{name}.path: unset; a folder dataset needs it: set its 'path' to "
+                              f"a folder with train/<class>/* and val/<class>/*")
     if config["search"]["genes_min"] > config["search"]["genes_max"]:
         raise ConfigError(f"{source}: search.genes_min: must not exceed search.genes_max")
     if config["search"]["gene_pool"] > config["search"]["gene_pool_max"]:
@@ -166,7 +236,7 @@ def dataset_name(config: Mapping, name: str | None = None) -> str:
     the config does not define is a :class:`ConfigError` (one line for the user)."""
     dataset = name or config["search"]["dataset"]
     if dataset not in config["datasets"]:
-        raise ConfigError(f"unknown dataset {dataset!r} (the config's datasets: {sorted(config['datasets'])})")
+        raise ConfigError(f"unknown dataset {dataset!r} (the config's datasets: {sorted(config['datasets'], key=str)})")
     return dataset
 
 
@@ -191,6 +261,9 @@ def parse_override(text: str) -> dict:
         raise ConfigError(f"--set {quote(text)}: {quote(key)} is not a dotted key such as search.lr")
     try:
         parsed = load_yaml(value)
+    except RecursionError:
+        raise ConfigError(f"--set {quote(text)}: the value is too deeply nested (more than {MAX_DEPTH} "
+                          f"levels)") from None
     except yaml.YAMLError as e:
         problem = getattr(e, "problem", None) or "not valid YAML"
         raise ConfigError(f"--set {quote(text)}: the value {quote(value)} is not valid YAML ({problem}); "
@@ -229,9 +302,16 @@ def load_config(paths: str | Path | Iterable[str | Path] | None = None,
 
 def read_config_file(path: Path) -> dict:
     """The mapping in one YAML config file; :class:`ConfigError` says what is wrong with it."""
-    text = read_user_text(path, "config file (UTF-8 YAML)", ConfigError)
+    try:
+        text = read_user_text(path, "config file (UTF-8 YAML)", ConfigError)
+    except ConfigError:
+        _refuse_other_encodings(path)
+        raise
     try:
         data = load_yaml(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: too deeply nested (more than {MAX_DEPTH} levels; a config's settings "
+                          f"need four)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -242,6 +322,21 @@ def read_config_file(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
     return data
+
+
+def _refuse_other_encodings(path: Path) -> None:
+    """A text file in another encoding than UTF-8 (Latin-1, Windows-1252: no NUL bytes,
+    unlike a binary file) is told so, with the first byte that is not UTF-8."""
+    try:
+        data = path.read_bytes()
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if b"\0" not in data:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at position {e.start}, "
+                              f"line {line}); save it as UTF-8") from None
+    except OSError:
+        pass
 
 
 def default_config() -> dict:

@@ -40,6 +40,9 @@ DIGITS_TEST_FRACTION = 0.2
 #: Images sampled to estimate a folder dataset's mean/std (decoding all of ImageNet
 #: for two numbers per channel is not worth it).
 FOLDER_STATS_SAMPLES = 1000
+#: Seed of a folder dataset's stratified ``max_train`` subset: the same images for every
+#: search and training seed.
+FOLDER_MAX_TRAIN_SEED = 0
 
 
 class DataError(UserError):
@@ -183,9 +186,13 @@ def stratified_split(labels: np.ndarray | Sequence[int], n_val: int, seed: int) 
     return np.flatnonzero(mask), val_idx
 
 
-def validation_size(entry: dict, n_train: int) -> int:
-    """``val_size`` images, or ``val_fraction`` of the training set when it is null."""
+def validation_size(entry: dict, n_train: int, name: str = "<name>") -> int:
+    """``val_size`` images, or ``val_fraction`` of the training set when it is null
+    (``name``: the dataset's, for the message)."""
     if entry.get("val_size") is not None:
+        if not 0 < entry["val_size"] < n_train:
+            raise DataError(f"datasets.{name}.val_size: {entry['val_size']} validation images cannot be held out "
+                            f"of {n_train} training images; set 1 to {n_train - 1}, or null for val_fraction")
         return int(entry["val_size"])
     return max(1, int(round(entry.get("val_fraction", 0.1) * n_train)))
 
@@ -325,8 +332,13 @@ def _load_npz(entry: dict, need_test: bool) -> _Arrays:
     if not entry.get("path"):
         raise DataError("npz dataset: set its 'path' to the .npz file")
     path = Path(entry["path"])
+    if path.is_dir():
+        raise DataError(f"{path}: a folder, not an .npz file (a folder of class folders is kind: folder)")
     if not path.is_file():
         raise DataError(f"{path}: no such .npz file (keys {', '.join(NPZ_KEYS)}; uint8 images N,H,W,C)")
+    if not zipfile.is_zipfile(path):   # numpy would take it for a pickle and advise allow_pickle
+        raise DataError(f"{path}: not an .npz file, or a truncated one (no zip archive in it; numpy.savez "
+                        f"writes one, keys {', '.join(NPZ_KEYS)})")
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as e:
@@ -400,7 +412,7 @@ def _in_memory_bundle(name: str, entry: dict, arrays: _Arrays, purpose: Purpose,
     check_labels(y_train, arrays.y_test if purpose == "final" else None, name)
     labels = y_train
     if purpose == "search":
-        train_idx, val_idx = stratified_split(y_train.numpy(), validation_size(entry, len(y_train)), seed)
+        train_idx, val_idx = stratified_split(y_train.numpy(), validation_size(entry, len(y_train), name), seed)
         train = Split(x_train[train_idx], y_train[train_idx])
         evaluation, eval_name = Split(x_train[val_idx], y_train[val_idx]), "val"
     elif purpose == "final":
@@ -411,9 +423,12 @@ def _in_memory_bundle(name: str, entry: dict, arrays: _Arrays, purpose: Purpose,
         labels = torch.cat([y_train, arrays.y_test])
     else:
         raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
+    k = int(y_train.max()) + 1
+    if purpose == "search":
+        _check_classes_kept(train.y, k, name, _SPLIT_CAUSE.format(name=name))
     if entry.get("max_train") is not None:
         train = Split(train.x[: entry["max_train"]], train.y[: entry["max_train"]])
-        _check_classes_kept(train.y, int(y_train.max()) + 1, f"{name} (max_train {entry['max_train']})")
+        _check_classes_kept(train.y, k, name, _MAX_TRAIN_CAUSE.format(name=name, n=entry["max_train"]))
     num_classes = int(labels.max()) + 1 if len(labels) else 0
     classes = arrays.classes or tuple(str(k) for k in range(num_classes))
     mean, std = channel_stats(train.x)
@@ -467,12 +482,18 @@ def check_labels(y_train: torch.Tensor, y_test: torch.Tensor | None, where: str)
     return k
 
 
-def _check_classes_kept(y: torch.Tensor, num_classes: int, where: str) -> None:
-    kept = torch.unique(y).tolist()
+_SPLIT_CAUSE = ("after the validation split; lower datasets.{name}.val_size (or val_fraction), or give "
+                "more images")
+_MAX_TRAIN_CAUSE = "within max_train = {n}; raise datasets.{name}.max_train"
+
+
+def _check_classes_kept(y, num_classes: int, name: str, cause: str) -> None:
+    """Every class keeps a training image (``y``: the labels left; ``cause``: what took
+    the others and what to do, one of the messages above)."""
+    kept = set(np.unique(np.asarray(y)).tolist())
     if len(kept) < num_classes:
-        lost = sorted(set(range(num_classes)) - set(kept))
-        raise DataError(f"{where}: the training images left hold no image of class "
-                        f"{_listing(lost[:5], len(lost))}; raise max_train")
+        lost = sorted(set(range(num_classes)) - kept)
+        raise DataError(f"{name}: no training image of class {_listing(lost[:5], len(lost))} is left {cause}")
 
 
 def check_batch(data: DataBundle, batch_size: int, key: str) -> None:
@@ -481,6 +502,17 @@ def check_batch(data: DataBundle, batch_size: int, key: str) -> None:
     if len(data.train) < batch_size:
         raise DataError(f"{data.name}: {len(data.train)} training images, fewer than one batch ({key} = "
                         f"{batch_size}); lower {key} or give more images")
+
+
+def check_cutout(data: DataBundle, augment, key: str) -> None:
+    """Refuse a CutOut hole as large as the images (``augment``: an AugmentSettings; ``key``
+    the config section it came from): centred, it blanks a whole image, and at the default
+    length 16 every image of an 8x8 dataset would train as holes."""
+    side = data.image_size
+    if augment.cutout and augment.cutout_length >= side:
+        raise DataError(f"{key}.cutout_length = {augment.cutout_length} is not smaller than the {side}x{side} "
+                        f"images of {data.name}: a hole could blank a whole image; set it to about half the "
+                        f"side ({max(1, side // 2)}; 16 for 32x32), or {key}.cutout: false")
 
 
 # --------------------------------------------------------------------------- folder kind
@@ -762,14 +794,21 @@ def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataB
     except (FileNotFoundError, RuntimeError) as e:  # ImageFolder: no class folders / no images
         raise _layout_error(root, f"{train_root}: {e}") from None
     if purpose == "search":
-        train_idx, val_idx = stratified_split(full.targets, validation_size(entry, len(full)), seed)
+        train_idx, val_idx = stratified_split(full.targets, validation_size(entry, len(full), name), seed)
         train, evaluation, eval_name = full.subset(train_idx), full.subset(val_idx), "val"
+        _check_classes_kept(train.targets, len(full.classes), name, _SPLIT_CAUSE.format(name=name))
     elif purpose == "final":
         train, evaluation, eval_name = full, _folder_eval(entry, root, size, full.classes), "test"
     else:
         raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
     if entry.get("max_train") is not None:
-        train = train.subset(range(min(entry["max_train"], len(train))))
+        if entry["max_train"] < len(train):
+            # a folder lists its images class by class: the first N would be the first
+            # classes only; a stratified draw, the same for every seed, keeps them all
+            _, kept = stratified_split(train.targets, entry["max_train"], FOLDER_MAX_TRAIN_SEED)
+            train = train.subset(kept)
+        _check_classes_kept(train.targets, len(full.classes), name,
+                            _MAX_TRAIN_CAUSE.format(name=name, n=entry["max_train"]))
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(train), size=min(FOLDER_STATS_SAMPLES, len(train)), replace=False)
     mean, std = channel_stats(torch.stack([train[int(i)][0] for i in np.sort(sample)]))

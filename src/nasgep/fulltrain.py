@@ -96,7 +96,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     import torch
 
     from . import nn as nasgep_nn
-    from .data import DataError, check_batch, load_dataset
+    from .data import DataError, check_batch, check_cutout, load_dataset
     from .space import Genome
     from .train import Trainer, resolve_device, training_settings
 
@@ -112,7 +112,9 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
         data = load_dataset(config, dataset, "final", seed=req.seed)
     except (ValueError, DataError) as e:
         raise TrainSetupError(str(e)) from None
-    check_batch(data, settings.batch_size, f"{'transfer' if stem == 'imagenet' else 'train'}.batch_size")
+    section = "transfer" if stem == "imagenet" else "train"
+    check_batch(data, settings.batch_size, f"{section}.batch_size")
+    check_cutout(data, settings.augment, f"{section}.augment")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True   # one input shape for the whole run: let cuDNN pick
     macro = macro_for(config, stem, data)

@@ -7,6 +7,7 @@ fsync, ``os.replace``, then fsync the folder so the rename itself survives a cra
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -15,8 +16,11 @@ from typing import Any
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably."""
+    """Write ``data`` to ``path`` atomically and durably; a ``path`` that is a folder is
+    refused (IsADirectoryError naming it) before anything is written."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     try:

@@ -175,13 +175,15 @@ RUNS: dict[str, tuple[str, ...]] = {
     "search": ("checkpoints/gen-*.json", "best.json", "history.parquet"),
     "training": ("checkpoint.pt", "metrics.json", "model.pt"),
     "sample": ("best.json",),
+    "search-phase evaluation": ("searchphase.json", "runs/*.json"),
 }
 
 
-def another_run(out: Path, what: str) -> tuple[str, list[str]] | None:
-    """``(kind, files)`` when ``out`` holds a run of another kind than ``what``: the kind its
-    settings.json records, or, without a readable record, one whose own files are there
-    (a file two kinds share, such as best.json, does not tell them apart)."""
+def another_run(out: Path, what: str | None) -> tuple[str, list[str]] | None:
+    """``(kind, files)`` when ``out`` holds a run of another kind than ``what`` (None: of any
+    kind): the kind its settings.json records, or, without a readable record, one whose
+    own files are there (a file two kinds share, such as best.json, does not tell them
+    apart)."""
     kind = recorded_kind(out)
     if kind is not None:
         if kind == what:
@@ -189,7 +191,8 @@ def another_run(out: Path, what: str) -> tuple[str, list[str]] | None:
         found = [m for m in RUNS.get(kind, ()) if any(out.glob(m))]
         return kind, found or [SETTINGS]
     for other, markers in RUNS.items():
-        found = [m for m in markers if other != what and m not in RUNS[what] and any(out.glob(m))]
+        shared = RUNS[what] if what is not None else [m for k, ms in RUNS.items() if k != other for m in ms]
+        found = [m for m in markers if other != what and m not in shared and any(out.glob(m))]
         if found:
             return other, found
     return None
@@ -199,8 +202,10 @@ def _shown(marker: str) -> str:
     return marker.split("/")[0] + "/" if "/" in marker else marker
 
 
-#: other names a run writes at the top of its folder (a search's before its first checkpoint)
-OWN = ("checkpoints", "weights", "individuals", "cells", "search.json", "finalists.json")
+#: other names a run writes at the top of its folder (a search's before its first checkpoint,
+#: a search-phase evaluation's beside its searchphase.json)
+OWN = ("checkpoints", "weights", "individuals", "cells", "search.json", "finalists.json",
+       "runs", "searchphase.md", "searchphase.html", "fidelity.png", "trainings.csv")
 
 
 def foreign_entries(out: Path) -> list[str]:
@@ -214,6 +219,26 @@ def foreign_entries(out: Path) -> list[str]:
         return []
     return sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
                   if not p.name.startswith(".") and p.name not in OWN)
+
+
+def refuse_others(out: Path, what: str) -> None:
+    """:class:`FolderError` when ``out`` is a folder of the user's own (see
+    :func:`foreign_entries`) or holds a run of another kind than ``what`` (a key of
+    :data:`RUNS`); a ``what`` run keeps its files in a folder of its own."""
+    foreign = foreign_entries(out)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FolderError(f"{out} is not empty and holds no nasgep run ({shown}); a {what} keeps its "
+                          "files in a folder of its own: choose a new or empty --out")
+    other = another_run(out, what)
+    if other is not None:
+        kind, found = other
+        raise FolderError(f"{out} holds a {kind} ({shown_files(found)}), not a {what}; choose another --out")
+
+
+def shown_files(markers: list[str]) -> str:
+    """The files :func:`another_run` found, as a message shows them (``checkpoints/``)."""
+    return ", ".join(_shown(m) for m in markers)
 
 
 def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, restart: bool,
@@ -239,16 +264,7 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
 
     A folder of the user's own (visible files, none of them a nasgep run's) is refused,
     even on ``restart``: a run keeps its files in a folder of its own."""
-    foreign = foreign_entries(out)
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise FolderError(f"{out} is not empty and holds no nasgep run ({shown}); a {what} keeps its "
-                          "files in a folder of its own: choose a new or empty --out")
-    other = another_run(out, what)
-    if other is not None:
-        kind, found = other
-        raise FolderError(f"{out} holds a {kind} ({', '.join(_shown(m) for m in found)}), not a {what}; "
-                          "choose another --out")
+    refuse_others(out, what)
     changed = [] if restart else settings_differ(out, settings)   # a damaged record may go aside
     holds = any(any(out.glob(marker)) for marker in RUNS[what])
     if restart or (restart_if_changed and changed):

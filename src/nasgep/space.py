@@ -155,6 +155,17 @@ class CellGenome:
         return cls(pool, cell, genes).validate(where)
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json.loads``'s ``object_pairs_hook``: a key written twice in one object is an
+    error (json keeps the last, silently)."""
+    data: dict = {}
+    for key, value in pairs:
+        if key in data:
+            raise GenomeError(f"duplicate key {quote(key)} in a JSON object; write each key once")
+        data[key] = value
+    return data
+
+
 def _kind(value: object) -> str:
     """How a wrong JSON value is named in a message: its JSON type."""
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
@@ -227,7 +238,7 @@ class Genome:
 
     @classmethod
     def from_json(cls, text: str) -> Genome:
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(json.loads(text, object_pairs_hook=_unique_keys))
 
     @classmethod
     def load(cls, path: str | Path) -> Genome:
@@ -235,9 +246,11 @@ class Genome:
         path = Path(path)
         text = read_user_text(path, "genome JSON file (e.g. a search's best.json)", GenomeError)
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             raise GenomeError(f"{path}: not valid JSON ({e})") from None
+        except GenomeError as e:
+            raise GenomeError(f"{path}: {e}") from None
         except RecursionError:
             raise GenomeError(f"{path}: JSON nested too deeply to be a genome") from None
         if isinstance(data, Mapping) and "genome" in data:

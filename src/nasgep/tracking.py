@@ -188,11 +188,35 @@ def genome_text(genome, limit: int = 500) -> str:
 
 
 def _prepare(uri: str) -> None:
+    """Check ``uri`` before MLflow opens it: a folder store (which MLflow 3 refuses) or a
+    server that does not answer (MLflow would retry for minutes) is one line at once."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme
+    if scheme in ("", "file"):
+        raise TrackingError(f"tracking.uri {clip(uri)!r} is a folder store, which MLflow no longer opens; use a "
+                            f"database such as 'sqlite:///path/mlflow.db' (unset tracking.uri for the study's "
+                            f"own), a server's http(s):// address, or tracking.enabled: false")
+    if scheme in ("http", "https"):
+        _check_server(uri)
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     # quiet the MLflow banner about the default artifact location
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _check_server(uri: str, timeout: float = 10.0) -> None:
+    """One quick request to an MLflow server's ``/health``: no answer at all (refused,
+    unknown host, timed out) is an error; any HTTP answer is left to MLflow."""
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except requests.RequestException as e:
+        reason = type(e).__name__ if isinstance(e, requests.Timeout) else "no answer"
+        raise TrackingError(f"tracking.uri {clip(uri)!r}: the MLflow server does not answer ({reason} within "
+                            f"{timeout:g} s); start it, fix the address, or set tracking.enabled: false") from None
 
 
 class Run:

@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import add_config_arguments, load_args_config
+from ..cli import add_config_arguments, load_args_config, output_dir
 
 NAME = "evaluate"
 HELP = "search-phase evaluation: searched vs random cells, fitness fidelity (statistics + plot)"
@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="dataset name in the config (default: search.dataset)")
     p.add_argument("--search", nargs="+", required=True, metavar="DIR",
                    help="finished search folders (best.json, history.parquet, search.json), one per search seed")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", type=output_dir, required=True, metavar="DIR",
+                   help="the evaluation's own folder (a new or empty one, or an earlier evaluation's)")
     p.add_argument("--restart-if-changed", action="store_true",
                    help="train again the cached trainings in DIR/runs/ made for another genome or with other "
                         "settings, moving the old files into DIR/.previous-<time>/ (what the workflow does); "
@@ -58,6 +59,42 @@ def train_genome(config: dict, dataset: str, genome, seed: int) -> dict:
 
 #: Columns of a search's history.parquet the evaluation reads.
 HISTORY_COLUMNS = ("genome", "id", "fitness", "epochs", "failure")
+
+
+#: the kind of run (a key of nasgep.outdir.RUNS) whose files an evaluation's folder holds
+WHAT = "search-phase evaluation"
+
+
+def check_search(folder: Path, dataset: str) -> None:
+    """Refuse, in one line, a ``--search`` that is no finished search of ``dataset``: no
+    such folder, a file, another kind of run, a file of a search missing, a search not
+    finished or one of another dataset (its settings.json's record, else its best.json's)."""
+    from .. import outdir
+    from ..errors import UserError
+    from ..study import read_json
+
+    if not folder.exists():
+        raise UserError(f"--search {folder}: no such folder")
+    if not folder.is_dir():
+        raise UserError(f"--search {folder}: a file, not a search folder")
+    other = outdir.another_run(folder, "search")
+    if other is not None:
+        kind, found = other
+        raise UserError(f"--search {folder} holds a {kind} ({outdir.shown_files(found)}), not a search")
+    for name in ("search.json", "best.json", "history.parquet"):
+        if not (folder / name).exists():
+            raise UserError(f"{folder / name}: missing (is the search finished?)")
+    check_finished(folder)
+    try:
+        record = outdir.recorded(folder) or {}
+    except outdir.FolderError:     # damaged: best.json says it too
+        record = {}
+    searched = record.get("settings", {}).get("dataset")
+    if searched is None:
+        searched = read_json(folder / "best.json").get("dataset")
+    if isinstance(searched, str) and searched != dataset:
+        raise UserError(f"--search {folder} is a search of dataset {searched!r}, not {dataset!r} (the dataset "
+                        f"evaluated: --dataset, else search.dataset); give its --dataset, or searches of {dataset!r}")
 
 
 def check_finished(folder: Path) -> None:
@@ -210,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
     import csv
     import io
 
+    from .. import outdir
     from ..errors import UserError
     from ..io import atomic_write_json, atomic_write_text
     from ..report import searchphase as sp
@@ -222,53 +260,52 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--dataset {dataset!r} is not in the config's datasets {sorted(config['datasets'])}")
     searches = [Path(s) for s in args.search]
     for s in searches:
-        for name in ("search.json", "best.json", "history.parquet"):
-            if not (s / name).exists():
-                raise UserError(f"{s / name}: missing (is the search finished?)")
-        check_finished(s)
-    out = Path(args.out)
+        check_search(s, dataset)
+    out = args.out
     rows = []
     history_of = histories(searches)
     jobs = plan(config, dataset, history_of)
     keys = [run_key(config, dataset, job) for job in jobs]
-    # Every cached training is checked before any is trained. One of another genome or
-    # other settings is never reused (old accuracies reported as new) nor overwritten (a
-    # finished, often hours long training an earlier evaluation was made of): refused,
-    # or with --restart-if-changed moved aside and trained again.
-    paths = [out / "runs" / f"{job['name']}.json" for job in jobs]
-    done = [cached(path, key, dataset) for path, key in zip(paths, keys)]
-    changed = [(path, why) for path, why in zip(paths, done) if isinstance(why, str)]
-    if changed and not args.restart_if_changed:
-        path, why = changed[0]
-        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
-        raise UserError(f"{path}{more}: {why}; use another --out, or --restart-if-changed to train "
-                        "them again (the old files are moved aside)")
-    if changed:
-        from ..outdir import move_aside
-
-        moved = move_aside(out, [path for path, _ in changed])
-        print(f"{len(changed)} trainings of other settings moved to {moved}; training them again",
-              file=sys.stderr, flush=True)
-        done = [None if isinstance(d, str) else d for d in done]
-    for i, (job, key, result) in enumerate(zip(jobs, keys, done)):
-        if result is None:
-            result = train_genome(config, dataset, Genome.from_dict(job["genome"]), job["train_seed"])
-            result = {**result, "key": key, "genome": job["genome"], "train_seed": job["train_seed"]}
-            atomic_write_json(out / "runs" / f"{job['name']}.json", result)
-        print(f"[{i + 1}/{len(jobs)}] {job['name']}: {result['accuracy']:.2f} %", file=sys.stderr, flush=True)
-        rows.append({"group": job["group"], "genome": job["label"], "search_seed": job["search_seed"],
-                     "train_seed": job["train_seed"], "accuracy": result["accuracy"], "params": result["params"],
-                     "fitness": job.get("fitness"), "epochs": job.get("epochs")})
-    result = sp.evaluate(rows, dataset=config["datasets"][dataset].get("label") or dataset,
-                         n_resamples=config["search_phase"]["resamples"], candidates=candidates(history_of))
-    atomic_write_json(out / "searchphase.json", result.to_dict())
-    atomic_write_text(out / "searchphase.md", sp.markdown(result))
-    atomic_write_text(out / "searchphase.html", sp.html(result))
-    sp.scatter(result, out / "fidelity.png", fitness_label=FITNESSES[config["search"]["fitness"]])
-    table = io.StringIO(newline="")
-    w = csv.DictWriter(table, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out / "trainings.csv", table.getvalue())
-    print(sp.markdown(result))
-    return 0
+    with outdir.locked(out):        # one evaluation at a time in OUT
+        # OUT is the evaluation's own: not a folder of the user's files, nor a search's,
+        # training's or sample's (whose files its trainings and report would lie among)
+        outdir.refuse_others(out, WHAT)
+        # Every cached training is checked before any is trained. One of another genome or
+        # other settings is never reused (old accuracies reported as new) nor overwritten (a
+        # finished, often hours long training an earlier evaluation was made of): refused,
+        # or with --restart-if-changed moved aside and trained again.
+        paths = [out / "runs" / f"{job['name']}.json" for job in jobs]
+        done = [cached(path, key, dataset) for path, key in zip(paths, keys)]
+        changed = [(path, why) for path, why in zip(paths, done) if isinstance(why, str)]
+        if changed and not args.restart_if_changed:
+            path, why = changed[0]
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise UserError(f"{path}{more}: {why}; use another --out, or --restart-if-changed to train "
+                            "them again (the old files are moved aside)")
+        if changed:
+            moved = outdir.move_aside(out, [path for path, _ in changed])
+            print(f"{len(changed)} trainings of other settings moved to {moved}; training them again",
+                  file=sys.stderr, flush=True)
+            done = [None if isinstance(d, str) else d for d in done]
+        for i, (job, key, result) in enumerate(zip(jobs, keys, done)):
+            if result is None:
+                result = train_genome(config, dataset, Genome.from_dict(job["genome"]), job["train_seed"])
+                result = {**result, "key": key, "genome": job["genome"], "train_seed": job["train_seed"]}
+                atomic_write_json(out / "runs" / f"{job['name']}.json", result)
+            print(f"[{i + 1}/{len(jobs)}] {job['name']}: {result['accuracy']:.2f} %", file=sys.stderr, flush=True)
+            rows.append({"group": job["group"], "genome": job["label"], "search_seed": job["search_seed"],
+                         "train_seed": job["train_seed"], "accuracy": result["accuracy"], "params": result["params"],
+                         "fitness": job.get("fitness"), "epochs": job.get("epochs")})
+        result = sp.evaluate(rows, dataset=config["datasets"][dataset].get("label") or dataset,
+                             n_resamples=config["search_phase"]["resamples"], candidates=candidates(history_of))
+        atomic_write_json(out / "searchphase.json", result.to_dict())
+        atomic_write_text(out / "searchphase.md", sp.markdown(result))
+        atomic_write_text(out / "searchphase.html", sp.html(result))
+        sp.scatter(result, out / "fidelity.png", fitness_label=FITNESSES[config["search"]["fitness"]])
+        table = io.StringIO(newline="")
+        w = csv.DictWriter(table, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(out / "trainings.csv", table.getvalue())
+        print(sp.markdown(result))
+        return 0

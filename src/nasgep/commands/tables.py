@@ -8,7 +8,9 @@
 
   nasgep tables best --inputs search/cifar10/search/seed*/best.json --out best.json
       copies the best.json with the highest search fitness (validation accuracy; the
-      earliest input on ties) and records the candidates under "selection".
+      earliest input on ties) and records the candidates under "selection". The inputs
+      must be searches of one dataset; --out may be none of them, nor lie in the folder
+      of a search, training or sample.
 """
 from __future__ import annotations
 
@@ -33,21 +35,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import outdir
     from ..errors import UserError
 
+    out = Path(args.out)
     if args.action == "best":
         from ..report import select_best
 
         if not args.inputs:
             raise UserError("'tables best' needs --inputs BEST_JSON ...")
+        folders = [p for p in args.inputs if Path(p).is_dir()]
+        if folders:
+            raise UserError(f"--inputs {folders[0]} is a folder, not a file (a search's best.json is expected)")
         missing = [p for p in args.inputs if not Path(p).is_file()]
         if missing:
             raise UserError(f"no such file: {', '.join(missing)}")
+        check_best_out(out, [Path(p) for p in args.inputs])
         try:
             best = select_best(args.inputs)
         except ValueError as e:
             raise UserError(str(e)) from None
-        out = Path(args.out)
         atomic_write_json(out, best)
         print(f"{out}: fitness {best['fitness']} from {best['selection']['chosen']}")
         return 0
@@ -56,9 +63,30 @@ def run(args: argparse.Namespace) -> int:
 
     if args.inputs:
         raise UserError("--inputs is only for 'tables best'")
-    for path in write_tables(study_from_args(args), args.out):
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; name a folder for the tables (it is created if absent)")
+    other = outdir.another_run(out, None)
+    if other is not None:
+        raise UserError(f"--out {out} holds a {other[0]} ({outdir.shown_files(other[1])}); write the tables "
+                        "to a folder of their own")
+    for path in write_tables(study_from_args(args), out):
         print(path)
     return 0
+
+
+def check_best_out(out: Path, inputs: list[Path]) -> None:
+    """Refuse an ``--out`` of 'tables best' that would replace a run's file: one of the
+    inputs, or a file in the folder of a search, training, sample or evaluation."""
+    from .. import outdir
+    from ..errors import UserError
+
+    same = [p for p in inputs if p.resolve() == out.resolve()]
+    if same:
+        raise UserError(f"--out {out} is one of the --inputs ({same[0]}); write the selection to a file of its own")
+    other = outdir.another_run(out.parent, None)
+    if other is not None:
+        raise UserError(f"--out {out}: {out.parent} holds a {other[0]} ({outdir.shown_files(other[1])}); write the "
+                        "selection outside a run's folder")
 
 
 def study_from_args(args: argparse.Namespace):

@@ -5,6 +5,8 @@ No torch here; pandas and matplotlib are imported by the table and figure module
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +34,49 @@ def _read_result(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{e} (expected a search's best.json)") from None
 
 
+def placed_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
+    """A training's ``metrics.json`` (:func:`read_metrics`) read for the place it lies at
+    in the results folder (``dataset``, ``variant``, ``seed``): refused, naming it, when
+    what it records of these disagrees (a training copied or moved into another's folder
+    would be counted as that one). Keys it does not record are not checked."""
+    data = read_metrics(path)
+    wrong = [f"{key} {data[key]!r}" for key, value in place.items() if key in data and data[key] != value]
+    if wrong:
+        expected = ", ".join(f"{key} {value!r}" for key, value in place.items())
+        raise ResultFileError(f"{path}: records {', '.join(wrong)}, but its folder is that of {expected}; "
+                              "move it to its own folder, or train this one there")
+    return data
+
+
+def study_metrics(study: Study, dataset: str, variant: str) -> Iterator[dict[str, Any]]:
+    """:meth:`Study.metrics`, each ``metrics.json`` checked by :func:`placed_metrics`."""
+    for seed in study.seeds:
+        path = study.train_dir(dataset, variant, seed) / "metrics.json"
+        if path.exists():
+            yield placed_metrics(path, dataset=dataset, variant=variant, seed=seed)
+
+
 def select_best(paths: list[str | Path]) -> dict[str, Any]:
     """The ``best.json`` with the highest search ``fitness`` (the earliest on ties),
-    with a ``selection`` entry naming the candidates; raises ValueError when empty."""
+    with a ``selection`` entry naming the candidates; raises ValueError when empty, for
+    a result that is no search's (a random sample's, a fitness that is no finite number)
+    and for searches of different datasets."""
     if not paths:
         raise ValueError("no best.json to choose from")
     candidates = [(_read_result(p), str(p)) for p in paths]
     for data, path in candidates:
+        if data.get("method") == "random":
+            raise ValueError(f"{path}: a random sample's genome (method 'random', no fitness), not a search's "
+                             "result; choose among searches' best.json")
         if not is_number(data.get("fitness")):
             raise ValueError(f"{path}: no numeric 'fitness'")
+        if isinstance(data["fitness"], float) and not math.isfinite(data["fitness"]):
+            raise ValueError(f"{path}: fitness {data['fitness']} is not a finite number (a damaged best.json?)")
+    datasets = [(data["dataset"], path) for data, path in candidates if isinstance(data.get("dataset"), str)]
+    for dataset, path in datasets[1:]:
+        if dataset != datasets[0][0]:
+            raise ValueError(f"{datasets[0][1]} (dataset {datasets[0][0]!r}) and {path} (dataset {dataset!r}) are "
+                             "searches of different datasets; choose among one dataset's searches")
     best, best_path = max(candidates, key=lambda c: c[0]["fitness"])  # max keeps the first
     out = dict(best)
     out["selection"] = {

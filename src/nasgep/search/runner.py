@@ -186,15 +186,26 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                 bar.close()
     finally:
         executor.close()
+    why = stop_explained(state.stop_reason, settings)
     if state.best is None:
         when = (f"after generation {state.generation}" if state.generation >= 0
                 else "before generation 0 was complete")
-        raise RunFailed(f"the search ended ({state.stop_reason}) {when} without a "
+        raise RunFailed(f"the search ended ({why}) {when} without a "
                         f"single usable candidate, so {out / 'best.json'} was not written; failures: "
                         f"{failure_summary(state.history)} (every one is in {out / 'history.parquet'})")
-    log(f"search finished ({state.stop_reason}) after generation {state.generation}: "
+    log(f"search finished ({why}) after generation {state.generation}: "
         f"best fitness {state.best.fitness:.2f} -> {out / 'best.json'}")
     return state
+
+
+def stop_explained(reason: str | None, settings: SearchSettings) -> str:
+    """A stop reason with what caused it, for the closing line."""
+    causes = {"max_generations": f"search.max_generations = {settings.max_generations}",
+              "budget": f"search.budget_hours = {settings.budget_seconds / 3600:g} spent",
+              "budget_epochs": f"search.budget_epochs = {settings.budget_epochs} spent",
+              "extinct": (f"no individual left to breed: each failed or reached search.max_epochs = "
+                          f"{settings.max_epochs} epochs")}
+    return f"{reason}: {causes[reason]}" if reason in causes else str(reason)
 
 
 def _conclude(run, out: Path, state: SearchState, config: Mapping, dataset: str, seed: int, method: str,

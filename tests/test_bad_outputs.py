@@ -1,0 +1,247 @@
+"""Outputs that would overwrite or misreport a result are refused in one line (a probe of
+`nasgep evaluate` and `nasgep tables`): an evaluation keeps its files in a folder of its
+own and evaluates searches of its dataset only; tables count a metrics.json only at its
+own place; 'tables best' picks among one dataset's searches with finite fitness and never
+writes over a run's file; a file named where a folder is expected, or the reverse, is said
+to be one."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_bad_input import DEMO, TINY, cheap_search, one_line_error  # noqa: F401 - cheap_search: a fixture
+from test_report import make_study, metrics
+from test_resume import search, snapshot
+from test_searchphase import trainings  # noqa: F401 - a fixture
+
+from nasgep import outdir
+from nasgep.cli import main
+from nasgep.search.runner import SearchExists
+
+SETS = [a for s in TINY for a in ("--set", s)]
+
+
+def evaluate(*args: str) -> list[str]:
+    return ["evaluate", "--config", DEMO, *SETS, *args]
+
+
+@pytest.fixture
+def searched(cheap_search, tmp_path):  # noqa: F811
+    """A copy of a finished cheap search on cifar10 (seed 0)."""
+    shutil.copytree(cheap_search, tmp_path / "s0")
+    return tmp_path / "s0"
+
+
+# --------------------------------------------------------------------------- nasgep evaluate
+
+def test_evaluate_refuses_a_search_of_another_dataset(capsys, tmp_path, searched, trainings):  # noqa: F811
+    argv = evaluate("--dataset", "cifar100", "--search", str(searched), "--out", str(tmp_path / "ev"))
+    match = rf"--search {searched} is a search of dataset 'cifar10', not 'cifar100'"
+    one_line_error(capsys, argv, match)
+    (searched / outdir.SETTINGS).unlink()          # no record: its best.json says it too
+    one_line_error(capsys, argv, match)
+    assert not trainings and not (tmp_path / "ev").exists()
+
+
+def test_evaluate_keeps_its_files_in_a_folder_of_its_own(capsys, tmp_path, searched, trainings):  # noqa: F811
+    """A folder of the user's files, or a search's, is refused and left as it was; the
+    evaluation's own folder is taken again (its cache), and other verbs refuse it."""
+    user = tmp_path / "notes"
+    user.mkdir()
+    (user / "notes.txt").write_text("a user's notes\n")
+    run = tmp_path / "run"
+    shutil.copytree(searched, run)
+    before = {folder: snapshot(folder) for folder in (user, run)}
+    one_line_error(capsys, evaluate("--search", str(searched), "--out", str(user)),
+                   r"notes is not empty and holds no nasgep run \(notes.txt\); a search-phase evaluation keeps "
+                   r"its files in a folder of its own")
+    one_line_error(capsys, evaluate("--search", str(searched), "--out", str(run)),
+                   r"run holds a search \(checkpoints/, best.json, history.parquet\), not a search-phase evaluation")
+    assert {folder: snapshot(folder) for folder in (user, run)} == before and not trainings
+    ev = tmp_path / "ev"
+    assert main(evaluate("--search", str(searched), "--out", str(ev))) == 0
+    done = len(trainings)
+    assert main(evaluate("--search", str(searched), "--out", str(ev))) == 0 and len(trainings) == done  # cached
+    capsys.readouterr()
+    results = snapshot(ev)
+    for verb in ("search", "sample"):
+        one_line_error(capsys, [verb, "--config", DEMO, *SETS, "--out", str(ev)],
+                       rf"ev holds a search-phase evaluation \(searchphase.json, runs/\), not a {verb}")
+    with pytest.raises(SearchExists, match="holds a search-phase evaluation"):
+        search(ev, restart=True)
+    with outdir.locked(ev):                           # another evaluation running there
+        one_line_error(capsys, evaluate("--search", str(searched), "--out", str(ev)),
+                       r"ev is in use by another nasgep run \(PID \d+\)")
+    assert snapshot(ev) == results
+
+
+def _sample(folder: Path) -> None:
+    assert main(["sample", "--config", DEMO, *SETS, "--out", str(folder)]) == 0
+
+
+def _training(folder: Path) -> None:
+    folder.mkdir()
+    outdir.record(folder, {"genome": {}, "train": {}}, "training")
+    (folder / "metrics.json").write_text(json.dumps(metrics(3.0, 1000, "cifar10", "none", 0)))
+
+
+@pytest.mark.parametrize("case, make, match", [
+    ("nope", None, r"--search NOPE: no such folder$"),
+    ("file.json", lambda p: p.write_text("{}"), r"--search NOPE: a file, not a search folder$"),
+    ("sampled", _sample, r"--search NOPE holds a sample \(best.json\), not a search$"),
+    ("trained", _training, r"--search NOPE holds a training \(metrics.json\), not a search$"),
+])
+def test_evaluate_says_what_a_search_folder_is_instead(capsys, tmp_path, trainings, case, make, match):  # noqa: F811
+    folder = tmp_path / case
+    if make is not None:
+        make(folder)
+    capsys.readouterr()
+    one_line_error(capsys, evaluate("--search", str(folder), "--out", str(tmp_path / "ev")),
+                   match.replace("NOPE", str(folder)))
+    assert not trainings and not (tmp_path / "ev").exists()
+
+
+def test_evaluate_out_naming_an_existing_file_is_refused(capsys, tmp_path, searched, trainings):  # noqa: F811
+    existing = tmp_path / "results.txt"
+    existing.write_text("a user's file\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(evaluate("--search", str(searched), "--out", str(existing)))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"{existing} is an existing file, not a folder" in err.strip().splitlines()[-1]
+    assert existing.read_text() == "a user's file\n" and not trainings
+
+
+# --------------------------------------------------------------------------- nasgep tables
+
+@pytest.mark.parametrize("verb", ["tables", "figures"])
+def test_a_metrics_json_is_counted_only_at_its_own_place(capsys, tmp_path, verb):
+    from nasgep.report import Study
+
+    cfg, config = make_study(tmp_path)
+    path = Study(config).train_dir("cifar10", "cutout_aa", 0) / "metrics.json"
+    path.write_text(json.dumps(metrics(1.0, 5, "cifar100", "cutout", 7)))
+    line = one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")],
+                          r"metrics.json: records dataset 'cifar100', variant 'cutout', seed 7, but its folder is "
+                          r"that of dataset 'cifar10', variant 'cutout_aa', seed 0")
+    assert str(path) in line
+    # only what it records is checked: a metrics.json without these keys is counted
+    path.write_text(json.dumps({"test_error": 2.8, "params": 3_600_000}))
+    assert main([verb, "--config", str(cfg), "--out", str(tmp_path / "o")]) == 0
+
+
+def test_table3_checks_the_transfers_dataset(capsys, tmp_path):
+    from nasgep.report import Study
+
+    cfg, config = make_study(tmp_path)
+    cfg.write_text(cfg.read_text() + "  imagenet: {kind: cifar10, label: ImageNet}\n"
+                   "transfer: {dataset: imagenet}\n")
+    path = Study(config).transfer_dir("imagenet") / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(metrics(25.0, 5, "cifar10", "cutout_aa", 0)))
+    one_line_error(capsys, ["tables", "--config", str(cfg), "--out", str(tmp_path / "o")],
+                   r"transfer/imagenet/metrics.json: records dataset 'cifar10', but its folder is that of "
+                   r"dataset 'imagenet'")
+
+
+def _best(tmp_path: Path, name: str, text: str | dict) -> str:
+    path = tmp_path / name / "best.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if isinstance(text, str) else json.dumps(text))
+    return str(path)
+
+
+GOOD = {"genome": {"normal": {}, "reduction": {}}, "fitness": 50.0, "dataset": "cifar10", "seed": 1,
+        "method": "search"}
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_tables_best_refuses_a_fitness_that_is_no_finite_number(capsys, tmp_path, value):
+    bad = _best(tmp_path, "a", json.dumps({**GOOD, "seed": 0}).replace("50.0", value))
+    good = _best(tmp_path, "b", GOOD)
+    out = tmp_path / "best.json"
+    line = one_line_error(capsys, ["tables", "best", "--inputs", bad, good, "--out", str(out)],
+                          rf"a/best.json: fitness {value.lower().replace('infinity', 'inf')} is not a finite number")
+    assert bad in line and not out.exists()
+
+
+def test_tables_best_refuses_searches_of_different_datasets(capsys, tmp_path):
+    a = _best(tmp_path, "a", GOOD)
+    b = _best(tmp_path, "b", {**GOOD, "fitness": 60.0, "dataset": "cifar100"})
+    out = tmp_path / "best.json"
+    line = one_line_error(capsys, ["tables", "best", "--inputs", a, b, "--out", str(out)],
+                          r"\(dataset 'cifar10'\) and .* \(dataset 'cifar100'\) are searches of different datasets")
+    assert a in line and b in line and not out.exists()
+
+
+def test_tables_best_says_a_samples_best_json_is_no_search_result(capsys, tmp_path):
+    sampled = tmp_path / "sampled"
+    _sample(sampled)
+    capsys.readouterr()
+    one_line_error(capsys, ["tables", "best", "--inputs", str(sampled / "best.json"), "--out",
+                            str(tmp_path / "best.json")],
+                   r"sampled/best.json: a random sample's genome \(method 'random', no fitness\), not a search's "
+                   r"result")
+
+
+def test_tables_best_never_writes_over_a_runs_file(capsys, tmp_path):
+    """--out one of the inputs (however spelt), or in a search's, training's, sample's or
+    evaluation's folder: refused, nothing changes; a selection's own file is rewritten."""
+    run = tmp_path / "run"
+    search(run)
+    sampled = tmp_path / "sampled"
+    _sample(sampled)
+    capsys.readouterr()
+    good = _best(tmp_path, "b", GOOD)
+    before = {folder: snapshot(folder) for folder in (run, sampled, tmp_path / "b")}
+    for inputs, out, match in [
+        ([good], good, r"--out .* is one of the --inputs"),
+        ([good], str(tmp_path / "b" / ".." / "b" / "best.json"), r"--out .* is one of the --inputs"),
+        ([str(run / "best.json")], str(run / "best.json"), r"is one of the --inputs"),
+        ([good], str(run / "best.json"), r"run holds a search \(checkpoints/, best.json, history.parquet\); "
+                                         r"write the selection outside a run's folder"),
+        ([good], str(run / "selected.json"), r"run holds a search"),
+        ([good], str(sampled / "best.json"), r"sampled holds a sample \(best.json\)"),
+    ]:
+        one_line_error(capsys, ["tables", "best", "--inputs", *inputs, "--out", out], match)
+    assert {folder: snapshot(folder) for folder in (run, sampled, tmp_path / "b")} == before
+    selected = tmp_path / "search" / "cifar10" / "best.json"    # the workflow's: written again
+    for _ in range(2):
+        assert main(["tables", "best", "--inputs", good, "--out", str(selected)]) == 0
+    assert json.loads(selected.read_text())["selection"]["chosen"] == good
+
+
+def test_a_file_written_where_a_folder_is_is_refused_naming_it(capsys, tmp_path):
+    from nasgep.io import atomic_write_text
+
+    folder = tmp_path / "taken"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError) as err:
+        atomic_write_text(folder, "text")
+    assert err.value.filename == str(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]      # no temporary left
+    good = _best(tmp_path, "b", GOOD)
+    for argv in (["tables", "best", "--inputs", good, "--out", str(folder)],
+                 ["prepare", "--config", DEMO, "--dataset", "cifar10", "--out", str(folder)]):
+        line = one_line_error(capsys, argv, r"taken: is a folder, not a file$")
+        assert f"error: {folder}: is a folder" in line
+    assert sorted(p.name for p in folder.iterdir()) == ["inside"]
+
+
+def test_tables_say_a_file_is_no_folder_and_a_folder_no_file(capsys, tmp_path):
+    cfg, _ = make_study(tmp_path)
+    existing = tmp_path / "tables.txt"
+    existing.write_text("a user's file\n")
+    one_line_error(capsys, ["tables", "--config", str(cfg), "--out", str(existing)],
+                   r"--out .*tables.txt is a file, not a folder")
+    assert existing.read_text() == "a user's file\n"
+    one_line_error(capsys, ["tables", "best", "--inputs", str(tmp_path / "results"), "--out",
+                            str(tmp_path / "best.json")], r"--inputs .*results is a folder, not a file")
+    run = tmp_path / "run"
+    search(run)
+    before = snapshot(run)
+    one_line_error(capsys, ["tables", "--config", str(cfg), "--out", str(run)],
+                   r"run holds a search .*; write the tables to a folder of their own")
+    assert snapshot(run) == before
