@@ -215,7 +215,7 @@ def test_draw_of_a_huge_cell_answers_at_once(capsys, tmp_path):
                                    "genes": {"g1": "pw | h1 h2"}}}
     path = write_genome(tmp_path, genome)
     one_line_error(capsys, ["draw", path, "--out", str(tmp_path / "out")],
-                   r"the normal cell has \d+ nodes to draw; drawings are limited to 150")
+                   rf"{re.escape(path)}: the normal cell has \d+ nodes to draw; drawings are limited to 150")
     assert not (tmp_path / "out").exists()
 
 
@@ -506,6 +506,20 @@ def test_a_search_with_no_usable_candidate_fails_with_the_reasons(tmp_path):
         run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, progress=False,
                    factory=lambda device: CheapEvaluator(fail_if=lambda genome: "out of memory"))
     assert not (tmp_path / "best.json").exists() and (tmp_path / "history.parquet").exists()
+
+
+def test_a_budget_spent_before_any_training_says_so(tmp_path):
+    """A budget of microseconds: nothing was trained, and the line says that and which
+    limit, not 'failures: none recorded (every one is in history.parquet)'."""
+    from nasgep.errors import RunFailed
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    config = load_config(DEMO, [*TINY, "search.budget_hours=1e-12"])
+    with pytest.raises(RunFailed, match=r"the search ended \(budget: search.budget_hours = 1e-12 spent\) .*before "
+                                        r"any candidate was trained, so .*best.json was not written; raise the limit"):
+        run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, progress=False,
+                   factory=lambda device: CheapEvaluator())
 
 
 def test_nasgep_search_exits_non_zero_when_every_candidate_diverges(capsys, tmp_path):

@@ -26,11 +26,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..draw import draw_cell
+    from ..errors import UserError
     from ..space import Genome
 
     genome = Genome.load(args.genome)
     for pool, cell in (("normal", genome.normal), ("reduction", genome.reduction)):
         title = f"{args.title}: {pool} cell" if args.title else f"{pool} cell"
-        for path in draw_cell(cell, args.out / pool, title):
+        try:
+            paths = draw_cell(cell, args.out / pool, title)
+        except UserError as e:
+            raise UserError(f"{args.genome}: {e}") from None
+        for path in paths:
             print(path)
     return 0

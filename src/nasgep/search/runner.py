@@ -190,6 +190,9 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     if state.best is None:
         when = (f"after generation {state.generation}" if state.generation >= 0
                 else "before generation 0 was complete")
+        if not state.history:
+            raise RunFailed(f"the search ended ({why}) {when}, before any candidate was trained, so "
+                            f"{out / 'best.json'} was not written; raise the limit")
         raise RunFailed(f"the search ended ({why}) {when} without a "
                         f"single usable candidate, so {out / 'best.json'} was not written; failures: "
                         f"{failure_summary(state.history)} (every one is in {out / 'history.parquet'})")
