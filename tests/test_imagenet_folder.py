@@ -109,6 +109,9 @@ def test_flat_val_errors_name_the_layout(tmp_path):
         load_dataset(config, "imagenet", "final")
     with pytest.raises(DataError, match=r"no such labels file"):
         load_dataset(folder_config(root, val_labels="nope.txt"), "imagenet", "final")
+    solution.write_bytes(text.encode("latin-1").replace(b"n01443537", b"n0144353\xe9", 1))
+    with pytest.raises(DataError, match=r"LOC_val_solution.csv: not UTF-8 text \(byte 0xe9 at position \d+, line 3\)"):
+        load_dataset(config, "imagenet", "final")
 
 
 # --------------------------------------------------------------------------- the transfer

@@ -302,11 +302,7 @@ def load_config(paths: str | Path | Iterable[str | Path] | None = None,
 
 def read_config_file(path: Path) -> dict:
     """The mapping in one YAML config file; :class:`ConfigError` says what is wrong with it."""
-    try:
-        text = read_user_text(path, "config file (UTF-8 YAML)", ConfigError)
-    except ConfigError:
-        _refuse_other_encodings(path)
-        raise
+    text = read_user_text(path, "config file (UTF-8 YAML)", ConfigError)
     try:
         data = load_yaml(text)
     except RecursionError:
@@ -322,21 +318,6 @@ def read_config_file(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
     return data
-
-
-def _refuse_other_encodings(path: Path) -> None:
-    """A text file in another encoding than UTF-8 (Latin-1, Windows-1252: no NUL bytes,
-    unlike a binary file) is told so, with the first byte that is not UTF-8."""
-    try:
-        data = path.read_bytes()
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if b"\0" not in data:
-            line = data.count(b"\n", 0, e.start) + 1
-            raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at position {e.start}, "
-                              f"line {line}); save it as UTF-8") from None
-    except OSError:
-        pass
 
 
 def default_config() -> dict:

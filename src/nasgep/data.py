@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .datafiles import class_folders, hidden, image_files, is_image_name
-from .errors import UserError
+from .errors import UserError, read_user_text
 
 Purpose = Literal["search", "final"]
 KINDS: tuple[str, ...] = ("cifar10", "cifar100", "npz", "folder", "digits")
@@ -720,7 +720,7 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
     header line is skipped. Every image must be labelled, with a known class."""
     index = {name: k for k, name in enumerate(classes)}
     samples, unknown = [], []
-    lines = labels_file.read_text(encoding="utf-8-sig").splitlines()
+    lines = read_user_text(labels_file, "labels file (<image> <class> per line)", DataError).splitlines()
     for number, line in enumerate(lines, 1):
         fields = line.replace(",", " ").split()
         if len(fields) < 2:

@@ -63,13 +63,19 @@ def read_user_text(path: str | Path, what: str, error: type[UserError] = UserErr
     if path.is_dir():
         raise error(f"{path}: is a folder; expected a {what}")
     try:
-        return path.read_text(encoding="utf-8-sig")     # a BOM (Windows editors) is not text
+        data = path.read_bytes()
     except FileNotFoundError:
         raise error(f"{path}: no such {what}") from None
-    except UnicodeDecodeError:
-        raise error(f"{path}: not a text file; expected a {what}") from None
     except OSError as e:
         raise error(f"{path}: cannot read it ({e.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")     # a BOM (Windows editors) is not text
+    except UnicodeDecodeError as e:
+        if b"\0" in data:                   # binary, not text in another encoding
+            raise error(f"{path}: not a text file; expected a {what}") from None
+        line = data.count(b"\n", 0, e.start) + 1   # Latin-1, Windows-1252, ...
+        raise error(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at position {e.start}, line {line}); "
+                    f"save it as UTF-8") from None
 
 
 __all__ = ["clip", "read_user_text", "NasgepError", "QUOTE_LIMIT", "RunFailed", "UserError", "quote"]
