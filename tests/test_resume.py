@@ -371,3 +371,14 @@ def test_the_closing_line_says_what_stopped_the_search(tmp_path):
     run_search(small_config("search.max_generations=4"), dataset="cifar10", seed=3, out_dir=tmp_path / "b",
                factory=cheap_factory, progress=False, log=lines.append)
     assert "search finished (max_generations: search.max_generations = 4) after generation 3" in lines[-1]
+
+
+def test_devices_all_without_a_gpu_says_it_trains_on_the_cpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: 'all' lists it")
+    lines = []
+    run_search(small_config("search.max_generations=1", "search.devices=[all]"), dataset="cifar10", seed=3,
+               out_dir=tmp_path, factory=cheap_factory, progress=False, log=lines.append)
+    assert "devices: search.devices lists 'all' but this machine has no GPU; training on the CPU" in lines

@@ -147,10 +147,12 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     settings = SearchSettings.from_config(config)
     settings_doc = result_settings(config, dataset, seed)
     state = _start_or_resume(out, settings_doc, settings, seed, resume, restart, restart_if_changed, log)
-    evaluator, executor = _workers(config, dataset, out, seed, factory)
+    evaluator, executor, devices = _workers(config, dataset, out, seed, factory)
     data = getattr(evaluator, "data", None)       # test stand-ins have none
     if data is not None:
         log(f"data: {data.line()}")
+    if "all" in config["search"]["devices"] and set(devices) == {"cpu"}:
+        log("devices: search.devices lists 'all' but this machine has no GPU; training on the CPU")
 
     method = method_name(config)
     run_name = f"{dataset}-{method}-seed{seed}"
@@ -233,7 +235,7 @@ def _conclude(run, out: Path, state: SearchState, config: Mapping, dataset: str,
 
 
 def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: EvaluatorFactory | None):
-    """(evaluator in this process, executor): one worker process per device entry times
+    """(evaluator in this process, executor, devices): one worker process per device entry times
     ``search.concurrency`` when there are several, else training in this process."""
     devices = worker_devices(resolve_devices(list(config["search"]["devices"]), config["device"]),
                              config["search"]["concurrency"])
@@ -248,7 +250,8 @@ def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: Evalu
     check_inputs = getattr(evaluator, "check_inputs", None)   # test stand-ins have none
     if check_inputs is not None:
         check_inputs()
-    return make_executor(factory, devices, evaluator)
+    evaluator, executor = make_executor(factory, devices, evaluator)
+    return evaluator, executor, devices
 
 
 def _generation_line(report: GenerationReport, settings: SearchSettings) -> str:
