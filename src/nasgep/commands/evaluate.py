@@ -1,4 +1,4 @@
-"""Search-phase evaluation (issue 9): do the searched cells beat random cells, and does
+"""Search-phase evaluation: do the searched cells beat random cells, and does
 the search's fitness rank candidates the way full training does?
 
   nasgep evaluate --config config/paper.yaml --dataset cifar10 \\

@@ -1,4 +1,4 @@
-"""Search-phase evaluation (issue 9; Yu et al., "Evaluating the search phase of neural
+"""Search-phase evaluation (Yu et al., "Evaluating the search phase of neural
 architecture search", ICLR 2020): does the search find better cells than drawing them at
 random, and does its fitness rank candidates the way full training does?
 
