@@ -83,7 +83,7 @@ def test_a_yaml_merge_key_may_still_be_overridden(tmp_path):
 
 def test_a_key_written_twice_in_an_override_is_refused(capsys):
     one_line_error(capsys, ["prepare", "--config", DEMO, "--set", "search={lr: 0.1, lr: 0.2}",
-                            "--dataset", "cifar10"], r"duplicate key 'lr'")
+                            "--dataset", "cifar10"], r"duplicate key 'lr', first at line 1\); write each key once$")
 
 
 @pytest.mark.parametrize("verb", ["draw", "train"])

@@ -266,8 +266,10 @@ def parse_override(text: str) -> dict:
                           f"levels)") from None
     except yaml.YAMLError as e:
         problem = getattr(e, "problem", None) or "not valid YAML"
+        hint = ("write each key once" if problem.startswith("duplicate key")
+                else f"quote a string, e.g. {key}='\"text\"'")
         raise ConfigError(f"--set {quote(text)}: the value {quote(value)} is not valid YAML ({problem}); "
-                          f"quote a string, e.g. {key}='\"text\"'") from None
+                          f"{hint}") from None
     node: dict = {}
     root = node
     for part in parts[:-1]:
