@@ -64,11 +64,20 @@ def read_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def read_metrics(path: str | Path) -> dict[str, Any]:
-    """A training's ``metrics.json``, with a numeric ``test_error``."""
+def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
+    """A training's ``metrics.json``, with a numeric ``test_error``. ``place``: what its
+    folder in the results says it is (``dataset``, ``variant``, ``seed``); a file whose
+    own record of these disagrees (a training copied or moved into another's folder,
+    which would be counted as that one) is refused, naming it. Keys it does not record
+    are not checked."""
     data = read_json(path)
     if not is_number(data.get("test_error")):
         raise ResultFileError(f"{path}: no numeric 'test_error' (not a metrics.json of 'nasgep train')")
+    wrong = [f"{key} {data[key]!r}" for key, value in place.items() if key in data and data[key] != value]
+    if wrong:
+        expected = ", ".join(f"{key} {value!r}" for key, value in place.items())
+        raise ResultFileError(f"{path}: records {', '.join(wrong)}, but its folder is that of {expected}; "
+                              "move it to its own folder, or train this one there")
     return data
 
 
@@ -198,11 +207,12 @@ class Study:
 
     # -- reading results ---------------------------------------------------------
     def metrics(self, dataset: str, variant: str) -> Iterator[dict[str, Any]]:
-        """The ``metrics.json`` of each seed's training that exists."""
+        """The ``metrics.json`` of each seed's training that exists (checked against its
+        place: :func:`read_metrics`)."""
         for seed in self.seeds:
             path = self.train_dir(dataset, variant, seed) / "metrics.json"
             if path.exists():
-                yield read_metrics(path)
+                yield read_metrics(path, dataset=dataset, variant=variant, seed=seed)
 
     def histories(self, dataset: str, method: str) -> Iterator[tuple[int, Path]]:
         """(seed, ``history.parquet``) of each seed's search that exists."""

@@ -6,7 +6,6 @@ No torch here; pandas and matplotlib are imported by the table and figure module
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +31,6 @@ def _read_result(path: str | Path) -> dict[str, Any]:
         return read_json(path)
     except ResultFileError as e:
         raise ValueError(f"{e} (expected a search's best.json)") from None
-
-
-def placed_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
-    """A training's ``metrics.json`` (:func:`read_metrics`) read for the place it lies at
-    in the results folder (``dataset``, ``variant``, ``seed``): refused, naming it, when
-    what it records of these disagrees (a training copied or moved into another's folder
-    would be counted as that one). Keys it does not record are not checked."""
-    data = read_metrics(path)
-    wrong = [f"{key} {data[key]!r}" for key, value in place.items() if key in data and data[key] != value]
-    if wrong:
-        expected = ", ".join(f"{key} {value!r}" for key, value in place.items())
-        raise ResultFileError(f"{path}: records {', '.join(wrong)}, but its folder is that of {expected}; "
-                              "move it to its own folder, or train this one there")
-    return data
-
-
-def study_metrics(study: Study, dataset: str, variant: str) -> Iterator[dict[str, Any]]:
-    """:meth:`Study.metrics`, each ``metrics.json`` checked by :func:`placed_metrics`."""
-    for seed in study.seeds:
-        path = study.train_dir(dataset, variant, seed) / "metrics.json"
-        if path.exists():
-            yield placed_metrics(path, dataset=dataset, variant=variant, seed=seed)
 
 
 def select_best(paths: list[str | Path]) -> dict[str, Any]:

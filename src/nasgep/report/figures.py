@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import atomic_save_figure
-from . import FIGURE_FORMATS, Study, read_history, study_metrics
+from . import FIGURE_FORMATS, Study, read_history
 from . import reference as ref
 from .tables import Stat
 
@@ -89,7 +89,7 @@ def ablation_bars(study: Study, out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     variants = list(study.ablations)
     labels = [study.ablation_label(v) for v in variants]
-    stats = [Stat.of(m.get("test_error") for m in study_metrics(study, study.ablation_dataset, v)) for v in variants]
+    stats = [Stat.of(m.get("test_error") for m in study.metrics(study.ablation_dataset, v)) for v in variants]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(variants) + 2), 4.5))
     xs = list(range(len(variants)))
     means = [s.mean if s.n else 0.0 for s in stats]

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..io import atomic_write_text
-from . import TABLE_FORMATS, Study, placed_metrics, read_history, study_metrics
+from . import TABLE_FORMATS, Study, read_history, read_metrics
 from . import reference as ref
 
 MEASURED = "measured"
@@ -149,7 +149,7 @@ def table1(study: Study) -> Table:
     stats: dict[str, tuple[Stat, Stat, Stat]] = {}
     accuracies: dict[str, list[float]] = {}
     for variant in study.ablations:
-        runs = list(study_metrics(study, dataset, variant))
+        runs = list(study.metrics(dataset, variant))
         accuracies[variant] = [a for a in (accuracy(m) for m in runs) if a is not None]
         stats[variant] = (Stat.of(m.get("test_error") for m in runs),
                           Stat.of(m.get("params") for m in runs),
@@ -247,7 +247,7 @@ def table2(study: Study) -> Table:
 
     measured = [(NASGEP_MEASURED, "Evolution", study.best_ablation, gpu, epochs)]
     rv = random_variant(study)
-    if rv is not None and any(next(study_metrics(study, d, rv), None) for d in datasets):
+    if rv is not None and any(next(study.metrics(d, rv), None) for d in datasets):
         measured.append((RANDOM_MEASURED, "Random", rv, Stat(0.0, math.nan, 0), Stat(0.0, math.nan, 0)))
     for method, strategy, variant, days, ep in measured:
         data = {"method": method, "source": MEASURED, "search_space": "GEP-based cell",
@@ -258,7 +258,7 @@ def table2(study: Study) -> Table:
                  "GPU days": "0" if strategy == "Random" else fmt_cost(days, ep)}
         notes = []
         for d in datasets:
-            runs = list(study_metrics(study, d, variant))
+            runs = list(study.metrics(d, variant))
             error = Stat.of(m.get("test_error") for m in runs)
             params = Stat.of(m.get("params") for m in runs)
             data.update({f"{d}_test_error": error.mean, f"{d}_test_error_std": error.std,
@@ -306,7 +306,7 @@ def table3(study: Study) -> Table:
     else:
         path = study.transfer_dir(dataset) / "metrics.json"
         if path.exists():
-            m = placed_metrics(path, dataset=dataset)
+            m = read_metrics(path, dataset=dataset)
             top1 = float(m["test_error"]) if m.get("test_error") is not None else math.nan
             top5 = float(m["test_top5_error"]) if m.get("test_top5_error") is not None else math.nan
             params = float(m["params"]) if m.get("params") is not None else math.nan
