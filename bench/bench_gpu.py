@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -345,8 +344,15 @@ def ratios(result: dict) -> dict:
 
 
 def mps_active() -> bool:
-    pipe = os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps")
-    return Path(pipe, "control").exists()
+    """An MPS control daemon is running: its process is seen (a pipe left behind by a
+    daemon that was told to quit does not count)."""
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().startswith("nvidia-cuda-mps"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -98,8 +98,8 @@ class TrainSettings:
     #: On CUDA, replay the whole training step as one CUDA graph (see :class:`_GraphedStep`):
     #: a small search candidate is otherwise bound by kernel-launch overhead.
     cuda_graphs: bool = False
-    #: With ``amp``, compute BatchNorm in fp32 (see :func:`fp32_batchnorm`); whether it is
-    #: faster is measured by bench/bench_gpu.py, not assumed.
+    #: With ``amp``, compute BatchNorm in fp32 (see :func:`fp32_batchnorm`): measured by
+    #: bench/bench_gpu.py 1.21x faster for a search-size candidate on an H200, 0.99x at C = 64.
     fp32_batchnorm: bool = False
 
     #: Fields a checkpoint must agree on to be resumed: they shape the trajectory.
