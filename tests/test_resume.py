@@ -175,6 +175,19 @@ def test_a_setting_added_later_keeps_older_searches_resumable(tmp_path):
     search(tmp_path, "search.evaluation=stepwise", resume=True)
 
 
+def test_speed_switches_are_not_result_settings(tmp_path):
+    """Where and how fast a search trains (devices, K, CUDA graphs, fp32 BatchNorm, whose
+    default changed after searches were recorded) is not part of its fingerprint: a search
+    goes on after any of them changes."""
+    base = result_settings(small_config(), "cifar10", 0)
+    fast = result_settings(small_config("search.fp32_batchnorm=false", "search.cuda_graphs=false",
+                                        "search.concurrency=2"), "cifar10", 0)
+    assert base == fast and "fp32_batchnorm" not in base["search"]
+    search(tmp_path, "search.max_generations=2", "search.fp32_batchnorm=false")
+    resumed = search(tmp_path, "search.max_generations=3", resume=True)
+    assert resumed.finished and resumed.generation == 2
+
+
 def test_restart_if_changed_redoes_only_a_changed_search(tmp_path):
     first = search(tmp_path)
     same = search(tmp_path, resume=True, restart_if_changed=True)       # finished, same: nothing to do

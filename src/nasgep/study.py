@@ -350,8 +350,10 @@ def prepare_inputs(config: Mapping, dataset: str) -> str:
     return _canonical(data=_dataset_values(config, dataset))
 
 
-#: search settings that say where and how fast a search runs, not what it finds
-SEARCH_EXECUTION = ("devices", "concurrency", "cuda_graphs")
+#: search settings that say where and how fast a search runs, not what it finds (like the
+#: train section's amp and channels_last, which the search follows; fp32_batchnorm only
+#: changes the rounding of BatchNorm under bf16 autocast on CUDA)
+SEARCH_EXECUTION = ("devices", "concurrency", "cuda_graphs", "fp32_batchnorm")
 #: search settings that only limit how long it runs (raising one lets a finished search go on)
 SEARCH_LIMITS = ("max_generations", "budget_hours", "budget_epochs")
 
@@ -381,7 +383,7 @@ def searchphase_inputs(config: Mapping, dataset: str) -> str:
     """What the search-phase evaluation depends on besides the searches: the random cells
     (search limits, GEP sizes), the training, the sample sizes."""
     return _canonical(search_phase=config["search_phase"], train=_without(config["train"], "num_workers"),
-                      gep=config["gep"], search=_without(config["search"], "devices", "cuda_graphs", "dataset"),
+                      gep=config["gep"], search=_without(config["search"], *SEARCH_EXECUTION, "dataset"),
                       data=_dataset_values(config, dataset))
 
 
