@@ -238,7 +238,7 @@ def test_final_selection_retrain_makes_the_best_retrained_finalist_the_result(tm
 
 
 @pytest.mark.slow
-def test_evaluate_verb_on_the_demo(tmp_path):
+def test_evaluate_verb_on_the_demo(tmp_path, capsys):
     """`nasgep evaluate` end to end on digits: two (cheap) searches, random cells, the
     fidelity sample; statistics, plot and the cached trainings; a rerun trains nothing."""
     import json
@@ -284,6 +284,9 @@ def test_evaluate_verb_on_the_demo(tmp_path):
     # bad input: one line, exit 2
     assert main(["evaluate", "--config", demo, "--search", str(tmp_path / "nope"), "--out",
                  str(tmp_path / "x")]) == 2
+    assert main(["evaluate", "--config", demo, "--dataset", "nope", "--search", searches[0], "--out",
+                 str(tmp_path / "y")]) == 2
+    assert "unknown dataset 'nope'" in capsys.readouterr().err and not (tmp_path / "y").exists()
 
 
 # -- `nasgep evaluate`: its cache of trainings and the searches it reads ----------------

@@ -248,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
     import io
 
     from .. import outdir
+    from ..config import dataset_name
     from ..errors import UserError
     from ..io import atomic_write_json, atomic_write_text
     from ..report import searchphase as sp
@@ -255,9 +256,7 @@ def run(args: argparse.Namespace) -> int:
     from ..space import Genome
 
     config = load_args_config(args)
-    dataset = args.dataset or config["search"]["dataset"]
-    if dataset not in config["datasets"]:
-        raise UserError(f"--dataset {dataset!r} is not in the config's datasets {sorted(config['datasets'])}")
+    dataset = dataset_name(config, args.dataset)
     searches = [Path(s) for s in args.search]
     for s in searches:
         check_search(s, dataset)
