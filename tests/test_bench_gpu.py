@@ -33,7 +33,7 @@ def test_tiny_cpu_run_prints_one_json_line_with_every_part(bench, capsys):
     assert result["skipped"] == [] and result["sizes"] == "tiny"
     assert result["generation_k2_vs_bare"] > 0 and result["full_trainer_eager_vs_bare_eager"] > 0
     assert "single_bare_graphed_img_s" not in result        # CUDA graphs: CUDA only
-    assert len(result["generation_params"]) == bench.TINY.candidates
+    assert len(result["generation_params"]) == bench.TINY.candidates and result["generation_fp32_batchnorm"] is False
     assert result["single_gflop_per_image"] > 0 and result["full_mb_per_image"] > result["single_mb_per_image"]
 
 
