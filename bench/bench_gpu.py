@@ -152,17 +152,25 @@ class Bench:
         cls = GraphedLoop if graphed else BareLoop
         return cls(self.placed(model), self.xs, self.ys, self.batch, lr, self.amp, self.channels_last)
 
-    def trainer(self, model, graphed: bool = False, lr: float = 0.1, fp32_bn: bool = False) -> Trainer:
-        settings = TrainSettings(epochs=1000, batch_size=self.batch, lr=lr, augment=self.augment, amp=self.amp,
-                                 channels_last=self.channels_last, cuda_graphs=graphed, fp32_batchnorm=fp32_bn)
+    def trainer(self, model, graphed: bool = False, lr: float = 0.1, fp32_bn: bool = False,
+                augment: AugmentSettings | None = None) -> Trainer:
+        settings = TrainSettings(epochs=1000, batch_size=self.batch, lr=lr, augment=augment or self.augment,
+                                 amp=self.amp, channels_last=self.channels_last, cuda_graphs=graphed,
+                                 fp32_batchnorm=fp32_bn)
         return Trainer(self.placed(model), self.bundle, settings, device=self.device, progress=False)
 
     def runs(self, model, lr: float) -> dict[str, Callable[[], object]]:
+        """Bare loops and trainer; ``trainer_*_noaug``: the trainer without augmentation (only
+        the normalisation the bare loop's batches already had), which tells the trainer's
+        own cost from the augmentations' in the trainer-over-bare-loop ratio."""
+        graphed = self.cuda
+        kind = "graphed" if graphed else "eager"
         out = {"bare_eager": self.bare(model, lr=lr).epoch, "trainer_eager": self.trainer(model, lr=lr).train_epoch}
         if self.cuda:
             out["bare_graphed"] = self.bare(model, graphed=True, lr=lr).epoch
             out["trainer_graphed"] = self.trainer(model, graphed=True, lr=lr).train_epoch
             out["trainer_graphed_fp32bn"] = self.trainer(model, graphed=True, lr=lr, fp32_bn=True).train_epoch
+        out[f"trainer_{kind}_noaug"] = self.trainer(model, graphed=graphed, lr=lr, augment=NO_AUGMENT).train_epoch
         return out
 
 
@@ -336,6 +344,9 @@ def ratios(result: dict) -> dict:
         out[f"{part}_trainer_eager_vs_bare_eager"] = ratio(f"{part}_trainer_eager_img_s", f"{part}_bare_eager_img_s")
         out[f"{part}_trainer_graphed_vs_bare_graphed"] = ratio(f"{part}_trainer_graphed_img_s",
                                                                f"{part}_bare_graphed_img_s")
+        kind = "graphed" if result.get(f"{part}_bare_graphed_img_s") else "eager"
+        out[f"{part}_trainer_{kind}_noaug_vs_bare_{kind}"] = ratio(f"{part}_trainer_{kind}_noaug_img_s",
+                                                                  f"{part}_bare_{kind}_img_s")
         out[f"{part}_best_trainer_vs_best_bare"] = ratio(
             max((f"{part}_trainer_eager_img_s", f"{part}_trainer_graphed_img_s"), key=lambda k: result.get(k) or 0),
             base)

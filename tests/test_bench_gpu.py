@@ -26,12 +26,14 @@ def test_tiny_cpu_run_prints_one_json_line_with_every_part(bench, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and json.loads(lines[0]) == result
     rates = ["single_bare_eager_img_s", "single_trainer_eager_img_s", "generation_bare_img_s",
-             "generation_k1_img_s", "generation_k2_img_s", "full_bare_eager_img_s", "full_trainer_eager_img_s"]
+             "generation_k1_img_s", "generation_k2_img_s", "full_bare_eager_img_s", "full_trainer_eager_img_s",
+             "single_trainer_eager_noaug_img_s", "full_trainer_eager_noaug_img_s"]
     for key in rates:
         assert result[key] > 0, key
     assert not any(k.endswith("_failures") for k in result)
     assert result["skipped"] == [] and result["sizes"] == "tiny"
     assert result["generation_k2_vs_bare"] > 0 and result["full_trainer_eager_vs_bare_eager"] > 0
+    assert result["full_trainer_eager_noaug_vs_bare_eager"] > 0
     assert "single_bare_graphed_img_s" not in result        # CUDA graphs: CUDA only
     assert len(result["generation_params"]) == bench.TINY.candidates and result["generation_fp32_batchnorm"] is False
     assert result["single_gflop_per_image"] > 0 and result["full_mb_per_image"] > result["single_mb_per_image"]
