@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -113,12 +114,16 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def best_rates(runs: dict[str, Callable[[], object]], images: int, repeats: int, device: torch.device,
-               clock: Clock) -> dict[str, float | None]:
-    """One untimed warm-up epoch each, then ``repeats`` interleaved timed epochs; the best rate."""
+               clock: Clock, warmups: dict[str, float] | None = None) -> dict[str, float | None]:
+    """One untimed warm-up epoch each, then ``repeats`` interleaved timed epochs; the best rate.
+    ``warmups`` (if given) receives each warm-up epoch's seconds (compilation shows there)."""
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for name, fn in runs.items():
         if clock.allows(name):
-            log(f"  warm-up {name}: {images / timed(fn, device):,.0f} img/s")
+            seconds = timed(fn, device)
+            if warmups is not None:
+                warmups[name] = round(seconds, 1)
+            log(f"  warm-up {name}: {images / seconds:,.0f} img/s ({seconds:.1f} s)")
     for _ in range(repeats):
         for name, fn in runs.items():
             if name not in clock.skipped and clock.allows(name):
@@ -144,20 +149,27 @@ class Bench:
         self.xs = BatchAugment(NO_AUGMENT, mean, std).eval(self.bundle.train.x)
         self.ys = self.bundle.train.y
 
-    def placed(self, model: torch.nn.Module) -> torch.nn.Module:
+    def placed(self, model: torch.nn.Module, channels_last: bool | None = None) -> torch.nn.Module:
         model = copy.deepcopy(model).to(self.device)
-        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+        last = self.channels_last if channels_last is None else channels_last
+        return model.to(memory_format=torch.channels_last) if last else model
 
     def bare(self, model, graphed: bool = False, lr: float = 0.1):
         cls = GraphedLoop if graphed else BareLoop
         return cls(self.placed(model), self.xs, self.ys, self.batch, lr, self.amp, self.channels_last)
 
+    def compiled(self, model, lr: float = 0.1):
+        """The bare loop over ``torch.compile(model, mode="reduce-overhead")``: fused kernels
+        (Inductor) replayed as CUDA graphs; the first (warm-up) epoch holds the compilation."""
+        return BareLoop(torch.compile(self.placed(model), mode="reduce-overhead"), self.xs, self.ys, self.batch,
+                        lr, self.amp, self.channels_last)
+
     def trainer(self, model, graphed: bool = False, lr: float = 0.1, fp32_bn: bool = False,
-                augment: AugmentSettings | None = None) -> Trainer:
+                augment: AugmentSettings | None = None, channels_last: bool | None = None) -> Trainer:
+        last = self.channels_last if channels_last is None else channels_last
         settings = TrainSettings(epochs=1000, batch_size=self.batch, lr=lr, augment=augment or self.augment,
-                                 amp=self.amp, channels_last=self.channels_last, cuda_graphs=graphed,
-                                 fp32_batchnorm=fp32_bn)
-        return Trainer(self.placed(model), self.bundle, settings, device=self.device, progress=False)
+                                 amp=self.amp, channels_last=last, cuda_graphs=graphed, fp32_batchnorm=fp32_bn)
+        return Trainer(self.placed(model, last), self.bundle, settings, device=self.device, progress=False)
 
     def runs(self, model, lr: float) -> dict[str, Callable[[], object]]:
         """Bare loops and trainer; ``trainer_*_noaug``: the trainer without augmentation (only
@@ -174,12 +186,24 @@ class Bench:
         return out
 
 
-def single(sizes: Sizes, device: torch.device, data: str | None, clock: Clock) -> dict:
+def single(sizes: Sizes, device: torch.device, data: str | None, clock: Clock, compile: bool = False) -> dict:
+    """The search-size candidate; on CUDA also the search's default (fp32 BatchNorm) in NCHW,
+    the profile's other lead; with ``compile`` the bare loop over a compiled model."""
     log(f"single search-size candidate: C = {sizes.channels}, N = {sizes.cells}, batch {sizes.batch}")
     bench = Bench(device, load_images(data, sizes.images, 0), sizes.batch, SEARCH_AUGMENT)
     model = network(Genome.from_dict(GENOME), sizes.channels, sizes.cells)
-    rates = best_rates(bench.runs(model, lr=0.1), sizes.images, sizes.repeats, device, clock)
-    return {f"single_{k}_img_s": v for k, v in rates.items()}
+    runs = bench.runs(model, lr=0.1)
+    if bench.cuda:
+        runs["trainer_graphed_fp32bn_nchw"] = bench.trainer(model, graphed=True, fp32_bn=True,
+                                                            channels_last=False).train_epoch
+    if compile:
+        runs["bare_compiled"] = bench.compiled(model).epoch
+    warmups: dict[str, float] = {}
+    rates = best_rates(runs, sizes.images, sizes.repeats, device, clock, warmups)
+    out = {f"single_{k}_img_s": v for k, v in rates.items()}
+    if compile and "bare_compiled" in warmups:
+        out["single_bare_compiled_warmup_s"] = warmups["bare_compiled"]
+    return out
 
 
 def full(sizes: Sizes, device: torch.device, data: str | None, clock: Clock) -> dict:
@@ -378,6 +402,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--parts", default="generation,single,full,counts",
                    help="parts to run, in this order (the generation first: it is the issue's headline; "
                         "a time limit skips the later ones)")
+    p.add_argument("--compile", action="store_true",
+                   help="also the bare loop over torch.compile(mode='reduce-overhead') of the search-size "
+                        "candidate (its warm-up epoch, compilation included, is reported; minutes)")
     p.add_argument("--max-seconds", type=float, default=360.0,
                    help="start no measurement after this many seconds (it is reported as null)")
     args = p.parse_args(argv)
@@ -395,7 +422,8 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"bench": "gpu", "device": str(device), "device_name": name, "torch": torch.__version__,
                     "sizes": "tiny" if sizes is TINY else "gpu", "mps": cuda and mps_active(),
                     "data": args.data or "random", "amp": cuda, "channels_last": cuda}
-    parts = {"single": single, "generation": generation, "full": full, "counts": counts}
+    parts = {"single": partial(single, compile=args.compile), "generation": generation, "full": full,
+             "counts": counts}
     for part in args.parts.split(","):
         result.update(parts[part](sizes, device, args.data, clock))
     result.update(ratios(result))
