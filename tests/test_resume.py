@@ -186,6 +186,16 @@ def test_speed_switches_are_not_result_settings(tmp_path):
     search(tmp_path, "search.max_generations=2", "search.fp32_batchnorm=false")
     resumed = search(tmp_path, "search.max_generations=3", resume=True)
     assert resumed.finished and resumed.generation == 2
+    # nor do they make the workflow rerun a search, a training or an evaluation
+    from nasgep import study
+
+    slow = small_config("search.fp32_batchnorm=false", "search.cuda_graphs=false", "train.cuda_graphs=false",
+                        "train.fp32_batchnorm=true", "train.num_workers=0")
+    for inputs in (lambda c: study.search_inputs(c, "cifar10"), lambda c: study.searchphase_inputs(c, "cifar10"),
+                   lambda c: study.train_inputs(c, "cifar10", "cutout")):
+        assert inputs(small_config()) == inputs(slow)
+    assert study.train_inputs(small_config(), "cifar10", "cutout") != study.train_inputs(
+        small_config("train.amp=false"), "cifar10", "cutout")      # bf16 or fp32 arithmetic: a result setting
 
 
 def test_restart_if_changed_redoes_only_a_changed_search(tmp_path):

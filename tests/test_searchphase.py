@@ -393,6 +393,31 @@ def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, se
     assert main(argv) == 0 and len(trainings) == 12 + len(retrained)             # cached again
 
 
+def test_evaluate_keeps_its_cache_across_speed_switches(tmp_path, searches, trainings):
+    """`train.cuda_graphs` and `train.fp32_batchnorm` say how fast a training runs: changing
+    them (or their defaults, as on 2026-12-04) trains nothing again, and records keyed the
+    older way, with the switches counted, are still this training's."""
+    import json
+
+    from nasgep.cli import main
+    from nasgep.commands import evaluate
+    from nasgep.config import load_config
+
+    out = tmp_path / "ev"
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 12
+    argv = evaluate_argv(searches, out, "train.cuda_graphs=false", "train.fp32_batchnorm=true")
+    assert main(argv) == 0 and len(trainings) == 12
+    config = load_config(DEMO, EVAL_SETS)
+    record = out / "runs" / "random-r0-t1.json"
+    data = json.loads(record.read_text())
+    job = {"genome": data["genome"], "train_seed": data["train_seed"]}
+    older = evaluate.run_key(config, "cifar10", job, {"cuda_graphs": False, "fp32_batchnorm": False})
+    assert older != data["key"]
+    record.write_text(json.dumps({**data, "key": older}))
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 12
+    assert main(evaluate_argv(searches, out, "train.epochs=2")) == 2 and len(trainings) == 12   # a real change
+
+
 def test_evaluate_refuses_an_unkeyed_cache_and_trains_a_damaged_one_again(capsys, tmp_path, searches, trainings):
     import json
 

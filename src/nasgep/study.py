@@ -366,23 +366,30 @@ def search_inputs(config: Mapping, dataset: str) -> str:
                       data=_dataset_values(config, dataset))
 
 
+#: train settings that say how fast a training runs, not what it learns (a training's own
+#: folder fingerprint holds only its schedule, ``TrainSettings.SCHEDULE_KEYS``)
+TRAIN_EXECUTION = ("num_workers", "cuda_graphs", "fp32_batchnorm")
+
+
 def train_inputs(config: Mapping, dataset: str, variant: str) -> str:
-    return _canonical(train=_without(config["train"], "num_workers"),
+    return _canonical(train=_without(config["train"], *TRAIN_EXECUTION),
                       ablation=_without(config["ablations"][variant], "label"),
                       data=_dataset_values(config, dataset))
 
 
-def evaluation_run_inputs(config: Mapping, dataset: str, genome: Mapping, seed: int) -> str:
+def evaluation_run_inputs(config: Mapping, dataset: str, genome: Mapping, seed: int,
+                          speed: Mapping | None = None) -> str:
     """What one training of the search-phase evaluation depends on: the genome, the
-    training seed, the training settings and the data."""
-    return _canonical(genome=genome, seed=seed, train=_without(config["train"], "num_workers"),
-                      data=_dataset_values(config, dataset))
+    training seed, the training settings (speed switches left out) and the data.
+    ``speed``: switch values to put back, as versions before 2026-12-04 counted them."""
+    train = {**_without(config["train"], *TRAIN_EXECUTION), **(speed or {})}
+    return _canonical(genome=genome, seed=seed, train=train, data=_dataset_values(config, dataset))
 
 
 def searchphase_inputs(config: Mapping, dataset: str) -> str:
     """What the search-phase evaluation depends on besides the searches: the random cells
     (search limits, GEP sizes), the training, the sample sizes."""
-    return _canonical(search_phase=config["search_phase"], train=_without(config["train"], "num_workers"),
+    return _canonical(search_phase=config["search_phase"], train=_without(config["train"], *TRAIN_EXECUTION),
                       gep=config["gep"], search=_without(config["search"], *SEARCH_EXECUTION, "dataset"),
                       data=_dataset_values(config, dataset))
 

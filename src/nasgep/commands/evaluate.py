@@ -207,20 +207,34 @@ def plan(config: dict, dataset: str, history_of: dict[Path, list[dict]]) -> list
     return jobs
 
 
-def run_key(config: dict, dataset: str, job: dict) -> str:
+def run_key(config: dict, dataset: str, job: dict, speed: dict | None = None) -> str:
     """What a training's result depends on: genome, training seed, the config's ``train``
-    section (``num_workers`` left out) and data entry (as ``nasgep.study.train_inputs``)."""
+    section (its speed switches left out) and data entry (as ``nasgep.study.train_inputs``)."""
     import hashlib
 
     from ..study import evaluation_run_inputs
 
-    text = evaluation_run_inputs(config, dataset, job["genome"], job["train_seed"])
+    text = evaluation_run_inputs(config, dataset, job["genome"], job["train_seed"], speed)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def cached(path: Path, key: str, dataset: str) -> dict | str | None:
-    """The cached training at ``path`` when it was trained with ``key``; None when there
-    is none, or it is damaged (the verb's own cache, holding no result: trained again);
+def accepted_keys(config: dict, dataset: str, job: dict) -> set[str]:
+    """The key of this training now, and those older versions wrote for the same training:
+    they counted the speed switches ``cuda_graphs`` and ``fp32_batchnorm`` (at any value,
+    or before the switch existed), so a default changed there does not disown the cache."""
+    import itertools
+
+    keys = {run_key(config, dataset, job)}
+    for graphs, bn in itertools.product((None, False, True), repeat=2):
+        speed = {name: v for name, v in (("cuda_graphs", graphs), ("fp32_batchnorm", bn)) if v is not None}
+        if speed:
+            keys.add(run_key(config, dataset, job, speed))
+    return keys
+
+
+def cached(path: Path, keys: set[str], dataset: str) -> dict | str | None:
+    """The cached training at ``path`` when it was trained with one of ``keys``; None when
+    there is none, or it is damaged (the verb's own cache, holding no result: trained again);
     else why it is not this training (a line to show)."""
     from ..errors import clip
     from ..study import ResultFileError, is_number, read_json
@@ -237,7 +251,7 @@ def cached(path: Path, key: str, dataset: str) -> dict | str | None:
         return None
     if "key" not in data:
         return "has no record of what it was trained with (an older version)"
-    if data["key"] != key:
+    if data["key"] not in keys:
         return (f"was trained for another genome or with other settings (config 'train' or "
                 f"'datasets.{clip(dataset)}', or a search's best.json changed)")
     return data
@@ -274,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         # finished, often hours long training an earlier evaluation was made of): refused,
         # or with --restart-if-changed moved aside and trained again.
         paths = [out / "runs" / f"{job['name']}.json" for job in jobs]
-        done = [cached(path, key, dataset) for path, key in zip(paths, keys)]
+        done = [cached(path, accepted_keys(config, dataset, job), dataset) for path, job in zip(paths, jobs)]
         changed = [(path, why) for path, why in zip(paths, done) if isinstance(why, str)]
         if changed and not args.restart_if_changed:
             path, why = changed[0]
