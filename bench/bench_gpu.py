@@ -6,7 +6,9 @@ batches already on the device, no augmentation):
 
   single_*      one search-size candidate (C = 16, N = 3, batch 512, search augmentations):
                 bare loop and trainer, eager and as one CUDA graph (graphs: CUDA only),
-                and the graphed trainer with BatchNorm in fp32 (``fp32bn``)
+                the graphed trainer with BatchNorm in fp32 (``fp32bn``, the search's
+                default), also in NCHW (``fp32bn_nchw``), the trainer without augmentation
+                (``noaug``), and with ``--compile`` the bare loop over torch.compile
   generation_*  a generation of 10 search-size candidates (random genomes within the
                 parameter limit), one epoch each, trained the way a search trains them
                 (TorchEvaluator: build, train, evaluate on the validation split, save the
@@ -17,13 +19,14 @@ batches already on the device, no augmentation):
                 the CPU in fp32: a card's roofline for them
   full_*        full training (C = 64, N = 3, batch 128, CutOut + AutoAugment, the
                 ``train`` section's amp / channels_last): bare loop and trainer, eager and
-                graphed
+                graphed, ``fp32bn`` and ``noaug``
 
 Rates are training images per second (best of the repeats; a generation's rate counts
 training images only, its evaluation and state saving are inside the time). Random
 CIFAR-shaped images unless ``--data FILE.npz`` (speed does not depend on pixel values).
 
-  python bench/bench_gpu.py                       # GPU machine: under 8 minutes on one H100
+  python bench/bench_gpu.py                       # GPU machine: about 8 minutes on one H200
+  bench/gpu_session.sh OUT                        # the whole prepared GPU window, ~9 minutes
   python bench/bench_gpu.py --tiny                # tiny sizes (the default when there is no CUDA)
 
 Running the GPU machine with MPS (``nvidia-cuda-mps-control -d``) lets the kernels of the
