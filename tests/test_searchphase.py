@@ -74,6 +74,36 @@ def test_detectable_ri_is_the_effect_found_with_80_percent_power():
     assert 0.72 < power < 0.85
 
 
+def test_size_adjusted_gain_separates_picking_big_cells_from_picking_good_ones():
+    rng = np.random.default_rng(3)
+    params = rng.uniform(20_000, 40_000, 30)
+    line = lambda p: 30.0 + 0.5 * p / 1000        # 0.5 points per 1,000 parameters  # noqa: E731
+    random = line(params) + rng.normal(0, 0.2, 30)
+    big = np.array([38_000.0, 39_000.0, 40_000.0, 39_500.0])
+    # cells on the random cells' line, only larger: a raw gain, none at equal size
+    on_line = sp.size_adjusted(line(big), big, random, params, n_resamples=999)
+    assert np.mean(line(big)) - np.mean(random) > 3
+    assert on_line["slope"] == pytest.approx(0.5, abs=0.02) and on_line["slope_p"] < 1e-6
+    assert on_line["expected"] == pytest.approx(np.mean(line(big)) - np.mean(random), abs=0.1)
+    assert abs(on_line["gain"]) < 0.15 and on_line["p"] > 0.1
+    # the same sizes 2 points above the line: the gain at equal size is those 2 points
+    above = sp.size_adjusted(line(big) + 2, big, random, params, n_resamples=999)
+    assert above["gain"] == pytest.approx(2.0, abs=0.15) and above["p"] < 0.01
+    # the gain at equal size and what the sizes are worth add up to the raw difference
+    assert above["gain"] + above["expected"] == pytest.approx(np.mean(line(big) + 2) - np.mean(random))
+    # random cells of one size (or too few) say nothing about size
+    assert math.isnan(sp.size_adjusted(line(big), big, random, np.full(30, 30_000.0))["gain"])
+    assert math.isnan(sp.size_adjusted(line(big), big, random[:2], params[:2])["slope"])
+    # evaluate reports it beside RI
+    rows = [{"group": "random", "genome": f"r{i}", "search_seed": None, "train_seed": 0, "accuracy": a,
+             "params": p} for i, (a, p) in enumerate(zip(random, params))]
+    rows += [{"group": "searched", "genome": f"s{i}", "search_seed": i, "train_seed": 0, "accuracy": a,
+              "params": p} for i, (a, p) in enumerate(zip(line(big), big))]
+    res = sp.evaluate(rows, n_resamples=999)
+    assert res.size["gain"] == pytest.approx(on_line["gain"])
+    assert f"the rest {res.size['gain']:.2f} points" in sp.markdown(res)
+
+
 def test_kendall_tau_on_known_rankings():
     assert sp.kendall([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])[0] == pytest.approx(1.0)
     assert sp.kendall([1, 2, 3, 4, 5], [50, 40, 30, 20, 10])[0] == pytest.approx(-1.0)
@@ -144,6 +174,7 @@ def test_evaluate_summarises_a_trainings_table(tmp_path):
     assert with_ceiling.noise_random_genome == pytest.approx(genome_sd)
     assert with_ceiling.ri_oracle == pytest.approx(sp.oracle_ri(genome_sd, 20, 34.5))
     assert "best of 20 random-like candidates" in sp.markdown(with_ceiling)
+    assert math.isnan(res.size["gain"]) and "at equal size" not in text     # every cell 900 parameters
     assert sp.scatter(res, tmp_path / "s.png").stat().st_size > 1000
 
 

@@ -121,6 +121,34 @@ def oracle_ri(genome_sd: float, candidates: int, random_mean: float) -> float:
     return 100.0 * genome_sd * expected_best(candidates) / random_mean
 
 
+def size_adjusted(searched: Sequence[float], searched_params: Sequence[float], random: Sequence[float],
+                  random_params: Sequence[float], n_resamples: int = 9999, seed: int = 0) -> dict[str, float]:
+    """Is the search better than a random cell *of the same size*? A search under a
+    parameter limit can win by picking cells near the limit, since larger cells of one
+    space tend to train better. The random cells' accuracy is regressed on their parameter
+    count (:func:`scipy.stats.linregress`; the searched cells take no part in the fit, so the
+    search cannot move the reference line); ``gain`` is the searched cells' mean residual
+    above that line minus the random cells' (0 by construction), in accuracy points,
+    ``p`` its one-sided permutation test (:func:`permutation_p` on the residuals), and
+    ``expected`` what the line predicts the searched cells' sizes alone are worth above the
+    random mean. ``slope`` is in points per 1,000 parameters, ``slope_p`` its two-sided
+    p-value. All NaN with fewer than three random cells, fewer than two searched cells or
+    random cells of a single size."""
+    a, ap = np.asarray(searched, float), np.asarray(searched_params, float)
+    b, bp = np.asarray(random, float), np.asarray(random_params, float)
+    out = dict.fromkeys(("slope", "slope_p", "expected", "gain", "p"), math.nan)
+    if len(b) < 3 or len(a) < 2 or np.ptp(bp) == 0:
+        return out
+    fit = stats.linregress(bp, b)
+    line = lambda params: fit.intercept + fit.slope * params  # noqa: E731
+    res_a, res_b = a - line(ap), b - line(bp)
+    out.update(slope=1000.0 * float(fit.slope), slope_p=float(fit.pvalue),
+               expected=float(np.mean(line(ap)) - np.mean(b)),
+               gain=float(np.mean(res_a) - np.mean(res_b)),
+               p=permutation_p(res_a, res_b, n_resamples=n_resamples, seed=seed))
+    return out
+
+
 def kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """Kendall's tau-b and its two-sided p-value (NaN for fewer than 3 pairs)."""
     if len(x) < 3:
@@ -185,6 +213,7 @@ class SearchPhase:
     candidates: int = 0                 # distinct genomes a search ranked (mean over the searches)
     ri_oracle: float = math.nan         # oracle_ri: the best any fitness could do at this protocol
     noise_random_genome: float = math.nan   # the random cells' spread without training noise
+    size: dict[str, float] = field(default_factory=dict)   # size_adjusted: the gain at equal size
     tau: float = math.nan
     tau_p: float = math.nan
     tau_n: int = 0
@@ -223,6 +252,7 @@ def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
     if len(random) < 2:
         raise ValueError("search-phase evaluation needs at least two random genomes")
     rand_means = np.array([np.mean([r["accuracy"] for r in rs]) for rs in random.values()])
+    rand_params = np.array([np.mean([r["params"] for r in rs]) for rs in random.values()])
     p90 = float(np.percentile(rand_means, GOAL_PERCENTILE))
     searched_rows = []
     for rs in _by_genome(rows, "searched").values():
@@ -244,7 +274,9 @@ def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
         p_value=permutation_p(s_means, rand_means, n_resamples=n_resamples, seed=seed),
         above_goal=sum(s.above_goal for s in searched_rows), noise=training_noise(every),
         ri_detectable=detectable_ri(rand_means, len(s_means)), candidates=candidates,
-        above_goal_p=above_goal_p(sum(s.above_goal for s in searched_rows), len(searched_rows)))
+        above_goal_p=above_goal_p(sum(s.above_goal for s in searched_rows), len(searched_rows)),
+        size=size_adjusted(s_means, [s.params for s in searched_rows], rand_means, rand_params,
+                           n_resamples=n_resamples, seed=seed))
     if candidates:
         per_genome = {k: [r["accuracy"] for r in v] for k, v in random.items()}
         result.noise_random_genome = training_noise(per_genome)["genome"]
@@ -312,6 +344,12 @@ def _summary_lines(result: SearchPhase) -> list[str]:
              f"RI = {result.ri:.2f} (95 % bootstrap CI {_fmt(result.ri_low)} to {_fmt(result.ri_high)}), "
              f"one-sided permutation p = {_fmt(result.p_value, 3)}; this design detects an RI of "
              f"{_fmt(result.ri_detectable)} or more with 80 % power (one-sided, 5 %)"]
+    size = result.size or {}
+    if not math.isnan(size.get("gain", math.nan)):
+        lines.append(f"at equal size: random cells gain {_fmt(size['slope'])} points per 1,000 parameters "
+                     f"(p = {_fmt(size['slope_p'], 3)}); the searched cells' sizes alone are worth "
+                     f"{_fmt(size['expected'])} points above the random mean, the rest "
+                     f"{_fmt(size['gain'])} points (one-sided permutation p = {_fmt(size['p'], 3)})")
     if math.isnan(result.noise["within"]):
         lines.append("training-seed noise: not measured (each random cell trained with one training seed; two or "
                      "more separate it from the genomes and give the ceiling a perfect fitness could reach)")
