@@ -154,7 +154,11 @@ def _correct_bits(trainer, split) -> str:
     return base64.b64encode(np.packbits(np.concatenate(hits))).decode()
 
 
-def job_sample(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str) -> str:
+def job_sample(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str,
+               largest_of: int = 1) -> str:
+    """A random genome (``nasgep sample``'s draw with ``seed``), or with ``largest_of`` K > 1
+    the largest of K draws (seeds seed*K ... seed*K + K-1): a baseline that picks by
+    parameter count alone, the zero-cost proxy the search's size preference suggests."""
     _threads()
     from nasgep.search.sample import sample_genome
     from nasgep.search.settings import SearchSettings
@@ -163,9 +167,13 @@ def job_sample(cfg_path: str, overrides: list[str], dataset: str, seed: int, out
     target = Path(out)
     if not target.exists():
         config = _config(cfg_path, overrides)
-        genome, params, _ = sample_genome(SearchSettings.from_config(config), seed,
-                                          search_param_counter(config, dataset))
-        atomic_write_json(target, {"genome": genome.to_dict(), "params": params, "seed": seed, "method": "random"})
+        settings, counter = SearchSettings.from_config(config), search_param_counter(config, dataset)
+        seeds = [seed] if largest_of == 1 else [seed * largest_of + j for j in range(largest_of)]
+        draws = [sample_genome(settings, s, counter)[:2] for s in seeds]
+        genome, params = max(draws, key=lambda d: d[1])
+        extra = {} if largest_of == 1 else {"largest_of": largest_of, "drawn_params": [d[1] for d in draws]}
+        atomic_write_json(target, {"genome": genome.to_dict(), "params": params, "seed": seed, "method": "random",
+                                   **extra})
     return out
 
 
@@ -179,6 +187,8 @@ def main() -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--random", type=int, default=10)
     p.add_argument("--random-seed0", type=int, default=1000, help="first draw seed of the random genomes")
+    p.add_argument("--random-largest-of", type=int, default=1, metavar="K",
+                   help="each random cell is the largest (by parameters) of K draws: a size-only baseline")
     p.add_argument("--train-seeds", type=int, default=2)
     p.add_argument("--finalists", type=int, default=3,
                    help="finalists of the retrain selection; 0 skips it (with search.evaluation=full "
@@ -286,7 +296,7 @@ def main() -> None:
                     g = json.loads(path.read_text())
                     train(g["genome"], {"group": "random", "genome": f"r{rs}", "search_seed": None},
                           f"random-r{rs}", a.train_seeds)
-                submit(job_sample, *args, rs, str(path), then=after_sample)
+                submit(job_sample, *args, rs, str(path), a.random_largest_of, then=after_sample)
 
             while running:
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)

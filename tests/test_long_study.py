@@ -72,3 +72,19 @@ def test_save_keeps_finished_searches_and_every_result_then_restore_fills_only_g
 def test_a_missing_folder_is_one_line(tmp_path):
     r = _ledger("save", tmp_path / "nope", tmp_path / "kept")
     assert r.returncode == 2 and "nope: no such folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_size_only_baseline_keeps_the_largest_of_its_draws(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        from search_phase import job_sample
+    finally:
+        sys.path.remove(str(BENCH))
+    demo = str(BENCH.parent / "config" / "demo.yaml")
+    one = [json.loads(Path(job_sample(demo, [], "cifar10", s, str(tmp_path / f"r{s}.json"))).read_text())
+           for s in (21, 22, 23)]
+    best = json.loads(Path(job_sample(demo, [], "cifar10", 7, str(tmp_path / "largest.json"), 3)).read_text())
+    # the largest of the plain draws with seeds 7*3 ... 7*3+2, the same genome and its size kept
+    assert best["drawn_params"] == [r["params"] for r in one] and best["largest_of"] == 3
+    top = max(one, key=lambda r: r["params"])
+    assert best["params"] == top["params"] == max(best["drawn_params"]) and best["genome"] == top["genome"]
