@@ -133,7 +133,11 @@ def size_adjusted(searched: Sequence[float], searched_params: Sequence[float], r
     ``expected`` what the line predicts the searched cells' sizes alone are worth above the
     random mean. ``slope`` is in points per 1,000 parameters, ``slope_p`` its two-sided
     p-value. All NaN with fewer than three random cells, fewer than two searched cells or
-    random cells of a single size."""
+    random cells of a single size. A straight line through a noisy cloud: where the
+    searched cells sit at the edge of the random cells' sizes it can mislead (on real
+    CIFAR-10 it put 0.54 points on size that a direct test, the largest of 8 random
+    cells, did not find: docs/search-quality.md), so read it as a hint and test it with
+    a size-only baseline (``bench/search_phase.py --random-largest-of K``)."""
     a, ap = np.asarray(searched, float), np.asarray(searched_params, float)
     b, bp = np.asarray(random, float), np.asarray(random_params, float)
     out = dict.fromkeys(("slope", "slope_p", "expected", "gain", "p"), math.nan)
