@@ -3,6 +3,7 @@ longer than one session survives a replaced machine, and put them back before it
 
   python bench/ledger.py save OUT DEST      # finished searches + every random cell and training
   python bench/ledger.py restore DEST OUT   # copy back what OUT lacks; never overwrites
+  python bench/ledger.py save OUT DEST --except-in OTHER   # not what ledger OTHER keeps
 
 ``save`` keeps, of each search folder whose ``search.json`` says it finished, the files
 the driver and its report read (search.json, best.json, history.parquet) and its
@@ -50,11 +51,14 @@ def main() -> None:
     p.add_argument("action", choices=["save", "restore"])
     p.add_argument("source", type=Path)
     p.add_argument("target", type=Path)
+    p.add_argument("--except-in", type=Path, action="append", default=[], metavar="LEDGER",
+                   help="save: leave out the files this ledger already keeps (a study that reuses "
+                        "another's finished jobs keeps only its own)")
     a = p.parse_args()
     if not a.source.is_dir():
         p.error(f"{a.source}: no such folder")
     if a.action == "save":
-        files = finished_files(a.source)
+        files = [f for f in finished_files(a.source) if not any((o / f).exists() for o in a.except_in)]
     else:
         files = [f.relative_to(a.source) for f in sorted(a.source.rglob("*")) if f.is_file()]
     n = copy_missing(files, a.source, a.target)

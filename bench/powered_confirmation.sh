@@ -11,13 +11,12 @@ cd "$(dirname "$0")/.."
 OUT=${1:-/work/runs/powered}
 PY=${PYTHON:-.venv/bin/python}
 LEDGER=bench/ledger/powered
-# the variant of the replication (docs/benchmarks.md), unchanged
-V=full8g2v4:search.evaluation=full,search.weight_sharing=false,search.channels=8,search.max_params=42000,search.max_epochs=8,search.population=4,search.reduction_population=4,search.max_generations=2,search.budget_hours=6,datasets.cifar10.val_size=4000
+# the variant of the replication (docs/benchmarks.md), unchanged: V, DATA, SEEDS
+source bench/full8g2v4.sh
 mkdir -p "$OUT"
 [ -d "$LEDGER" ] && $PY bench/ledger.py restore "$LEDGER" "$OUT"
-OMP_NUM_THREADS=1 $PY bench/search_phase.py --config config/cifar10-cpu.yaml \
-    --set datasets.cifar10.image_size=null --set datasets.cifar10.path=data/cifar10-cpu-t10k.npz \
-    --set "seeds=[$(seq -s, 14 38)]" --random 25 --random-seed0 2000 --train-seeds 1 \
+OMP_NUM_THREADS=1 $PY bench/search_phase.py --config config/cifar10-cpu.yaml "${DATA[@]}" \
+    --set "$SEEDS" --random 25 --random-seed0 2000 --train-seeds 1 \
     --fidelity-best 0 --fidelity-spread 0 --finalists 0 --workers 2 --out "$OUT" \
     --skip-paper --blind --variant "$V"
 $PY bench/ledger.py save "$OUT" "$LEDGER"

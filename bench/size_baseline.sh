@@ -12,15 +12,14 @@ cd "$(dirname "$0")/.."
 OUT=${1:-/work/runs/largest}
 PY=${PYTHON:-.venv/bin/python}
 LEDGER=bench/ledger/largest
-V=full8g2v4:search.evaluation=full,search.weight_sharing=false,search.channels=8,search.max_params=42000,search.max_epochs=8,search.population=4,search.reduction_population=4,search.max_generations=2,search.budget_hours=6,datasets.cifar10.val_size=4000
+source bench/full8g2v4.sh     # V, DATA, SEEDS of the powered confirmation
 mkdir -p "$OUT/train"
 cp -rn bench/ledger/powered/search-full8g2v4 "$OUT/"
 cp -rn bench/ledger/powered/train/full8g2v4-fitness-seed* "$OUT/train/"
 [ -d "$LEDGER" ] && $PY bench/ledger.py restore "$LEDGER" "$OUT"
-OMP_NUM_THREADS=1 $PY bench/search_phase.py --config config/cifar10-cpu.yaml \
-    --set datasets.cifar10.image_size=null --set datasets.cifar10.path=data/cifar10-cpu-t10k.npz \
+OMP_NUM_THREADS=1 $PY bench/search_phase.py --config config/cifar10-cpu.yaml "${DATA[@]}" \
     --set search.channels=8 --set search.max_params=42000 \
-    --set "seeds=[$(seq -s, 14 38)]" --random 25 --random-seed0 4000 --random-largest-of 8 --train-seeds 1 \
+    --set "$SEEDS" --random 25 --random-seed0 4000 --random-largest-of 8 --train-seeds 1 \
     --fidelity-best 0 --fidelity-spread 0 --finalists 0 --workers 2 --out "$OUT" \
     --skip-paper --blind --variant "$V"
-$PY bench/ledger.py save "$OUT" "$LEDGER"
+$PY bench/ledger.py save "$OUT" "$LEDGER" --except-in bench/ledger/powered

@@ -69,6 +69,16 @@ def test_save_keeps_finished_searches_and_every_result_then_restore_fills_only_g
     assert (out / "random" / "r7.json").read_text() == '{"changed": true}'
 
 
+def test_save_leaves_out_what_another_ledger_keeps(tmp_path):
+    out, other, kept = tmp_path / "out", tmp_path / "other", tmp_path / "kept"
+    _study(out)
+    (other / "train" / "v-fitness-seed1").mkdir(parents=True)      # the reused training
+    (other / "train" / "v-fitness-seed1" / "s0.json").write_text('{"accuracy": 50.0}')
+    assert _ledger("save", out, kept, "--except-in", other).returncode == 0
+    files = sorted(str(f.relative_to(kept)) for f in kept.rglob("*") if f.is_file())
+    assert "train/v-fitness-seed1/s0.json" not in files and "random/r7.json" in files
+
+
 def test_a_missing_folder_is_one_line(tmp_path):
     r = _ledger("save", tmp_path / "nope", tmp_path / "kept")
     assert r.returncode == 2 and "nope: no such folder" in r.stderr and "Traceback" not in r.stderr
