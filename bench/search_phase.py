@@ -157,21 +157,19 @@ def _correct_bits(trainer, split) -> str:
 def job_sample(cfg_path: str, overrides: list[str], dataset: str, seed: int, out: str,
                largest_of: int = 1) -> str:
     """A random genome (``nasgep sample``'s draw with ``seed``), or with ``largest_of`` K > 1
-    the largest of K draws (seeds seed*K ... seed*K + K-1): a baseline that picks by
-    parameter count alone, the zero-cost proxy the search's size preference suggests."""
+    the largest of K draws (``nasgep.search.sample.largest_of``, ``nasgep sample
+    --largest-of K``): a baseline that picks by parameter count alone."""
     _threads()
-    from nasgep.search.sample import sample_genome
+    from nasgep.search import sample
     from nasgep.search.settings import SearchSettings
     from nasgep.search.torch_evaluator import search_param_counter
 
     target = Path(out)
     if not target.exists():
         config = _config(cfg_path, overrides)
-        settings, counter = SearchSettings.from_config(config), search_param_counter(config, dataset)
-        seeds = [seed] if largest_of == 1 else [seed * largest_of + j for j in range(largest_of)]
-        draws = [sample_genome(settings, s, counter)[:2] for s in seeds]
-        genome, params = max(draws, key=lambda d: d[1])
-        extra = {} if largest_of == 1 else {"largest_of": largest_of, "drawn_params": [d[1] for d in draws]}
+        genome, params, drawn = sample.largest_of(SearchSettings.from_config(config), seed,
+                                                  search_param_counter(config, dataset), largest_of)
+        extra = {} if largest_of == 1 else {"largest_of": largest_of, "drawn_params": drawn}
         atomic_write_json(target, {"genome": genome.to_dict(), "params": params, "seed": seed, "method": "random",
                                    **extra})
     return out

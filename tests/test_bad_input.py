@@ -463,6 +463,40 @@ def test_sample_never_replaces_another_result(capsys, tmp_path):
     assert snapshot(searched) == before
 
 
+def test_sample_largest_of_keeps_the_largest_draw_and_never_replaces_a_plain_sample(capsys, tmp_path):
+    """The size-only baseline: --largest-of K keeps the largest of K draws; asked of a
+    folder holding a plain sample, it is refused, nothing changed; a bad K is one line."""
+    import json
+
+    from test_resume import snapshot
+
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    out = tmp_path / "out"
+
+    def sample(seed: int, *extra: str, where: Path = out) -> list[str]:
+        return [*verb_argv("sample", config, tmp_path), "--seed", str(seed), "--out", str(where), *extra]
+
+    plain = []
+    for s in (6, 7, 8):
+        assert main(sample(s, where=tmp_path / f"plain{s}")) == 0
+        plain.append(json.loads((tmp_path / f"plain{s}" / "best.json").read_text()))
+    assert main(sample(2, "--largest-of", "3")) == 0            # draws seeds 2*3 ... 2*3+2
+    best = json.loads((out / "best.json").read_text())
+    top = max(plain, key=lambda b: b["params"])
+    assert best["drawn_params"] == [b["params"] for b in plain] and best["largest_of"] == 3
+    assert best["params"] == top["params"] and best["genome"] == top["genome"]
+    first = snapshot(out)
+    assert main(sample(2, "--largest-of", "3")) == 0 and snapshot(out) == first     # the same again: no-op
+    one_line_error(capsys, sample(6, "--largest-of", "2", where=tmp_path / "plain6"),
+                   r"plain6/best.json holds another random genome .*--restart")
+    for bad in ("0", "x"):
+        with pytest.raises(SystemExit) as exit_:
+            main(sample(2, "--largest-of", bad))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and err[-1].startswith("nasgep sample: error: argument --largest-of: ")
+    assert snapshot(out) == first
+
+
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"\x80\x02}q\x00.", "tensor", "dict"])
 def test_a_damaged_or_foreign_checkpoint_is_refused(capsys, tmp_path, content):
     import torch

@@ -2,6 +2,9 @@
 
   nasgep sample --config config/paper.yaml --dataset cifar10 --seed 0 --out results/r0
 
+With --largest-of K, the genome is the largest (by parameters) of K such draws: the
+size-only baseline, for a search that may win by picking larger cells.
+
 Writes OUT/best.json in the same form as a search (method "random", fitness null), so
 `nasgep train --genome OUT/best.json` trains it exactly like searched cells, and
 OUT/settings.json (the settings it was drawn with). A folder holding a search, a training
@@ -22,7 +25,20 @@ HELP = "draw random normal and reduction cells (random-sampling baseline)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p)
+    p.add_argument("--largest-of", type=draws_value, default=1, metavar="K",
+                   help="keep the largest of K random genomes (a size-only baseline; default 1: one draw)")
     add_restart_arguments(p, "OUT", "sample")
+
+
+def draws_value(text: str) -> int:
+    """``--largest-of K``: a whole number from 1 to 1000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:80]!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"K is from 1 to 1000, got {text[:80]}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,17 +49,22 @@ def run(args: argparse.Namespace) -> int:
     from ..io import atomic_write_bytes
     from ..search.loop import SearchSettings
     from ..search.runner import result_settings
-    from ..search.sample import sample_genome
+    from ..search.sample import largest_of, sample_genome
     from ..search.torch_evaluator import search_param_counter
 
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
     settings = SearchSettings.from_config(config)
-    genome, params, rejections = sample_genome(settings, args.seed, search_param_counter(config, dataset))
+    counter = search_param_counter(config, dataset)
+    if args.largest_of == 1:
+        genome, params, rejections = sample_genome(settings, args.seed, counter)
+        extra = {"param_rejections": rejections}
+    else:
+        genome, params, drawn = largest_of(settings, args.seed, counter, args.largest_of)
+        extra = {"largest_of": args.largest_of, "drawn_params": drawn}
     out = Path(args.out)
     best = {"genome": genome.to_dict(), "fitness": None, "params": params, "dataset": dataset,
-            "seed": args.seed, "method": "random", "generation": None, "individual": None,
-            "param_rejections": rejections}
+            "seed": args.seed, "method": "random", "generation": None, "individual": None, **extra}
     content = (json.dumps(best, indent=2) + "\n").encode()
     fingerprint = result_settings(config, dataset, args.seed)   # what shapes a search shapes its sample
     with outdir.locked(out):
@@ -64,10 +85,12 @@ def run(args: argparse.Namespace) -> int:
                             params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
                                     "genome": tracking.genome_text(genome)},
                             tags=tracking.run_tags(config, dataset=dataset, seed=args.seed, method="random")) as run:
-        run.log_metrics({"params": params, "param_rejections": rejections})
+        run.log_metrics({"params": params, **{k: v for k, v in extra.items() if k != "drawn_params"}})
         run.log_artifact(out / "best.json")
         run.log_dict(genome.to_dict(), "genome.json")
-    print(f"random genome ({params} parameters at search size, {rejections} rejections) -> {out / 'best.json'}")
+    how = (f"{extra['param_rejections']} rejections" if args.largest_of == 1
+           else f"the largest of {args.largest_of} draws")
+    print(f"random genome ({params} parameters at search size, {how}) -> {out / 'best.json'}")
     return 0
 
 

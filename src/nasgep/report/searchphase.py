@@ -137,7 +137,7 @@ def size_adjusted(searched: Sequence[float], searched_params: Sequence[float], r
     searched cells sit at the edge of the random cells' sizes it can mislead (on real
     CIFAR-10 it put 0.54 points on size that a direct test, the largest of 8 random
     cells, did not find: docs/search-quality.md), so read it as a hint and test it with
-    a size-only baseline (``bench/search_phase.py --random-largest-of K``)."""
+    a size-only baseline (``nasgep sample --largest-of K``)."""
     a, ap = np.asarray(searched, float), np.asarray(searched_params, float)
     b, bp = np.asarray(random, float), np.asarray(random_params, float)
     out = dict.fromkeys(("slope", "slope_p", "expected", "gain", "p"), math.nan)

@@ -41,3 +41,18 @@ def sample_genome(settings: SearchSettings, seed: int,
             smallest = (n, genome)
     assert smallest is not None
     return smallest[1], smallest[0], settings.rebreed_tries
+
+
+def largest_of(settings: SearchSettings, seed: int, count_params: Callable[[Genome], int],
+               k: int) -> tuple[Genome, int, list[int]]:
+    """The size-only baseline: of ``k`` random genomes (:func:`sample_genome` with seeds
+    seed*k ... seed*k + k-1; ``k`` = 1 is the plain draw with ``seed``), the one with the
+    most parameters. A search under a parameter limit may win by picking larger cells;
+    this baseline picks by size alone (docs/search-quality.md, "Size-only baseline").
+    Returns (genome, parameters, the parameters of every draw)."""
+    if k < 1:
+        raise ValueError(f"largest_of needs k >= 1, got {k}")
+    seeds = [seed] if k == 1 else [seed * k + j for j in range(k)]
+    draws = [sample_genome(settings, s, count_params)[:2] for s in seeds]
+    genome, params = max(draws, key=lambda d: d[1])
+    return genome, params, [d[1] for d in draws]
