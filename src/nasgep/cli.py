@@ -55,15 +55,25 @@ def output_dir(text: str) -> Path:
 MAX_SEED = 2**32 - 1
 
 
-def seed_value(text: str) -> int:
-    """``--seed N``: a whole number from 0 to 2**32 - 1."""
+def whole_number(text: str, low: int, high: int, what: str) -> int:
+    """An option's whole number from ``low`` to ``high``, or argparse's one-line error."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:80]!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"a seed is from 0 to {MAX_SEED}, got {text[:80]}")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{what} is from {low} to {high}, got {text[:80]}")
     return value
+
+
+def seed_value(text: str) -> int:
+    """``--seed N``: a whole number from 0 to 2**32 - 1."""
+    return whole_number(text, 0, MAX_SEED, "a seed")
+
+
+def draws_value(text: str) -> int:
+    """``--largest-of K`` (``nasgep sample``): a whole number from 1 to 1000."""
+    return whole_number(text, 1, 1000, "K")
 
 
 def load_args_config(args: argparse.Namespace) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cli import add_restart_arguments, load_args_config
+from ..cli import add_restart_arguments, draws_value, load_args_config
 from .search import add_common
 
 NAME = "sample"
@@ -28,17 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--largest-of", type=draws_value, default=1, metavar="K",
                    help="keep the largest of K random genomes (a size-only baseline; default 1: one draw)")
     add_restart_arguments(p, "OUT", "sample")
-
-
-def draws_value(text: str) -> int:
-    """``--largest-of K``: a whole number from 1 to 1000."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:80]!r}") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"K is from 1 to 1000, got {text[:80]}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
