@@ -332,6 +332,24 @@ def test_mlflow_run_has_per_generation_metrics(tmp_path, monkeypatch):
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "search"
 
 
+def test_resume_into_a_replaced_tracking_store_opens_a_new_run(tmp_path, capsys):
+    """A store replaced after the search began (a new `track init`, a deleted file) no
+    longer holds the search's run: the resume warns and logs into a new run."""
+    first, db = tmp_path / "old" / "mlflow.db", tmp_path / "new" / "mlflow.db"   # one process: two URIs
+    run_search(small_config("search.max_generations=2", "tracking.enabled=true", f"tracking.uri=sqlite:///{first}"),
+               dataset="cifar10", seed=0, out_dir=tmp_path / "s", factory=cheap_factory, progress=False)
+    final = run_search(small_config("search.max_generations=3", "tracking.enabled=true", f"tracking.uri=sqlite:///{db}"),
+                       dataset="cifar10", seed=0, out_dir=tmp_path / "s", factory=cheap_factory, progress=False,
+                       resume=True)
+    assert final.generation == 2
+    assert "is not in" in capsys.readouterr().err
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
+    (run,) = client.search_runs([client.get_experiment_by_name("paper/search").experiment_id])
+    assert run.info.run_id == final.mlflow_run_id
+
+
 def test_long_search_never_refers_to_removed_genes():
     # the kill rule spares only coding genes; breeding can move a removed gene id from a
     # parent's non-coding tail into a child's coding region, which must be repaired

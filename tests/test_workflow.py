@@ -90,6 +90,26 @@ def test_paper_dag_with_transfer(tmp_path):
     assert "transfer.dataset is null" not in output
 
 
+def test_slurm_profile_sends_every_gpu_rule_to_the_gpu_partition(tmp_path):
+    """Each rule of the paper study that runs on a node (not a local rule) and asks for a
+    GPU has its own entry in the SLURM profile, on the GPU partition: else it would get
+    the CPU partition's default resources (the search's runtime comes from the workflow)."""
+    profile = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    config = write_config(
+        tmp_path / "transfer.yaml", PAPER,
+        datasets={"imagenet": {"kind": "folder", "label": "ImageNet", "path": "/data/imagenet",
+                               "image_size": 224}},
+        transfer={"dataset": "imagenet"})
+    result = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr
+    snakefile = (ROOT / "workflow" / "Snakefile").read_text()
+    local = set(re.search(r"localrules:\n((?:\s+\w+,\n)+)", snakefile).group(1).replace(",", "").split())
+    remote = set(job_counts(result.stdout + result.stderr)) - local - {"total"}
+    assert {"search", "search_nws", "sample", "train", "transfer", "search_phase"} <= remote
+    for rule in remote:
+        assert profile["set-resources"][rule]["slurm_partition"] == "gpu", rule
+
+
 def test_demo_dag_and_results_dir(tmp_path):
     counts, _ = dry_run(tmp_path, DEMO)
     assert counts["search"] == 4 and counts["sample"] == 4 and counts["search_nws"] == 2
@@ -228,6 +248,10 @@ for flag in ("--resume", "--no-resume", "--restart", "--restart-if-changed", "--
     p.add_argument(flag, action="store_true")
 a, _ = p.parse_known_args()
 out = Path(a.out)
+for name in ("best.json", "metrics.json"):      # what snakemake left of an earlier run
+    if (out / name).exists():
+        with open({calls!r} + ".found", "a") as f:
+            f.write(f"{{verb}} {{out / name}}\n")
 genome = {{"format": "nasgep-genome/1", "normal": {{"cell": "add | g1 g2", "genes": {{}}}},
           "reduction": {{"cell": "cat | g1 g2", "genes": {{}}}}}}
 if verb == "prepare":
@@ -343,6 +367,24 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     assert not list(results.rglob(".workflow-complete"))
     again = snakemake(work, "-n", "--configfile", str(DEMO), env=env)
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout    # --restart is no param change
+
+    # another config file that changes nothing reruns nothing (not even the tracking store) ...
+    same = work / "same.yaml"
+    same.write_text("name: demo\n")
+    again = snakemake(work, "-n", "--configfile", str(DEMO), str(same), env=env)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout
+    # ... and one that changes a search setting reruns the searches without deleting their
+    # results first (update() outputs): the verb finds them and moves them aside itself
+    changed = work / "changed.yaml"
+    changed.write_text("search:\n  lr: 0.07\n")
+    found = Path(str(calls) + ".found")
+    found.unlink(missing_ok=True)
+    db = (results / "mlflow.db").read_bytes()
+    rerun = snakemake(work, "--cores", "1", str(search.relative_to(work) / "best.json"),
+                      "--configfile", str(DEMO), str(changed), env=env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"search {search.relative_to(work) / 'best.json'}" in found.read_text().splitlines()
+    assert (results / "mlflow.db").read_bytes() == db          # the store is never recreated
 
 
 def test_dataset_names_that_are_not_identifiers_are_refused(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,16 @@ class Run:
                 self._mlflow.log_artifact(str(path), artifact_path)
 
 
+def _run_exists(client, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def start_run(config: Mapping, experiment: str, run_name: str,
               params: Mapping[str, Any] | None = None,
@@ -288,7 +299,12 @@ def start_run(config: Mapping, experiment: str, run_name: str,
 
     with _store_errors(uri):
         mlflow.set_tracking_uri(uri)
-        experiment_id = ensure_experiment(mlflow.MlflowClient(tracking_uri=uri), config, experiment)
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        experiment_id = ensure_experiment(client, config, experiment)
+        if run_id is not None and not _run_exists(client, run_id):
+            print(f"warning: MLflow run {run_id} is not in {uri} (the store was replaced or "
+                  "removed); logging to a new run", file=sys.stderr)
+            run_id = None
     with mlflow.start_run(run_name=run_name, run_id=run_id, experiment_id=experiment_id):
         run = Run(mlflow)
         if params and run_id is None:

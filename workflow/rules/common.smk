@@ -43,6 +43,13 @@ def _config_paths() -> list[str]:
 CONFIG_PATHS = _config_paths()
 CONFIG_ARGS = " ".join(f"--config {shlex.quote(p)}" for p in CONFIG_PATHS)
 
+
+def config_args(wildcards, output) -> str:
+    """The rules' ``--config`` arguments as a param Snakemake treats as derived (it reads
+    ``output``): which files carry the config is no reason to rerun a job; what they say
+    is (each rule's ``settings`` param holds the values it depends on)."""
+    return CONFIG_ARGS
+
 try:  # cross-references (dataset names, gene limits) and every default, as the verbs see them
     NASGEP_CONFIG = nasgep_validate(
         copy.deepcopy(dict(config)), " + ".join(CONFIG_PATHS) or "config"

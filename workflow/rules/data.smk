@@ -8,7 +8,7 @@ rule prepare:
     log:
         log_path("prepare/{dataset}"),
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
         settings=lambda wildcards: plan.prepare_inputs(NASGEP_CONFIG, wildcards.dataset),
     threads: 4  # decoding a folder dataset's images once (an unreadable file is named here)
     conda:
@@ -22,11 +22,12 @@ rule prepare:
 
 rule tracking_store:
     output:
-        tracking_db() or f"{R}/mlflow.db",
+        update(tracking_db() or f"{R}/mlflow.db"),  # `track init` adds to it; never deleted
     log:
         log_path("tracking_store"),
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
+        settings=NASGEP_CONFIG.get("tracking"),
     conda:
         ENV
     message:

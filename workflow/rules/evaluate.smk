@@ -31,7 +31,7 @@ rule search_phase:
     log:
         log_path("searchphase/{dataset}"),
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
         searches=lambda wildcards, input: " ".join(os.path.dirname(p) for p in input.best),
         out=lambda wildcards, output: os.path.dirname(output.json),
         settings=lambda wildcards: plan.searchphase_inputs(NASGEP_CONFIG, wildcards.dataset),

@@ -51,7 +51,7 @@ rule tables:
     log:
         log_path("tables"),
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
         out=lambda wildcards, output: os.path.dirname(output[0]),
         settings=plan.report_inputs(STUDY),
     conda:
@@ -82,7 +82,7 @@ rule figures:
     log:
         log_path("figures"),
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
         out=lambda wildcards, output: os.path.dirname(output[0]),
         settings=plan.report_inputs(STUDY),
     conda:

@@ -2,8 +2,10 @@
 # best seed's cells. `nasgep search --resume --restart-if-changed` decides from the
 # settings recorded in the search's folder: an interrupted search resumes, a finished one
 # with the same settings is not redone (its results are written again), one made with
-# other settings is moved aside into .previous-<time>/ and started afresh; --forcerun /
-# --force add --restart. A search still running in the folder (after snakemake itself
+# other settings is moved aside into .previous-<time>/, results included, and started
+# afresh; --forcerun / --force add --restart. The results are `update()` outputs, so
+# Snakemake never deletes them before a rerun: the verb moves them aside (`nasgep sample`
+# likewise). A search still running in the folder (after snakemake itself
 # was killed) makes the job fail at once, naming its PID.
 
 
@@ -12,12 +14,12 @@ rule search:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        best=result("search", "best.json").replace("{method}", "search"),
-        history=result("search", "history.parquet").replace("{method}", "search"),
+        best=update(result("search", "best.json").replace("{method}", "search")),
+        history=update(result("search", "history.parquet").replace("{method}", "search")),
     log:
         log_path("search/{dataset}/search/seed{seed}"),
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
         out=lambda wildcards, output: os.path.dirname(output.best),
         extra=weight_sharing_flag("search"),
         redo=restart_flag("search"),
@@ -38,12 +40,12 @@ rule search:
 
 use rule search as search_nws with:
     output:
-        best=result("search", "best.json").replace("{method}", "search_nws"),
-        history=result("search", "history.parquet").replace("{method}", "search_nws"),
+        best=update(result("search", "best.json").replace("{method}", "search_nws")),
+        history=update(result("search", "history.parquet").replace("{method}", "search_nws")),
     log:
         log_path("search/{dataset}/search_nws/seed{seed}"),
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
         out=lambda wildcards, output: os.path.dirname(output.best),
         extra=weight_sharing_flag("search_nws"),
         redo=restart_flag("search_nws"),
@@ -57,20 +59,21 @@ rule sample:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        best=result("search", "best.json").replace("{method}", "random"),
+        best=update(result("search", "best.json").replace("{method}", "random")),
     log:
         log_path("search/{dataset}/random/seed{seed}"),
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
         out=lambda wildcards, output: os.path.dirname(output.best),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
+        redo=restart_flag("sample"),
     conda:
         ENV
     message:
         "random sampling {wildcards.dataset}, seed {wildcards.seed}"
     shell:
         "nasgep sample {params.config} --dataset {wildcards.dataset:q} --seed {wildcards.seed:q} "
-        "--out {params.out:q} > {log:q} 2>&1"
+        "--out {params.out:q} --restart-if-changed {params.redo:q} > {log:q} 2>&1"
 
 
 rule select_best:

@@ -5,8 +5,9 @@
 # `nasgep train --restart-if-changed` resumes an interrupted training from its
 # checkpoint.pt, does not redo a finished one with the same settings (it tests the final
 # weights again and rewrites the results), and moves one made with other settings (or
-# another genome) aside into .previous-<time>/ and starts over; --forcerun / --force add
-# --restart.
+# another genome) aside into .previous-<time>/, results included, and starts over;
+# --forcerun / --force add --restart. The results are `update()` outputs: Snakemake never
+# deletes them before a rerun, the verb decides.
 
 
 rule train:
@@ -15,14 +16,14 @@ rule train:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        metrics=result("train", "metrics.json"),
-        model=result("train", "model.pt"),
+        metrics=update(result("train", "metrics.json")),
+        model=update(result("train", "model.pt")),
     log:
         log_path("train/{dataset}/{variant}/seed{seed}"),
     wildcard_constraints:
         variant="|".join(re.escape(v) for v in STUDY.ablations),
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         settings=lambda wildcards: plan.train_inputs(NASGEP_CONFIG, wildcards.dataset, wildcards.variant),
         redo=restart_flag("train"),
@@ -45,14 +46,14 @@ rule transfer:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        metrics=result("transfer", "metrics.json"),
-        model=result("transfer", "model.pt"),
+        metrics=update(result("transfer", "metrics.json")),
+        model=update(result("transfer", "model.pt")),
     log:
         log_path("transfer/{dataset}"),
     wildcard_constraints:
         dataset=re.escape(TRANSFER) if TRANSFER else r"[^/]+",
     params:
-        config=CONFIG_ARGS,
+        config=config_args,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         variant=STUDY.best_ablation,
         seed=SEEDS[0],
