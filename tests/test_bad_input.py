@@ -86,6 +86,9 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     ("search.population=3.0", r"search.population: 3.0 is not of type 'integer'"),
     ("search.lr=" + "x" * 5000, r"search.lr"),
     ("gep.cell_head=3000", r"gep.cell_head: 3000 is greater than the maximum of 100"),
+    ("search.channels=1", r"search.channels: 1 is less than the minimum of 2"),   # a network needs 2
+    ("train.channels=1", r"train.channels: 1 is less than the minimum of 2"),
+    ("transfer.channels=1", r"transfer.channels: 1 is less than the minimum of 2"),
     ("search.budget_epochs=1", r"search.budget_epochs: 1 cannot pay for the first round of generation 0 "
                                r"\(4 candidates x 1 epoch\(s\) = 4\); set at least 4"),
 ])
@@ -341,6 +344,15 @@ def test_test_labels_never_seen_in_training_are_refused(capsys, tmp_path):
     one_line_error(capsys, ["prepare", "--config", DEMO, "--config", config, "--dataset", "d"], r"never seen")
 
 
+def test_an_npz_without_test_images_is_refused_before_training(capsys, tmp_path):
+    """Else the training reports a test error of 100 % on no images at all."""
+    config = npz_config(tmp_path, npz_dataset(tmp_path, x_test=np.zeros((0, 8, 8), np.uint8),
+                                              y_test=np.zeros(0, np.int64)))
+    one_line_error(capsys, verb_argv("train", config, tmp_path), r"data\.npz:x_test: no test images")
+    one_line_error(capsys, ["prepare", "--config", DEMO, "--config", config, "--dataset", "d"], r"no test images")
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
 def test_a_good_npz_dataset_is_accepted(capsys, tmp_path):
     """The control: the same verbs on a sound dataset of the same shape succeed."""
     config = npz_config(tmp_path, npz_dataset(tmp_path))
@@ -405,12 +417,20 @@ def test_a_folder_of_the_users_own_is_neither_filled_nor_moved_aside(capsys, tmp
         one_line_error(capsys, verb_argv(verb, config, tmp_path) + extra,
                        rf"out is not empty and holds no nasgep run \(photos/, thesis.tex\); a "
                        rf"{'training' if verb == 'train' else verb} keeps its files in a folder of its own")
-        assert snapshot(out) == before
+        assert snapshot(out) == before and not (out / ".lock").exists()   # not even a lock file
     hidden = tmp_path / "hidden" / "out"
     hidden.mkdir(parents=True)
     (hidden / ".DS_Store").write_text("")
     argv = verb_argv(verb, config, tmp_path / "hidden")
     assert main(argv) == 0 and (hidden / "settings.json").exists()
+
+
+def test_a_refused_run_leaves_no_folder_behind(capsys, tmp_path):
+    """A run refused for its inputs (an unknown ablation) creates no --out of its own."""
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    argv = verb_argv("train", config, tmp_path) + ["--variant", "nope"]
+    one_line_error(capsys, argv, r"nope")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("verb", ["search", "sample", "train", "draw"])
@@ -428,6 +448,17 @@ def test_out_naming_an_existing_file_is_refused_before_any_work(capsys, tmp_path
     err = capsys.readouterr().err
     assert "is an existing file, not a folder" in err.strip().splitlines()[-1] and "Traceback" not in err
     assert existing.read_text() == "a user's file\n"
+
+
+def test_a_sample_over_the_parameter_limit_says_so(capsys, tmp_path):
+    """When no draw fits search.max_params, the smallest is kept (as the search does) and
+    the user is told, not left to read it from a count of rejections."""
+    argv = ["sample", "--config", DEMO, "--set", "tracking.enabled=false", "--set", "search.max_params=5000",
+            "--set", "search.rebreed_tries=1", "--out", str(tmp_path / "s")]
+    assert main(argv) == 0
+    params = json.loads((tmp_path / "s" / "best.json").read_text())["params"]
+    assert params > 5000
+    assert f"the smallest, {params} parameters, is kept" in capsys.readouterr().err
 
 
 def test_sample_never_replaces_another_result(capsys, tmp_path):
@@ -577,6 +608,18 @@ def test_tables_best_refuses_files_that_are_not_results(capsys, tmp_path, conten
     bad = tmp_path / "bin.json"
     bad.write_bytes(content)
     one_line_error(capsys, ["tables", "best", "--inputs", str(bad), "--out", str(tmp_path / "o.json")], match)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["track", "ui", "--print", "--port", "-5"], r"--port: a TCP port is from 1 to 65535, got -5"),
+    (["track", "ui", "--print", "--port", "99999"], r"--port: a TCP port is from 1 to 65535, got 99999"),
+    (["prepare", "--workers", "-3"], r"--workers: a number of processes is from 0 to 1024, got -3"),
+])
+def test_an_out_of_range_option_is_refused(capsys, argv, match):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and re.search(match, err[-1]), err
 
 
 @pytest.mark.parametrize("value", ["-1", "1e3", "4294967296", "x" * 500])

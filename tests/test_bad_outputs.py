@@ -45,6 +45,31 @@ def test_evaluate_refuses_a_search_of_another_dataset(capsys, tmp_path, searched
     assert not trainings and not (tmp_path / "ev").exists()
 
 
+def test_evaluate_refuses_a_search_made_on_other_data_files(capsys, tmp_path, trainings):  # noqa: F811
+    """Same dataset name, other images (the .npz rewritten): a resume refuses it, and so
+    does the evaluation, naming what differs."""
+    from test_bad_input import npz_config, npz_dataset
+
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    config = npz_config(tmp_path, npz_dataset(tmp_path))
+    run_search(load_config([DEMO, config], [*TINY, "search.dataset=d"]), dataset="d", seed=0,
+               out_dir=tmp_path / "s0", progress=False, factory=lambda device: CheapEvaluator())
+    argv = evaluate("--config", config, "--dataset", "d", "--search", str(tmp_path / "s0"),
+                    "--out", str(tmp_path / "ev"))
+    from nasgep.commands.evaluate import check_search
+
+    entry = load_config([DEMO, config])["datasets"]["d"]
+    check_search(tmp_path / "s0", "d", entry)               # the same files: accepted
+    npz_dataset(tmp_path, classes=3)                       # the same path, other content
+    capsys.readouterr()
+    one_line_error(capsys, argv, r"s0 was made on other data than dataset 'd' of the config "
+                                 r"\(data_files differ\)")
+    assert not trainings and not (tmp_path / "ev").exists()
+
+
 def test_evaluate_keeps_its_files_in_a_folder_of_its_own(capsys, tmp_path, searched, trainings):  # noqa: F811
     """A folder of the user's files, or a search's, is refused and left as it was; the
     evaluation's own folder is taken again (its cache), and other verbs refuse it."""
@@ -153,7 +178,8 @@ def _best(tmp_path: Path, name: str, text: str | dict) -> str:
     return str(path)
 
 
-GOOD = {"genome": {"normal": {}, "reduction": {}}, "fitness": 50.0, "dataset": "cifar10", "seed": 1,
+CELL = {"cell": "add | g1 g1", "genes": {"g1": "add | pw(h1) pw(h2)"}}
+GOOD = {"genome": {"normal": CELL, "reduction": CELL}, "fitness": 50.0, "dataset": "cifar10", "seed": 1,
         "method": "search"}
 
 
@@ -165,6 +191,23 @@ def test_tables_best_refuses_a_fitness_that_is_no_finite_number(capsys, tmp_path
     line = one_line_error(capsys, ["tables", "best", "--inputs", bad, good, "--out", str(out)],
                           rf"a/best.json: fitness {value.lower().replace('infinity', 'inf')} is not a finite number")
     assert bad in line and not out.exists()
+
+
+@pytest.mark.parametrize("genome, match", [
+    (None, r"b/best.json: no 'genome'"),
+    ({"normal": CELL}, r"b/best.json: genome: missing key 'reduction'"),
+    ({"normal": {"cell": "zz | q", "genes": {}}, "reduction": CELL}, r"b/best.json: genome: normal.cell"),
+])
+def test_tables_best_refuses_a_broken_genome_before_choosing(capsys, tmp_path, genome, match):
+    """The chosen file is trained next: a genome that cannot be trained is named here, even
+    when its fitness is the highest."""
+    broken = {key: value for key, value in GOOD.items() if key != "genome"}
+    if genome is not None:
+        broken["genome"] = genome
+    a, b = _best(tmp_path, "a", GOOD), _best(tmp_path, "b", {**broken, "fitness": 99.0})
+    out = tmp_path / "best.json"
+    one_line_error(capsys, ["tables", "best", "--inputs", a, b, "--out", str(out)], match)
+    assert not out.exists()
 
 
 def test_tables_best_refuses_searches_of_different_datasets(capsys, tmp_path):

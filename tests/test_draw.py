@@ -115,6 +115,14 @@ def test_cli_draw(tmp_path, capsys):
     assert "normal.png" in capsys.readouterr().out
 
 
+def test_a_title_with_dollar_signs_is_drawn_as_written(tmp_path):
+    """A '$' would start matplotlib's math mode; an unpaired one failed to parse."""
+    path = tmp_path / "best.json"
+    path.write_text('{"fitness": 0.9, "genome": ' + HAND.to_json() + "}")
+    assert main(["draw", str(path), "--out", str(tmp_path / "out"), "--title", "$x^$ costs 5$"]) == 0
+    assert "$x^$ costs 5$" in (tmp_path / "out" / "normal.svg").read_text()
+
+
 def test_cli_draw_missing_file_names_it(tmp_path, capsys):
     missing = tmp_path / "nope.json"
     assert main(["draw", str(missing), "--out", str(tmp_path)]) == 2

@@ -235,11 +235,14 @@ def test_tables_command_needs_the_results_folder(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+GENOME = json.loads((Path(__file__).parents[1] / "examples" / "hand_genome.json").read_text())
+
+
 def test_select_best_by_search_fitness(tmp_path, capsys):
     paths = []
     for seed, fitness in zip(SEEDS, (71.0, 74.5, 74.5)):
         p = tmp_path / f"seed{seed}" / "best.json"
-        write_json(p, {"genome": {"normal": {}, "reduction": {}}, "fitness": fitness, "params": 1,
+        write_json(p, {"genome": GENOME, "fitness": fitness, "params": 1,
                        "dataset": "cifar10", "seed": seed, "method": "search"})
         paths.append(p)
     best = select_best(paths)
@@ -247,7 +250,7 @@ def test_select_best_by_search_fitness(tmp_path, capsys):
     out = tmp_path / "best.json"
     assert main(["tables", "best", "--inputs", *map(str, paths), "--out", str(out)]) == 0
     written = json.loads(out.read_text())
-    assert written["seed"] == 1 and written["genome"] == {"normal": {}, "reduction": {}}
+    assert written["seed"] == 1 and written["genome"] == GENOME
     assert len(written["selection"]["candidates"]) == 3
     assert main(["tables", "best", "--inputs", str(tmp_path / "missing.json"), "--out", str(out)]) == 2
 
@@ -262,6 +265,15 @@ def test_figures_command_writes_png_and_svg(tmp_path, study_dir):
         for ext in ("png", "svg"):
             assert (out / f"{name}.{ext}").stat().st_size > 1000
     assert (out / "search_curves_cifar10.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figures_draw_labels_with_dollar_signs_as_written(tmp_path, study_dir):
+    cfg, _ = study_dir
+    label = tmp_path / "label.yaml"
+    label.write_text("datasets: {cifar10: {kind: cifar10, label: '$x^$ 5$'}}\n")
+    out = tmp_path / "figures"
+    assert main(["figures", "--config", str(cfg), "--config", str(label), "--out", str(out)]) == 0
+    assert "$x^$ 5$" in (out / "search_curves_cifar10.svg").read_text()
 
 
 def test_figures_without_results_still_draw(tmp_path):

@@ -252,8 +252,9 @@ for name in ("best.json", "metrics.json"):      # what snakemake left of an earl
     if (out / name).exists():
         with open({calls!r} + ".found", "a") as f:
             f.write(f"{{verb}} {{out / name}}\n")
-genome = {{"format": "nasgep-genome/1", "normal": {{"cell": "add | g1 g2", "genes": {{}}}},
-          "reduction": {{"cell": "cat | g1 g2", "genes": {{}}}}}}
+genes = {{"g1": "add | pw(h1) pw(h2)", "g2": "add | sep_3x3(h1) pw(h2)"}}
+genome = {{"format": "nasgep-genome/1", "normal": {{"cell": "add | g1 g2", "genes": genes}},
+          "reduction": {{"cell": "cat | g1 g2", "genes": genes}}}}
 if verb == "prepare":
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({{"dataset": a.dataset}}))

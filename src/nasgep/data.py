@@ -355,6 +355,8 @@ def _load_npz(entry: dict, need_test: bool) -> _Arrays:
         x_test = y_test = None
         if need_test:  # the search never reads the test set
             x_test = _nhwc_to_nchw(_npz_array(npz, "x_test", path), f"{path}:x_test")
+            if len(x_test) == 0:
+                raise DataError(f"{path}:x_test: no test images (a final training reports its test accuracy)")
             y_test = _labels(_npz_array(npz, "y_test", path), len(x_test), f"{path}:y_test")
             if x_test.shape[1:] != x_train.shape[1:]:
                 test_hwc, train_hwc = (tuple(x.permute(0, 2, 3, 1).shape[1:]) for x in (x_test, x_train))

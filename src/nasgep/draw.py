@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .gep import Node
-from .io import atomic_save_figure
+from .io import atomic_save_figure, literal_text
 from .space import CellGenome, parse_terminal
 
 #: Most boxes (operations, adds, concats, inputs) one drawing holds. The paper's cells
@@ -261,7 +261,7 @@ def draw_cell(genome: CellGenome, path: str | Path, title: str | None = None) ->
     ax.set_ylim(-layers - 0.6, 0.6)
     ax.axis("off")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(literal_text(title), fontsize=10)
     fig.tight_layout()
     base = Path(path)
     base.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,12 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def literal_text(text: str) -> str:
+    """User text (a title, a dataset or ablation label) as matplotlib draws it literally:
+    a ``$`` would otherwise start its math mode (and an unpaired one fail to parse)."""
+    return text.replace("$", r"\$")
+
+
 def atomic_save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
     """A matplotlib figure saved atomically, in the format of ``path``'s suffix."""
     buffer = io.BytesIO()

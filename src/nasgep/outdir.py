@@ -51,8 +51,11 @@ def locked(out: Path) -> Iterator[None]:
     holder's PID when another process holds it."""
     if out.exists() and not out.is_dir():
         raise FolderError(f"--out {out} is a file, not a folder")
+    new_folder, lock = not out.exists(), out / LOCK
     out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    new_lock = not lock.exists()
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    held = done = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -63,11 +66,18 @@ def locked(out: Path) -> Iterator[None]:
             pid = holder[0] if holder else "unknown"
             raise FolderError(f"{out} is in use by another nasgep run (PID {pid}); wait for it to "
                               "finish or stop it, or choose another --out") from None
+        held = True
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
+        done = True
     finally:
-        os.close(fd)     # releases the lock; the file stays (unlinking it would race)
+        if held and new_lock and not done:   # a refused run leaves no trace of its own
+            with contextlib.suppress(OSError):
+                lock.unlink()
+                if new_folder:
+                    out.rmdir()              # only when empty
+        os.close(fd)     # releases the lock; a run's lock file stays (unlinking it would race)
 
 
 # --- the settings a result depends on ----------------------------------------------------

@@ -1,4 +1,4 @@
-"""Print the decoded expression of chromosomes given in text form.
+r"""Print the decoded expression of chromosomes given in text form.
 
   nasgep decode "cat add g3 g7 | g1 g2 g9 g4 g5"    ->  cat(add(g7, g1), g3)
   printf 'add | sep_3x3(h1) h2\n' | nasgep decode -

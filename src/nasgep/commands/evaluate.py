@@ -66,10 +66,12 @@ HISTORY_COLUMNS = ("genome", "id", "fitness", "epochs", "failure")
 WHAT = "search-phase evaluation"
 
 
-def check_search(folder: Path, dataset: str) -> None:
+def check_search(folder: Path, dataset: str, entry: dict | None = None) -> None:
     """Refuse, in one line, a ``--search`` that is no finished search of ``dataset``: no
     such folder, a file, another kind of run, a file of a search missing, a search not
-    finished or one of another dataset (its settings.json's record, else its best.json's)."""
+    finished or one of another dataset (its settings.json's record, else its best.json's),
+    or, with the config's dataset ``entry``, one made on other data (its kind, or where
+    recorded the fingerprint of its files, differs)."""
     from .. import outdir
     from ..errors import UserError
     from ..study import read_json
@@ -96,6 +98,17 @@ def check_search(folder: Path, dataset: str) -> None:
     if isinstance(searched, str) and searched != dataset:
         raise UserError(f"--search {folder} is a search of dataset {searched!r}, not {dataset!r} (the dataset "
                         f"evaluated: --dataset, else search.dataset); give its --dataset, or searches of {dataset!r}")
+    if entry is not None and record:
+        from ..datafiles import files_fingerprint
+
+        old = record["settings"]
+        data = old.get("data") if isinstance(old.get("data"), dict) else {}
+        keys = ["data.kind"] if "kind" in data and data["kind"] != entry.get("kind") else []
+        if "data_files" in old and not keys and old["data_files"] != files_fingerprint(entry):
+            keys.append("data_files")     # the files' content: a path spelt otherwise is no difference
+        if keys:
+            raise UserError(f"--search {folder} was made on other data than dataset {dataset!r} of the config "
+                            f"({', '.join(keys)} differ); evaluate it with the data it searched")
 
 
 def check_finished(folder: Path) -> None:
@@ -274,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_name(config, args.dataset)
     searches = [Path(s) for s in args.search]
     for s in searches:
-        check_search(s, dataset)
+        check_search(s, dataset, config["datasets"][dataset])
     out = args.out
     rows = []
     history_of = histories(searches)

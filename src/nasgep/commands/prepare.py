@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from ..cli import add_config_arguments, load_args_config, seed_value
+from ..cli import add_config_arguments, load_args_config, seed_value, whole_number
 from ..io import atomic_write_text
 
 NAME = "prepare"
@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed_value, default=0, help="seed of the search's validation split (default 0)")
     p.add_argument("--no-image-check", action="store_true",
                    help="folder datasets: do not decode every image to find unreadable files")
-    p.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))),
+    p.add_argument("--workers", type=lambda text: whole_number(text, 0, 1024, "a number of processes"),
+                   default=min(8, len(os.sched_getaffinity(0))),
                    help="processes decoding a folder dataset's images (default: min(8, the CPUs this "
                         "process may use))")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..cli import add_restart_arguments, draws_value, load_args_config
 from .search import add_common
@@ -80,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     how = (f"{extra['param_rejections']} rejections" if args.largest_of == 1
            else f"the largest of {args.largest_of} draws")
     print(f"random genome ({params} parameters at search size, {how}) -> {out / 'best.json'}")
+    if params > settings.max_params:      # every draw was over: the smallest is kept, as the search does
+        print(f"warning: no draw within search.max_params = {settings.max_params} in search.rebreed_tries = "
+              f"{settings.rebreed_tries} tries; the smallest, {params} parameters, is kept", file=sys.stderr)
     return 0
 
 

@@ -24,7 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..cli import add_config_arguments, load_args_config
+from ..cli import add_config_arguments, load_args_config, whole_number
 
 NAME = "track"
 HELP = "create a study's MLflow store (init) or start the MLflow UI on it (ui)"
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for q in (init, ui):
         add_config_arguments(q, required=False)
     ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--port", type=lambda text: whole_number(text, 1, 65535, "a TCP port"), default=5000)
     ui.add_argument("--print", dest="print_only", action="store_true", help="only print the command")
 
 

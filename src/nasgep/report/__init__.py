@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..space import Genome, GenomeError
 from ..study import (  # noqa: F401 - the report's view of the plan
     FIGURE_FORMATS,
     LAYOUT,
@@ -49,6 +50,12 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
             raise ValueError(f"{path}: no numeric 'fitness'")
         if isinstance(data["fitness"], float) and not math.isfinite(data["fitness"]):
             raise ValueError(f"{path}: fitness {data['fitness']} is not a finite number (a damaged best.json?)")
+        if "genome" not in data:
+            raise ValueError(f"{path}: no 'genome' (a search's best.json holds the cells it found)")
+        try:      # the chosen file is trained next: a broken genome is named here, not there
+            Genome.from_dict(data["genome"]).validate()
+        except GenomeError as e:
+            raise ValueError(f"{path}: genome: {e}") from None
     datasets = [(data["dataset"], path) for data, path in candidates if isinstance(data.get("dataset"), str)]
     for dataset, path in datasets[1:]:
         if dataset != datasets[0][0]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import atomic_save_figure
+from ..io import atomic_save_figure, literal_text
 from . import FIGURE_FORMATS, Study, read_history
 from . import reference as ref
 from .tables import Stat
@@ -71,7 +71,8 @@ def search_curves(study: Study, dataset: str, out_dir: str | Path) -> list[Path]
             ax.legend(fontsize="small", ncol=2)
         else:
             ax.text(0.5, 0.5, "no search history yet", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(f"{study.label(dataset)}: {_METHOD_TITLES.get(method, method)}", fontsize="medium")
+        ax.set_title(literal_text(f"{study.label(dataset)}: {_METHOD_TITLES.get(method, method)}"),
+                     fontsize="medium")
         ax.set_xlabel("generation")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -111,9 +112,9 @@ def ablation_bars(study: Study, out_dir: str | Path) -> list[Path]:
         ax.errorbar([x + 0.25 for x in ref_x], ref_y, yerr=ref_e, fmt="o", mfc="none", color="black",
                     capsize=3, label=ref.LABEL)
     ax.set_xticks(xs)
-    ax.set_xticklabels(labels, rotation=25, ha="right", fontsize="small")
+    ax.set_xticklabels([literal_text(label) for label in labels], rotation=25, ha="right", fontsize="small")
     ax.set_ylabel("test error (%)")
-    ax.set_title(f"Ablations on {study.label(study.ablation_dataset)}")
+    ax.set_title(literal_text(f"Ablations on {study.label(study.ablation_dataset)}"))
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import integrate, stats
 
-from ..io import atomic_save_figure
+from ..io import atomic_save_figure, literal_text
 
 #: the share of random genomes a searched genome must beat (issue 9's goal: the 90th percentile)
 GOAL_PERCENTILE = 90.0
@@ -331,7 +331,8 @@ def scatter(result: SearchPhase, path, title: str | None = None,
     ax.set_xlabel(f"search fitness ({fitness_label})")
     ax.set_ylabel("test accuracy after full training (%)")
     tau = "n/a" if math.isnan(result.tau) else f"{result.tau:.2f} (p = {result.tau_p:.3f}, n = {result.tau_n})"
-    ax.set_title(title or f"{result.dataset}: search fitness vs trained accuracy\nKendall's tau {tau}", fontsize=9)
+    ax.set_title(literal_text(title or f"{result.dataset}: search fitness vs trained accuracy\nKendall's tau {tau}"),
+                 fontsize=9)
     if len(seeds) > 1:
         ax.legend(fontsize=7)
     fig.tight_layout()
