@@ -425,6 +425,16 @@ def test_a_folder_of_the_users_own_is_neither_filled_nor_moved_aside(capsys, tmp
     assert main(argv) == 0 and (hidden / "settings.json").exists()
 
 
+@pytest.mark.parametrize("results_dir", ["afile", "afile/sub"])
+def test_a_results_dir_that_is_or_runs_through_a_file_names_it(capsys, tmp_path, results_dir):
+    (tmp_path / "afile").write_text("a user's file\n")
+    config = tmp_path / "r.yaml"
+    config.write_text(f"results_dir: {tmp_path / results_dir}\n")
+    one_line_error(capsys, ["track", "init", "--config", DEMO, "--config", str(config)],
+                   rf"{tmp_path / 'afile'} is a file, where a folder is needed")
+    assert (tmp_path / "afile").read_text() == "a user's file\n"
+
+
 def test_a_refused_run_leaves_no_folder_behind(capsys, tmp_path):
     """A run refused for its inputs (an unknown ablation) creates no --out of its own."""
     config = npz_config(tmp_path, npz_dataset(tmp_path))

@@ -130,6 +130,13 @@ def _fail(command: str, message: str, code: int) -> int:
 
 
 def _os_message(e: OSError) -> str:
+    if isinstance(e, (FileExistsError, NotADirectoryError)) and e.filename:
+        # a folder to create (results_dir, --out) where a file is, or below one: name the file
+        path = Path(str(e.filename))
+        blocking = next((p for p in (path, *path.parents) if p.is_file()), None)
+        if blocking is not None:
+            inside = "" if blocking == path else f" (to hold {path})"
+            return f"{blocking} is a file, where a folder is needed{inside}; move it or name another path"
     where = f"{e.filename}: " if e.filename else ""
     return f"{where}{e.strerror or e}"
 
