@@ -236,6 +236,10 @@ if verb not in {verbs!r}:
     sys.exit(main())
 from nasgep.cli import build_parser
 build_parser().parse_args(sys.argv[1:])      # the rule's arguments must be the real verb's
+import os
+if os.environ.get("FAKE_FAILS") == verb:
+    print(f"{{verb}} failed", file=sys.stderr)
+    sys.exit(3)
 p = argparse.ArgumentParser()
 p.add_argument("verb"); p.add_argument("genome_file", nargs="?")
 for opt in ("--config", "--set"):
@@ -386,6 +390,17 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"search {search.relative_to(work) / 'best.json'}" in found.read_text().splitlines()
     assert (results / "mlflow.db").read_bytes() == db          # the store is never recreated
+
+    # a failing verb fails its job; the results it had stay, and every attempt's log is kept
+    best = (search / "best.json").read_bytes()
+    failed = snakemake(work, "--cores", "1", "--force", str(search.relative_to(work) / "best.json"),
+                       "--configfile", str(DEMO), env={**env, "FAKE_FAILS": "search"})
+    assert failed.returncode != 0, failed.stderr[-3000:]
+    assert (search / "best.json").read_bytes() == best, failed.stderr[-3000:]
+    attempts = (search.parent / "seed0.log").read_text()
+    assert attempts.count("\n== ") + attempts.startswith("== ") >= 4 and "search failed" in attempts, \
+        failed.stderr[-3000:]
+    assert "search failed" in (results / "logs" / "search" / "cifar10" / "search" / "seed0.log").read_text()
 
 
 def test_dataset_names_that_are_not_identifiers_are_refused(tmp_path):

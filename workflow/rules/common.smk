@@ -132,6 +132,18 @@ def restart_flag(rule_name: str):
     return flag
 
 
+def attempts_log(wildcards, output) -> str:
+    """Where a long job appends its log, every attempt (a crash, a resume, a move aside),
+    beside its run's folder: Snakemake deletes a job's ``log:`` before it runs it again.
+    A derived param (it reads ``output``), so never a reason to rerun."""
+    return os.path.dirname(output[0]) + ".log"
+
+
+#: a long job's command wrapped so its log goes to ``log:`` and is appended to its attempts
+#: log (bash runs the rules with pipefail: the job fails when the verb does)
+ATTEMPTS = "(date -u +'== %FT%TZ'; {command}) 2>&1 | tee -a {{params.attempts:q}} > {{log:q}}"
+
+
 def genome_for(wildcards) -> str:
     """The best.json an ablation trains: its source method, same dataset and seed."""
     source = STUDY.source(wildcards.variant)

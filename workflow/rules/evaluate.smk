@@ -35,6 +35,7 @@ rule search_phase:
         searches=lambda wildcards, input: " ".join(os.path.dirname(p) for p in input.best),
         out=lambda wildcards, output: os.path.dirname(output.json),
         settings=lambda wildcards: plan.searchphase_inputs(NASGEP_CONFIG, wildcards.dataset),
+        attempts=attempts_log,
     threads: RESOURCES["train_threads"]
     resources:
         gpu=RESOURCES["train_gpus"],
@@ -43,5 +44,7 @@ rule search_phase:
     message:
         "search-phase evaluation on {wildcards.dataset}: searched vs random cells, fitness fidelity"
     shell:
-        "nasgep evaluate {params.config} --dataset {wildcards.dataset} --search {params.searches} "
-        "--out {params.out} --restart-if-changed > {log} 2>&1"
+        ATTEMPTS.format(
+            command="nasgep evaluate {params.config} --dataset {wildcards.dataset} "
+            "--search {params.searches} --out {params.out} --restart-if-changed"
+        )

@@ -24,6 +24,7 @@ rule search:
         extra=weight_sharing_flag("search"),
         redo=restart_flag("search"),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
+        attempts=attempts_log,
     threads: RESOURCES["search_threads"]
     resources:
         gpu=RESOURCES["search_gpus"],
@@ -33,9 +34,11 @@ rule search:
     message:
         "search {wildcards.dataset}, seed {wildcards.seed}"
     shell:
-        "nasgep search {params.config} --dataset {wildcards.dataset:q} --seed {wildcards.seed:q} "
-        "--out {params.out:q} --resume --restart-if-changed {params.redo:q} --no-progress "
-        "{params.extra} > {log:q} 2>&1"
+        ATTEMPTS.format(
+            command="nasgep search {params.config} --dataset {wildcards.dataset:q} "
+            "--seed {wildcards.seed:q} --out {params.out:q} --resume --restart-if-changed "
+            "{params.redo:q} --no-progress {params.extra}"
+        )
 
 
 use rule search as search_nws with:
@@ -50,6 +53,7 @@ use rule search as search_nws with:
         extra=weight_sharing_flag("search_nws"),
         redo=restart_flag("search_nws"),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
+        attempts=attempts_log,
     message:
         "search {wildcards.dataset} without weight sharing, seed {wildcards.seed}"
 

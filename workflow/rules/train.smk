@@ -27,6 +27,7 @@ rule train:
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         settings=lambda wildcards: plan.train_inputs(NASGEP_CONFIG, wildcards.dataset, wildcards.variant),
         redo=restart_flag("train"),
+        attempts=attempts_log,
     threads: RESOURCES["train_threads"]
     resources:
         gpu=RESOURCES["train_gpus"],
@@ -35,9 +36,12 @@ rule train:
     message:
         "train {wildcards.variant} on {wildcards.dataset}, seed {wildcards.seed}"
     shell:
-        "nasgep train --genome {input.genome:q} {params.config} --dataset {wildcards.dataset:q} "
-        "--variant {wildcards.variant:q} --seed {wildcards.seed:q} --out {params.out:q} --no-progress "
-        "--restart-if-changed {params.redo:q} > {log:q} 2>&1"
+        ATTEMPTS.format(
+            command="nasgep train --genome {input.genome:q} {params.config} "
+            "--dataset {wildcards.dataset:q} --variant {wildcards.variant:q} "
+            "--seed {wildcards.seed:q} --out {params.out:q} --no-progress "
+            "--restart-if-changed {params.redo:q}"
+        )
 
 
 rule transfer:
@@ -61,6 +65,7 @@ rule transfer:
             NASGEP_CONFIG, wildcards.dataset, STUDY.best_ablation
         ),
         redo=restart_flag("transfer"),
+        attempts=attempts_log,
     threads: RESOURCES["train_threads"]
     resources:
         gpu=RESOURCES["train_gpus"],
@@ -69,6 +74,8 @@ rule transfer:
     message:
         "transfer the best {params.variant} cells to {wildcards.dataset} (ImageNet mobile setting)"
     shell:
-        "nasgep train --genome {input.genome:q} {params.config} --dataset {wildcards.dataset:q} "
-        "--variant {params.variant:q} --seed {params.seed:q} --out {params.out:q} --stem imagenet "
-        "--no-progress --restart-if-changed {params.redo:q} > {log:q} 2>&1"
+        ATTEMPTS.format(
+            command="nasgep train --genome {input.genome:q} {params.config} "
+            "--dataset {wildcards.dataset:q} --variant {params.variant:q} --seed {params.seed:q} "
+            "--out {params.out:q} --stem imagenet --no-progress --restart-if-changed {params.redo:q}"
+        )
