@@ -288,3 +288,24 @@ def test_tables_say_a_file_is_no_folder_and_a_folder_no_file(capsys, tmp_path):
     one_line_error(capsys, ["tables", "--config", str(cfg), "--out", str(run)],
                    r"run holds a search .*; write the tables to a folder of their own")
     assert snapshot(run) == before
+
+
+def test_a_missing_data_file_is_no_changed_setting(tmp_path):
+    """The workflow's `--resume --restart-if-changed` on a search whose .npz is away for a
+    moment: refused naming the file, the finished search left where it is."""
+    from test_bad_input import npz_config, npz_dataset
+
+    from nasgep.config import load_config
+    from nasgep.data import DataError
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    data = npz_dataset(tmp_path)
+    config = load_config([DEMO, npz_config(tmp_path, data)], [*TINY, "search.dataset=d"])
+    run = dict(dataset="d", seed=0, out_dir=tmp_path / "s0", progress=False, factory=lambda device: CheapEvaluator())
+    run_search(config, **run)
+    before = snapshot(tmp_path / "s0")
+    data.rename(tmp_path / "away.npz")
+    with pytest.raises(DataError, match=r"data\.npz: no such \.npz file"):
+        run_search(config, **run, resume=True, restart_if_changed=True)
+    assert snapshot(tmp_path / "s0") == before and not list((tmp_path / "s0").glob(".previous-*"))

@@ -90,6 +90,11 @@ def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
     from ..datafiles import files_fingerprint
 
     entry = config["datasets"][dataset]
+    if entry["kind"] in ("npz", "folder") and entry.get("path") and not Path(entry["path"]).exists():
+        from ..data import DataError  # before the folder is claimed: a missing file is no changed setting
+
+        raise DataError(f"{entry['path']}: no such {'.npz file' if entry['kind'] == 'npz' else 'folder'} (datasets."
+                        f"{dataset}.path); nothing in the run's folder was touched")
     data = {k: v for k, v in entry.items() if k != "label"}
     doc = {"search": search, "gep": dict(config["gep"]), "dataset": dataset, "data": data, "seed": seed}
     files = files_fingerprint(entry)
