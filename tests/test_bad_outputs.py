@@ -60,9 +60,10 @@ def test_evaluate_refuses_a_search_made_on_other_data_files(capsys, tmp_path, tr
     argv = evaluate("--config", config, "--dataset", "d", "--search", str(tmp_path / "s0"),
                     "--out", str(tmp_path / "ev"))
     from nasgep.commands.evaluate import check_search
+    from nasgep.datafiles import files_fingerprint
 
     entry = load_config([DEMO, config])["datasets"]["d"]
-    check_search(tmp_path / "s0", "d", entry)               # the same files: accepted
+    check_search(tmp_path / "s0", "d", entry, files_fingerprint(entry))   # the same files: accepted
     npz_dataset(tmp_path, classes=3)                       # the same path, other content
     capsys.readouterr()
     one_line_error(capsys, argv, r"s0 was made on other data than dataset 'd' of the config "

@@ -66,12 +66,13 @@ HISTORY_COLUMNS = ("genome", "id", "fitness", "epochs", "failure")
 WHAT = "search-phase evaluation"
 
 
-def check_search(folder: Path, dataset: str, entry: dict | None = None) -> None:
+def check_search(folder: Path, dataset: str, entry: dict | None = None, files: dict | None = None) -> None:
     """Refuse, in one line, a ``--search`` that is no finished search of ``dataset``: no
     such folder, a file, another kind of run, a file of a search missing, a search not
     finished or one of another dataset (its settings.json's record, else its best.json's),
     or, with the config's dataset ``entry``, one made on other data (its kind, or where
-    recorded the fingerprint of its files, differs)."""
+    recorded the fingerprint of its files, ``files`` = ``datafiles.files_fingerprint(entry)``,
+    computed once by the caller for every search, differs)."""
     from .. import outdir
     from ..errors import UserError
     from ..study import read_json
@@ -99,12 +100,10 @@ def check_search(folder: Path, dataset: str, entry: dict | None = None) -> None:
         raise UserError(f"--search {folder} is a search of dataset {searched!r}, not {dataset!r} (the dataset "
                         f"evaluated: --dataset, else search.dataset); give its --dataset, or searches of {dataset!r}")
     if entry is not None and record:
-        from ..datafiles import files_fingerprint
-
         old = record["settings"]
         data = old.get("data") if isinstance(old.get("data"), dict) else {}
         keys = ["data.kind"] if "kind" in data and data["kind"] != entry.get("kind") else []
-        if "data_files" in old and not keys and old["data_files"] != files_fingerprint(entry):
+        if "data_files" in old and not keys and old["data_files"] != files:
             keys.append("data_files")     # the files' content: a path spelt otherwise is no difference
         if keys:
             raise UserError(f"--search {folder} was made on other data than dataset {dataset!r} of the config "
@@ -277,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import outdir
     from ..config import dataset_name
+    from ..datafiles import files_fingerprint
     from ..errors import UserError
     from ..io import atomic_write_json, atomic_write_text
     from ..report import searchphase as sp
@@ -286,8 +286,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
     searches = [Path(s) for s in args.search]
+    entry = config["datasets"][dataset]
+    files = files_fingerprint(entry)        # a folder dataset is listed once, not once a search
     for s in searches:
-        check_search(s, dataset, config["datasets"][dataset])
+        check_search(s, dataset, entry, files)
     out = args.out
     rows = []
     history_of = histories(searches)
