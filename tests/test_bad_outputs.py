@@ -244,12 +244,17 @@ def test_tables_best_never_writes_over_a_runs_file(capsys, tmp_path):
         ([good], good, r"--out .* is one of the --inputs"),
         ([good], str(tmp_path / "b" / ".." / "b" / "best.json"), r"--out .* is one of the --inputs"),
         ([str(run / "best.json")], str(run / "best.json"), r"is one of the --inputs"),
-        ([good], str(run / "best.json"), r"run holds a search \(checkpoints/, best.json, history.parquet\); "
+        ([good], str(run / "best.json"), r"run, which holds a search \(checkpoints/, best.json, history.parquet\); "
                                          r"write the selection outside a run's folder"),
-        ([good], str(run / "selected.json"), r"run holds a search"),
-        ([good], str(sampled / "best.json"), r"sampled holds a sample \(best.json\)"),
+        ([good], str(run / "selected.json"), r"run, which holds a search"),
+        ([good], str(run / "checkpoints" / "gen-00003.json"), r"lies in .*run, which holds a search"),
+        ([good], str(sampled / "best.json"), r"sampled, which holds a sample \(best.json\)"),
     ]:
         one_line_error(capsys, ["tables", "best", "--inputs", *inputs, "--out", out], match)
+    # nor prepare's summary, anywhere under the run's folder
+    one_line_error(capsys, ["prepare", "--config", DEMO, "--dataset", "cifar10", "--out",
+                            str(run / "checkpoints" / "gen-00003.json")],
+                   r"lies in .*run, which holds a search \(.*\); write the data summary outside a run's folder")
     assert {folder: snapshot(folder) for folder in (run, sampled, tmp_path / "b")} == before
     selected = tmp_path / "search" / "cifar10" / "best.json"    # the workflow's: written again
     for _ in range(2):
@@ -287,7 +292,11 @@ def test_tables_say_a_file_is_no_folder_and_a_folder_no_file(capsys, tmp_path):
     search(run)
     before = snapshot(run)
     one_line_error(capsys, ["tables", "--config", str(cfg), "--out", str(run)],
-                   r"run holds a search .*; write the tables to a folder of their own")
+                   r"run holds a search .*; write the tables outside a run's folder")
+    one_line_error(capsys, ["tables", "--config", str(cfg), "--out", str(run / "tables")],
+                   r"lies in .*run, which holds a search .*; write the tables outside a run's folder")
+    one_line_error(capsys, ["figures", "--config", str(cfg), "--out", str(run / "individuals")],
+                   r"lies in .*run, which holds a search .*; write the figures outside a run's folder")
     assert snapshot(run) == before
 
 

@@ -231,6 +231,54 @@ def test_a_search_that_lost_its_settings_json_is_refused_not_given_the_current_s
     assert not any(p.name.startswith(outdir.PREVIOUS) for p in run.iterdir())
 
 
+def test_a_users_folder_with_nasgeps_names_is_not_taken_for_a_run(tmp_path):
+    """Entries named like a run's (weights/, individuals/, runs/) prove nothing: a search's
+    clean-up would delete weights/pretrained/resnet50.pt and individuals/<x>/, and --restart
+    would move the user's runs/ aside. Refused, with or without --restart; empty folders
+    of those names (a run killed before it recorded its settings) are still taken."""
+    out = tmp_path / "out"
+    for rel in ("weights/pretrained/resnet50.pt", "individuals/alice/notes.txt", "runs/2024/log.csv"):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text("a user's file\n")
+    before = snapshot(out)
+    for kwargs in ({}, {"resume": True}, {"restart": True}, {"resume": True, "restart_if_changed": True}):
+        with pytest.raises(SearchExists, match=r"out is not empty and holds no nasgep run "
+                                               r"\(individuals/, runs/, weights/\)"):
+            search(out, **kwargs)
+        assert snapshot(out) == before
+    empty = tmp_path / "empty"
+    for name in ("weights", "individuals", "checkpoints"):
+        (empty / name / "sub").mkdir(parents=True)
+    (empty / "weights" / ".x.pt.tmp123").write_text("")      # a temporary: hidden, not the user's
+    assert search(empty).generation == 3
+
+
+def test_a_search_killed_in_generation_0_is_not_overwritten_by_another(tmp_path):
+    """Killed before its first checkpoint, a search has settings.json and trained states
+    only: a search with other settings (here another seed) is refused, not run over it;
+    the same search starts afresh, and --restart-if-changed moves the other one aside."""
+    search(tmp_path)
+    for name in ("checkpoints", "best.json", "history.parquet", "search.json"):
+        path = tmp_path / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    (tmp_path / "individuals" / "i1").mkdir(parents=True)
+    (tmp_path / "individuals" / "i1" / "e1.pt").write_bytes(b"trained in generation 0")
+    before = snapshot(tmp_path)
+    config = small_config("search.max_generations=4")
+    for kwargs in ({}, {"resume": True}):
+        with pytest.raises(SearchExists, match=r"belongs to another search \(seed differs\)"):
+            run_search(config, dataset="cifar10", seed=4, out_dir=tmp_path, factory=cheap_factory,
+                       progress=False, log=lambda msg: None, **kwargs)
+        with pytest.raises(SearchExists, match=r"belongs to another search \(search.lr differs\)"):
+            search(tmp_path, "search.lr=0.05", **kwargs)
+        assert snapshot(tmp_path) == before
+    assert search(tmp_path, resume=True).generation == 3
+    state = search(tmp_path, "search.lr=0.05", resume=True, restart_if_changed=True)
+    assert state.generation == 3
+    moved = [p for p in tmp_path.iterdir() if p.name.startswith(outdir.PREVIOUS)]
+    assert len(moved) == 1 and (moved[0] / "settings.json").exists()
+
+
 def test_a_refused_resume_leaves_settings_json_as_it_was(tmp_path):
     search(tmp_path, "search.max_generations=2")
     for path in checkpoint.list_checkpoints(tmp_path / "checkpoints"):

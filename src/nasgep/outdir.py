@@ -208,6 +208,21 @@ def another_run(out: Path, what: str | None) -> tuple[str, list[str]] | None:
     return None
 
 
+def refuse_inside_run(path: Path, what: str) -> None:
+    """:class:`FolderError` when ``path`` (a file or folder a command is about to write)
+    is or lies in the folder of a run, at any depth (``RUN/checkpoints/gen-00003.json``):
+    a run's folder holds its own files only, and a table or summary written there could
+    replace one of them. ``what`` names the output in the message ("the selection")."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        other = another_run(folder, None) if folder.is_dir() else None
+        if other is not None:
+            kind, found = other
+            where = "holds" if folder == path else f"lies in {folder}, which holds"
+            raise FolderError(f"--out {path} {where} a {kind} ({shown_files(found)}); write {what} "
+                              "outside a run's folder")
+
+
 def _shown(marker: str) -> str:
     return marker.split("/")[0] + "/" if "/" in marker else marker
 
@@ -221,14 +236,26 @@ OWN = ("checkpoints", "weights", "individuals", "cells", "search.json", "finalis
 def foreign_entries(out: Path) -> list[str]:
     """The visible entries of ``out`` when it holds no nasgep run at all (no settings.json,
     no file of any kind of run): a folder of the user's own, which a run must not fill, nor
-    ``--restart`` move aside. [] for a new, empty or nasgep folder (hidden entries, such as
-    the lock or a file manager's, are not counted)."""
+    ``--restart`` move aside. [] for a new, empty or nasgep folder.
+
+    Not counted: hidden entries (the lock, a file manager's) and folders of a run's own
+    names (:data:`OWN`) that hold no visible file, such as the ones a run killed before it
+    recorded its settings leaves. A name alone proves nothing: a user's ``weights/`` full of
+    files is the user's, and a search's clean-up would delete them."""
     if not out.is_dir() or (out / SETTINGS).exists():
         return []
     if any(any(out.glob(m)) for markers in RUNS.values() for m in markers):
         return []
     return sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
-                  if not p.name.startswith(".") and p.name not in OWN)
+                  if not p.name.startswith(".") and not (p.name in OWN and _holds_no_file(p)))
+
+
+def _holds_no_file(path: Path) -> bool:
+    """True for a folder with no visible file anywhere under it."""
+    if not path.is_dir():
+        return False
+    return not any(f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
+                   for f in path.rglob("*"))
 
 
 def refuse_others(out: Path, what: str) -> None:
@@ -262,7 +289,11 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
     ``--out`` must not move a search away from its own ``--resume``). A folder holding a
     run of this kind is started over only on ``restart``, or on ``restart_if_changed``
     when its recorded settings differ; its files are then moved aside. Otherwise it is
-    continued with the same settings only, and only on ``resume``.
+    continued with the same settings only, and only on ``resume``. A folder whose
+    settings.json records a run of this kind with other settings is refused the same way
+    even when no result file of it is there yet (killed before its first one: a search in
+    generation 0 has trained states but no checkpoint); with the same settings it starts
+    afresh, as the same run would.
 
     A run held without a settings.json (lost, or made by a nasgep before fingerprints) is
     not given the current settings: those may be the wrong ones, and once recorded they
@@ -286,7 +317,7 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
     elif holds and not resume:
         raise FolderError(f"{out} already holds a {what}; pass --resume to continue it, --restart to "
                           "start over (the old files are moved aside), or choose another --out")
-    elif holds and changed:
+    elif changed:    # also a run killed before its first result file (settings.json only)
         raise FolderError(describe_difference(out, what, changed))
     elif holds and not checks_itself and recorded(out) is None:
         raise FolderError(f"{out} holds a {what} but no {SETTINGS}, so the settings it was made with are "

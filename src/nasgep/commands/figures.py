@@ -23,9 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import outdir
     from ..report.figures import write_figures
     from .tables import study_from_args
 
+    outdir.refuse_inside_run(args.out, "the figures")
     for path in write_figures(study_from_args(args), args.out):
         print(path)
     return 0

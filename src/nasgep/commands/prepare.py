@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_args_config(args)
     dataset_name(config, args.dataset)
+    if args.out:
+        from .. import outdir
+
+        outdir.refuse_inside_run(Path(args.out), "the data summary")    # before the (long) image check
     final = load_dataset(config, args.dataset, "final", seed=args.seed)     # DataError: one line, exit 2
     search = load_dataset(config, args.dataset, "search", seed=args.seed)
     entry = config["datasets"][args.dataset]

@@ -65,10 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--inputs is only for 'tables best'")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; name a folder for the tables (it is created if absent)")
-    other = outdir.another_run(out, None)
-    if other is not None:
-        raise UserError(f"--out {out} holds a {other[0]} ({outdir.shown_files(other[1])}); write the tables "
-                        "to a folder of their own")
+    outdir.refuse_inside_run(out, "the tables")
     for path in write_tables(study_from_args(args), out):
         print(path)
     return 0
@@ -83,10 +80,7 @@ def check_best_out(out: Path, inputs: list[Path]) -> None:
     same = [p for p in inputs if p.resolve() == out.resolve()]
     if same:
         raise UserError(f"--out {out} is one of the --inputs ({same[0]}); write the selection to a file of its own")
-    other = outdir.another_run(out.parent, None)
-    if other is not None:
-        raise UserError(f"--out {out}: {out.parent} holds a {other[0]} ({outdir.shown_files(other[1])}); write the "
-                        "selection outside a run's folder")
+    outdir.refuse_inside_run(out, "the selection")
 
 
 def study_from_args(args: argparse.Namespace):
