@@ -145,3 +145,21 @@ def test_a_config_in_latin_1_is_told_it_is_not_utf_8(capsys, tmp_path):
     assert path in line
     binary = write(tmp_path, b"\x80\x81\xff\x00\x13 not text", "binary.yaml")
     one_line_error(capsys, prepare(binary), r"binary.yaml: not a text file")
+
+
+# --------------------------------------------------------------------------- search settings that cannot work
+
+@pytest.mark.parametrize("epochs, fate", [(1, r"so every one dies in generation 0"),
+                                          (2, r"and a child at or above T_c trains 2 in its first generation, so "
+                                              r"the best die at birth")])
+def test_a_stepwise_search_with_too_few_max_epochs_is_refused(capsys, epochs, fate):
+    """E_max 1 or 2 under the paper's stepwise evaluation: the search died out after
+    generation 0 or 1 with a line that did not say why."""
+    one_line_error(capsys, ["prepare", "--config", DEMO, "--set", f"search.max_epochs={epochs}",
+                            "--dataset", "cifar10"],
+                   rf"search\.max_epochs: {epochs} is too few for search\.evaluation stepwise: an individual dies at "
+                   rf"search\.max_epochs epochs, {fate}.*; set at "
+                   rf"least 3, or search\.evaluation: full$")
+    # a full evaluation keeps its individuals alive as parents: any E_max works
+    load_config(DEMO, [f"search.max_epochs={epochs}", "search.evaluation=full"])
+    load_config(DEMO, ["search.max_epochs=3"])

@@ -246,7 +246,7 @@ def test_decode_names_the_stdin_line_and_clips_long_input(capsys, monkeypatch):
 # --------------------------------------------------------------------------- datasets
 
 TINY = ["search.population=3", "search.reduction_population=2", "search.gene_pool=6", "search.gene_pool_max=8",
-        "search.genes_min=1", "search.genes_max=2", "search.max_epochs=2", "search.max_generations=1",
+        "search.genes_min=1", "search.genes_max=2", "search.max_epochs=3", "search.max_generations=1",
         "search.channels=4", "search.cells_per_stage=1", "search.batch_size=16", "search.devices=[cpu]",
         "search.augment.autoaugment=false", "tracking.enabled=false", "train.batch_size=16",
         "train.epochs=1", "train.channels=4"]

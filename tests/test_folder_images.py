@@ -15,7 +15,7 @@ from nasgep.data import DataError, load_dataset, read_image, scan_class_folders
 
 CLASSES = ("cat", "dog", "ship")
 TINY_SEARCH = {"population": 3, "reduction_population": 2, "gene_pool": 6, "gene_pool_max": 8, "genes_min": 1,
-               "genes_max": 2, "max_epochs": 2, "max_generations": 2, "budget_hours": 1, "channels": 4,
+               "genes_max": 2, "max_epochs": 3, "max_generations": 2, "budget_hours": 1, "channels": 4,
                "cells_per_stage": 1, "batch_size": 16, "devices": ["cpu"], "dataset": "mine",
                "augment": {"autoaugment": False, "cutout_length": 8}}
 
@@ -279,3 +279,116 @@ def test_an_unreadable_image_met_in_a_worker_process_stops_the_search_with_its_l
             executor.map(jobs, lambda: True)
     finally:
         executor.close()
+
+
+# --------------------------------------------------------------------------- a researcher's own folder
+# (a user-journey review: image size, grey images, batch size, many unreadable files)
+
+def write_sized(root: Path, sides: dict[str, int], mode: str = "RGB", per_class: int = 4) -> Path:
+    """root/{train,val}/<class>/*.png, class ``name`` of side ``sides[name]``, in ``mode``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for name, side in sides.items():
+        for part in ("train", "val"):
+            folder = root / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (side, side + 4), dtype=np.uint8)
+                image = Image.fromarray(pixels, "L")
+                (image if mode == "L" else image.convert(mode)).save(folder / f"{i:03d}.png")
+    return root
+
+
+def test_images_of_several_sizes_warn_once_naming_the_size_chosen_and_the_key(tmp_path, capsys):
+    root = write_sized(tmp_path / "imgs", {"cat": 20, "dog": 40, "ship": 24})
+    entry = {"kind": "folder", "path": str(root), "val_fraction": 0.25}
+    config = {"datasets": {"mine": entry}}
+    assert load_dataset(config, "mine", "final").image_size == 20        # the first image's shorter side
+    assert load_dataset(config, "mine", "search").image_size == 20
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"warning: datasets.mine: the 12 images sampled from {root / 'train'} have shorter sides of "
+                     f"20 to 40 pixels; every image is resized to the first one's, 20 (shorter side, then a centre "
+                     f"crop to 20x20); set datasets.mine.image_size to choose the size"]     # once, not per load
+    # chosen, or all alike: nothing to say
+    assert load_dataset({"datasets": {"mine": {**entry, "image_size": 32}}}, "mine", "search").image_size == 32
+    same = write_sized(tmp_path / "same", {"cat": 20, "dog": 20})
+    load_dataset({"datasets": {"same": {"kind": "folder", "path": str(same)}}}, "same", "search")
+    assert capsys.readouterr().err == ""
+
+
+def test_the_size_and_colour_sample_is_bounded_and_spread_over_the_classes(tmp_path):
+    from nasgep.datafiles import HEADER_SAMPLE, sample_headers
+
+    root = write_sized(tmp_path / "imgs", {"cat": 8, "dog": 9, "ship": 10}, per_class=30)
+    _, samples = scan_class_folders(root / "train")
+    headers = sample_headers([path for path, _ in samples])
+    assert len(samples) == 90 and len(headers) == HEADER_SAMPLE == 50
+    assert headers[0][0] == samples[0][0]                                # the first image first
+    assert {Path(path).parent.name for path, _, _ in headers} == set(("cat", "dog", "ship"))
+    assert len(sample_headers([path for path, _ in samples], limit=3)) == 3
+
+
+@pytest.mark.parametrize("modes, channels", [(("L", "L"), 1), (("L", "I;16"), 1), (("L", "RGB"), 3)])
+def test_a_grey_folder_loads_as_one_channel_like_a_grey_npz(tmp_path, modes, channels):
+    """Every sampled image grey (8- or 16-bit): 1 channel, as an .npz of (N, H, W) images;
+    grey and colour mixed: RGB. A colour test image of a grey set is made grey."""
+    from PIL import Image
+
+    from nasgep.datafiles import files_fingerprint
+
+    root = write_sized(tmp_path / "imgs", {"cat": 12}, mode=modes[0])
+    write_sized(root, {"dog": 12}, mode="L" if modes[1] == "I;16" else modes[1])
+    if modes[1] == "I;16":
+        for f in (root / "train" / "dog").iterdir():
+            wide = np.asarray(Image.open(f), dtype=np.uint16) * 257
+            Image.fromarray(wide).save(f)
+            assert Image.open(f).mode.startswith("I")
+    Image.new("RGB", (12, 16), (200, 10, 10)).save(root / "val" / "cat" / "000.png")
+    entry = {"kind": "folder", "path": str(root), "val_size": 2}
+    for purpose in ("search", "final"):
+        data = load_dataset({"datasets": {"mine": entry}}, "mine", purpose)
+        assert data.in_channels == channels and len(data.mean) == len(data.std) == channels
+        assert data.train[0][0].shape == data.eval[0][0].shape == (channels, 12, 12)
+    # a grey folder's networks have another shape: its fingerprint says so (a search of it
+    # made before grey folders loaded as one channel does not resume); a colour one's is as before
+    assert ("channels" in files_fingerprint(entry)) == (channels == 1)
+    if channels == 1:
+        assert files_fingerprint(entry)["channels"] == 1
+
+
+def test_prepare_refuses_fewer_training_images_than_a_batch_naming_the_key(tmp_path, capsys):
+    root = write_folder(tmp_path / "imgs")          # 36 training images; 27 after the validation split
+    config = write_config(tmp_path, root)
+    argv = ["prepare", "--config", str(config), "--dataset", "mine", "--no-progress"]
+    assert main([*argv, "--set", "search.batch_size=32"]) == 2
+    assert only_line(capsys) == ("nasgep prepare: error: mine: 27 training images (after the 9 validation images "
+                                 "held out), fewer than one batch (search.batch_size = 32); lower search.batch_size "
+                                 "or give more images")
+    assert main([*argv, "--set", "train.batch_size=40"]) == 2
+    assert only_line(capsys) == ("nasgep prepare: error: mine: 36 training images, fewer than one batch "
+                                 "(train.batch_size = 40); lower train.batch_size or give more images")
+    assert main([*argv, "--set", "search.batch_size=27", "--set", "train.batch_size=36"]) == 0
+
+
+def test_prepare_names_all_unreadable_training_images_in_one_line(tmp_path, capsys):
+    """Before, the mean/std sample stopped at the first one, and the next run at the next."""
+    root = write_folder(tmp_path / "imgs")
+    bad = sorted((root / "train" / "dog").iterdir())[:7]
+    for f in bad:
+        truncate(f)
+    config = write_config(tmp_path, root)
+    argv = ["prepare", "--config", str(config), "--dataset", "mine", "--no-progress"]
+    assert main(argv) == 2
+    line = only_line(capsys)
+    assert line.startswith("nasgep prepare: error: 7 unreadable image(s): ")
+    assert all(f"{f}: not a readable image" in line for f in bad[:5]) and str(bad[5]) not in line
+    assert line.endswith("(and 2 more); replace them with readable ones (removing them changes the dataset: the "
+                         "run then starts over with --restart)")
+    # without the full check, loading reads a sample for the mean/std (here every training
+    # image): all that sample's unreadable files, in one line
+    assert main([*argv, "--no-image-check"]) == 2
+    line = only_line(capsys)
+    assert line.startswith("nasgep prepare: error: 7 unreadable image(s) among the 36 training images read for "
+                           "the mean/std ('nasgep prepare' without --no-image-check reads every one): ")
+    assert "(and 2 more); replace them" in line

@@ -430,15 +430,22 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "cells"]
 
 
+def _failing_factory(device: str) -> CheapEvaluator:
+    return CheapEvaluator(fail_if=lambda genome: "out of memory")
+
+
 def test_the_closing_line_says_what_stopped_the_search(tmp_path):
-    """E_max = 1: after generation 0 every individual has aged out; the line says so,
-    naming the setting, instead of a bare 'extinct'."""
+    """Every candidate failed: no individual is left to breed; the line says so, naming
+    the setting, instead of a bare 'extinct'. (E_max = 1, which used to age every
+    individual out after generation 0, is refused by the config: test_bad_config.py.)"""
+    from nasgep.errors import RunFailed
+
     lines = []
-    config = small_config("search.max_generations=4", "search.max_epochs=1")
-    run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path / "a", factory=cheap_factory,
-               progress=False, log=lines.append)
-    assert ("search finished (extinct: no individual left to breed: each failed or reached "
-            "search.max_epochs = 1 epochs) after generation 0") in lines[-1]
+    config = small_config("search.max_generations=4")
+    with pytest.raises(RunFailed, match=r"the search ended \(extinct: no individual left to breed: each failed or "
+                                        r"reached search.max_epochs = 4 epochs\) after generation 0"):
+        run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path / "a", factory=_failing_factory,
+                   progress=False, log=lines.append)
     run_search(small_config("search.max_generations=4"), dataset="cifar10", seed=3, out_dir=tmp_path / "b",
                factory=cheap_factory, progress=False, log=lines.append)
     assert "search finished (max_generations: search.max_generations = 4) after generation 3" in lines[-1]

@@ -178,6 +178,28 @@ def test_evaluate_summarises_a_trainings_table(tmp_path):
     assert sp.scatter(res, tmp_path / "s.png").stat().st_size > 1000
 
 
+def test_too_small_a_design_is_warned_about_and_ri_is_labelled_in_percent():
+    """2 random cells gave 'p = 0.010' with nothing to say that 2 values can carry no
+    90th percentile nor interval; RI is a relative improvement, in % of the random mean."""
+    rows = _rows()
+    full = sp.markdown(sp.evaluate(rows, dataset="cifar10", n_resamples=99))      # 3 searches, 10 random cells
+    assert "warning" not in full
+    ri = sp.relative_improvement(np.mean([41, 40, 35]), 34.5)
+    assert (f"RI = {ri:+.2f} % (relative improvement of the searched cells' mean accuracy over the random cells': "
+            f"100 x (searched - random) / random; 95 % bootstrap CI ") in full
+    assert "this design detects an RI of +" in full
+    two_cells = [r for r in rows if r["group"] != "random" or r["genome"] in ("r0", "r9")]
+    text = sp.markdown(sp.evaluate(two_cells, dataset="cifar10", n_resamples=99))
+    warnings = [line for line in text.splitlines() if "warning" in line]
+    assert warnings == ["- warning: 3 search(es) against 2 random cells is too few for the p-values, the interval and "
+                        "the percentiles below to mean much; the permutation test cannot give a p below 0.100; give "
+                        "at least 3 searches (--search) and 5 random cells (search_phase.random_cells)"]
+    assert text.index("warning") < text.index("RI = ")        # said before the numbers it concerns
+    two_searches = [r for r in rows if r["group"] != "searched" or r["search_seed"] in (0, 1)]
+    assert "- warning: 2 search(es) against 10 random cells" in sp.markdown(sp.evaluate(two_searches, n_resamples=99))
+    assert "warning: 3 search(es) against 2 random cells" in sp.html(sp.evaluate(two_cells, n_resamples=99))
+
+
 def test_one_training_seed_says_the_noise_is_not_measured_instead_of_n_a():
     one_seed = [r for r in _rows() if r["train_seed"] == 0]
     text = sp.markdown(sp.evaluate(one_seed, dataset="cifar10", n_resamples=99, candidates=20))

@@ -24,6 +24,9 @@ class ConfigError(UserError):
 
 #: Most levels of nesting in a config (its settings need four; PyYAML and the checks recurse).
 MAX_DEPTH = 32
+#: The smallest ``search.max_epochs`` (E_max) a stepwise search lives with: at 1 or 2 it
+#: dies out after generation 0 or 1 (see :func:`_check_references`).
+MIN_STEPWISE_EPOCHS = 3
 
 
 class _Loader(yaml.SafeLoader):
@@ -225,6 +228,16 @@ def _check_references(config: dict, source: str, followed: Container[str] = ()) 
         raise ConfigError(f"{source}: search.budget_epochs: {search['budget_epochs']} cannot pay for the first "
                           f"round of generation 0 ({search['population']} candidates x {per_candidate} "
                           f"epoch(s) = {first_round}); set at least {first_round}")
+    if search["evaluation"] == "stepwise" and search["max_epochs"] < MIN_STEPWISE_EPOCHS:
+        # an individual dies at E_max, and a child at or above T_c trains its second epoch
+        # in the generation it is born (the T_c bonus): at E_max = 1 every child dies in
+        # generation 0, at E_max = 2 the best ones die at birth (docs/decisions.md)
+        fate = ("so every one dies in generation 0 and the search ends extinct there" if search["max_epochs"] == 1
+                else "and a child at or above T_c trains 2 in its first generation, so the best die at birth and the "
+                     "search soon ends extinct")
+        raise ConfigError(f"{source}: search.max_epochs: {search['max_epochs']} is too few for search.evaluation "
+                          f"stepwise: an individual dies at search.max_epochs epochs, {fate}; set at least "
+                          f"{MIN_STEPWISE_EPOCHS}, or search.evaluation: full")
     if config["search"]["evaluation"] == "full" and config["search"]["fitness"] != "accuracy":
         raise ConfigError(f"{source}: search.fitness: must be accuracy with search.evaluation full (every "
                           f"individual is ranked after E_max epochs, so accuracies are already compared "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .datafiles import class_folders, hidden, image_files, is_image_name
+from .datafiles import HEADER_SAMPLE, all_grey, class_folders, hidden, image_files, is_image_name, sample_headers
 from .errors import UserError, read_user_text
 
 Purpose = Literal["search", "final"]
@@ -500,9 +501,11 @@ def _check_classes_kept(y, num_classes: int, name: str, cause: str) -> None:
 
 def check_batch(data: DataBundle, batch_size: int, key: str) -> None:
     """Refuse a training set smaller than one batch: every step would see the whole set
-    and the configured batch size would mean nothing."""
+    and the configured batch size would mean nothing (``nasgep prepare`` checks it too,
+    before a search or a training starts)."""
     if len(data.train) < batch_size:
-        raise DataError(f"{data.name}: {len(data.train)} training images, fewer than one batch ({key} = "
+        split = f" (after the {len(data.eval)} validation images held out)" if data.purpose == "search" else ""
+        raise DataError(f"{data.name}: {len(data.train)} training images{split}, fewer than one batch ({key} = "
                         f"{batch_size}); lower {key} or give more images")
 
 
@@ -524,11 +527,14 @@ def check_cutout(data: DataBundle, augment, key: str) -> None:
 _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-def read_image(path: str | Path):
-    """An image file as an RGB PIL image; an unreadable, truncated or non-image file is a
-    :class:`DataError` naming it. 16-bit grey (PNG mode ``I;16``, TIFF ``I``) is taken as
-    spanning 0..65535 and scaled by 1/257 (PIL's ``convert`` would clip it to white);
-    10- or 12-bit data stored in 16 bits therefore comes out dark: rescale it first."""
+#: What to do about an unreadable image, said once after the files it concerns.
+_REPLACE = ("replace {it} with {one} (removing {it} changes the dataset: the run then starts over "
+            "with --restart)")
+
+
+def _decode(path: str | Path, mode: str):
+    """``(image, "")``, the file decoded to PIL ``mode`` ("RGB" or "L"), or ``(None, why)``
+    with a short reason naming the file (:func:`read_image`)."""
     from PIL import Image
 
     try:
@@ -537,10 +543,35 @@ def read_image(path: str | Path):
             if image.mode in _WIDE_GREY_MODES:
                 wide = np.asarray(image, dtype=np.float64)
                 image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8))
-            return image.convert("RGB")
+            return image.convert(mode), ""
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: not a readable image ({e}); replace it with a readable one (removing it "
-                        "changes the dataset: the run then starts over with --restart)") from None
+        return None, f"{path}: not a readable image ({e})"
+
+
+def read_image(path: str | Path, mode: str = "RGB"):
+    """An image file as a PIL image of ``mode`` (RGB, or L for a grey folder dataset); an
+    unreadable, truncated or non-image file is a :class:`DataError` naming it. 16-bit grey
+    (PNG mode ``I;16``, TIFF ``I``) is taken as spanning 0..65535 and scaled by 1/257
+    (PIL's ``convert`` would clip it to white); 10- or 12-bit data stored in 16 bits
+    therefore comes out dark: rescale it first."""
+    image, problem = _decode(path, mode)
+    if image is None:
+        raise DataError(f"{problem}; {_REPLACE.format(it='it', one='a readable one')}")
+    return image
+
+
+#: Unreadable files named in one error; the count says how many more there are.
+UNREADABLE_SHOWN = 5
+
+
+def unreadable_error(problems: Sequence[str], where: str = "") -> DataError:
+    """One error for every unreadable image found in one pass (``problems``: the
+    :meth:`FolderImages.unreadable` lines; ``where``: which images were read)."""
+    more = f" (and {len(problems) - UNREADABLE_SHOWN} more)" if len(problems) > UNREADABLE_SHOWN else ""
+    advice = _REPLACE.format(it="it" if len(problems) == 1 else "them",
+                             one="a readable one" if len(problems) == 1 else "readable ones")
+    return DataError(f"{len(problems)} unreadable image(s){where}: {'; '.join(problems[:UNREADABLE_SHOWN])}"
+                     f"{more}; {advice}")
 
 
 def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -561,8 +592,9 @@ def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
 
 
 class FolderImages(Dataset):
-    """Images decoded on demand as RGB (in the DataLoader's workers): shorter side resized
-    to ``image_size`` then centre-cropped, yielding ``(uint8 (3, S, S) tensor, label)``.
+    """Images decoded on demand as ``mode`` (RGB, or L for grey; in the DataLoader's
+    workers): shorter side resized to ``image_size`` then centre-cropped, yielding
+    ``(uint8 (C, S, S) tensor, label)``.
 
     ``root/<class>/<image>`` folders (torchvision's ImageFolder scan), or explicit
     ``samples`` ``[(path, label), ...]`` (a flat ``val/`` with a labels file).
@@ -572,11 +604,12 @@ class FolderImages(Dataset):
 
     def __init__(self, root: str | Path, image_size: int, indices: Sequence[int] | None = None,
                  classes: Sequence[str] | None = None,
-                 samples: Sequence[tuple[str, int]] | None = None) -> None:
+                 samples: Sequence[tuple[str, int]] | None = None, mode: str = "RGB") -> None:
         from torchvision.transforms import v2
 
         self.root = Path(root)
         self.image_size = image_size
+        self.mode = mode
         if samples is None:
             found, samples = scan_class_folders(Path(root))
             if classes is not None and found != list(classes):
@@ -595,15 +628,17 @@ class FolderImages(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[int(self.indices[i])]
-        return self.transform(read_image(path)), label
+        return self.transform(read_image(path, self.mode)), label
+
+    def decoded(self, i: int) -> tuple[torch.Tensor | None, str]:
+        """``(image i, "")`` as :meth:`__getitem__` gives it, or ``(None, why)`` when it
+        cannot be read (a line of :func:`unreadable_error`)."""
+        image, problem = _decode(self.samples[int(self.indices[i])][0], self.mode)
+        return (None, problem) if image is None else (self.transform(image), "")
 
     def unreadable(self, i: int) -> str:
         """Why image ``i`` cannot be read ('' when it can): :func:`check_images`."""
-        try:
-            read_image(self.samples[int(self.indices[i])][0])
-        except DataError as e:
-            return str(e)
-        return ""
+        return _decode(self.samples[int(self.indices[i])][0], self.mode)[1]
 
     def subset(self, indices: Sequence[int]) -> FolderImages:
         sub = copy.copy(self)
@@ -688,19 +723,28 @@ def _layout_error(root: Path, what: str) -> DataError:
     return DataError(f"{what}; a folder dataset is {layout}")
 
 
-def _first_image_side(root: Path) -> int:
-    """The shorter side of the first readable image of the first class folder (cheap:
-    one folder is listed, not the whole of ImageNet)."""
-    from PIL import Image
+#: Warnings already printed by this process: a dataset is loaded again for every
+#: training of ``nasgep evaluate`` and twice by ``nasgep prepare``; one line is enough.
+_WARNED: set[str] = set()
 
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not hidden(p.name)):
-        for path in sorted(p for p in folder.iterdir() if not hidden(p.name)):
-            try:
-                with Image.open(path) as im:
-                    return min(im.size)
-            except OSError:
-                continue
-    raise _layout_error(root.parent, f"{root}: no readable image in its class folders")
+
+def _warn_once(text: str) -> None:
+    if text not in _WARNED:
+        _WARNED.add(text)
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+def _sampled_side(name: str, folder: Path, headers: Sequence[tuple[str, tuple[int, int], str]]) -> int:
+    """A folder dataset's image size when ``image_size`` is unset: the shorter side of the
+    first sampled image; a warning when the sampled images' shorter sides differ (every
+    image is resized to that one size, however large it was)."""
+    sides = [min(size) for _, size, _ in headers]
+    if len(set(sides)) > 1:
+        _warn_once(f"datasets.{name}: the {len(sides)} images sampled from {folder} have shorter sides of "
+                   f"{min(sides)} to {max(sides)} pixels; every image is resized to the first one's, {sides[0]} "
+                   f"(shorter side, then a centre crop to {sides[0]}x{sides[0]}); set datasets.{name}.image_size "
+                   f"to choose the size")
+    return sides[0]
 
 
 def _image_files(folder: Path) -> dict[str, Path]:
@@ -762,16 +806,17 @@ def _val_labels_file(entry: dict, root: Path) -> Path | None:
     return next((root / name for name in VAL_LABEL_FILES if (root / name).is_file()), None)
 
 
-def _folder_eval(entry: dict, root: Path, size: int, classes: Sequence[str]) -> FolderImages:
+def _folder_eval(entry: dict, root: Path, size: int, classes: Sequence[str], mode: str) -> FolderImages:
     """The test images of a folder dataset: class folders under val/, or a flat val/ with
-    a labels file."""
+    a labels file; decoded as ``mode``, the training images' (colour ones made grey for a
+    grey training set)."""
     val_root = root / "val"
     if not val_root.is_dir():
         raise _layout_error(root, f"{val_root}: no such folder")
     has_class_folders = any(p.is_dir() and p.name != "images" and not hidden(p.name) for p in val_root.iterdir())
     if has_class_folders:
         try:
-            return FolderImages(val_root, size, classes=classes)
+            return FolderImages(val_root, size, classes=classes, mode=mode)
         except (FileNotFoundError, RuntimeError) as e:
             raise _layout_error(root, f"{val_root}: {e}") from None
     images = _image_files(val_root)
@@ -780,29 +825,45 @@ def _folder_eval(entry: dict, root: Path, size: int, classes: Sequence[str]) -> 
     labels_file = _val_labels_file(entry, root)
     if labels_file is None:
         raise _layout_error(root, f"{val_root} holds images but no class folders, and no labels file was found")
-    return FolderImages(val_root, size, classes=classes, samples=read_val_labels(labels_file, images, classes))
+    return FolderImages(val_root, size, classes=classes, samples=read_val_labels(labels_file, images, classes),
+                        mode=mode)
 
 
-def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataBundle:
+def folder_images(name: str, entry: dict, test: bool = True) -> tuple[FolderImages, FolderImages | None]:
+    """A folder dataset's training images (all of train/) and, with ``test``, its test
+    images (val/), listed, not decoded. Their size is ``image_size``, else the first
+    sampled image's shorter side; their channels 1 when every sampled image is grey
+    (like a grey .npz), else 3 (:func:`nasgep.datafiles.sample_headers`, docs/decisions.md)."""
     if not entry.get("path"):
         raise DataError(f"{name}: a folder dataset needs 'path' (a folder with train/<class>/* and val/<class>/*)")
     root = Path(entry["path"])
     train_root = root / "train"
     if not train_root.is_dir():
         raise _layout_error(root, f"{train_root}: no such folder")
-    size = entry.get("image_size") or _first_image_side(train_root)
     try:
-        full = FolderImages(train_root, size)
-    except (FileNotFoundError, RuntimeError) as e:  # ImageFolder: no class folders / no images
+        classes, samples = scan_class_folders(train_root)
+    except (FileNotFoundError, RuntimeError) as e:  # no class folders / no images
         raise _layout_error(root, f"{train_root}: {e}") from None
+    headers = sample_headers([path for path, _ in samples])
+    if not headers:
+        raise _layout_error(root, f"{train_root}: no readable image among the {min(len(samples), HEADER_SAMPLE)} "
+                                  f"sampled from its class folders")
+    size = entry.get("image_size") or _sampled_side(name, train_root, headers)
+    mode = "L" if all_grey(headers) else "RGB"
+    full = FolderImages(train_root, size, classes=classes, samples=samples, mode=mode)
+    return full, (_folder_eval(entry, root, size, full.classes, mode) if test else None)
+
+
+def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataBundle:
+    if purpose not in ("search", "final"):
+        raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
+    full, test = folder_images(name, entry, test=purpose == "final")
     if purpose == "search":
         train_idx, val_idx = stratified_split(full.targets, validation_size(entry, len(full), name), seed)
         train, evaluation, eval_name = full.subset(train_idx), full.subset(val_idx), "val"
         _check_classes_kept(train.targets, len(full.classes), name, _SPLIT_CAUSE.format(name=name))
-    elif purpose == "final":
-        train, evaluation, eval_name = full, _folder_eval(entry, root, size, full.classes), "test"
     else:
-        raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
+        train, evaluation, eval_name = full, test, "test"
     if entry.get("max_train") is not None:
         if entry["max_train"] < len(train):
             # a folder lists its images class by class: the first N would be the first
@@ -813,9 +874,14 @@ def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataB
                             _MAX_TRAIN_CAUSE.format(name=name, n=entry["max_train"]))
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(train), size=min(FOLDER_STATS_SAMPLES, len(train)), replace=False)
-    mean, std = channel_stats(torch.stack([train[int(i)][0] for i in np.sort(sample)]))
-    return DataBundle(name, "folder", purpose, train, evaluation, eval_name, len(full.classes), 3, size,
-                      mean, std, full.classes)
+    decoded = [train.decoded(int(i)) for i in np.sort(sample)]
+    problems = [problem for _, problem in decoded if problem]
+    if problems:        # every one of the sample, not only the first
+        raise unreadable_error(problems, f" among the {len(sample)} training images read for the mean/std "
+                                         f"('nasgep prepare' without --no-image-check reads every one)")
+    mean, std = channel_stats(torch.stack([image for image, _ in decoded]))
+    return DataBundle(name, "folder", purpose, train, evaluation, eval_name, len(full.classes),
+                      1 if full.mode == "L" else 3, full.image_size, mean, std, full.classes)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -852,6 +918,6 @@ def top_k(num_classes: int) -> int:
 
 
 __all__ = ["AugmentedSplit", "DataBundle", "DataError", "batches", "check_batch", "check_images", "check_labels",
-           "FolderImages", "KINDS", "read_image", "scan_class_folders",
+           "FolderImages", "folder_images", "KINDS", "read_image", "scan_class_folders", "unreadable_error",
            "read_val_labels", "with_train_transform", "Split", "Source", "channel_stats",
            "load_dataset", "resize_images", "stratified_split", "split_sizes", "top_k", "validation_size"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 #: torchvision's ``IMG_EXTENSIONS`` (importing it would import torch; a test keeps the
@@ -48,6 +48,38 @@ def image_files(folder: Path) -> Iterable[str]:
             yield os.path.join(here, name)
 
 
+#: Images of a folder dataset whose header (size, colour mode) is read to choose its image
+#: size and its channels: PIL reads only the header, so this costs the same for ImageNet.
+HEADER_SAMPLE = 50
+#: PIL modes of grey images (8-bit, 16- and 32-bit integer, float, 1-bit, grey + alpha).
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def sample_headers(paths: Sequence[str], limit: int = HEADER_SAMPLE) -> list[tuple[str, tuple[int, int], str]]:
+    """``(path, (width, height), PIL mode)`` of up to ``limit`` images spread evenly over
+    ``paths`` (so every class folder of a sorted listing is seen), the first one first;
+    files whose header cannot be read are left out (the loader names them when it
+    decodes them)."""
+    from PIL import Image
+
+    k = min(limit, len(paths))
+    found = []
+    for i in range(k):
+        path = paths[i * len(paths) // k]
+        try:
+            with Image.open(path) as image:
+                found.append((path, image.size, image.mode))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue
+    return found
+
+
+def all_grey(headers: Sequence[tuple[str, tuple[int, int], str]]) -> bool:
+    """Whether every sampled image (:func:`sample_headers`) is grey: a folder dataset is
+    then loaded with one channel, like a grey .npz (docs/decisions.md)."""
+    return bool(headers) and all(mode in GREY_MODES for _, _, mode in headers)
+
+
 def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> dict | None:
     """What a folder or .npz dataset's files hold, recorded with a search (``parts``
     train) or a training (train and val): an .npz file's size and sha256; a folder's
@@ -63,6 +95,7 @@ def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> di
         return None
     digest = hashlib.sha256()
     classes = images = 0
+    train: list[str] = []       # the training images, in the loader's order
     try:
         for part in parts:
             folder = path / part
@@ -75,9 +108,14 @@ def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> di
                 for here, files in listing:
                     digest.update(("\n".join([os.path.relpath(here, path), *files]) + "\n\n").encode())
                     images += len(files)
+                    if part == "train":
+                        train += [os.path.join(here, f) for f in files]
     except OSError:             # an unreadable corner: the loader names it when it gets there
         return None
-    return {"classes": classes, "images": images, "sha256": digest.hexdigest()}
+    found = {"classes": classes, "images": images, "sha256": digest.hexdigest()}
+    # grey images load as one channel (networks of another shape): recorded only then, so
+    # the fingerprints of colour folders stay those recorded before grey folders were told apart
+    return {**found, "channels": 1} if all_grey(sample_headers(train)) else found
 
 
 def _flat_images(folder: Path) -> list[str]:

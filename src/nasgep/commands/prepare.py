@@ -5,9 +5,12 @@
 Loads the dataset both ways the other commands will (the search's training/validation
 split, and the full training set with the test set), so that a missing file, a wrong
 layout or an unreachable download shows up here, once, before a search or a training
-starts. A folder dataset's images are all decoded once (a progress bar; ``--no-image-check``
-skips it), so an unreadable file is named here and not hours into a search. The summary
-(counts, classes, channels, image size, mean/std) goes to ``--out`` as JSON, or to stdout.
+starts. A folder dataset's images are all decoded once, before anything else is read
+(a progress bar; ``--no-image-check`` skips it), so every unreadable file is named here,
+in one line, and not hours into a search. The batch sizes of the config
+(``search.batch_size``, ``train.batch_size``; ``transfer.batch_size`` for the transfer's
+dataset) are checked against the training images. The summary (counts, classes,
+channels, image size, mean/std) goes to ``--out`` as JSON, or to stdout.
 """
 from __future__ import annotations
 
@@ -44,16 +47,32 @@ def _class_counts(source, num_classes: int) -> list[int]:
     return counts
 
 
-def _check_every_image(name: str, data, workers: int, progress: bool | None) -> None:
-    from ..data import DataError, check_images
+def _check_every_image(config: dict, name: str, workers: int, progress: bool | None) -> None:
+    """Decode every image of a folder dataset (train/ and val/), and name all the
+    unreadable ones in one error. Before the dataset is loaded: loading decodes a sample
+    for the mean/std, which would stop at its first unreadable file."""
+    from ..data import check_images, folder_images, unreadable_error
 
+    train, test = folder_images(name, config["datasets"][name])
     problems = []
-    for part, images in (("training", data.train), ("test", data.eval)):
+    for part, images in (("training", train), ("test", test)):
         problems += check_images(images, f"{name}: reading the {part} images", workers=max(0, workers),
                                  progress=progress)
     if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise DataError(f"{len(problems)} unreadable image(s): {'; '.join(problems[:3])}{more}")
+        raise unreadable_error(problems)
+
+
+def _check_batch_sizes(config: dict, name: str, search, final) -> None:
+    """Fewer training images than one batch of the config's trainings of ``name``: the
+    search's (after the validation split) and the full training's, or the transfer's
+    for the transfer's dataset (the one such check: :func:`nasgep.data.check_batch`)."""
+    from ..data import check_batch
+
+    if name == config["transfer"]["dataset"] and name not in config["workflow"]["search_datasets"]:
+        check_batch(final, config["transfer"]["batch_size"], "transfer.batch_size")
+        return
+    check_batch(search, config["search"]["batch_size"], "search.batch_size")
+    check_batch(final, config["train"]["batch_size"], "train.batch_size")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,11 +85,12 @@ def run(args: argparse.Namespace) -> int:
         from .. import outdir
 
         outdir.refuse_inside_run(Path(args.out), "the data summary")    # before the (long) image check
+    entry = config["datasets"][args.dataset]
+    if entry["kind"] == "folder" and not args.no_image_check:
+        _check_every_image(config, args.dataset, args.workers, False if args.no_progress else None)
     final = load_dataset(config, args.dataset, "final", seed=args.seed)     # DataError: one line, exit 2
     search = load_dataset(config, args.dataset, "search", seed=args.seed)
-    entry = config["datasets"][args.dataset]
-    if final.kind == "folder" and not args.no_image_check:
-        _check_every_image(args.dataset, final, args.workers, False if args.no_progress else None)
+    _check_batch_sizes(config, args.dataset, search, final)
     summary = {
         "dataset": args.dataset,
         "kind": final.kind,

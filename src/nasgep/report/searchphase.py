@@ -29,6 +29,12 @@ from ..io import atomic_save_figure, literal_text
 
 #: the share of random genomes a searched genome must beat (issue 9's goal: the 90th percentile)
 GOAL_PERCENTILE = 90.0
+#: Fewer random cells or searches than these and the report warns that its statistics
+#: say little: a 90th percentile of 2-4 values, a bootstrap resampling 2 values, and a
+#: permutation test whose smallest possible p (1 / C(n_searched + n_random, n_searched))
+#: is near or above 0.05 (2 searches and 5 random cells: 0.048).
+MIN_RANDOM_CELLS = 5
+MIN_SEARCHES = 3
 
 
 def relative_improvement(searched: float, random: float) -> float:
@@ -341,14 +347,30 @@ def scatter(result: SearchPhase, path, title: str | None = None,
     return path
 
 
+def design_warning(result: SearchPhase) -> str:
+    """One line when the design is too small for its statistics to say much (fewer than
+    :data:`MIN_SEARCHES` searches or :data:`MIN_RANDOM_CELLS` random cells), else ''."""
+    searches, cells = len(result.searched), result.random_n
+    if searches >= MIN_SEARCHES and cells >= MIN_RANDOM_CELLS:
+        return ""
+    smallest = f"; the permutation test cannot give a p below {1 / math.comb(searches + cells, searches):.3f}" \
+        if searches else ""
+    return (f"warning: {searches} search(es) against {cells} random cells is too few for the p-values, the "
+            f"interval and the percentiles below to mean much{smallest}; give at least {MIN_SEARCHES} searches "
+            f"(--search) and {MIN_RANDOM_CELLS} random cells (search_phase.random_cells)")
+
+
 def _summary_lines(result: SearchPhase) -> list[str]:
-    lines = [f"random cells: {result.random_mean:.2f} ± {result.random_std:.2f} % "
-             f"(90th percentile {result.random_p90:.2f} %)",
-             f"searched above the random 90th percentile: {result.above_goal} of {len(result.searched)} seeds "
-             f"(10 % expected by chance; one-sided binomial p = {_fmt(result.above_goal_p, 3)})",
-             f"RI = {result.ri:.2f} (95 % bootstrap CI {_fmt(result.ri_low)} to {_fmt(result.ri_high)}), "
-             f"one-sided permutation p = {_fmt(result.p_value, 3)}; this design detects an RI of "
-             f"{_fmt(result.ri_detectable)} or more with 80 % power (one-sided, 5 %)"]
+    warning = design_warning(result)
+    lines = [warning] if warning else []
+    lines += [f"random cells: {result.random_mean:.2f} ± {result.random_std:.2f} % "
+              f"(90th percentile {result.random_p90:.2f} %)",
+              f"searched above the random 90th percentile: {result.above_goal} of {len(result.searched)} seeds "
+              f"(10 % expected by chance; one-sided binomial p = {_fmt(result.above_goal_p, 3)})",
+              f"RI = {_pct(result.ri)} (relative improvement of the searched cells' mean accuracy over the random "
+              f"cells': 100 x (searched - random) / random; 95 % bootstrap CI {_pct(result.ri_low)} to "
+              f"{_pct(result.ri_high)}), one-sided permutation p = {_fmt(result.p_value, 3)}; this design detects "
+              f"an RI of {_pct(result.ri_detectable)} or more with 80 % power (one-sided, 5 %)"]
     size = result.size or {}
     if not math.isnan(size.get("gain", math.nan)):
         lines.append(f"at equal size: random cells gain {_fmt(size['slope'])} points per 1,000 parameters "
@@ -364,7 +386,7 @@ def _summary_lines(result: SearchPhase) -> list[str]:
                      f"(noise share of variance {_fmt(result.noise['share'])})")
         if result.candidates:
             lines.append(f"ceiling: reporting the truly best of {result.candidates} random-like candidates gives "
-                         f"RI {_fmt(result.ri_oracle)} on average (a perfect fitness; between-genome sd "
+                         f"RI {_pct(result.ri_oracle)} on average (a perfect fitness; between-genome sd "
                          f"{_fmt(result.noise_random_genome)} points without training noise)")
     if result.tau_n:
         lines.append(f"fidelity: Kendall's tau between search fitness and trained accuracy "
@@ -409,3 +431,8 @@ def markdown(result: SearchPhase) -> str:
 
 def _fmt(x: float, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _pct(x: float) -> str:
+    """An RI, which is in percent of the random mean (not accuracy points), signed."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.2f} %"
