@@ -190,6 +190,41 @@ def test_two_workers_equal_one():
     assert two.history == one.history and two.best == one.best
 
 
+def test_workers_die_with_a_killed_search():
+    """kill -9 of the search leaves no worker behind: an orphan would hold its memory and
+    go on writing into a folder whose lock is gone."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import time\nfrom test_search import cheap_factory\n"
+            "from nasgep.search.evaluator import ProcessExecutor\n"
+            "executor = ProcessExecutor(cheap_factory, ['cpu', 'cpu'])\n"
+            "print(*[p.pid for p, _ in executor._workers], flush=True)\ntime.sleep(600)\n")
+    search = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              cwd=Path(__file__).parent)
+    workers = [int(pid) for pid in search.stdout.readline().split()]
+    assert len(workers) == 2
+    time.sleep(3)                           # the workers have started (spawned, imported)
+    search.send_signal(signal.SIGKILL)
+    search.wait()
+    deadline = time.monotonic() + 20
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in workers if _running(pid)]
+    assert not alive, f"workers {alive} outlived the search"
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"          # a zombie has ended; only its exit status is left
+
+
 def test_budget_stops_within_one_candidate_epoch():
     now = [0.0]
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -178,7 +181,31 @@ class SerialExecutor:
         pass
 
 
-def _worker_main(factory: Callable[[str], Evaluator], device: str, inbox, outbox) -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the search process that started it dies, even by ``kill -9``
+    (no ``close`` then): an orphan would hold its memory and keep writing trained states
+    into a folder whose lock its parent no longer holds. Linux: the kernel sends SIGKILL
+    (``PR_SET_PDEATHSIG``); elsewhere a thread looks for the parent every second."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() != parent:   # it died before the request was made
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker_main(factory: Callable[[str], Evaluator], device: str, inbox, outbox, parent: int) -> None:
+    _die_with_parent(parent)
     evaluator = factory(device)
     while True:
         item = inbox.get()
@@ -207,7 +234,7 @@ class ProcessExecutor:
         self._workers = []
         for device in devices:
             inbox = ctx.Queue()
-            proc = ctx.Process(target=_worker_main, args=(factory, device, inbox, self._outbox),
+            proc = ctx.Process(target=_worker_main, args=(factory, device, inbox, self._outbox, os.getpid()),
                                daemon=True)
             proc.start()
             self._workers.append((proc, inbox))
