@@ -491,6 +491,12 @@ def test_sample_never_replaces_another_result(capsys, tmp_path):
     first = snapshot(out)
     one_line_error(capsys, sample(2, "--restart-if-changed"), r"out/best.json holds another random genome .*--restart")
     assert snapshot(out) == first
+    best = (out / "best.json").read_bytes()
+    for damaged, why in ((b"", "empty"), (b'{"genome"', "not JSON"), (b"[1]", "no genome in it")):
+        (out / "best.json").write_bytes(damaged)       # emptied by a full disk, cut short
+        one_line_error(capsys, sample(1), rf"out/best.json is damaged \({why}.*\); pass --restart")
+    (out / "best.json").write_bytes(best)
+    first = snapshot(out)
     assert main(sample(2, "--restart")) == 0
     previous = [p for p in out.iterdir() if p.name.startswith(".previous-")]
     assert len(previous) == 1 and snapshot(previous[0]) == first

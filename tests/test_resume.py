@@ -202,6 +202,8 @@ def test_restart_if_changed_redoes_only_a_changed_search(tmp_path):
     first = search(tmp_path)
     same = search(tmp_path, resume=True, restart_if_changed=True)       # finished, same: nothing to do
     assert same.history == first.history
+    # --restart-if-changed alone goes on too, as its --help says (it was refused, asking for --resume)
+    assert search(tmp_path, restart_if_changed=True).history == first.history
     assert not any(p.name.startswith(outdir.PREVIOUS) for p in tmp_path.iterdir())
     other = search(tmp_path, "search.population=5", resume=True, restart_if_changed=True)
     assert other.history != first.history
@@ -424,8 +426,9 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(io.os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="No space left") as refused:
         io.atomic_write_text(target, "the new result\n")
+    assert refused.value.filename == str(target)        # the CLI's one line names the file
     assert target.read_text() == "the old result\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "cells"]
 

@@ -190,6 +190,37 @@ def test_two_workers_equal_one():
     assert two.history == one.history and two.best == one.best
 
 
+def test_a_terminal_shows_each_generations_candidates_as_they_train(tmp_path, capsys):
+    """A generation can train for many minutes: a second bar counts its candidates, on both
+    executors, and the result is the one a search without bars finds."""
+    config = small_config("search.max_generations=2")
+    quiet = run_search(config, dataset="cifar10", seed=2, out_dir=tmp_path / "quiet", factory=cheap_factory,
+                       progress=False, log=lambda msg: None)
+    capsys.readouterr()
+    shown = run_search(config, dataset="cifar10", seed=2, out_dir=tmp_path / "shown", factory=cheap_factory,
+                       progress=True, log=lambda msg: None)
+    err = capsys.readouterr().err
+    assert shown.history == quiet.history
+    assert f"  training:   0%|          | 0/{config['search']['population']} " in err    # generation 0
+    assert "candidate/s" in err and "search: 100%" in err
+    done = []
+    executor = ProcessExecutor(cheap_factory, ["cpu", "cpu"])
+    try:
+        jobs = _jobs(5)
+        results = executor.map(jobs, lambda: True, lambda: done.append(len(done)))
+    finally:
+        executor.close()
+    assert len(done) == 5 and all(r is not None for r in results)
+
+
+def _jobs(n: int) -> list:
+    from nasgep.search.evaluator import TrainJob
+    from nasgep.search.sample import sample_genome
+
+    settings = SearchSettings.from_config(small_config())
+    return [TrainJob(f"i{k}", sample_genome(settings, k, lambda genome: 1)[0], 1, k) for k in range(n)]
+
+
 def test_workers_die_with_a_killed_search():
     """kill -9 of the search leaves no worker behind: an orphan would hold its memory and
     go on writing into a folder whose lock is gone."""

@@ -87,10 +87,11 @@ def test_real_search_on_digits_writes_every_result(tmp_path):
 
 @pytest.mark.slow
 def test_real_search_with_two_candidates_at_once_equals_one(tmp_path):
-    # CPU workers train with one thread each; so does this process here, since a float
+    # the process starts with 2 torch threads, as on a 2-core machine without OMP_NUM_THREADS:
+    # the search itself must fix a CPU candidate's threads (search.cpu_threads), since a float
     # sum split over another number of threads may round differently
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)
     try:
         _two_candidates_at_once_equal_one(tmp_path)
     finally:

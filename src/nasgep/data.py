@@ -27,12 +27,24 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .datafiles import HEADER_SAMPLE, all_grey, class_folders, hidden, image_files, is_image_name, sample_headers
-from .errors import UserError, read_user_text
+from .datafiles import (
+    HEADER_SAMPLE,
+    NPZ_KEYS,
+    VAL_LABEL_FILES,
+    DataError,
+    all_grey,
+    class_folders,
+    hidden,
+    image_files,
+    is_image_name,
+    layout_error,
+    require_path,
+    sample_headers,
+)
+from .errors import read_user_text
 
 Purpose = Literal["search", "final"]
 KINDS: tuple[str, ...] = ("cifar10", "cifar100", "npz", "folder", "digits")
-NPZ_KEYS: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
 
 #: Seed of the fixed 80/20 train/test split of scikit-learn's digits (no official split
 #: exists); fixed so that every run of every seed tests on the same images.
@@ -44,22 +56,6 @@ FOLDER_STATS_SAMPLES = 1000
 #: Seed of a folder dataset's stratified ``max_train`` subset: the same images for every
 #: search and training seed.
 FOLDER_MAX_TRAIN_SEED = 0
-
-
-class DataError(UserError):
-    """A dataset that cannot be loaded or cannot be meant; the message says which file
-    and what to do."""
-
-    @classmethod
-    def from_worker(cls, error: DataError) -> DataError:
-        """The one-line error a DataLoader worker raised: torch re-raises it in the main
-        process as ``DataError("Caught DataError in DataLoader worker ...<traceback>")``."""
-        text = str(error)
-        if not text.startswith("Caught "):
-            return error
-        marker = f"{cls.__module__}.{cls.__name__}: "
-        last = [line for line in text.splitlines() if line.startswith(marker)]
-        return cls(last[-1][len(marker):]) if last else cls(text.splitlines()[-1])
 
 
 def batches(loader):
@@ -335,8 +331,7 @@ def _load_npz(entry: dict, need_test: bool) -> _Arrays:
     path = Path(entry["path"])
     if path.is_dir():
         raise DataError(f"{path}: a folder, not an .npz file (a folder of class folders is kind: folder)")
-    if not path.is_file():
-        raise DataError(f"{path}: no such .npz file (keys {', '.join(NPZ_KEYS)}; uint8 images N,H,W,C)")
+    require_path(entry)
     if not zipfile.is_zipfile(path):   # numpy would take it for a pickle and advise allow_pickle
         raise DataError(f"{path}: not an .npz file, or a truncated one (no zip archive in it; numpy.savez "
                         f"writes one, keys {', '.join(NPZ_KEYS)})")
@@ -708,21 +703,6 @@ def with_train_transform(data: DataBundle, transform) -> DataBundle:
     return dataclasses.replace(data, train=train, _on_device={})
 
 
-#: The layout a folder dataset must have, said when it is not met.
-FOLDER_LAYOUT = ("{root}/train/<class>/<image> (one sub-folder per class, e.g. ImageNet's wnids n01440764 ...) "
-                 "and {root}/val/<class>/<image> with the same classes, or a flat {root}/val/<image> with a "
-                 "labels file (dataset key val_labels, or one of {files} in {root}): lines "
-                 "'<image file or id> <class name or index>', comma- or space-separated")
-#: Labels files of a flat val/ folder, looked for in this order when ``val_labels`` is unset:
-#: a generic list, Kaggle's ImageNet solution file, Tiny ImageNet's annotations.
-VAL_LABEL_FILES: tuple[str, ...] = ("val_labels.txt", "LOC_val_solution.csv", "val/val_annotations.txt")
-
-
-def _layout_error(root: Path, what: str) -> DataError:
-    layout = FOLDER_LAYOUT.format(root=root, files=", ".join(VAL_LABEL_FILES))
-    return DataError(f"{what}; a folder dataset is {layout}")
-
-
 #: Warnings already printed by this process: a dataset is loaded again for every
 #: training of ``nasgep evaluate`` and twice by ``nasgep prepare``; one line is enough.
 _WARNED: set[str] = set()
@@ -812,19 +792,19 @@ def _folder_eval(entry: dict, root: Path, size: int, classes: Sequence[str], mod
     grey training set)."""
     val_root = root / "val"
     if not val_root.is_dir():
-        raise _layout_error(root, f"{val_root}: no such folder")
+        raise layout_error(root, f"{val_root}: no such folder")
     has_class_folders = any(p.is_dir() and p.name != "images" and not hidden(p.name) for p in val_root.iterdir())
     if has_class_folders:
         try:
             return FolderImages(val_root, size, classes=classes, mode=mode)
         except (FileNotFoundError, RuntimeError) as e:
-            raise _layout_error(root, f"{val_root}: {e}") from None
+            raise layout_error(root, f"{val_root}: {e}") from None
     images = _image_files(val_root)
     if not images:
-        raise _layout_error(root, f"{val_root}: neither class folders nor images")
+        raise layout_error(root, f"{val_root}: neither class folders nor images")
     labels_file = _val_labels_file(entry, root)
     if labels_file is None:
-        raise _layout_error(root, f"{val_root} holds images but no class folders, and no labels file was found")
+        raise layout_error(root, f"{val_root} holds images but no class folders, and no labels file was found")
     return FolderImages(val_root, size, classes=classes, samples=read_val_labels(labels_file, images, classes),
                         mode=mode)
 
@@ -836,17 +816,16 @@ def folder_images(name: str, entry: dict, test: bool = True) -> tuple[FolderImag
     (like a grey .npz), else 3 (:func:`nasgep.datafiles.sample_headers`, docs/decisions.md)."""
     if not entry.get("path"):
         raise DataError(f"{name}: a folder dataset needs 'path' (a folder with train/<class>/* and val/<class>/*)")
+    require_path(entry)
     root = Path(entry["path"])
     train_root = root / "train"
-    if not train_root.is_dir():
-        raise _layout_error(root, f"{train_root}: no such folder")
     try:
         classes, samples = scan_class_folders(train_root)
     except (FileNotFoundError, RuntimeError) as e:  # no class folders / no images
-        raise _layout_error(root, f"{train_root}: {e}") from None
+        raise layout_error(root, f"{train_root}: {e}") from None
     headers = sample_headers([path for path, _ in samples])
     if not headers:
-        raise _layout_error(root, f"{train_root}: no readable image among the {min(len(samples), HEADER_SAMPLE)} "
+        raise layout_error(root, f"{train_root}: no readable image among the {min(len(samples), HEADER_SAMPLE)} "
                                   f"sampled from its class folders")
     size = entry.get("image_size") or _sampled_side(name, train_root, headers)
     mode = "L" if all_grey(headers) else "RGB"

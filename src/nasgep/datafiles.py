@@ -1,4 +1,5 @@
-"""Which files of a dataset on disk are its images, and a cheap fingerprint of them.
+"""Which files of a dataset on disk are its images, a cheap fingerprint of them, and the
+error a dataset that cannot be loaded raises (:class:`DataError`).
 
 Torch-free (a search's settings are checked before torch is imported): :mod:`nasgep.data`
 scans class folders with the same rule, and searches and trainings record
@@ -10,6 +11,55 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from .errors import UserError
+
+
+class DataError(UserError):
+    """A dataset that cannot be loaded or cannot be meant; the message says which file
+    and what to do."""
+
+    @classmethod
+    def from_worker(cls, error: DataError) -> DataError:
+        """The one-line error a DataLoader worker raised: torch re-raises it in the main
+        process as ``DataError("Caught DataError in DataLoader worker ...<traceback>")``."""
+        text = str(error)
+        if not text.startswith("Caught "):
+            return error
+        marker = f"{cls.__module__}.{cls.__name__}: "
+        last = [line for line in text.splitlines() if line.startswith(marker)]
+        return cls(last[-1][len(marker):]) if last else cls(text.splitlines()[-1])
+
+
+#: The arrays of an .npz dataset file.
+NPZ_KEYS: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
+
+#: The layout a folder dataset must have, said when it is not met.
+FOLDER_LAYOUT = ("{root}/train/<class>/<image> (one sub-folder per class, e.g. ImageNet's wnids n01440764 ...) "
+                 "and {root}/val/<class>/<image> with the same classes, or a flat {root}/val/<image> with a "
+                 "labels file (dataset key val_labels, or one of {files} in {root}): lines "
+                 "'<image file or id> <class name or index>', comma- or space-separated")
+#: Labels files of a flat val/ folder, looked for in this order when ``val_labels`` is unset:
+#: a generic list, Kaggle's ImageNet solution file, Tiny ImageNet's annotations.
+VAL_LABEL_FILES: tuple[str, ...] = ("val_labels.txt", "LOC_val_solution.csv", "val/val_annotations.txt")
+
+
+def require_path(entry: Mapping) -> None:
+    """The loader's one line for an .npz or folder dataset whose file or train/ folder is not
+    there (a search checks it before it claims its folder: a missing file is no changed data)."""
+    if entry["kind"] not in ("npz", "folder") or not entry.get("path"):
+        return
+    path = Path(entry["path"])
+    if entry["kind"] == "npz" and not path.is_file() and not path.is_dir():
+        raise DataError(f"{path}: no such .npz file (keys {', '.join(NPZ_KEYS)}; uint8 images N,H,W,C)")
+    if entry["kind"] == "folder" and not (path / "train").is_dir():
+        raise layout_error(path, f"{path / 'train'}: no such folder")
+
+
+def layout_error(root: Path, what: str) -> DataError:
+    layout = FOLDER_LAYOUT.format(root=root, files=", ".join(VAL_LABEL_FILES))
+    return DataError(f"{what}; a folder dataset is {layout}")
+
 
 #: torchvision's ``IMG_EXTENSIONS`` (importing it would import torch; a test keeps the
 #: two equal): the files of a class folder that are images.

@@ -6,7 +6,7 @@ else turns errors into messages: verbs raise, they never catch-and-print.
 
 - :class:`UserError` (exit 2): the input is wrong; the message names the file, key,
   genome position or dataset and says what is expected. :class:`~nasgep.config.ConfigError`,
-  :class:`~nasgep.data.DataError`, :class:`~nasgep.space.GenomeError` and
+  :class:`~nasgep.datafiles.DataError`, :class:`~nasgep.space.GenomeError` and
   :class:`~nasgep.gep.ChromosomeError` are its kinds.
 - :class:`RunFailed` (exit 1): the input was accepted but the run produced nothing
   usable (e.g. every candidate of a search failed); the message summarises why.

@@ -29,8 +29,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)     # a refused write (disk full, path is a folder) leaves nothing
+        if isinstance(e, OSError) and e.filename is None:   # a write or fsync names no file: name it
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
         dir_fd = os.open(path.parent, os.O_RDONLY)

@@ -289,7 +289,7 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
     ``--out`` must not move a search away from its own ``--resume``). A folder holding a
     run of this kind is started over only on ``restart``, or on ``restart_if_changed``
     when its recorded settings differ; its files are then moved aside. Otherwise it is
-    continued with the same settings only, and only on ``resume``. A folder whose
+    continued with the same settings only, and only on ``resume`` or ``restart_if_changed``. A folder whose
     settings.json records a run of this kind with other settings is refused the same way
     even when no result file of it is there yet (killed before its first one: a search in
     generation 0 has trained states but no checkpoint); with the same settings it starts
@@ -314,7 +314,7 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
             why = "--restart" if restart else f"settings changed: {', '.join(changed)}"
             log(f"starting afresh ({why}); the previous files of {out} are in {moved}")
         holds = False
-    elif holds and not resume:
+    elif holds and not (resume or restart_if_changed):     # same settings: that flag goes on
         raise FolderError(f"{out} already holds a {what}; pass --resume to continue it, --restart to "
                           "start over (the old files are moved aside), or choose another --out")
     elif changed:    # also a run killed before its first result file (settings.json only)

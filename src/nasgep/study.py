@@ -254,9 +254,12 @@ def gpu_count(devices: list[str], configured_default: str) -> int:
 def resources(config: Mapping[str, Any]) -> dict[str, int]:
     """GPUs, threads and SLURM runtime (minutes) of a search and of a training."""
     devices = list(config["search"]["devices"])
+    search_gpus = gpu_count(devices, config["device"])
+    workers = len(devices) * config["search"]["concurrency"]
     return {
-        "search_gpus": gpu_count(devices, config["device"]),
-        "search_threads": max(1, len(devices) * config["search"]["concurrency"]),
+        "search_gpus": search_gpus,
+        # a CPU worker trains with search.cpu_threads threads
+        "search_threads": workers if search_gpus else workers * config["search"]["cpu_threads"],
         # the budget plus 10 % and half an hour for start-up and writing results
         "search_runtime": int(math.ceil(config["search"]["budget_hours"] * 66)) + 30,
         "train_gpus": gpu_count([config["device"]], config["device"]),
@@ -353,7 +356,7 @@ def prepare_inputs(config: Mapping, dataset: str) -> str:
 #: search settings that say where and how fast a search runs, not what it finds (like the
 #: train section's amp and channels_last, which the search follows; fp32_batchnorm only
 #: changes the rounding of BatchNorm under bf16 autocast on CUDA)
-SEARCH_EXECUTION = ("devices", "concurrency", "cuda_graphs", "fp32_batchnorm")
+SEARCH_EXECUTION = ("devices", "concurrency", "cpu_threads", "cuda_graphs", "fp32_batchnorm")
 #: search settings that only limit how long it runs (raising one lets a finished search go on)
 SEARCH_LIMITS = ("max_generations", "budget_hours", "budget_epochs")
 

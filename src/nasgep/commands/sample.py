@@ -63,9 +63,11 @@ def run(args: argparse.Namespace) -> int:
             # checks_itself: a sample held without a settings.json is compared with this one
             if outdir.claim(out, fingerprint, "sample", resume=True, restart=args.restart,
                             restart_if_changed=args.restart_if_changed, log=print, checks_itself=True):
+                damage = _damage(out / "best.json")
+                held = (f"is damaged ({damage})" if damage else "holds another random genome than this sample "
+                        "draws (other settings, or another nasgep version)")
                 raise outdir.FolderError(
-                    f"{out / 'best.json'} holds another random genome than this sample draws (other "
-                    "settings, or another nasgep version); pass --restart to start over (the old files "
+                    f"{out / 'best.json'} {held}; pass --restart to start over (the old files "
                     "are moved aside), or choose another --out")
             atomic_write_bytes(out / "best.json", content)
         outdir.record(out, fingerprint, "sample")
@@ -92,3 +94,14 @@ def _holds_exactly(path, content: bytes) -> bool:
         return path.is_file() and path.read_bytes() == content
     except OSError:
         return False
+
+
+def _damage(path) -> str | None:
+    """Why ``path`` is no sample's best.json (None when it reads as one)."""
+    try:
+        doc = json.loads(path.read_bytes() or b"null")
+    except (OSError, ValueError) as e:
+        return f"not JSON: {type(e).__name__}"
+    if not isinstance(doc, dict) or not isinstance(doc.get("genome"), dict):
+        return "empty" if doc is None else "no genome in it"
+    return None

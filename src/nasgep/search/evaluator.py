@@ -168,13 +168,18 @@ class SerialExecutor:
     def __init__(self, evaluator: Evaluator):
         self.evaluator = evaluator
 
-    def map(self, jobs: Sequence[TrainJob], may_start: Callable[[], bool]) -> list[TrainResult | None]:
+    def map(self, jobs: Sequence[TrainJob], may_start: Callable[[], bool],
+            done: Callable[[], None] | None = None) -> list[TrainResult | None]:
+        """Train ``jobs``, each only if ``may_start()`` allows it then (else None);
+        ``done()`` after each one trained (a progress bar)."""
         results: list[TrainResult | None] = []
         for job in jobs:
             if not may_start():
                 results.append(None)
                 continue
             results.append(self.evaluator.train(job))
+            if done is not None:
+                done()
         return results
 
     def close(self) -> None:
@@ -239,7 +244,9 @@ class ProcessExecutor:
             proc.start()
             self._workers.append((proc, inbox))
 
-    def map(self, jobs: Sequence[TrainJob], may_start: Callable[[], bool]) -> list[TrainResult | None]:
+    def map(self, jobs: Sequence[TrainJob], may_start: Callable[[], bool],
+            done: Callable[[], None] | None = None) -> list[TrainResult | None]:
+        """As :meth:`SerialExecutor.map`, the jobs shared among the workers."""
         results: list[TrainResult | None] = [None] * len(jobs)
         idle = list(range(len(self._workers)))
         busy: dict[int, int] = {}          # job index -> worker
@@ -260,6 +267,8 @@ class ProcessExecutor:
                 raise result
             results[i] = result
             idle.append(busy.pop(i))
+            if done is not None:
+                done()
         return results
 
     def _get(self):

@@ -87,14 +87,10 @@ def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
     """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``)."""
     search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"
               and not (k in ADDED_LATER and v == ADDED_LATER[k])}
-    from ..datafiles import files_fingerprint
+    from ..datafiles import files_fingerprint, require_path
 
     entry = config["datasets"][dataset]
-    if entry["kind"] in ("npz", "folder") and entry.get("path") and not Path(entry["path"]).exists():
-        from ..data import DataError  # before the folder is claimed: a missing file is no changed setting
-
-        raise DataError(f"{entry['path']}: no such {'.npz file' if entry['kind'] == 'npz' else 'folder'} (datasets."
-                        f"{dataset}.path); nothing in the run's folder was touched")
+    require_path(entry)     # before the folder is claimed: a missing file is no changed setting
     data = {k: v for k, v in entry.items() if k != "label"}
     doc = {"search": search, "gep": dict(config["gep"]), "dataset": dataset, "data": data, "seed": seed}
     files = files_fingerprint(entry)
@@ -161,7 +157,8 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
 
     method = method_name(config)
     run_name = f"{dataset}-{method}-seed{seed}"
-    search = Search(settings, evaluator, executor, state)
+    shown = _CandidateBar(executor) if _shows_progress(progress) else executor
+    search = Search(settings, evaluator, shown, state)
     try:
         if not state.finished:
             _check_files(out, state, evaluator)
@@ -188,7 +185,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                     log(line)
 
             search.run(on_generation)
-            _conclude(run, out, state, config, dataset, seed, method, evaluator, executor, log)
+            _conclude(run, out, state, config, dataset, seed, method, evaluator, shown, log)
             if bar is not None:
                 bar.close()
     finally:
@@ -249,8 +246,9 @@ def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: Evalu
 
         for device in devices:   # a GPU that is not there: one line now, not a failure per candidate
             resolve_device(device)
-        threads = 1 if len(devices) > 1 and all(d == "cpu" for d in devices) else None
-        factory = torch_evaluator_factory(config, dataset, out, seed, threads)
+        # a CPU candidate trains with search.cpu_threads threads whatever the concurrency and the
+        # machine's cores: a float sum split over another number of threads rounds differently
+        factory = torch_evaluator_factory(config, dataset, out, seed, config["search"]["cpu_threads"])
     evaluator = factory("cpu" if len(devices) > 1 else devices[0])
     check_inputs = getattr(evaluator, "check_inputs", None)   # test stand-ins have none
     if check_inputs is not None:
@@ -345,8 +343,35 @@ def _outside_share(state: SearchState) -> float:
     return max(0.0, 1 - state.train_seconds / state.elapsed) if state.elapsed > 0 else 0.0
 
 
+def _shows_progress(enabled: bool | None) -> bool:
+    """``progress``: None shows the bars on a terminal only (not in a log file)."""
+    return enabled is True or (enabled is None and sys.stderr.isatty())
+
+
+class _CandidateBar:
+    """The search's executor, showing the candidates of each training round on a second
+    bar under the generations' one: a generation can train for many minutes."""
+
+    def __init__(self, executor):
+        self.executor = executor
+
+    def map(self, jobs, may_start, done=None):
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(jobs), desc="  training", unit="candidate", leave=False, position=1,
+                  file=sys.stderr) as bar:
+            def trained() -> None:
+                bar.update(1)
+                if done is not None:
+                    done()
+            return self.executor.map(jobs, may_start, trained)
+
+    def close(self) -> None:
+        self.executor.close()
+
+
 def _progress(settings: SearchSettings, state: SearchState, enabled: bool | None):
-    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+    if not _shows_progress(enabled):
         return None
     from tqdm.auto import tqdm
 

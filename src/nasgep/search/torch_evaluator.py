@@ -38,7 +38,7 @@ from .store import WeightStore, read_unit
 class TorchEvaluator:
     def __init__(self, config: Mapping, dataset: str, out_dir: str | Path, seed: int,
                  device: str = "cpu", threads: int | None = None):
-        if threads:
+        if threads and device == "cpu":   # search.cpu_threads: see the config schema
             torch.set_num_threads(threads)
         if str(device).startswith("cuda"):
             torch.backends.cudnn.benchmark = True   # fixed shapes within a candidate
@@ -75,7 +75,7 @@ class TorchEvaluator:
     # --- checks before any training -------------------------------------------------
     def check_inputs(self) -> None:
         """Refuse, before the first candidate trains, what cannot give a result: a dataset
-        that does not load or cannot be meant (:class:`~nasgep.data.DataError`), fewer
+        that does not load or cannot be meant (:class:`~nasgep.datafiles.DataError`), fewer
         training images than one batch, a ``max_params`` below the smallest network."""
         check_batch(self.data, self.search["batch_size"], "search.batch_size")
         check_cutout(self.data, self.settings.augment, "search.augment")
