@@ -319,3 +319,43 @@ def test_a_missing_data_file_is_no_changed_setting(tmp_path):
     with pytest.raises(DataError, match=r"data\.npz: no such \.npz file"):
         run_search(config, **run, resume=True, restart_if_changed=True)
     assert snapshot(tmp_path / "s0") == before and not list((tmp_path / "s0").glob(".previous-*"))
+
+
+def test_an_out_beside_a_run_or_under_a_users_model_pt_is_written(capsys, tmp_path, monkeypatch):
+    """`--out ../tables` from inside a run's folder is beside the run, not in it; a project
+    folder two levels up holding a model.pt of the user's own is no training; a link into a
+    run's folder is that folder."""
+    cfg, _ = make_study(tmp_path)
+    run = tmp_path / "run"
+    search(run)
+    before = snapshot(run)
+    monkeypatch.chdir(run)
+    assert main(["tables", "--config", str(cfg), "--out", "../tables"]) == 0
+    assert (tmp_path / "tables").is_dir() and snapshot(run) == before
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "model.pt").write_bytes(b"a user's own weights")
+    assert main(["tables", "--config", str(cfg), "--out", str(project / "results" / "tables")]) == 0
+    assert (project / "results" / "tables").is_dir()
+    (tmp_path / "link").symlink_to(run)
+    capsys.readouterr()
+    one_line_error(capsys, ["tables", "--config", str(cfg), "--out", str(tmp_path / "link" / "tables")],
+                   r"lies in .*run, which holds a search")
+    assert snapshot(run) == before
+
+
+def test_a_full_disk_is_one_line_naming_the_file_with_exit_1(capsys, tmp_path, monkeypatch):
+    """Not the input's fault: exit 1, not 2; the line names the file that could not be written."""
+    import errno
+
+    from nasgep import io
+
+    good = _best(tmp_path, "b", GOOD)
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", disk_full)
+    one_line_error(capsys, ["tables", "best", "--inputs", good, "--out", str(tmp_path / "selected.json")],
+                   r"selected.json: No space left on device$", code=1)
+    assert not (tmp_path / "selected.json").exists()

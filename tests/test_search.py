@@ -213,6 +213,29 @@ def test_a_terminal_shows_each_generations_candidates_as_they_train(tmp_path, ca
     assert len(done) == 5 and all(r is not None for r in results)
 
 
+def test_workers_started_from_a_thread_that_ends_go_on_working():
+    """Linux's parent-death signal follows the thread that started a worker: a pool started
+    from a short-lived thread must not lose its workers when that thread ends."""
+    import threading
+
+    made = []
+
+    def start() -> None:      # the workers are up (they trained a job each) when the thread ends
+        made.append(ProcessExecutor(cheap_factory, ["cpu", "cpu"]))
+        made[0].map(_jobs(2), lambda: True)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    starter.join()
+    executor = made[0]
+    try:
+        time.sleep(1)
+        results = executor.map(_jobs(4), lambda: True)
+    finally:
+        executor.close()
+    assert all(r is not None and r.failure is None for r in results)
+
+
 def _jobs(n: int) -> list:
     from nasgep.search.evaluator import TrainJob
     from nasgep.search.sample import sample_genome

@@ -7,6 +7,7 @@ Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as e:  # a file named by the user (or the disk) refused a read or a write
-        return _fail(args.command, _os_message(e), 2 if e.filename else 1)
+        machine = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)    # not the input's fault: exit 1
+        return _fail(args.command, _os_message(e), 2 if e.filename and not machine else 1)
     except KeyboardInterrupt:
         print(f"nasgep {args.command}: interrupted", file=sys.stderr)
         return 130

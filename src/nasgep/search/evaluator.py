@@ -186,12 +186,14 @@ class SerialExecutor:
         pass
 
 
-def _die_with_parent(parent: int) -> None:
+def _die_with_parent(parent: int, parent_thread_is_main: bool = True) -> None:
     """End this worker when the search process that started it dies, even by ``kill -9``
     (no ``close`` then): an orphan would hold its memory and keep writing trained states
     into a folder whose lock its parent no longer holds. Linux: the kernel sends SIGKILL
-    (``PR_SET_PDEATHSIG``); elsewhere a thread looks for the parent every second."""
-    if sys.platform.startswith("linux"):
+    (``PR_SET_PDEATHSIG``); elsewhere a thread looks for the parent every second. The
+    kernel's signal follows the thread that started the worker, so a pool started from
+    another thread than the main one (which may end first) gets the watchdog too."""
+    if sys.platform.startswith("linux") and parent_thread_is_main:
         import ctypes
         import signal
 
@@ -209,8 +211,9 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _worker_main(factory: Callable[[str], Evaluator], device: str, inbox, outbox, parent: int) -> None:
-    _die_with_parent(parent)
+def _worker_main(factory: Callable[[str], Evaluator], device: str, inbox, outbox, parent: int,
+                 parent_thread_is_main: bool = True) -> None:
+    _die_with_parent(parent, parent_thread_is_main)
     evaluator = factory(device)
     while True:
         item = inbox.get()
@@ -239,7 +242,8 @@ class ProcessExecutor:
         self._workers = []
         for device in devices:
             inbox = ctx.Queue()
-            proc = ctx.Process(target=_worker_main, args=(factory, device, inbox, self._outbox, os.getpid()),
+            on_main = threading.current_thread() is threading.main_thread()
+            proc = ctx.Process(target=_worker_main, args=(factory, device, inbox, self._outbox, os.getpid(), on_main),
                                daemon=True)
             proc.start()
             self._workers.append((proc, inbox))
