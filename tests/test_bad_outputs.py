@@ -359,3 +359,24 @@ def test_a_full_disk_is_one_line_naming_the_file_with_exit_1(capsys, tmp_path, m
     one_line_error(capsys, ["tables", "best", "--inputs", good, "--out", str(tmp_path / "selected.json")],
                    r"selected.json: No space left on device$", code=1)
     assert not (tmp_path / "selected.json").exists()
+
+
+def test_no_run_and_no_drawing_starts_inside_another_runs_folder(capsys, tmp_path):
+    """A run started in another's folder would be moved aside with it by a --restart, and
+    `draw --out RUN/cells` replaced a search's own drawings: both refused, nothing written."""
+    run, sampled = tmp_path / "run", tmp_path / "sampled"
+    search(run)
+    _sample(sampled)
+    genome = _best(tmp_path, "g", GOOD)
+    before = {folder: snapshot(folder) for folder in (run, sampled)}
+    capsys.readouterr()
+    one_line_error(capsys, ["draw", genome, "--out", str(run / "cells")],
+                   r"lies in .*run, which holds a search .*; write the drawings outside a run's folder")
+    one_line_error(capsys, ["sample", "--config", DEMO, *SETS, "--out", str(sampled / "inner")],
+                   r"lies in .*sampled, which holds a sample .*; write a sample outside a run's folder")
+    one_line_error(capsys, ["search", "--config", DEMO, *SETS, "--out", str(run / "deeper" / "seed0")],
+                   r"lies in .*run, which holds a search .*; write a search outside a run's folder")
+    one_line_error(capsys, ["train", "--genome", genome, "--config", DEMO, *SETS, "--out", str(sampled / "t")],
+                   r"lies in .*sampled, which holds a sample .*; write a training outside a run's folder")
+    assert {folder: snapshot(folder) for folder in (run, sampled)} == before
+    assert main(["draw", genome, "--out", str(tmp_path / "cells")]) == 0      # beside the runs: drawn

@@ -69,8 +69,8 @@ def test_the_cli_says_what_is_damaged_and_exits_2(tmp_path, capsys):
     config.write_text(yaml.safe_dump(small_config("search.max_generations=4")))
     code = main(["search", "--config", str(config), "--seed", "3", "--out", str(run), "--resume"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert err[-1].startswith("nasgep search: error:") and "not UTF-8" in err[-1] and "--restart" in err[-1]
+    assert code == 2 and len(err) == 1, err        # the error names every damaged checkpoint: no warnings
+    assert err[0].startswith("nasgep search: error:") and "not UTF-8" in err[0] and "--restart" in err[0]
 
 
 def test_undecodable_newest_checkpoint_falls_back_to_the_previous(tmp_path):

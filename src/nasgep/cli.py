@@ -84,8 +84,16 @@ def load_args_config(args: argparse.Namespace) -> dict:
     return load_config(args.config, args.set)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but a bad option is one line like every other error (argparse
+    prints its usage block first); the usage is one ``--help`` away."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nasgep",
         description="Neural architecture search with Gene Expression Programming (NASGEP).",
         epilog="Run 'nasgep COMMAND --help' for a command's options.",

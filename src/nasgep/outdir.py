@@ -208,18 +208,20 @@ def another_run(out: Path, what: str | None) -> tuple[str, list[str]] | None:
     return None
 
 
-def refuse_inside_run(path: Path, what: str) -> None:
+def refuse_inside_run(path: Path, what: str, itself: bool = True) -> None:
     """:class:`FolderError` when ``path`` (a file or folder a command is about to write)
     is or lies in the folder of a run, at any depth (``RUN/checkpoints/gen-00003.json``):
     a run's folder holds its own files only, and a table or summary written there could
-    replace one of them. ``what`` names the output in the message ("the selection").
+    replace one of them, or a run started there be moved aside with it by a ``--restart``.
+    ``what`` names the output in the message ("the selection"); ``itself=False`` looks
+    at the folders above ``path`` only (a run's own folder: :func:`claim` decides on it).
 
     ``path`` and its folder are told by a run's file names; folders further up only by a
     settings.json that records a run (a ``model.pt`` of the user's own in their project
     folder makes no run of it). ``..`` and links are resolved first."""
     path = Path(os.path.realpath(path))
     for depth, folder in enumerate((path, *path.parents)):
-        if not folder.is_dir():
+        if not folder.is_dir() or (depth == 0 and not itself):
             continue
         other = another_run(folder, None) if depth < 2 or recorded_kind(folder) is not None else None
         if other is not None:

@@ -25,10 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import outdir
     from ..draw import draw_cell
     from ..errors import UserError
     from ..space import Genome
 
+    outdir.refuse_inside_run(args.out, "the drawings")      # a search's own cells/ among them
     genome = Genome.load(args.genome)
     for pool, cell in (("normal", genome.normal), ("reduction", genome.reduction)):
         title = f"{args.title}: {pool} cell" if args.title else f"{pool} cell"

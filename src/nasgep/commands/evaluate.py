@@ -291,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
     for s in searches:
         check_search(s, dataset, entry, files)
     out = args.out
+    outdir.refuse_inside_run(out, "an evaluation", itself=False)   # a --restart there would move it aside
     rows = []
     history_of = histories(searches)
     jobs = plan(config, dataset, history_of)

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
+    outdir.refuse_inside_run(args.out, "a sample", itself=False)   # a --restart there would move it aside
     settings = SearchSettings.from_config(config)
     counter = search_param_counter(config, dataset)
     if args.largest_of == 1:

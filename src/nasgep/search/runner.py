@@ -114,15 +114,15 @@ def _start_or_resume(out: Path, settings_doc: dict, settings: SearchSettings, se
     if not holds:
         return SearchState(seed=seed)
     state, problems = checkpoint.newest_good(out / "checkpoints")
-    for problem in problems:
-        log(f"warning: checkpoint {out / 'checkpoints'}/{problem}; trying the previous one")
-    if state is None:
+    if state is None:       # the one line below names every damaged checkpoint
         damage = "; ".join(problems) or "none there"
         raise SearchExists(f"{out} holds a search but no readable checkpoint in checkpoints/ ({damage}); "
                            "restore one, or pass --restart to start over (the old files are moved "
                            "to .previous-<time>/ in the folder)")
     if state.seed != seed:
         raise SearchExists(f"{out} holds a search with seed {state.seed}, not {seed}")
+    for problem in problems:
+        log(f"warning: checkpoint {out / 'checkpoints'}/{problem}; went back to the previous one")
     log(f"resuming {out} after generation {state.generation}")
     if state.finished and _limit_raised(state, settings):
         log(f"the search had stopped ({state.stop_reason}); the new limits let it go on")
