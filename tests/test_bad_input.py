@@ -750,3 +750,19 @@ def test_evaluate_names_a_damaged_search_file(capsys, tmp_path, cheap_search, ta
     one_line_error(capsys, ["evaluate", "--config", DEMO, *[a for s in TINY for a in ("--set", s)],
                             "--search", str(search), "--out", str(tmp_path / "ev")], match)
     assert not (tmp_path / "ev").exists()
+
+
+def test_an_image_size_that_cannot_fit_in_memory_is_one_line(capsys, monkeypatch, tmp_path):
+    """datasets.<name>.image_size: 100000 ended in a 32-line traceback from torch's allocator
+    (or a search killed for memory, with nothing said); now one line before any work."""
+    from nasgep import data
+
+    monkeypatch.setattr(data, "_memory_bytes", lambda: 8 * 2**20)       # a machine with 8 MiB
+    line = one_line_error(capsys, ["prepare", "--config", DEMO, "--dataset", "cifar10", "--set",
+                                   "datasets.cifar10.image_size=64"],
+                          r"datasets.cifar10.image_size = 64: 1797 images of 1x64x64 take 0.0 GiB in memory, more "
+                          r"than half of this machine's 0.0 GiB; choose a smaller image_size")
+    assert "Traceback" not in line
+    monkeypatch.setattr(data, "_memory_bytes", lambda: 64 * 2**30)
+    assert main(["prepare", "--config", DEMO, "--dataset", "cifar10", "--set", "datasets.cifar10.image_size=16",
+                 "--out", str(tmp_path / "d.json")]) == 0

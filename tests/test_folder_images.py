@@ -392,3 +392,20 @@ def test_prepare_names_all_unreadable_training_images_in_one_line(tmp_path, caps
     assert line.startswith("nasgep prepare: error: 7 unreadable image(s) among the 36 training images read for "
                            "the mean/std ('nasgep prepare' without --no-image-check reads every one): ")
     assert "(and 2 more); replace them" in line
+
+
+def test_a_link_back_into_the_dataset_is_refused_naming_it(tmp_path, capsys):
+    """A link to a class folder elsewhere is followed; one leading back up (train/a/loop -> ..)
+    counted every class's images again under class a, 40 levels deep, and prepare said nothing."""
+    root = write_folder(tmp_path / "images")
+    elsewhere = write_folder(tmp_path / "other") / "train" / CLASSES[1]
+    (root / "train" / CLASSES[0] / "more").symlink_to(elsewhere)       # outside the dataset: followed
+    classes, samples = scan_class_folders(root / "train")
+    assert len(samples) == 12 * len(CLASSES) + 12
+    loop = root / "train" / CLASSES[0] / "loop"
+    loop.symlink_to("..")
+    config = write_config(tmp_path, root)
+    assert main(["prepare", "--config", str(config), "--dataset", "mine", "--out", str(tmp_path / "d.json")]) == 2
+    line = only_line(capsys)
+    assert f"{loop}: a link back to {root / 'train'}, which the dataset lists already" in line
+    assert not (tmp_path / "d.json").exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import pickle
 import sys
 import zipfile
@@ -400,10 +401,31 @@ def resize_images(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor
     return torch.cat(parts) if parts else x.new_zeros((0, x.shape[1], size, size))
 
 
+def _memory_bytes() -> int | None:
+    """This machine's physical memory (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_resized_size(name: str, size: int, images: int, channels: int) -> None:
+    """One line, before any work, when ``image_size`` would make the in-memory images take
+    more than half of this machine's memory (the process was killed, or torch's allocator
+    failed with a traceback)."""
+    need, have = images * channels * size * size, _memory_bytes()
+    if have is not None and need > have // 2:
+        raise DataError(f"datasets.{name}.image_size = {size}: {images} images of {channels}x{size}x{size} "
+                        f"take {need / 2**30:,.1f} GiB in memory, more than half of this machine's "
+                        f"{have / 2**30:,.1f} GiB; choose a smaller image_size")
+
+
 def _in_memory_bundle(name: str, entry: dict, arrays: _Arrays, purpose: Purpose, seed: int) -> DataBundle:
     size = entry.get("image_size")
     x_train, y_train = arrays.x_train, arrays.y_train
     if size is not None:
+        test = 0 if arrays.x_test is None or purpose != "final" else len(arrays.x_test)
+        check_resized_size(name, size, len(x_train) + test, x_train.shape[1])
         x_train = resize_images(x_train, size)
     if x_train.shape[2] != x_train.shape[3]:
         raise DataError(f"{name}: images must be square, got {tuple(x_train.shape[2:])} (set image_size)")

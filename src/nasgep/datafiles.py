@@ -85,10 +85,25 @@ def image_listing(folder: Path) -> list[tuple[str, list[str]]]:
     """``[(directory, sorted image names)]`` under ``folder`` (recursively, hidden folders
     skipped), in torchvision's ``make_dataset`` order (directories sorted by path)."""
     walked = []
+    top = os.path.realpath(folder)
     for here, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = [d for d in dirs if not hidden(d)]
+        for d in dirs:
+            _refuse_a_loop(os.path.join(here, d), top)
         walked.append((here, sorted(name for name in files if is_image_name(name))))
     return sorted(walked)
+
+
+def _refuse_a_loop(path: str, top: str) -> None:
+    """Links are followed (a class folder on another disk), but not one that leads back
+    into the folder being listed or above it: its images would be counted again, under this
+    class, through up to 40 levels of links."""
+    if not os.path.islink(path):
+        return
+    target = os.path.realpath(path)
+    if target == top or target.startswith(top + os.sep) or top.startswith(target + os.sep):
+        raise DataError(f"{path}: a link back to {target}, which the dataset lists already (its images "
+                        "would be counted again); remove the link")
 
 
 def image_files(folder: Path) -> Iterable[str]:
