@@ -696,6 +696,20 @@ def test_a_tracking_uri_mlflow_cannot_open_is_one_line(capsys, tmp_path):
                    r"tracking.uri 'foo://bar': cannot open the MLflow store")
 
 
+def test_a_sqlite_uri_naming_a_folder_or_another_file_is_one_line_before_any_work(capsys, tmp_path):
+    """MLflow retried such a store for about 107 s, printing 37 lines, and the sample's
+    best.json was written before the error: now one line at once, nothing written."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.db").write_text("a user's notes\n")
+    for name, match in (("folder", r"folder is a folder; name the database file, e.g. 'sqlite:///.*folder/mlflow.db'"),
+                        ("notes.db", r"notes.db is no SQLite database \(another file of that name\)")):
+        uri = f"tracking.uri=sqlite:///{tmp_path / name}"
+        for argv in (["sample", "--config", DEMO, "--set", uri, "--out", str(tmp_path / "out")],
+                     ["track", "init", "--config", DEMO, "--set", uri, "--set", f"results_dir={tmp_path}"]):
+            one_line_error(capsys, argv, match)
+    assert not (tmp_path / "out").exists() and (tmp_path / "notes.db").read_text() == "a user's notes\n"
+
+
 @pytest.fixture(scope="module")
 def cheap_search(tmp_path_factory):
     """One finished (cheap) search on the demo, copied by each test that damages it."""

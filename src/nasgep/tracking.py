@@ -202,9 +202,35 @@ def _prepare(uri: str) -> None:
         _check_server(uri)
     db = sqlite_path(uri)
     if db is not None:
+        _check_database_file(uri, db)
         db.parent.mkdir(parents=True, exist_ok=True)
     # quiet the MLflow banner about the default artifact location
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def check_store(config: Mapping) -> None:
+    """The quick checks of the tracking store (no MLflow import), made by a run before it
+    does any work: a store that cannot be opened would otherwise fail after it (and MLflow
+    retries an unusable sqlite file for minutes first)."""
+    uri = tracking_uri(config)
+    if uri is not None:
+        _prepare(uri)
+
+
+#: The first bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_database_file(uri: str, db: Path) -> None:
+    if db.is_dir():
+        raise TrackingError(f"tracking.uri {clip(uri)!r}: {db} is a folder; name the database file, e.g. "
+                            f"'sqlite:///{db / 'mlflow.db'}'")
+    if db.is_file():
+        with db.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+        if head and head != SQLITE_HEADER[:len(head)]:
+            raise TrackingError(f"tracking.uri {clip(uri)!r}: {db} is no SQLite database (another file of that "
+                                "name); name another file, or move it away")
 
 
 def _check_server(uri: str, timeout: float = 10.0) -> None:

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .. import outdir
+    from .. import outdir, tracking
     from ..config import dataset_name
     from ..io import atomic_write_bytes
     from ..search.loop import SearchSettings
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
     outdir.refuse_inside_run(args.out, "a sample", itself=False)   # a --restart there would move it aside
+    tracking.check_store(config)
     settings = SearchSettings.from_config(config)
     counter = search_param_counter(config, dataset)
     if args.largest_of == 1:
@@ -72,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
                     "are moved aside), or choose another --out")
             atomic_write_bytes(out / "best.json", content)
         outdir.record(out, fingerprint, "sample")
-    from .. import tracking
-
     with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",
                             params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
                                     "genome": tracking.genome_text(genome)},

@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import outdir
+    from .. import outdir, tracking
     from ..config import dataset_name
     from ..errors import UserError
     from ..search.runner import SearchExists, run_search
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
     outdir.refuse_inside_run(args.out, "a search", itself=False)   # a --restart there would move it aside
+    tracking.check_store(config)
     try:
         run_search(config, dataset=dataset, seed=args.seed, out_dir=args.out, resume=args.resume,
                    restart=args.restart, restart_if_changed=args.restart_if_changed,

@@ -46,13 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import outdir
+    from .. import outdir, tracking
     from ..errors import RunFailed
     from ..fulltrain import TrainRequest, full_train
     from ..train import CandidateFailure
 
     config = load_args_config(args)
     outdir.refuse_inside_run(args.out, "a training", itself=False)   # a --restart there would move it aside
+    tracking.check_store(config)
     request = TrainRequest(genome_path=args.genome, out=args.out, dataset=args.dataset, variant=args.variant,
                            seed=args.seed, stem=args.stem, epochs=args.epochs, resume=not args.no_resume,
                            restart=args.restart, restart_if_changed=args.restart_if_changed,
