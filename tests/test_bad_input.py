@@ -780,3 +780,32 @@ def test_an_image_size_that_cannot_fit_in_memory_is_one_line(capsys, monkeypatch
     monkeypatch.setattr(data, "_memory_bytes", lambda: 64 * 2**30)
     assert main(["prepare", "--config", DEMO, "--dataset", "cifar10", "--set", "datasets.cifar10.image_size=16",
                  "--out", str(tmp_path / "d.json")]) == 0
+
+
+def test_messages_that_said_the_wrong_thing(capsys, tmp_path):
+    """A dangling link as --out ("File exists"), a results_dir that is a file ("does not
+    exist"), --dataset "" (silently search.dataset), and a search of other settings run
+    without --resume (advised --resume, which was then refused too)."""
+    import yaml
+    from test_resume import small_config
+
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    one_line_error(capsys, ["sample", "--config", DEMO, "--out", str(tmp_path / "dangling")],
+                   r"dangling is a link to .*nowhere, which does not exist; remove the link")
+    (tmp_path / "afile").write_text("")
+    one_line_error(capsys, ["tables", "--config", DEMO, "--set", f"results_dir={tmp_path / 'afile'}",
+                            "--out", str(tmp_path / "t")], r"results folder .*afile is a file, not a folder")
+    one_line_error(capsys, ["sample", "--config", DEMO, "--dataset", "", "--out", str(tmp_path / "s")],
+                   r"unknown dataset ''")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(small_config("search.max_generations=1")))
+    run = ["search", "--config", str(config), "--seed", "0", "--out", str(tmp_path / "run")]
+    from test_search import cheap_factory
+
+    from nasgep.search import runner
+
+    runner.run_search(load_config(str(config)), dataset="cifar10", seed=0, out_dir=tmp_path / "run",
+                      factory=cheap_factory, progress=False, log=lambda msg: None)
+    one_line_error(capsys, [*run, "--set", "search.population=5"],
+                   r"run belongs to another search \(search.population differs\); .*--restart")
+    assert not (tmp_path / "s").exists()

@@ -147,6 +147,10 @@ def _os_message(e: OSError) -> str:
         if blocking is not None:
             inside = "" if blocking == path else f" (to hold {path})"
             return f"{blocking} is a file, where a folder is needed{inside}; move it or name another path"
+    if isinstance(e, FileExistsError) and e.filename and os.path.islink(e.filename) \
+            and not os.path.exists(e.filename):
+        return (f"{e.filename} is a link to {os.readlink(e.filename)}, which does not exist; remove the link "
+                "or name another path")
     where = f"{e.filename}: " if e.filename else ""
     return f"{where}{e.strerror or e}"
 

@@ -247,7 +247,7 @@ def _check_references(config: dict, source: str, followed: Container[str] = ()) 
 def dataset_name(config: Mapping, name: str | None = None) -> str:
     """The dataset a verb works on: ``name`` (``--dataset``) or ``search.dataset``; a name
     the config does not define is a :class:`ConfigError` (one line for the user)."""
-    dataset = name or config["search"]["dataset"]
+    dataset = config["search"]["dataset"] if name is None else name      # --dataset "" is no default
     if dataset not in config["datasets"]:
         raise ConfigError(f"unknown dataset {dataset!r} (the config's datasets: {sorted(config['datasets'], key=str)})")
     return dataset

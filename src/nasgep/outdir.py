@@ -322,11 +322,11 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
             why = "--restart" if restart else f"settings changed: {', '.join(changed)}"
             log(f"starting afresh ({why}); the previous files of {out} are in {moved}")
         holds = False
+    elif changed:    # also a run killed before its first result file (settings.json only)
+        raise FolderError(describe_difference(out, what, changed))     # before "pass --resume": it won't do
     elif holds and not (resume or restart_if_changed):     # same settings: that flag goes on
         raise FolderError(f"{out} already holds a {what}; pass --resume to continue it, --restart to "
                           "start over (the old files are moved aside), or choose another --out")
-    elif changed:    # also a run killed before its first result file (settings.json only)
-        raise FolderError(describe_difference(out, what, changed))
     elif holds and not checks_itself and recorded(out) is None:
         raise FolderError(f"{out} holds a {what} but no {SETTINGS}, so the settings it was made with are "
                           f"unknown; restore {SETTINGS}, or pass --restart to start over (the old files "

@@ -189,8 +189,19 @@ def genome_text(genome, limit: int = 500) -> str:
 
 
 def _prepare(uri: str) -> None:
-    """Check ``uri`` before MLflow opens it: a folder store (which MLflow 3 refuses) or a
-    server that does not answer (MLflow would retry for minutes) is one line at once."""
+    """:func:`_check_uri`, then the folder of a sqlite store made."""
+    _check_uri(uri)
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    # quiet the MLflow banner about the default artifact location
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _check_uri(uri: str) -> None:
+    """Check ``uri`` before MLflow opens it, writing nothing: a folder store (which MLflow 3
+    refuses), a sqlite path that is a folder or another file, or a server that does not
+    answer (MLflow would retry for minutes) is one line at once."""
     from urllib.parse import urlparse
 
     scheme = urlparse(uri).scheme
@@ -203,18 +214,15 @@ def _prepare(uri: str) -> None:
     db = sqlite_path(uri)
     if db is not None:
         _check_database_file(uri, db)
-        db.parent.mkdir(parents=True, exist_ok=True)
-    # quiet the MLflow banner about the default artifact location
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def check_store(config: Mapping) -> None:
-    """The quick checks of the tracking store (no MLflow import), made by a run before it
-    does any work: a store that cannot be opened would otherwise fail after it (and MLflow
+    """The quick checks of the tracking store (no MLflow import, nothing written), made by a
+    run before it does any work: a store that cannot be opened would otherwise fail after it (and MLflow
     retries an unusable sqlite file for minutes first)."""
     uri = tracking_uri(config)
     if uri is not None:
-        _prepare(uri)
+        _check_uri(uri)
 
 
 #: The first bytes of every SQLite 3 database file.

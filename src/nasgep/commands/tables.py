@@ -90,5 +90,6 @@ def study_from_args(args: argparse.Namespace):
 
     study = Study(load_args_config(args))
     if not study.root.is_dir():
-        raise UserError(f"results folder {study.root} does not exist (results_dir of the config)")
+        what = "is a file, not a folder" if study.root.exists() else "does not exist"
+        raise UserError(f"results folder {study.root} {what} (results_dir of the config)")
     return study
