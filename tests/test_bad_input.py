@@ -664,6 +664,7 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
 @pytest.mark.parametrize("target, content, match", [
     ("metrics", b"\x00\x01garbage", r"metrics.json: damaged, not a JSON results file"),
     ("metrics", b'{"params": 5}', r"metrics.json: no numeric 'test_error'"),
+    ("metrics", b'{"test_error": NaN, "params": 5}', r"metrics.json: 'test_error' is nan, not a finite number"),
     ("history", b"PAR1 truncated", r"history.parquet: damaged or not a search history"),
 ])
 @pytest.mark.parametrize("verb", ["tables", "figures"])

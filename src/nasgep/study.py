@@ -73,6 +73,9 @@ def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
     data = read_json(path)
     if not is_number(data.get("test_error")):
         raise ResultFileError(f"{path}: no numeric 'test_error' (not a metrics.json of 'nasgep train')")
+    if not math.isfinite(data["test_error"]):   # JSON's NaN: the run was dropped from the tables silently
+        raise ResultFileError(f"{path}: 'test_error' is {data['test_error']}, not a finite number (damaged); "
+                              "train it again with --restart")
     wrong = [f"{key} {data[key]!r}" for key, value in place.items() if key in data and data[key] != value]
     if wrong:
         expected = ", ".join(f"{key} {value!r}" for key, value in place.items())
