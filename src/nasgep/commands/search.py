@@ -6,17 +6,19 @@
 
 One run at a time uses a folder (OUT/.lock names its PID). OUT/settings.json records the
 settings that shape the result; --resume with other settings is refused, naming the keys
-that differ (raising search.max_generations or search.budget_hours is allowed and lets a
-finished search go on). A folder holding a search is never started over implicitly:
---restart moves its files into OUT/.previous-<time>/ first, nothing is deleted. A folder
-holding a training or a sample is refused, and so is a search whose settings.json is lost
-(restore it, or --restart).
+that differ (raising search.max_generations, search.budget_epochs or search.budget_hours
+is allowed and lets a finished search go on). A folder holding a search is never started
+over implicitly: --restart moves its files into OUT/.previous-<time>/ first, nothing is
+deleted. A folder holding a training or a sample is refused, and so is a search whose
+settings.json is lost (restore it, or --restart), and an OUT inside another run's folder.
 
 Writes OUT/best.json (best individual ever seen), OUT/history.parquet (a row per
 individual per generation), OUT/search.json (summary), OUT/weights/ (the weight store),
 OUT/cells/ (drawings of the best cells) and OUT/checkpoints/ (one per generation).
 Several devices (search.devices: [cuda:0, cuda:1] or [all]) train the candidates of a
-generation in parallel, one worker process per device, with the same result.
+generation in parallel, one worker process per device, with the same result; so does
+search.concurrency: K (K candidates at once per device). On a CPU each candidate trains with
+search.cpu_threads threads (default 1): set concurrency to the number of cores.
 """
 from __future__ import annotations
 
