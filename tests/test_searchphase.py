@@ -288,6 +288,37 @@ def test_final_selection_retrain_makes_the_best_retrained_finalist_the_result(tm
                        resume=True, progress=False)
     assert again.best.individual == winner["id"]
     assert json.loads((tmp_path / "r" / "best.json").read_text())["individual"] == winner["id"]
+    # killed after finalists.json was written, before the checkpoint with the winner: a resume
+    # took the paper's pick from that checkpoint and kept it (seed 0: the two picks differ)
+    from nasgep.search import runner
+
+    config = load_config(None, [*overrides, "search.max_generations=4", "search.final_selection=retrain",
+                                "search.finalists=4"])
+    run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "straight", factory=factory, progress=False)
+    straight = json.loads((tmp_path / "straight" / "best.json").read_text())
+    chosen = json.loads((tmp_path / "straight" / "finalists.json").read_text())
+    assert straight["individual"] == chosen["chosen"] != chosen["paper_pick"]["individual"]
+
+    class Killed(BaseException):
+        pass
+
+    real_save = runner.checkpoint.save
+
+    def save(directory, st):
+        if (directory.parent / "finalists.json").exists():
+            raise Killed
+        return real_save(directory, st)
+
+    runner.checkpoint.save = save
+    try:
+        with pytest.raises(Killed):
+            run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "k", factory=factory, progress=False)
+    finally:
+        runner.checkpoint.save = real_save
+    resumed = run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "k", factory=factory,
+                         resume=True, progress=False)
+    assert resumed.best.individual == chosen["chosen"]
+    assert json.loads((tmp_path / "k" / "best.json").read_text()) == straight
 
 
 @pytest.mark.slow

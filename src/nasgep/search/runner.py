@@ -288,30 +288,54 @@ def _budget_used(report: GenerationReport, settings: SearchSettings) -> float:
 
 def _final_selection(out: Path, state: SearchState, config: Mapping, executor, log) -> None:
     """``search.final_selection: retrain``: re-train the finalists and make the winner the
-    result (``state.best``); the paper's pick and every finalist go to ``finalists.json``."""
-    from .finalists import choose, pick_finalists, retrain_finalists
-    from .state import BestRecord
+    result (``state.best``); the paper's pick and every finalist go to ``finalists.json``.
+    A search resumed after that file was written takes its winner from it (the checkpoint
+    saved after it may not have been)."""
+    from ..io import atomic_write_bytes
+    from .finalists import Finalist, choose, pick_finalists, retrain_finalists
 
     target = out / "finalists.json"
-    if target.exists() and json.loads(target.read_text()).get("generation") == state.generation:
-        return                              # a resumed finished search: already chosen
+    chosen = _recorded_choice(target, state.generation)
+    if chosen is not None:
+        done, pick_id = chosen
+        _make_best(state, next(f for f in done if f.id == pick_id), config)
+        return
     paper_pick = {"individual": state.best.individual, "fitness": state.best.fitness,
                   "epochs": state.best.epochs}
     finalists = pick_finalists(state.history, config["search"]["finalists"])
     log(f"final selection: re-training {len(finalists)} finalists for {config['search']['max_epochs']} epochs")
-    done = retrain_finalists(finalists, executor, config["search"]["max_epochs"], state.seed)
+    done: list[Finalist] = retrain_finalists(finalists, executor, config["search"]["max_epochs"], state.seed)
     pick = choose(done)
+    _make_best(state, pick, config)
+    data = {"selection": "retrain", "generation": state.generation, "chosen": pick.id, "paper_pick": paper_pick,
+            "finalists": [f.__dict__ for f in done]}
+    atomic_write_bytes(target, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def _recorded_choice(target: Path, generation: int):
+    """(finalists, chosen id) of a ``finalists.json`` written for ``generation``; None when
+    there is none, or it is of another generation or unreadable (the selection is redone)."""
+    from .finalists import Finalist
+
+    try:
+        data = json.loads(target.read_bytes())
+        if data.get("generation") != generation:
+            return None
+        done = [Finalist(**f) for f in data["finalists"]]
+        return (done, data["chosen"]) if any(f.id == data["chosen"] for f in done) else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _make_best(state: SearchState, pick, config: Mapping) -> None:
+    """The re-trained winner ``pick`` (a :class:`~.finalists.Finalist`) as the search's result."""
     from ..space import Genome
+    from .state import BestRecord
 
     genome = Genome.from_json(pick.genome)
     row = next(r for r in reversed(state.history) if r["id"] == pick.id)
     state.best = BestRecord(genome.to_dict(), pick.retrained or 0.0, row["params"], row["generation"],
                             pick.id, config["search"]["max_epochs"], pick.retrained or 0.0)
-    from ..io import atomic_write_bytes
-
-    data = {"selection": "retrain", "generation": state.generation, "chosen": pick.id, "paper_pick": paper_pick,
-            "finalists": [f.__dict__ for f in done]}
-    atomic_write_bytes(target, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _limit_raised(state: SearchState, settings: SearchSettings) -> bool:
