@@ -33,7 +33,8 @@ def one_line_error(capsys, argv: list[str], match: str = "", code: int = 2) -> s
     lines = err.strip().splitlines()
     assert rc == code, err
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"nasgep {argv[0]}: error: "), lines[0]
+    verb = " ".join(argv[:2]) if argv[0] == "track" else argv[0]      # `nasgep track ui: error: ...`
+    assert lines[0].startswith(f"nasgep {verb}: error: "), lines[0]
     # short apart from the paths the user gave (named in full, however long the folder)
     shown = lines[0]
     for arg in argv:
@@ -810,3 +811,28 @@ def test_messages_that_said_the_wrong_thing(capsys, tmp_path):
     one_line_error(capsys, [*run, "--set", "search.population=5"],
                    r"run belongs to another search \(search.population differs\); .*--restart")
     assert not (tmp_path / "s").exists()
+
+
+def test_sigterm_ends_a_verb_in_one_line_running_its_clean_up(tmp_path):
+    """SLURM's scancel and Snakemake stop a job with SIGTERM: the verb used to vanish without
+    a line in its log (Python's default), its finally blocks not run."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "term.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "from nasgep import cli\n"
+        "from nasgep.commands import decode\n"
+        "def run(args):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(30)\n"
+        "    finally:\n"
+        f"        open({str(tmp_path / 'cleaned')!r}, 'w').close()\n"
+        "decode.run = run\n"
+        "sys.exit(cli.main(['decode', 'add g1 g2']))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip().splitlines() == ["nasgep decode: terminated (SIGTERM)"]
+    assert (tmp_path / "cleaned").exists()

@@ -45,6 +45,19 @@ def test_evaluate_refuses_a_search_of_another_dataset(capsys, tmp_path, searched
     assert not trainings and not (tmp_path / "ev").exists()
 
 
+def test_evaluate_refuses_searches_of_other_settings_than_the_config(capsys, tmp_path, searched,
+                                                                     trainings):  # noqa: F811
+    """A cohort-fitness search beside accuracy-fitness ones mixed two fitness scales in one
+    Kendall tau, without a word; the searches of an evaluation are seeds of one method."""
+    ev = tmp_path / "ev"
+    one_line_error(capsys, evaluate("--set", "search.fitness=cohort", "--search", str(searched), "--out", str(ev)),
+                   rf"--search {searched} was made with other settings than the config's \(search.fitness "
+                   r"differs\); evaluate it with the config it was searched with")
+    one_line_error(capsys, evaluate("--set", "gep.cell_head=3", "--search", str(searched), "--out", str(ev)),
+                   r"\(gep.cell_head differs\)")
+    assert not trainings and not ev.exists()
+
+
 def test_evaluate_refuses_a_search_made_on_other_data_files(capsys, tmp_path, trainings):  # noqa: F811
     """Same dataset name, other images (the .npz rewritten): a resume refuses it, and so
     does the evaluation, naming what differs."""

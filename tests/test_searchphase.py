@@ -445,6 +445,7 @@ def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, se
     assert main(evaluate_argv(searches, out)) == 0
     assert len(trainings) == 12
     before = stamps(out / "runs")
+    report = (out / "searchphase.json").read_bytes()
     assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 12     # same settings: cached
     capsys.readouterr()
     if change == "epochs":
@@ -472,9 +473,28 @@ def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, se
         assert {e for e, _ in trainings[12:]} == {2}
     (previous,) = out.glob(".previous-*")
     assert stamps(previous / "runs") == {name: before[name] for name in retrained}
+    assert (previous / "searchphase.json").read_bytes() == report      # the old report with them
     now = stamps(out / "runs")
     assert all((now[name] == before[name]) == (name not in retrained) for name in before)
     assert main(argv) == 0 and len(trainings) == 12 + len(retrained)             # cached again
+
+
+def test_evaluate_moves_a_report_of_other_searches_aside(capsys, tmp_path, searches, trainings):
+    """The same evaluation again rewrites nothing; one of fewer searches (or, in the workflow,
+    of other seeds) moves the earlier report aside with its trainings.csv and plot, never
+    overwriting it."""
+    from nasgep.cli import main
+
+    out = tmp_path / "ev"
+    assert main(evaluate_argv(searches, out)) == 0
+    first = {name: (out / name).read_bytes() for name in ("searchphase.json", "searchphase.md", "trainings.csv",
+                                                           "fidelity.png")}
+    assert main(evaluate_argv(searches, out)) == 0 and not list(out.glob(".previous-*"))
+    assert main(evaluate_argv(searches[:1], out)) == 0
+    assert "the previous report (other searches or settings) moved to" in capsys.readouterr().err
+    (previous,) = out.glob(".previous-*")
+    assert {name: (previous / name).read_bytes() for name in first} == first
+    assert (out / "searchphase.json").read_bytes() != first["searchphase.json"]
 
 
 def test_evaluate_keeps_its_cache_across_speed_switches(tmp_path, searches, trainings):

@@ -10,7 +10,9 @@ import argparse
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import __version__
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one verb. Expected failures (:mod:`nasgep.errors`) and unreadable or
     unwritable files become one line on stderr, never a traceback."""
     args = build_parser().parse_args(argv)
+    if args.command == "track":     # its own sub-commands: errors say `nasgep track ui`, as argparse's do
+        args.command = f"track {args.action}"
+    on_main = threading.current_thread() is threading.main_thread()     # only it may set handlers
+    previous = signal.signal(signal.SIGTERM, _terminated) if on_main else None
     try:
         return int(args._run(args) or 0)
     except NasgepError as e:
@@ -131,6 +137,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nasgep {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"nasgep {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM (SLURM's scancel, Snakemake stopping a job, ``kill``): the verb ends as on
+    Ctrl-C, its ``finally`` blocks run (workers stopped, temporary files removed) and it
+    says so in one line; Python's default would end it silently."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
 
 
 def _fail(command: str, message: str, code: int) -> int:

@@ -336,16 +336,18 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
 
 # --- starting over -------------------------------------------------------------------------
 
-def move_aside(out: Path, entries: list[Path] | None = None) -> Path | None:
+def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None = None) -> Path | None:
     """Move ``entries`` (paths under ``out``; default: everything in it but the lock and
-    earlier moved-aside folders) into ``out/.previous-<UTC time>/``, keeping their paths
-    relative to ``out``; return that folder, or None when there was nothing."""
+    earlier moved-aside folders) into ``out/.previous-<UTC time>/`` (or ``target``, one such
+    folder made earlier by the same run), keeping their paths relative to ``out``; return
+    that folder, or None when there was nothing."""
     if entries is None:
         entries = [p for p in out.iterdir() if p.name != LOCK and not p.name.startswith(PREVIOUS)]
     if not entries:
         return None
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    target = out / f"{PREVIOUS}{stamp}"
+    if target is None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        target = out / f"{PREVIOUS}{stamp}"
     for entry in entries:
         dest = target / entry.relative_to(out)
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@
 # search_phase.train_seeds training seeds, and the fidelity of the search fitness over a
 # sample of each search's history. Its section and scatter plot go to the report.
 # Trainings are cached in its folder, so an interrupted evaluation resumes; those made
-# with other settings or for a changed best.json are moved aside and trained again.
+# with other settings or for a changed best.json are moved aside and trained again. The
+# report files are `update()` outputs, so Snakemake never deletes them before a rerun: the
+# verb moves a report that the rerun changes aside, with its trainings.csv.
 
 
 rule search_phase:
@@ -14,16 +16,16 @@ rule search_phase:
         ),
         data=lambda wildcards: prepared(wildcards.dataset),
     output:
-        json=result("searchphase", "searchphase.json"),
-        md=result("searchphase", "searchphase.md"),
+        json=update(result("searchphase", "searchphase.json")),
+        md=update(result("searchphase", "searchphase.md")),
         html=report(
-            result("searchphase", "searchphase.html"),
+            update(result("searchphase", "searchphase.html")),
             caption="../report/searchphase.rst",
             category="Search vs random",
             labels={"dataset": "{dataset}", "what": "summary"},
         ),
         plot=report(
-            result("searchphase", "fidelity.png"),
+            update(result("searchphase", "fidelity.png")),
             caption="../report/searchphase.rst",
             category="Search vs random",
             labels={"dataset": "{dataset}", "what": "fitness vs trained accuracy"},

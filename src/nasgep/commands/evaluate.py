@@ -110,6 +110,54 @@ def check_search(folder: Path, dataset: str, entry: dict | None = None, files: d
                             f"({', '.join(keys)} differ); evaluate it with the data it searched")
 
 
+def check_one_method(searches: list[Path], config: dict) -> None:
+    """Refuse, in one line, a search made with other search or GEP settings than the config's
+    (the seed, limits and devices aside): the searches of one evaluation are seeds of one
+    method, compared with random cells drawn under the config's limits, and their fitnesses
+    must be on one scale (``search.fitness: cohort`` is a percentile, ``accuracy`` is not).
+    A search recorded before settings.json existed is not checked."""
+    from .. import outdir
+    from ..errors import UserError
+    from ..search.runner import method_settings
+
+    expected = method_settings(config)
+    for folder in searches:
+        try:
+            record = (outdir.recorded(folder) or {}).get("settings")
+        except outdir.FolderError:
+            record = None
+        if not isinstance(record, dict):
+            continue
+        keys = outdir.differing_keys(expected, {k: record.get(k, {}) for k in expected})
+        if keys:
+            shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+            raise UserError(f"--search {folder} was made with other settings than the config's ({shown} "
+                            f"{'differs' if len(keys) == 1 else 'differ'}); evaluate it with the config it "
+                            "was searched with, and searches of one method together")
+
+
+def _move_aside_a_changed_report(out: Path, new: dict, previous: Path | None) -> None:
+    """An earlier report in ``out`` of other searches or settings (its searchphase.json
+    holds other results) goes into ``out/.previous-<time>/`` (``previous``, where this run
+    moved trainings aside already) with its plot, pages and trainings.csv: never overwritten."""
+    import json
+
+    from .. import outdir
+    from ..study import SEARCHPHASE_FILES
+
+    old = out / "searchphase.json"
+    try:
+        same = json.loads(old.read_bytes()) == json.loads(json.dumps(new))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        files = [out / name for name in (*SEARCHPHASE_FILES, "trainings.csv") if (out / name).exists()]
+        moved = outdir.move_aside(out, files, previous)
+        print(f"the previous report (other searches or settings) moved to {moved}", file=sys.stderr, flush=True)
+
+
 def check_finished(folder: Path) -> None:
     """Refuse, in one line, a search folder whose ``search.json`` says it is not finished
     (its ``best.json`` is only the best so far)."""
@@ -290,6 +338,7 @@ def run(args: argparse.Namespace) -> int:
     files = files_fingerprint(entry)        # a folder dataset is listed once, not once a search
     for s in searches:
         check_search(s, dataset, entry, files)
+    check_one_method(searches, config)
     out = args.out
     outdir.refuse_inside_run(out, "an evaluation", itself=False)   # a --restart there would move it aside
     rows = []
@@ -312,6 +361,7 @@ def run(args: argparse.Namespace) -> int:
             more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
             raise UserError(f"{path}{more}: {why}; use another --out, or --restart-if-changed to train "
                             "them again (the old files are moved aside)")
+        moved = None
         if changed:
             moved = outdir.move_aside(out, [path for path, _ in changed])
             print(f"{len(changed)} trainings of other settings moved to {moved}; training them again",
@@ -328,6 +378,7 @@ def run(args: argparse.Namespace) -> int:
                          "fitness": job.get("fitness"), "epochs": job.get("epochs")})
         result = sp.evaluate(rows, dataset=config["datasets"][dataset].get("label") or dataset,
                              n_resamples=config["search_phase"]["resamples"], candidates=candidates(history_of))
+        _move_aside_a_changed_report(out, result.to_dict(), moved)
         atomic_write_json(out / "searchphase.json", result.to_dict())
         atomic_write_text(out / "searchphase.md", sp.markdown(result))
         atomic_write_text(out / "searchphase.html", sp.html(result))

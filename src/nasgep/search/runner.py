@@ -83,16 +83,22 @@ LIMITS = SEARCH_LIMITS + SEARCH_EXECUTION
 ADDED_LATER = {"evaluation": "stepwise"}
 
 
-def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
-    """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``)."""
+def method_settings(config: Mapping) -> dict:
+    """The ``search`` and ``gep`` settings that shape a search's result: what the seeds of
+    one method share (``settings.json`` holds them with the data and the seed)."""
     search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"
               and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+    return {"search": search, "gep": dict(config["gep"])}
+
+
+def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
+    """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``)."""
     from ..datafiles import files_fingerprint, require_path
 
     entry = config["datasets"][dataset]
     require_path(entry)     # before the folder is claimed: a missing file is no changed setting
     data = {k: v for k, v in entry.items() if k != "label"}
-    doc = {"search": search, "gep": dict(config["gep"]), "dataset": dataset, "data": data, "seed": seed}
+    doc = {**method_settings(config), "dataset": dataset, "data": data, "seed": seed}
     files = files_fingerprint(entry)
     return doc if files is None else {**doc, "data_files": files}
 
