@@ -836,3 +836,10 @@ def test_sigterm_ends_a_verb_in_one_line_running_its_clean_up(tmp_path):
     assert done.returncode == 143, done.stderr
     assert done.stderr.strip().splitlines() == ["nasgep decode: terminated (SIGTERM)"]
     assert (tmp_path / "cleaned").exists()
+    # the whole process group signalled: a DataLoader worker dies of it too and torch raises
+    # RuntimeError while Terminated unwinds (it was an 86-line traceback, exit 1)
+    script.write_text(script.read_text().replace(
+        "        open(", "        raise RuntimeError('DataLoader worker (pid 1) is killed by signal: Terminated.')\n"
+                        "        open("))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143 and done.stderr.strip().splitlines() == ["nasgep decode: terminated (SIGTERM)"]

@@ -350,6 +350,10 @@ def test_an_out_beside_a_run_or_under_a_users_model_pt_is_written(capsys, tmp_pa
     (project / "model.pt").write_bytes(b"a user's own weights")
     assert main(["tables", "--config", str(cfg), "--out", str(project / "results" / "tables")]) == 0
     assert (project / "results" / "tables").is_dir()
+    (project / "metrics.json").write_text('{"loss": 1}\n')          # DVC's metrics file beside it
+    monkeypatch.chdir(project)
+    assert main(["sample", "--config", DEMO, *SETS, "--out", "s1"]) == 0      # runs in its own sub-folder
+    assert (project / "s1" / "best.json").is_file()
     (tmp_path / "link").symlink_to(run)
     capsys.readouterr()
     one_line_error(capsys, ["tables", "--config", str(cfg), "--out", str(tmp_path / "link" / "tables")],

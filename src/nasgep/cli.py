@@ -140,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print(f"nasgep {args.command}: terminated (SIGTERM)", file=sys.stderr)
         return 143
+    except Exception:
+        if not _TERMINATING:
+            raise
+        # the signal reached the whole process group: a DataLoader worker died of it and torch
+        # reported that instead, while Terminated unwound
+        print(f"nasgep {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     finally:
         if on_main:
             signal.signal(signal.SIGTERM, previous)
@@ -151,7 +158,13 @@ class Terminated(BaseException):
     says so in one line; Python's default would end it silently."""
 
 
+#: set once SIGTERM arrived: what fails after it failed because of it
+_TERMINATING = False
+
+
 def _terminated(signum, frame):
+    global _TERMINATING
+    _TERMINATING = True
     raise Terminated
 
 

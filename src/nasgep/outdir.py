@@ -216,14 +216,14 @@ def refuse_inside_run(path: Path, what: str, itself: bool = True) -> None:
     ``what`` names the output in the message ("the selection"); ``itself=False`` looks
     at the folders above ``path`` only (a run's own folder: :func:`claim` decides on it).
 
-    ``path`` and its folder are told by a run's file names; folders further up only by a
-    settings.json that records a run (a ``model.pt`` of the user's own in their project
-    folder makes no run of it). ``..`` and links are resolved first."""
+    ``path`` itself is told by a run's file names; the folders above it only by a
+    settings.json that records a run (a ``model.pt`` or DVC ``metrics.json`` of the user's
+    own in their project folder makes no run of it). ``..`` and links are resolved first."""
     path = Path(os.path.realpath(path))
     for depth, folder in enumerate((path, *path.parents)):
         if not folder.is_dir() or (depth == 0 and not itself):
             continue
-        other = another_run(folder, None) if depth < 2 or recorded_kind(folder) is not None else None
+        other = another_run(folder, None) if depth == 0 or recorded_kind(folder) is not None else None
         if other is not None:
             kind, found = other
             where = "holds" if folder == path else f"lies in {folder}, which holds"
