@@ -160,19 +160,43 @@ def test_the_dataset_definition_and_seed_are_result_settings():
                                  result_settings(other, "cifar10", 1)) == ["data.val_size", "seed"]
 
 
-def test_a_setting_added_later_keeps_older_searches_resumable(tmp_path):
-    """``search.evaluation`` came after searches were recorded: at the value they all had
-    (stepwise) it is left out of the fingerprint, so they resume; any other value is a
-    changed setting like the rest."""
-    config = small_config()
-    assert "evaluation" not in result_settings(config, "cifar10", 0)["search"]
-    full = small_config("search.evaluation=full")
-    assert outdir.differing_keys(result_settings(config, "cifar10", 0),
-                                 result_settings(full, "cifar10", 0)) == ["search.evaluation"]
+def test_a_search_recorded_before_a_setting_existed_still_resumes(tmp_path):
+    """Settings added to the fingerprint after searches were recorded (search.fitness,
+    final_selection, finalists, evaluation): a record without them resumes when the
+    config asks for the value every older search had, is refused naming the key when it
+    asks for another, and its record gains the key once it goes on."""
     search(tmp_path, "search.max_generations=2")
-    with pytest.raises(SearchExists, match=r"search\.evaluation differ"):
-        search(tmp_path, "search.evaluation=full", resume=True)
-    search(tmp_path, "search.evaluation=stepwise", resume=True)
+    path = tmp_path / outdir.SETTINGS
+    doc = json.loads(path.read_text())
+    added = [k.split(".")[1] for k in outdir.RECORDED_LATER if k.startswith("search.")]
+    assert {"fitness", "final_selection", "finalists", "evaluation"} <= set(added)
+    old = copy.deepcopy(doc["settings"])
+    for key in added:
+        del old["search"][key]
+    path.write_text(json.dumps({**outdir.fingerprint(old), "kind": "search"}))   # as an older nasgep wrote it
+    before = snapshot(tmp_path)
+    for setting in ("search.fitness=cohort", "search.evaluation=full", "search.final_selection=retrain"):
+        with pytest.raises(SearchExists, match=rf"{setting.split('=')[0]} differs"):
+            search(tmp_path, setting, resume=True)
+        assert snapshot(tmp_path) == before
+    state = search(tmp_path, resume=True)          # max_generations 4: it goes on
+    assert state.generation == 3
+    assert json.loads(path.read_text())["settings"] == doc["settings"]
+
+
+def test_evaluate_accepts_a_search_recorded_before_a_setting_existed(tmp_path):
+    from nasgep.commands.evaluate import check_one_method
+    from nasgep.errors import UserError
+
+    config = small_config()
+    search(tmp_path, "search.max_generations=1")
+    path = tmp_path / outdir.SETTINGS
+    doc = json.loads(path.read_text())
+    del doc["settings"]["search"]["fitness"]
+    path.write_text(json.dumps(doc))
+    check_one_method([tmp_path], config)
+    with pytest.raises(UserError, match="search.fitness differs"):
+        check_one_method([tmp_path], small_config("search.fitness=cohort"))
 
 
 def test_speed_switches_are_not_result_settings(tmp_path):

@@ -151,11 +151,39 @@ def differing_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str =
 
 
 _MISSING = object()
+#: in :data:`RECORDED_LATER`: any value (the key is not compared with older records)
+ANY = object()
+
+#: settings recorded only since they were added (dotted keys), with the value every run
+#: recorded before had: a record without the key is compared as if it held that value,
+#: so its run still resumes, and refused only when the run asks for another value.
+#: One entry per setting added to a fingerprint after runs were first recorded.
+RECORDED_LATER: dict[str, Any] = {
+    "data_files": ANY,                    # 2026-12-03: checksums of the data files
+    "search.fitness": "accuracy",         # 2026-11-28 (cf0861e)
+    "search.final_selection": "fitness",  # 2026-11-28
+    "search.finalists": 3,
+    "search.evaluation": "stepwise",      # 2026-11-28
+}
 
 
-#: top-level settings recorded only since they were added (``data_files``: 2026-12-03); a
-#: record made before is not compared on them, so its run still resumes
-RECORDED_LATER = ("data_files",)
+def _get(doc: Mapping[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(doc, Mapping) or part not in doc:
+            return _MISSING
+        doc = doc[part]
+    return doc
+
+
+def changed_keys(recorded_settings: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    """:func:`differing_keys` of a run's recorded settings and the ones asked for now, less
+    the keys the record predates (:data:`RECORDED_LATER`) where the new value is the one
+    the record's run had."""
+    def predates(key: str) -> bool:
+        then = RECORDED_LATER.get(key, _MISSING)
+        return (then is not _MISSING and _get(recorded_settings, key) is _MISSING
+                and (then is ANY or _get(settings, key) == then))
+    return [k for k in differing_keys(recorded_settings, settings) if not predates(k)]
 
 
 def settings_differ(out: Path, settings: Mapping[str, Any]) -> list[str]:
@@ -164,11 +192,11 @@ def settings_differ(out: Path, settings: Mapping[str, Any]) -> list[str]:
     old = recorded(out)
     if old is None:
         return []
-    settings = {k: v for k, v in settings.items() if k in old["settings"] or k not in RECORDED_LATER}
     new = fingerprint(settings)
     if old.get("sha256") == new["sha256"]:
         return []
-    return differing_keys(old["settings"], new["settings"]) or ["(settings record)"]
+    keys = differing_keys(old["settings"], new["settings"])
+    return changed_keys(old["settings"], new["settings"]) if keys else ["(settings record)"]
 
 
 def describe_difference(out: Path, what: str, keys: list[str]) -> str:

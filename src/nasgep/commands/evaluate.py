@@ -128,7 +128,7 @@ def check_one_method(searches: list[Path], config: dict) -> None:
             record = None
         if not isinstance(record, dict):
             continue
-        keys = outdir.differing_keys(expected, {k: record.get(k, {}) for k in expected})
+        keys = outdir.changed_keys({k: record.get(k, {}) for k in expected}, expected)
         if keys:
             shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
             raise UserError(f"--search {folder} was made with other settings than the config's ({shown} "

@@ -78,16 +78,10 @@ def run_search(config: Mapping, *, dataset: str, seed: int, out_dir: str | Path,
 LIMITS = SEARCH_LIMITS + SEARCH_EXECUTION
 
 
-#: search settings added after searches were first recorded, with the value every older
-#: search had: left out of the fingerprint at that value, so those searches still resume
-ADDED_LATER = {"evaluation": "stepwise"}
-
-
 def method_settings(config: Mapping) -> dict:
     """The ``search`` and ``gep`` settings that shape a search's result: what the seeds of
     one method share (``settings.json`` holds them with the data and the seed)."""
-    search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"
-              and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+    search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"}
     return {"search": search, "gep": dict(config["gep"])}
 
 
