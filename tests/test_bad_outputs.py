@@ -233,6 +233,18 @@ def test_tables_best_refuses_searches_of_different_datasets(capsys, tmp_path):
     assert a in line and b in line and not out.exists()
 
 
+def test_tables_best_refuses_two_searches_of_one_seed(capsys, tmp_path):
+    """As evaluate does: a file given twice, or a copy of a search, counts once."""
+    a = _best(tmp_path, "a", GOOD)
+    b = _best(tmp_path, "b", {**GOOD, "fitness": 60.0})
+    out = tmp_path / "best.json"
+    for inputs in ([a, b], [a, a]):
+        line = one_line_error(capsys, ["tables", "best", "--inputs", *inputs, "--out", str(out)],
+                              r"best.json: search seed 1 again \(also .*a/best.json\); give one search per seed")
+        assert not out.exists() and line.count(a) == (1 if inputs[1] == b else 2)
+    assert main(["tables", "best", "--inputs", a, _best(tmp_path, "c", {**GOOD, "seed": 2}), "--out", str(out)]) == 0
+
+
 def test_tables_best_says_a_samples_best_json_is_no_search_result(capsys, tmp_path):
     sampled = tmp_path / "sampled"
     _sample(sampled)

@@ -37,8 +37,9 @@ def _read_result(path: str | Path) -> dict[str, Any]:
 def select_best(paths: list[str | Path]) -> dict[str, Any]:
     """The ``best.json`` with the highest search ``fitness`` (the earliest on ties),
     with a ``selection`` entry naming the candidates; raises ValueError when empty, for
-    a result that is no search's (a random sample's, a fitness that is no finite number)
-    and for searches of different datasets."""
+    a result that is no search's (a random sample's, a fitness that is no finite number),
+    for searches of different datasets and for two searches of one seed (as ``nasgep
+    evaluate``: a seed's search counts once)."""
     if not paths:
         raise ValueError("no best.json to choose from")
     candidates = [(_read_result(p), str(p)) for p in paths]
@@ -61,6 +62,12 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
         if dataset != datasets[0][0]:
             raise ValueError(f"{datasets[0][1]} (dataset {datasets[0][0]!r}) and {path} (dataset {dataset!r}) are "
                              "searches of different datasets; choose among one dataset's searches")
+    seen: dict[Any, str] = {}
+    for data, path in candidates:    # a file given twice, or a copy of one search
+        seed = data.get("seed")
+        if is_number(seed) and seed in seen:
+            raise ValueError(f"{path}: search seed {seed} again (also {seen[seed]}); give one search per seed")
+        seen[seed] = path
     best, best_path = max(candidates, key=lambda c: c[0]["fitness"])  # max keeps the first
     out = dict(best)
     out["selection"] = {
