@@ -843,3 +843,13 @@ def test_sigterm_ends_a_verb_in_one_line_running_its_clean_up(tmp_path):
                         "        open("))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 143 and done.stderr.strip().splitlines() == ["nasgep decode: terminated (SIGTERM)"]
+    # a later verb in the same process (an in-process caller of main) is no longer terminating:
+    # a failure of its own is not passed off as the signal
+    script.write_text(script.read_text().replace("sys.exit(cli.main(['decode', 'add g1 g2']))\n", (
+        "print(cli.main(['decode', 'add g1 g2']))\n"
+        "def fails(args):\n"
+        "    raise RuntimeError('a defect of its own')\n"
+        "decode.run = fails\n"
+        "cli.main(['decode', 'add g1 g2'])\n")))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "143" and "RuntimeError: a defect of its own" in done.stderr

@@ -79,6 +79,19 @@ def draws_value(text: str) -> int:
     return whole_number(text, 1, 1000, "K")
 
 
+def check_run_start(config: dict, out, what: str, tracked: bool = True) -> None:
+    """What a verb that starts a run in ``out`` (search, sample, train, evaluate) checks
+    before any work: ``out`` lies in no other run's folder (a ``--restart`` of the inner
+    run there would move it aside, or the outer one's ``--restart`` the inner run), and
+    the tracking store the run logs to (``tracked``) can be opened. ``out`` itself is the
+    run's own: :func:`nasgep.outdir.claim` decides on it."""
+    from . import outdir, tracking
+
+    outdir.refuse_inside_run(out, what, itself=False)
+    if tracked:
+        tracking.check_store(config)
+
+
 def load_args_config(args: argparse.Namespace) -> dict:
     """The validated configuration named by :func:`add_config_arguments`' options."""
     from .config import load_config
@@ -119,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one verb. Expected failures (:mod:`nasgep.errors`) and unreadable or
     unwritable files become one line on stderr, never a traceback."""
+    global _TERMINATING
     args = build_parser().parse_args(argv)
+    _TERMINATING = False            # a SIGTERM of an earlier verb in this process is over
     if args.command == "track":     # its own sub-commands: errors say `nasgep track ui`, as argparse's do
         args.command = f"track {args.action}"
     on_main = threading.current_thread() is threading.main_thread()     # only it may set handlers

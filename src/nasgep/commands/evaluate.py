@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import add_config_arguments, load_args_config, output_dir
+from ..cli import add_config_arguments, check_run_start, load_args_config, output_dir
 
 NAME = "evaluate"
 HELP = "search-phase evaluation: searched vs random cells, fitness fidelity (statistics + plot)"
@@ -340,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
         check_search(s, dataset, entry, files)
     check_one_method(searches, config)
     out = args.out
-    outdir.refuse_inside_run(out, "an evaluation", itself=False)   # a --restart there would move it aside
+    check_run_start(config, out, "an evaluation", tracked=False)    # it logs no MLflow run
     rows = []
     history_of = histories(searches)
     jobs = plan(config, dataset, history_of)

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from ..cli import add_restart_arguments, draws_value, load_args_config
+from ..cli import add_restart_arguments, check_run_start, draws_value, load_args_config
 from .search import add_common
 
 NAME = "sample"
@@ -44,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
-    outdir.refuse_inside_run(args.out, "a sample", itself=False)   # a --restart there would move it aside
-    tracking.check_store(config)
+    check_run_start(config, args.out, "a sample")
     settings = SearchSettings.from_config(config)
     counter = search_param_counter(config, dataset)
     if args.largest_of == 1:

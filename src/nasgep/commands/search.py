@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_config_arguments, add_restart_arguments, load_args_config, output_dir, seed_value
+from ..cli import add_config_arguments, add_restart_arguments, check_run_start, load_args_config, output_dir, seed_value
 
 NAME = "search"
 HELP = "run (or resume) a NASGEP architecture search"
@@ -48,15 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import outdir, tracking
     from ..config import dataset_name
     from ..errors import UserError
     from ..search.runner import SearchExists, run_search
 
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
-    outdir.refuse_inside_run(args.out, "a search", itself=False)   # a --restart there would move it aside
-    tracking.check_store(config)
+    check_run_start(config, args.out, "a search")
     try:
         run_search(config, dataset=dataset, seed=args.seed, out_dir=args.out, resume=args.resume,
                    restart=args.restart, restart_if_changed=args.restart_if_changed,

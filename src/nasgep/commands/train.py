@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_config_arguments, add_restart_arguments, load_args_config, output_dir, seed_value
+from ..cli import add_config_arguments, add_restart_arguments, check_run_start, load_args_config, output_dir, seed_value
 
 NAME = "train"
 HELP = "fully train a genome (with checkpoints) and write its test metrics"
@@ -46,14 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import outdir, tracking
     from ..errors import RunFailed
     from ..fulltrain import TrainRequest, full_train
     from ..train import CandidateFailure
 
     config = load_args_config(args)
-    outdir.refuse_inside_run(args.out, "a training", itself=False)   # a --restart there would move it aside
-    tracking.check_store(config)
+    check_run_start(config, args.out, "a training")
     request = TrainRequest(genome_path=args.genome, out=args.out, dataset=args.dataset, variant=args.variant,
                            seed=args.seed, stem=args.stem, epochs=args.epochs, resume=not args.no_resume,
                            restart=args.restart, restart_if_changed=args.restart_if_changed,
