@@ -163,6 +163,7 @@ def test_a_search_stops_at_an_unreadable_image_and_resumes_once_it_is_fixed(tmp_
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"nasgep search: error: {bad}: not a readable image" in err, err
+    assert "`nasgep prepare` names every unreadable image of a dataset in one pass" in err   # not only the first
     assert "Traceback" not in err and "extinct" not in err
     bad.write_bytes(good)
     assert main([*argv, "--resume"]) == 0

@@ -573,7 +573,8 @@ def read_image(path: str | Path, mode: str = "RGB"):
     therefore comes out dark: rescale it first."""
     image, problem = _decode(path, mode)
     if image is None:
-        raise DataError(f"{problem}; {_REPLACE.format(it='it', one='a readable one')}")
+        raise DataError(f"{problem}; {_REPLACE.format(it='it', one='a readable one')}; `nasgep prepare` "
+                        "names every unreadable image of a dataset in one pass")
     return image
 
 
