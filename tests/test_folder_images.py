@@ -140,7 +140,8 @@ def test_prepare_names_every_unreadable_image_and_can_skip_the_check(tmp_path, c
     assert sorted(set(used.targets)) == [0, 1, 2]     # a stratified draw, not the first class's images
     left_out = next(Path(used.samples[i][0]) for i in reversed(range(len(used.samples))) if i not in set(used.indices))
     truncate(left_out)
-    assert main([*argv, "--set", "datasets.mine.max_train=4"]) == 2
+    small = ["--set", "datasets.mine.max_train=4", "--set", "search.batch_size=4", "--set", "train.batch_size=4"]
+    assert main([*argv, *small]) == 2
     assert f"1 unreadable image(s): {left_out}" in only_line(capsys)
     # a training image is read for the mean/std already: named at load, with or without it
     left_out.unlink()
@@ -358,7 +359,7 @@ def test_a_grey_folder_loads_as_one_channel_like_a_grey_npz(tmp_path, modes, cha
         assert files_fingerprint(entry)["channels"] == 1
 
 
-def test_prepare_refuses_fewer_training_images_than_a_batch_naming_the_key(tmp_path, capsys):
+def test_prepare_refuses_fewer_training_images_than_a_batch_naming_the_key(tmp_path, capsys, monkeypatch):
     root = write_folder(tmp_path / "imgs")          # 36 training images; 27 after the validation split
     config = write_config(tmp_path, root)
     argv = ["prepare", "--config", str(config), "--dataset", "mine", "--no-progress"]
@@ -370,6 +371,15 @@ def test_prepare_refuses_fewer_training_images_than_a_batch_naming_the_key(tmp_p
     assert only_line(capsys) == ("nasgep prepare: error: mine: 36 training images, fewer than one batch "
                                  "(train.batch_size = 40); lower train.batch_size or give more images")
     assert main([*argv, "--set", "search.batch_size=27", "--set", "train.batch_size=36"]) == 0
+    # checked before every image is decoded (many minutes on a large folder): an unreadable
+    # image does not hide it, and no image is decoded for it
+    truncate(root / "train" / "dog" / "000.png")
+    import nasgep.data
+
+    decodes, real = [], nasgep.data._decode
+    monkeypatch.setattr(nasgep.data, "_decode", lambda path, mode: decodes.append(path) or real(path, mode))
+    assert main([*argv, "--set", "train.batch_size=40"]) == 2
+    assert "fewer than one batch (train.batch_size = 40)" in only_line(capsys) and decodes == []
 
 
 def test_prepare_names_all_unreadable_training_images_in_one_line(tmp_path, capsys):

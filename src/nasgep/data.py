@@ -856,7 +856,9 @@ def folder_images(name: str, entry: dict, test: bool = True) -> tuple[FolderImag
     return full, (_folder_eval(entry, root, size, full.classes, mode) if test else None)
 
 
-def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataBundle:
+def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int, stats: bool = True) -> DataBundle:
+    """A folder dataset's bundle for ``purpose``; ``stats=False`` lists and splits it
+    without decoding any image (mean and std left empty: :func:`listed_folder_dataset`)."""
     if purpose not in ("search", "final"):
         raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
     full, test = folder_images(name, entry, test=purpose == "final")
@@ -874,6 +876,9 @@ def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int) -> DataB
             train = train.subset(kept)
         _check_classes_kept(train.targets, len(full.classes), name,
                             _MAX_TRAIN_CAUSE.format(name=name, n=entry["max_train"]))
+    if not stats:
+        return DataBundle(name, "folder", purpose, train, evaluation, eval_name, len(full.classes),
+                          1 if full.mode == "L" else 3, full.image_size, (), (), full.classes)
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(train), size=min(FOLDER_STATS_SAMPLES, len(train)), replace=False)
     decoded = [train.decoded(int(i)) for i in np.sort(sample)]
@@ -893,6 +898,13 @@ def dataset_entry(config: dict, name: str) -> dict:
         return config["datasets"][name]
     except KeyError:
         raise DataError(f"unknown dataset {name!r} (the config's datasets: {sorted(config['datasets'])})") from None
+
+
+def listed_folder_dataset(config: dict, name: str, purpose: Purpose, seed: int = 0) -> DataBundle:
+    """:func:`load_dataset` of a folder dataset, listed and split but no image decoded (its
+    mean and std are empty): what the quick checks of ``nasgep prepare`` need before it
+    decodes every image."""
+    return _folder_bundle(name, dataset_entry(config, name), purpose, seed, stats=False)
 
 
 def load_dataset(config: dict, name: str, purpose: Purpose = "search", seed: int = 0) -> DataBundle:

@@ -87,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
         outdir.refuse_inside_run(Path(args.out), "the data summary")    # before the (long) image check
     entry = config["datasets"][args.dataset]
     if entry["kind"] == "folder" and not args.no_image_check:
+        from ..data import listed_folder_dataset
+
+        # the quick checks first: decoding every image may take many minutes
+        _check_batch_sizes(config, args.dataset, *(listed_folder_dataset(config, args.dataset, purpose, args.seed)
+                                                    for purpose in ("search", "final")))
         _check_every_image(config, args.dataset, args.workers, False if args.no_progress else None)
     final = load_dataset(config, args.dataset, "final", seed=args.seed)     # DataError: one line, exit 2
     search = load_dataset(config, args.dataset, "search", seed=args.seed)
