@@ -813,6 +813,44 @@ def test_messages_that_said_the_wrong_thing(capsys, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_sigterm_to_the_process_group_leaves_no_dataloader_traceback(tmp_path):
+    """scancel signals every process of the job: DataLoader workers die of it too, and torch
+    reported them from the iterator's __del__, after the verb's one line, as an
+    "Exception ignored" traceback (nasgep.data.batches now stops its workers itself)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "group.py"
+    script.write_text(
+        "import sys, time\n"
+        "import torch\n"
+        "from torch.utils.data import DataLoader, Dataset\n"
+        "from nasgep import cli\n"
+        "from nasgep.commands import decode\n"
+        "from nasgep.data import batches\n"
+        "class Slow(Dataset):\n"
+        "    def __len__(self): return 10_000\n"
+        "    def __getitem__(self, i):\n"
+        "        time.sleep(0.01)\n"
+        "        return torch.zeros(1)\n"
+        "def run(args):\n"
+        "    for _ in batches(DataLoader(Slow(), batch_size=4, num_workers=2)):\n"
+        "        print('batch', flush=True)\n"
+        "decode.run = run\n"
+        "sys.exit(cli.main(['decode', 'add g1 g2']))\n")
+    for _ in range(3):      # the traceback came in about half of the runs
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        assert proc.stdout.readline() == "batch\n"       # the workers are running
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143 and err.strip().splitlines() == ["nasgep decode: terminated (SIGTERM)"], err
+
+
 def test_sigterm_ends_a_verb_in_one_line_running_its_clean_up(tmp_path):
     """SLURM's scancel and Snakemake stop a job with SIGTERM: the verb used to vanish without
     a line in its log (Python's default), its finally blocks not run."""

@@ -13,6 +13,7 @@ Purposes (SPEC section 3):
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -61,11 +62,21 @@ FOLDER_MAX_TRAIN_SEED = 0
 
 def batches(loader):
     """Iterate a DataLoader; a :class:`DataError` raised in one of its worker processes
-    (an unreadable image) comes back as the worker's own one-line error."""
+    (an unreadable image) comes back as the worker's own one-line error. Its worker
+    processes are stopped when the iteration ends or is abandoned, not later by the
+    iterator's ``__del__``: after a SIGTERM to the whole process group (scancel) that
+    reported the killed workers as an "Exception ignored" traceback below the verb's
+    last line."""
+    it = iter(loader)
     try:
-        yield from loader
+        yield from it
     except DataError as e:
         raise DataError.from_worker(e) from None
+    finally:
+        shutdown = getattr(it, "_shutdown_workers", None)     # a multi-process iterator's
+        if shutdown is not None:
+            with contextlib.suppress(RuntimeError):      # "worker killed by signal": we stop anyway
+                shutdown()
 
 
 @dataclass
