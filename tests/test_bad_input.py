@@ -461,6 +461,31 @@ def test_out_naming_an_existing_file_is_refused_before_any_work(capsys, tmp_path
     assert existing.read_text() == "a user's file\n"
 
 
+@pytest.mark.parametrize("verb", ["search", "sample", "train", "draw"])
+def test_an_empty_out_is_refused_not_taken_as_the_current_folder(capsys, tmp_path, monkeypatch, verb):
+    """``--out ''`` was the current folder: draw replaced normal.png there without a word."""
+    monkeypatch.chdir(tmp_path)
+    genome = write_genome(tmp_path, GENOME)
+    (tmp_path / "normal.png").write_text("a user's file\n")
+    argv = {"search": ["search", "--config", DEMO], "sample": ["sample", "--config", DEMO],
+            "train": ["train", "--genome", genome, "--config", DEMO], "draw": ["draw", genome]}[verb]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--out", ""])
+    assert exit_.value.code == 2
+    assert "an empty path; name a folder" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert (tmp_path / "normal.png").read_text() == "a user's file\n"
+
+
+def test_an_epoch_count_beyond_any_schedule_is_refused(capsys, tmp_path):
+    """--epochs 99999999999999999999 trained on (a flat schedule, a number beyond int64)."""
+    genome = write_genome(tmp_path, GENOME)
+    argv = ["train", "--genome", genome, "--config", DEMO, "--out", str(tmp_path / "t")]
+    one_line_error(capsys, [*argv, "--epochs", "99999999999999999999"],
+                   r"--epochs must be between 1 and 100000, not 99999999999999999999")
+    one_line_error(capsys, [*argv, "--set", "train.epochs=99999999999999999999"], r"train.epochs")
+    assert not (tmp_path / "t").exists()
+
+
 def test_a_sample_over_the_parameter_limit_says_so(capsys, tmp_path):
     """When no draw fits search.max_params, the smallest is kept (as the search does) and
     the user is told, not left to read it from a count of rejections."""

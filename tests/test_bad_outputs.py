@@ -243,6 +243,8 @@ def test_tables_best_refuses_two_searches_of_one_seed(capsys, tmp_path):
                               r"best.json: search seed 1 again \(also .*a/best.json\); give one search per seed")
         assert not out.exists() and line.count(a) == (1 if inputs[1] == b else 2)
     assert main(["tables", "best", "--inputs", a, _best(tmp_path, "c", {**GOOD, "seed": 2}), "--out", str(out)]) == 0
+    damaged = _best(tmp_path, "d", {**GOOD, "seed": True})      # no seed 1 (True == 1 in Python)
+    assert main(["tables", "best", "--inputs", a, damaged, "--out", str(out)]) == 0
 
 
 def test_tables_best_says_a_samples_best_json_is_no_search_result(capsys, tmp_path):

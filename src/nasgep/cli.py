@@ -47,6 +47,8 @@ def add_restart_arguments(p: argparse.ArgumentParser, folder: str, what: str) ->
 def output_dir(text: str) -> Path:
     """``--out DIR`` of the verbs that write a folder: an existing file is refused before
     any work starts."""
+    if not text.strip():        # Path("") is the current folder: its files would be replaced
+        raise argparse.ArgumentTypeError("an empty path; name a folder (it is created if absent)")
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is an existing file, not a folder; name a folder (it is created "

@@ -100,8 +100,12 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     from .space import Genome
     from .train import Trainer, resolve_device, training_settings
 
-    if req.epochs is not None and req.epochs < 1:
-        raise TrainSetupError("--epochs must be at least 1")
+    if req.epochs is not None:
+        from .config import schema
+
+        most = schema()["properties"]["train"]["properties"]["epochs"]["maximum"]     # train.epochs' limit
+        if not 1 <= req.epochs <= most:
+            raise TrainSetupError(f"--epochs must be between 1 and {most}, not {req.epochs}")
     genome = Genome.load(req.genome_path)
     _note_unfinished_search(Path(req.genome_path))
     stem = req.stem or config["train"]["stem"]
