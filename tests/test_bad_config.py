@@ -86,6 +86,15 @@ def test_a_key_written_twice_in_an_override_is_refused(capsys):
                             "--dataset", "cifar10"], r"duplicate key 'lr', first at line 1\); write each key once$")
 
 
+def test_a_seed_listed_twice_is_refused():
+    """Two searches of one seed are one search twice: tables best and evaluate refuse them,
+    so the study must not plan them."""
+    from nasgep.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"seeds: \[0, 0\] has non-unique elements"):
+        load_config(DEMO, ["seeds=[0, 0]"])
+
+
 @pytest.mark.parametrize("verb", ["draw", "train"])
 def test_a_key_written_twice_in_a_genome_file_is_refused(capsys, tmp_path, verb):
     text = json.dumps(GENOME).replace('"g1": "pw | h1 h2"', '"g1": "pw | h1 h2", "g1": "pw | h2 h1"')
