@@ -175,15 +175,18 @@ def _get(doc: Mapping[str, Any], dotted: str) -> Any:
     return doc
 
 
+def _predates(key: str, recorded_settings: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    """The record lacks ``key``, added later (:data:`RECORDED_LATER`), and ``settings``
+    hold the value the record's run had."""
+    then = RECORDED_LATER.get(key, _MISSING)
+    return (then is not _MISSING and _get(recorded_settings, key) is _MISSING
+            and (then is ANY or _get(settings, key) == then))
+
+
 def changed_keys(recorded_settings: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     """:func:`differing_keys` of a run's recorded settings and the ones asked for now, less
-    the keys the record predates (:data:`RECORDED_LATER`) where the new value is the one
-    the record's run had."""
-    def predates(key: str) -> bool:
-        then = RECORDED_LATER.get(key, _MISSING)
-        return (then is not _MISSING and _get(recorded_settings, key) is _MISSING
-                and (then is ANY or _get(settings, key) == then))
-    return [k for k in differing_keys(recorded_settings, settings) if not predates(k)]
+    the keys the record predates where the new value is the one the record's run had."""
+    return [k for k in differing_keys(recorded_settings, settings) if not _predates(k, recorded_settings, settings)]
 
 
 def settings_differ(out: Path, settings: Mapping[str, Any]) -> list[str]:
@@ -196,7 +199,9 @@ def settings_differ(out: Path, settings: Mapping[str, Any]) -> list[str]:
     if old.get("sha256") == new["sha256"]:
         return []
     keys = differing_keys(old["settings"], new["settings"])
-    return changed_keys(old["settings"], new["settings"]) if keys else ["(settings record)"]
+    if not keys:
+        return ["(settings record)"]
+    return [k for k in keys if not _predates(k, old["settings"], new["settings"])]
 
 
 def describe_difference(out: Path, what: str, keys: list[str]) -> str:

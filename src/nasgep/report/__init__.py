@@ -65,7 +65,7 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
     seen: dict[Any, str] = {}
     for data, path in candidates:    # a file given twice, or a copy of one search
         seed = data.get("seed")
-        if not is_number(seed) or isinstance(seed, bool):     # a damaged file's true is no seed 1
+        if not is_number(seed):     # a damaged file's true is no seed 1
             continue
         if seed in seen:
             raise ValueError(f"{path}: search seed {seed} again (also {seen[seed]}); give one search per seed")
