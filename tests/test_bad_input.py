@@ -164,6 +164,8 @@ BAD_GENOMES = {
     "a list": ([1, 2, 3], r"a genome must be a JSON object .* got a list"),
     "a string": ("\"add | g1 g2\"", r"got a string"),
     "not JSON": ("{normal: ", r"not valid JSON"),
+    "empty": ("", r"empty; expected a genome JSON file"),
+    "blank": ("\n  \n", r"empty; expected a genome JSON file"),
     "deep nesting": ("[" * 100_000 + "]" * 100_000, r"nested too deeply|not valid JSON"),
     "deep cell": ({**GENOME, "normal": {**GENOME["normal"], "cell": [[[[[[[[[[["x"]]]]]]]]]]]}},
                   r"normal.cell: expected a chromosome text"),
@@ -692,6 +694,11 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
     ("metrics", b'{"params": 5}', r"metrics.json: no numeric 'test_error'"),
     ("metrics", b'{"test_error": NaN, "params": 5}', r"metrics.json: 'test_error' is nan, not a finite number"),
     ("history", b"PAR1 truncated", r"history.parquet: damaged or not a search history"),
+    ("metrics", "folder", r"metrics.json: is a folder; expected a JSON results file"),
+    ("metrics", b"", r"metrics.json: empty, not a JSON results file"),
+    # a folder reads as a parquet dataset (pyarrow's 'No match for FieldRef' before)
+    ("history", "folder", r"history.parquet: is a folder, not a search history file"),
+    ("history", "text numbers", r"history.parquet: column '(fitness|seconds)' does not hold numbers"),
 ])
 @pytest.mark.parametrize("verb", ["tables", "figures"])
 def test_damaged_results_files_are_named(capsys, tmp_path, target, content, match, verb):
@@ -703,7 +710,17 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
     study = Study(config)
     path = (study.train_dir("cifar10", "cutout_aa", 0) / "metrics.json" if target == "metrics"
             else study.search_dir("cifar10", "search", 0) / "history.parquet")
-    path.write_bytes(content)
+    if content == "folder":
+        path.unlink()
+        path.mkdir()
+    elif content == "text numbers":   # figures used to drop every row and plot nothing, silently
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        frame[["fitness", "seconds"]] = frame[["fitness", "seconds"]].astype(str)
+        frame.to_parquet(path)
+    else:
+        path.write_bytes(content)
     one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)
 
 
@@ -711,10 +728,15 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
     ("not a uri", r"tracking.uri 'not a uri' is a folder store, which MLflow no longer opens; use a database"),
     ("file:///tmp/mlruns", r"tracking.uri 'file:///tmp/mlruns' is a folder store"),
     # nothing listens on the discard port: refused at once, not after MLflow's minutes of retries
-    ("http://127.0.0.1:9", r"tracking.uri 'http://127.0.0.1:9': the MLflow server does not answer \(no answer")])
-def test_a_folder_store_or_a_silent_server_is_one_line_at_once(capsys, tmp_path, uri, message):
-    one_line_error(capsys, ["track", "init", "--config", DEMO, "--set", f"tracking.uri={uri}",
+    ("http://127.0.0.1:9", r"tracking.uri 'http://127.0.0.1:9': the MLflow server does not answer \(no answer"),
+    # SQLAlchemy's in-memory database: a study's runs would vanish when the process ends
+    ("sqlite:///", r"tracking.uri 'sqlite:///' names no database file \(an in-memory store"),
+    ("sqlite://", r"tracking.uri 'sqlite://' names no database file")])
+@pytest.mark.parametrize("action", [["init"], ["ui", "--print"]])
+def test_a_folder_store_or_a_silent_server_is_one_line_at_once(capsys, tmp_path, uri, message, action):
+    one_line_error(capsys, ["track", *action, "--config", DEMO, "--set", f"tracking.uri={uri}",
                             "--set", f"results_dir={tmp_path}"], message)
+    assert list(tmp_path.iterdir()) == []   # nothing created
 
 
 def test_a_tracking_uri_mlflow_cannot_open_is_one_line(capsys, tmp_path):

@@ -245,6 +245,8 @@ class Genome:
         """Read a genome JSON file (a bare genome, or a result file with a ``genome`` key)."""
         path = Path(path)
         text = read_user_text(path, "genome JSON file (e.g. a search's best.json)", GenomeError)
+        if not text.strip():
+            raise GenomeError(f"{path}: empty; expected a genome JSON file (e.g. a search's best.json)")
         try:
             data = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:

@@ -54,9 +54,16 @@ class ResultFileError(UserError):
 
 def read_json(path: str | Path) -> dict[str, Any]:
     """A results file's JSON object; :class:`ResultFileError` naming it when damaged."""
+    if Path(path).is_dir():
+        raise ResultFileError(f"{path}: is a folder; expected a JSON results file")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise ResultFileError(f"{path}: cannot read it ({e.strerror})") from None
+    if not raw.strip():
+        raise ResultFileError(f"{path}: empty, not a JSON results file")
+    try:
+        data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ResultFileError(f"{path}: damaged, not a JSON results file ({type(e).__name__})") from None
     if not isinstance(data, dict):
@@ -85,14 +92,29 @@ def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
 
 
 def read_history(path: str | Path, columns: list[str]):
-    """Columns of a search's ``history.parquet``; :class:`ResultFileError` when damaged."""
+    """Columns of a search's ``history.parquet`` (all with ``columns=None``);
+    :class:`ResultFileError` when damaged: not a file (pandas would read a folder as a
+    parquet dataset), unreadable, or a numeric column that holds anything else."""
     import pandas as pd
 
+    if Path(path).is_dir():
+        raise ResultFileError(f"{path}: is a folder, not a search history file")
     try:
-        return pd.read_parquet(path, columns=columns)
+        frame = pd.read_parquet(path, columns=columns)
     except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, KeyError ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ResultFileError(f"{path}: damaged or not a search history ({clip(reason)})") from None
+    wrong = [c for c in HISTORY_NUMBERS if c in frame.columns and frame[c].notna().any()
+             and not pd.api.types.is_numeric_dtype(frame[c])]   # all None: every candidate failed
+    if wrong:
+        raise ResultFileError(f"{path}: column {wrong[0]!r} does not hold numbers "
+                              "(damaged, or not a search history of nasgep)")
+    return frame
+
+
+#: Columns of ``history.parquet`` that hold numbers (NaN for a failed candidate).
+HISTORY_NUMBERS: tuple[str, ...] = ("generation", "epochs", "epochs_this_generation", "fitness", "accuracy",
+                                    "params", "seconds")
 
 
 def is_number(value: object) -> bool:

@@ -212,6 +212,10 @@ def _check_uri(uri: str) -> None:
     if scheme in ("http", "https"):
         _check_server(uri)
     db = sqlite_path(uri)
+    if scheme == "sqlite" and (db is None or uri[len("sqlite:///"):].strip() in ("", ":memory:")):
+        # 'sqlite://', 'sqlite:///': SQLAlchemy's in-memory database, lost when the run ends
+        raise TrackingError(f"tracking.uri {clip(uri)!r} names no database file (an in-memory store that "
+                            f"keeps nothing); write e.g. 'sqlite:///results/mlflow.db', or unset it")
     if db is not None:
         _check_database_file(uri, db)
 

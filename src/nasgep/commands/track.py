@@ -64,7 +64,7 @@ def print_runs_views(config, host: str, port: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..tracking import EXPERIMENTS, init_store, sqlite_path, tracking_uri
+    from ..tracking import EXPERIMENTS, check_store, init_store, sqlite_path, tracking_uri
 
     config = load_args_config(args)
     if args.action == "init":
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     uri = tracking_uri(config)
     if uri is None:
         raise UserError("tracking is disabled (tracking.enabled: false)")
+    check_store(config)
     db = sqlite_path(uri)
     if db is not None and not db.exists():
         raise UserError(f"{db} does not exist: run 'nasgep track init' (or the workflow) first")
