@@ -6,3 +6,21 @@
 V=full8g2v4:search.evaluation=full,search.weight_sharing=false,search.channels=8,search.max_params=42000,search.max_epochs=8,search.population=4,search.reduction_population=4,search.max_generations=2,search.budget_hours=6,datasets.cifar10.val_size=4000
 DATA=(--set datasets.cifar10.image_size=null --set datasets.cifar10.path=data/cifar10-cpu-t10k.npz)
 SEEDS="seeds=[$(seq -s, 14 38)]"
+
+# study LEDGER OUT REUSED... -- ARGS...: one planned study over the powered run's setting.
+# Puts back the finished jobs of the REUSED ledgers and of the study's own LEDGER (a
+# study longer than one session goes on where it stopped), runs bench/search_phase.py
+# with the shared arguments plus ARGS, and keeps its new jobs in LEDGER.
+study() {
+    local ledger=$1 out=$2 reused=() except=()
+    shift 2
+    while [ "$1" != "--" ]; do reused+=("$1"); except+=(--except-in "$1"); shift; done
+    shift
+    mkdir -p "$out"
+    for l in "${reused[@]}"; do ${PY:-.venv/bin/python} bench/ledger.py restore "$l" "$out"; done
+    [ -d "$ledger" ] && ${PY:-.venv/bin/python} bench/ledger.py restore "$ledger" "$out"
+    OMP_NUM_THREADS=1 ${PY:-.venv/bin/python} bench/search_phase.py --config config/cifar10-cpu.yaml \
+        "${DATA[@]}" --set "$SEEDS" --fidelity-best 0 --fidelity-spread 0 --finalists 0 \
+        --workers 2 --out "$out" --skip-paper --variant "$V" "$@"
+    ${PY:-.venv/bin/python} bench/ledger.py save "$out" "$ledger" "${except[@]}"
+}
