@@ -10,7 +10,9 @@ SEEDS="seeds=[$(seq -s, 14 38)]"
 # study LEDGER OUT REUSED... -- ARGS...: one planned study over the powered run's setting.
 # Puts back the finished jobs of the REUSED ledgers and of the study's own LEDGER (a
 # study longer than one session goes on where it stopped), runs bench/search_phase.py
-# with the shared arguments plus ARGS, and keeps its new jobs in LEDGER.
+# with the shared arguments plus ARGS (seeds, random cells, trainings, fidelity sample,
+# --blind or --report-only), and keeps its new jobs in LEDGER. (The study scripts before
+# 2026-12-06 wrote this out; bench/ledger.py restore then save is the same as theirs.)
 study() {
     local ledger=$1 out=$2 reused=() except=()
     shift 2
@@ -20,7 +22,6 @@ study() {
     for l in "${reused[@]}"; do ${PY:-.venv/bin/python} bench/ledger.py restore "$l" "$out"; done
     [ -d "$ledger" ] && ${PY:-.venv/bin/python} bench/ledger.py restore "$ledger" "$out"
     OMP_NUM_THREADS=1 ${PY:-.venv/bin/python} bench/search_phase.py --config config/cifar10-cpu.yaml \
-        "${DATA[@]}" --set "$SEEDS" --fidelity-best 0 --fidelity-spread 0 --finalists 0 \
-        --workers 2 --out "$out" --skip-paper --variant "$V" "$@"
+        "${DATA[@]}" --finalists 0 --workers 2 --out "$out" --skip-paper --variant "$V" "$@"
     ${PY:-.venv/bin/python} bench/ledger.py save "$out" "$ledger" "${except[@]}"
 }
