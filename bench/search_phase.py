@@ -311,16 +311,30 @@ def main() -> None:
         return
     for variant in variants:
         fitness = _config(a.config, a.set + variants[variant])["search"]["fitness"]
-        report(out, dataset, variant, fitness)
+        # the random cells this command draws, not every one under OUT (a study that restores
+        # another's ledger holds that study's random cells too)
+        names = {f"r{a.random_seed0 + r}" for r in range(a.random)} or None
+        report(out, dataset, variant, fitness, names)
 
 
-def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accuracy") -> None:
+def report_rows(out: Path, variant: str, random_names: set[str] | None = None) -> list[dict]:
+    """The trainings under ``out`` that the report of ``variant`` compares: the searched and
+    fidelity genomes of that setting, and the random cells named ``random_names`` (None:
+    every one)."""
+    rows = [json.loads(f.read_text()) for f in sorted((out / "train").glob("*/s*.json"))]
+    return [r for r in rows if (r["group"] == "random" and (random_names is None or r["genome"] in random_names))
+            or (r["group"] != "random" and r.get("variant", "paper") == variant)]
+
+
+def report(out: Path, dataset: str, variant: str = "paper", fitness: str = "accuracy",
+           random_names: set[str] | None = None) -> None:
+    """Print and write the search-phase statistics of ``variant`` against the random cells
+    named ``random_names`` (None: every random cell trained under ``out``)."""
     from nasgep.commands.evaluate import candidates, histories
     from nasgep.report import searchphase as sp
     from nasgep.search.fitness import FITNESSES
 
-    rows = [json.loads(f.read_text()) for f in sorted((out / "train").glob("*/s*.json"))]
-    rows = [r for r in rows if r["group"] == "random" or r.get("variant", "paper") == variant]
+    rows = report_rows(out, variant, random_names)
     if sum(r["group"] == "random" for r in rows) < 2:
         print(f"## {variant} setting: no report, fewer than 2 random cells trained under {out / 'train'}")
         return

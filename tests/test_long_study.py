@@ -98,3 +98,24 @@ def test_the_size_only_baseline_keeps_the_largest_of_its_draws(tmp_path):
     assert best["drawn_params"] == [r["params"] for r in one] and best["largest_of"] == 3
     top = max(one, key=lambda r: r["params"])
     assert best["params"] == top["params"] == max(best["drawn_params"]) and best["genome"] == top["genome"]
+
+
+def test_the_report_compares_only_the_random_cells_its_command_drew(tmp_path):
+    """A study that restores another study's ledger (bench/size_two_seeds.sh restores the
+    powered run's plain random cells beside its largest-of-8 ones) must not pool them."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from search_phase import report_rows
+    finally:
+        sys.path.remove(str(BENCH))
+    rows = {"v-fitness-seed1": {"group": "searched", "variant": "v", "genome": "seed1"},
+            "w-fitness-seed1": {"group": "searched", "variant": "w", "genome": "seed1"},
+            **{f"random-r{n}": {"group": "random", "genome": f"r{n}"} for n in (2000, 2001, 4000, 4001)}}
+    for name, row in rows.items():
+        (tmp_path / "train" / name).mkdir(parents=True)
+        for t in (0, 1):
+            (tmp_path / "train" / name / f"s{t}.json").write_text(json.dumps({**row, "train_seed": t}))
+    chosen = report_rows(tmp_path, "v", {"r4000", "r4001"})
+    assert sorted((r["group"], r["genome"]) for r in chosen) == sorted(
+        [("searched", "seed1")] * 2 + [("random", "r4000")] * 2 + [("random", "r4001")] * 2)
+    assert sum(r["group"] == "random" for r in report_rows(tmp_path, "v")) == 8   # None: every random cell
