@@ -411,3 +411,61 @@ def test_no_run_and_no_drawing_starts_inside_another_runs_folder(capsys, tmp_pat
                    r"lies in .*sampled, which holds a sample .*; write a training outside a run's folder")
     assert {folder: snapshot(folder) for folder in (run, sampled)} == before
     assert main(["draw", genome, "--out", str(tmp_path / "cells")]) == 0      # beside the runs: drawn
+
+
+def test_a_file_out_replaces_only_an_earlier_output_of_its_kind(capsys, tmp_path):
+    """`prepare --out my.yaml` wrote its summary over the config it had just read, and an
+    --out of the study's mlflow.db replaced the database: a file that is no earlier output
+    of the verb is left alone, and so is a device or a pipe (a rename would put a plain
+    file where /dev/null was)."""
+    import os
+
+    config = tmp_path / "my.yaml"
+    shutil.copyfile(DEMO, config)
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"SQLite format 3\x00 a user's store")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    good = _best(tmp_path, "b", GOOD)
+    for target in (config, db):
+        before = target.read_bytes()
+        one_line_error(capsys, ["prepare", "--config", str(config), "--dataset", "cifar10", "--out", str(target)],
+                       r"--out .* exists and is not a data summary written by nasgep; it is left as it is")
+        one_line_error(capsys, ["tables", "best", "--inputs", good, "--out", str(target)],
+                       r"--out .* exists and is not a selection of 'tables best' written by nasgep")
+        assert target.read_bytes() == before
+    one_line_error(capsys, ["tables", "best", "--inputs", good, "--out", str(pipe)],
+                   r"--out .*pipe is not a plain file \(a device, a pipe or a socket\)")
+    assert pipe.is_fifo()
+    summary = tmp_path / "summary.json"            # its own earlier output: written again
+    for _ in range(2):
+        assert main(["prepare", "--config", str(config), "--dataset", "cifar10", "--out", str(summary)]) == 0
+    assert json.loads(summary.read_text())["dataset"] == "cifar10"
+
+
+def test_a_restart_never_moves_runs_in_sub_folders_aside(capsys, tmp_path):
+    """`sample --restart --out results/search/cifar10/search` (the folder of the workflow's
+    selection, whose seed folders hold the searches) moved every search into .previous-*:
+    a folder with runs below it is no run's folder, --restart included."""
+    study = tmp_path / "search"
+    search(study / "seed0")
+    _best(tmp_path, "search", GOOD)                # the selection 'tables best' writes there
+    capsys.readouterr()
+    before = snapshot(study)
+    for verb in (["sample"], ["search"]):
+        for flags in ([], ["--restart"]):
+            one_line_error(capsys, [*verb, "--config", DEMO, *SETS, "--out", str(study), *flags],
+                           r"search holds other runs in its sub-folders \(seed0/\); a (sample|search) keeps its "
+                           r"files in a folder of its own")
+    assert snapshot(study) == before
+
+
+def test_a_lock_that_is_a_link_is_never_written_through(capsys, tmp_path):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("a user's notes\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lock").symlink_to(victim)
+    one_line_error(capsys, ["sample", "--config", DEMO, *SETS, "--out", str(out)],
+                   r"out/.lock is a link, not a run's lock file; remove the link")
+    assert victim.read_text() == "a user's notes\n"

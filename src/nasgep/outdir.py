@@ -54,7 +54,12 @@ def locked(out: Path) -> Iterator[None]:
     new_folder, lock = not out.exists(), out / LOCK
     out.mkdir(parents=True, exist_ok=True)
     new_lock = not lock.exists()
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:   # never through a link: the PID would be written into whatever file it names
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise FolderError(f"{lock} is a link, not a run's lock file; remove the link") from None
     held = done = False
     try:
         try:
@@ -264,6 +269,27 @@ def refuse_inside_run(path: Path, what: str, itself: bool = True) -> None:
                               "outside a run's folder")
 
 
+def refuse_foreign_file(path: Path, what: str, own_key: str) -> None:
+    """:class:`FolderError` unless the output file ``path`` is new or an earlier output of
+    the same kind (a JSON object with the key ``own_key``), which it may replace: a config,
+    an MLflow database or any other file of the user's is refused, and so is anything that
+    is not a plain file (a device such as /dev/null, a pipe). A link to such an output is
+    replaced, not written through."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise FolderError(f"{path}: is a folder, not a file")
+    if not path.is_file():
+        raise FolderError(f"--out {path} is not a plain file (a device, a pipe or a socket); name a file for {what}")
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        doc = None
+    if not (isinstance(doc, dict) and own_key in doc):
+        raise FolderError(f"--out {path} exists and is not {what} written by nasgep; it is left as it is: "
+                          "name a new file, or move that one away")
+
+
 def _shown(marker: str) -> str:
     return marker.split("/")[0] + "/" if "/" in marker else marker
 
@@ -299,10 +325,28 @@ def _holds_no_file(path: Path) -> bool:
                    for f in path.rglob("*"))
 
 
+def nested_runs(out: Path) -> list[str]:
+    """Sub-folders of ``out``, at any depth, whose settings.json records a run (a study's
+    ``search/cifar10/search/`` holds the seeds' searches), outside moved-aside and other
+    hidden folders."""
+    found = []
+    for path in sorted(out.rglob(SETTINGS)) if out.is_dir() else []:
+        rel = path.parent.relative_to(out)
+        if rel.parts and not any(part.startswith(".") for part in rel.parts) and recorded_kind(path.parent):
+            found.append(f"{rel}/")
+    return found
+
+
 def refuse_others(out: Path, what: str) -> None:
     """:class:`FolderError` when ``out`` is a folder of the user's own (see
-    :func:`foreign_entries`) or holds a run of another kind than ``what`` (a key of
-    :data:`RUNS`); a ``what`` run keeps its files in a folder of its own."""
+    :func:`foreign_entries`), holds a run of another kind than ``what`` (a key of
+    :data:`RUNS`), or holds runs in sub-folders (which a ``--restart`` would move aside
+    with it); a ``what`` run keeps its files in a folder of its own."""
+    nested = nested_runs(out)
+    if nested:
+        shown = ", ".join(nested[:3]) + (f" and {len(nested) - 3} more" if len(nested) > 3 else "")
+        raise FolderError(f"{out} holds other runs in its sub-folders ({shown}); a {what} keeps its files in "
+                          "a folder of its own: choose another --out")
     foreign = foreign_entries(out)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")

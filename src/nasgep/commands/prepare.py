@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         from .. import outdir
 
         outdir.refuse_inside_run(Path(args.out), "the data summary")    # before the (long) image check
+        outdir.refuse_foreign_file(Path(args.out), "a data summary", "class_counts")
     entry = config["datasets"][args.dataset]
     if entry["kind"] == "folder" and not args.no_image_check:
         from ..data import listed_folder_dataset

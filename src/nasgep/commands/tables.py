@@ -81,6 +81,7 @@ def check_best_out(out: Path, inputs: list[Path]) -> None:
     if same:
         raise UserError(f"--out {out} is one of the --inputs ({same[0]}); write the selection to a file of its own")
     outdir.refuse_inside_run(out, "the selection")
+    outdir.refuse_foreign_file(out, "a selection of 'tables best'", "selection")
 
 
 def study_from_args(args: argparse.Namespace):
