@@ -699,6 +699,15 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
     # a folder reads as a parquet dataset (pyarrow's 'No match for FieldRef' before)
     ("history", "folder", r"history.parquet: is a folder, not a search history file"),
     ("history", "text numbers", r"history.parquet: column '(fitness|seconds)' does not hold numbers"),
+    # values that were tracebacks in the tables, or numbers printed without a word
+    ("metrics", b'{"test_error": 3.0, "test_accuracy": "abc"}',
+     r"metrics.json: 'test_accuracy' is 'abc', not a percentage"),
+    ("metrics", b'{"test_error": 250}', r"metrics.json: 'test_error' is 250, not a percentage from 0 to 100"),
+    ("metrics", b'{"test_error": 3.0, "params": "30000"}', r"metrics.json: 'params' is '30000', not a count"),
+    ("metrics", b'{"test_error": 3.0, "params": -5}', r"metrics.json: 'params' is -5, not a count"),
+    ("metrics", b'{"test_error": 3.0, "params": true}', r"metrics.json: 'params' is True, not a count"),
+    ("history", "infinite seconds",
+     r"history.parquet: column '(fitness|seconds)' holds an infinite or negative number"),
 ])
 @pytest.mark.parametrize("verb", ["tables", "figures"])
 def test_damaged_results_files_are_named(capsys, tmp_path, target, content, match, verb):
@@ -719,6 +728,12 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
         frame = pd.read_parquet(path)
         frame[["fitness", "seconds"]] = frame[["fitness", "seconds"]].astype(str)
         frame.to_parquet(path)
+    elif content == "infinite seconds":
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        frame[["fitness", "seconds"]] = float("inf")
+        frame.to_parquet(path)
     else:
         path.write_bytes(content)
     one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)
@@ -731,7 +746,10 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
     ("http://127.0.0.1:9", r"tracking.uri 'http://127.0.0.1:9': the MLflow server does not answer \(no answer"),
     # SQLAlchemy's in-memory database: a study's runs would vanish when the process ends
     ("sqlite:///", r"tracking.uri 'sqlite:///' names no database file \(an in-memory store"),
-    ("sqlite://", r"tracking.uri 'sqlite://' names no database file")])
+    ("sqlite://", r"tracking.uri 'sqlite://' names no database file"),
+    ("SQLITE:///", r"tracking.uri 'SQLITE:///' names no database file"),
+    ("http://[::1", r"tracking.uri 'http://\[::1' is not a valid URI \(Invalid IPv6 URL\)"),
+    ("sqlite:////tmp/some/dir/", r"tracking.uri 'sqlite:////tmp/some/dir/' ends in '/'; name the database file")])
 @pytest.mark.parametrize("action", [["init"], ["ui", "--print"]])
 def test_a_folder_store_or_a_silent_server_is_one_line_at_once(capsys, tmp_path, uri, message, action):
     one_line_error(capsys, ["track", *action, "--config", DEMO, "--set", f"tracking.uri={uri}",
@@ -789,7 +807,14 @@ def _best(**change):
     ("best.json", _best(seed=None), r"best.json: no search 'seed'"),
     ("best.json", _best(seed="0"), r"best.json: no search 'seed'"),
     ("best.json", _best(fitness=None), r"best.json: no numeric 'fitness'"),
+    ("best.json", lambda p: p.read_bytes().replace(b'"fitness": ', b'"fitness": NaN, "x": '),
+     r"best.json: no numeric 'fitness' \(a finite number"),
     ("best.json", _best(genome={"normal": 1}), r"best.json: genome: missing key 'reduction'"),
+    # an id names a file of OUT/runs: '../../victim/best' wrote over another search's best.json
+    ("history.parquet", {"id": "/../../../victim/best"},
+     r"history.parquet: individual id '/../../../victim/best' is not one a search writes"),
+    ("history.parquet", {"epochs": float("nan")},
+     r"history.parquet: individual i\d+: epochs nan is not a whole number"),
     ("history.parquet", b"PAR1 garbage, not parquet", r"history.parquet: damaged or not a search history"),
     ("history.parquet", "other parquet", r"history.parquet: not a search history \(no column 'id', 'fitness'"),
     ("search.json", b'{"finished": tr', r"search.json: damaged, not a JSON results file"),
@@ -808,6 +833,15 @@ def test_evaluate_names_a_damaged_search_file(capsys, tmp_path, cheap_search, ta
         import pandas as pd
 
         pd.DataFrame({"genome": ["{}"], "x": [1]}).to_parquet(path)
+    elif isinstance(content, dict):   # one column of the fittest row changed
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        row = frame["fitness"].idxmax()
+        for column, value in content.items():
+            frame[column] = frame[column].astype(object if isinstance(value, str) else float)
+            frame.loc[row, column] = value
+        frame.to_parquet(path)
     else:
         path.write_bytes(content(path) if callable(content) else content)
     one_line_error(capsys, ["evaluate", "--config", DEMO, *[a for s in TINY for a in ("--set", s)],

@@ -247,6 +247,14 @@ def test_tables_best_refuses_two_searches_of_one_seed(capsys, tmp_path):
     assert main(["tables", "best", "--inputs", a, damaged, "--out", str(out)]) == 0
 
 
+def test_tables_best_reads_a_config_it_is_given(capsys, tmp_path):
+    """A mistyped --config was ignored without a word."""
+    good = _best(tmp_path, "b", GOOD)
+    one_line_error(capsys, ["tables", "best", "--config", str(tmp_path / "nope.yaml"), "--inputs", good, "--out",
+                            str(tmp_path / "best.json")], r"nope.yaml: no such config file")
+    assert not (tmp_path / "best.json").exists()
+
+
 def test_tables_best_says_a_samples_best_json_is_no_search_result(capsys, tmp_path):
     sampled = tmp_path / "sampled"
     _sample(sampled)
@@ -469,3 +477,22 @@ def test_a_lock_that_is_a_link_is_never_written_through(capsys, tmp_path):
     one_line_error(capsys, ["sample", "--config", DEMO, *SETS, "--out", str(out)],
                    r"out/.lock is a link, not a run's lock file; remove the link")
     assert victim.read_text() == "a user's notes\n"
+
+
+def test_a_folder_where_a_run_writes_its_result_is_refused_before_any_work(capsys, tmp_path):
+    """A folder named best.json in a search's folder stopped `search --resume` only when the
+    generation's results were written, after its training, with the checkpoint ahead of
+    search.json and history.parquet."""
+    run = tmp_path / "run"
+    search(run)
+    (run / "best.json").unlink()
+    (run / "best.json").mkdir()
+    capsys.readouterr()
+    before = snapshot(run)
+    one_line_error(capsys, ["search", "--config", DEMO, *SETS, "--set", "search.max_generations=3", "--out",
+                            str(run), "--resume"], r"run/best.json is a folder where the search writes its file")
+    assert snapshot(run) == before
+    genome = _best(tmp_path, "g", GOOD)
+    (tmp_path / "t" / "metrics.json").mkdir(parents=True)
+    one_line_error(capsys, ["train", "--genome", genome, "--config", DEMO, *SETS, "--out", str(tmp_path / "t")],
+                   r"t/metrics.json is a folder where the training writes its file")

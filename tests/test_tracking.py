@@ -69,3 +69,12 @@ def test_training_run_carries_what_the_ui_compares(tmp_path):
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
     assert steps == [1, 2]
     assert "test_error" in run.data.metrics
+
+
+def test_the_database_file_of_a_sqlite_uri():
+    """`track ui` looked for a file named 'q.db?mode=ro' and said to run init, which had made q.db."""
+    from nasgep.tracking import sqlite_path
+
+    assert sqlite_path("sqlite:////data/q.db?mode=ro") == Path("/data/q.db")
+    assert sqlite_path("SQLite:///results/mlflow.db") == Path("results/mlflow.db")
+    assert sqlite_path("http://host:5000") is None

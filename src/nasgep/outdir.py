@@ -294,6 +294,14 @@ def _shown(marker: str) -> str:
     return marker.split("/")[0] + "/" if "/" in marker else marker
 
 
+#: the files each kind of run writes at the top of its folder (beside settings.json)
+WRITES: dict[str, tuple[str, ...]] = {
+    "search": ("best.json", "history.parquet", "search.json", "finalists.json"),
+    "training": ("checkpoint.pt", "metrics.json", "model.pt"),
+    "sample": ("best.json",),
+    "search-phase evaluation": ("searchphase.json", "searchphase.md", "searchphase.html", "fidelity.png"),
+}
+
 #: other names a run writes at the top of its folder (a search's before its first checkpoint,
 #: a search-phase evaluation's beside its searchphase.json)
 OWN = ("checkpoints", "weights", "individuals", "cells", "search.json", "finalists.json",
@@ -391,6 +399,9 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
     A folder of the user's own (visible files, none of them a nasgep run's) is refused,
     even on ``restart``: a run keeps its files in a folder of its own."""
     refuse_others(out, what)
+    blocked = [name for name in (SETTINGS, *WRITES.get(what, ())) if (out / name).is_dir()]
+    if blocked:   # found now, not after a generation's training when the result is written
+        raise FolderError(f"{out / blocked[0]} is a folder where the {what} writes its file; move it away")
     changed = [] if restart else settings_differ(out, settings)   # a damaged record may go aside
     holds = any(any(out.glob(marker)) for marker in RUNS[what])
     if restart or (restart_if_changed and changed):

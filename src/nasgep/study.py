@@ -71,6 +71,11 @@ def read_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
+#: What each number of a metrics.json may be: key, lowest, highest, kind (null: not measured).
+_METRIC_RANGES = (("test_error", 0, 100, "percentage"), ("test_accuracy", 0, 100, "percentage"),
+                  ("test_top5_error", 0, 100, "percentage"), ("params", 0, 1e12, "count"))
+
+
 def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
     """A training's ``metrics.json``, with a numeric ``test_error``. ``place``: what its
     folder in the results says it is (``dataset``, ``variant``, ``seed``); a file whose
@@ -83,6 +88,12 @@ def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
     if not math.isfinite(data["test_error"]):   # JSON's NaN: the run was dropped from the tables silently
         raise ResultFileError(f"{path}: 'test_error' is {data['test_error']}, not a finite number (damaged); "
                               "train it again with --restart")
+    for key, low, high, what in _METRIC_RANGES:
+        value = data.get(key)
+        if value is not None and not (is_number(value) and math.isfinite(value) and low <= value <= high
+                                      and (what != "count" or value == int(value))):
+            raise ResultFileError(f"{path}: {key!r} is {clip(repr(value))}, not a {what} from {low:g} to {high:g} "
+                                  "(damaged); train it again with --restart")
     wrong = [f"{key} {data[key]!r}" for key, value in place.items() if key in data and data[key] != value]
     if wrong:
         expected = ", ".join(f"{key} {value!r}" for key, value in place.items())
@@ -109,6 +120,11 @@ def read_history(path: str | Path, columns: list[str]):
     if wrong:
         raise ResultFileError(f"{path}: column {wrong[0]!r} does not hold numbers "
                               "(damaged, or not a search history of nasgep)")
+    for column in HISTORY_NUMBERS:
+        if column in frame.columns and frame[column].notna().any():
+            values = frame[column].dropna()
+            if (values.abs() == float("inf")).any() or (column != "fitness" and (values < 0).any()):
+                raise ResultFileError(f"{path}: column {column!r} holds an infinite or negative number (damaged)")
     return frame
 
 

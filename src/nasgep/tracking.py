@@ -31,7 +31,9 @@ def tracking_uri(config: Mapping) -> str | None:
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative or absolute), else None."""
     prefix = "sqlite:///"
-    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+    if not uri.lower().startswith(prefix):
+        return None
+    return Path(uri[len(prefix):].split("?", 1)[0])   # '?mode=ro': SQLAlchemy's options, not the file name
 
 
 def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -204,7 +206,12 @@ def _check_uri(uri: str) -> None:
     answer (MLflow would retry for minutes) is one line at once."""
     from urllib.parse import urlparse
 
-    scheme = urlparse(uri).scheme
+    try:
+        scheme = urlparse(uri).scheme.lower()
+    except ValueError as e:    # 'http://[::1': an unclosed IPv6 address
+        raise TrackingError(f"tracking.uri {clip(uri)!r} is not a valid URI ({e})") from None
+    if uri == "databricks" or scheme == "databricks":
+        return     # a Databricks workspace: MLflow's own
     if scheme in ("", "file"):
         raise TrackingError(f"tracking.uri {clip(uri)!r} is a folder store, which MLflow no longer opens; use a "
                             f"database such as 'sqlite:///path/mlflow.db' (unset tracking.uri for the study's "
@@ -212,11 +219,14 @@ def _check_uri(uri: str) -> None:
     if scheme in ("http", "https"):
         _check_server(uri)
     db = sqlite_path(uri)
-    if scheme == "sqlite" and (db is None or uri[len("sqlite:///"):].strip() in ("", ":memory:")):
+    if scheme == "sqlite" and (db is None or str(db).strip() in ("", ".", ":memory:")):
         # 'sqlite://', 'sqlite:///': SQLAlchemy's in-memory database, lost when the run ends
         raise TrackingError(f"tracking.uri {clip(uri)!r} names no database file (an in-memory store that "
                             f"keeps nothing); write e.g. 'sqlite:///results/mlflow.db', or unset it")
     if db is not None:
+        if uri.split("?", 1)[0].endswith("/"):
+            raise TrackingError(f"tracking.uri {clip(uri)!r} ends in '/'; name the database file, e.g. "
+                                f"'sqlite:///{db / 'mlflow.db'}'")
         _check_database_file(uri, db)
 
 

@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "best":
         from ..report import select_best
 
+        if args.config or args.set:   # the choice needs none; a config named is still read, so a typo shows
+            load_args_config(args)
         if not args.inputs:
             raise UserError("'tables best' needs --inputs BEST_JSON ...")
         folders = [p for p in args.inputs if Path(p).is_dir()]

@@ -311,6 +311,7 @@ def fidelity_sample(history: Sequence[Mapping], best: int, spread: int) -> list[
     for row in history:
         if row.get("failure") is None:
             last[row["id"]] = row
+    last = {k: r for k, r in last.items() if math.isfinite(r["fitness"])}   # NaN would not sort
     ranked = sorted(last.values(), key=lambda r: (-r["fitness"], r["id"]))
     chosen = ranked[:best]
     rest = ranked[best:]
