@@ -231,6 +231,10 @@ def test_tables_best_refuses_searches_of_different_datasets(capsys, tmp_path):
     line = one_line_error(capsys, ["tables", "best", "--inputs", a, b, "--out", str(out)],
                           r"\(dataset 'cifar10'\) and .* \(dataset 'cifar100'\) are searches of different datasets")
     assert a in line and b in line and not out.exists()
+    c = _best(tmp_path, "c", {**GOOD, "seed": 2, "method": "search_nws"})   # without weight sharing
+    one_line_error(capsys, ["tables", "best", "--inputs", a, c, "--out", str(out)],
+                   r"\(method 'search'\) and .* \(method 'search_nws'\) are searches of different methods")
+    assert not out.exists()
 
 
 def test_tables_best_refuses_two_searches_of_one_seed(capsys, tmp_path):
@@ -496,3 +500,10 @@ def test_a_folder_where_a_run_writes_its_result_is_refused_before_any_work(capsy
     (tmp_path / "t" / "metrics.json").mkdir(parents=True)
     one_line_error(capsys, ["train", "--genome", genome, "--config", DEMO, *SETS, "--out", str(tmp_path / "t")],
                    r"t/metrics.json is a folder where the training writes its file")
+
+
+def test_prepare_out_dash_prints_the_summary(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["prepare", "--config", DEMO, "--dataset", "cifar10", "--out", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["dataset"] == "cifar10"
+    assert list(tmp_path.iterdir()) == []       # no file named '-'

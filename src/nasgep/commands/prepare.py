@@ -29,7 +29,7 @@ HELP = "download/validate a dataset and write a JSON summary (counts, classes, m
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--dataset", required=True, help="dataset name in the config's 'datasets'")
-    p.add_argument("--out", help="JSON file to write (default: print to stdout)")
+    p.add_argument("--out", help="JSON file to write (default, or '-': print to stdout)")
     p.add_argument("--seed", type=seed_value, default=0, help="seed of the search's validation split (default 0)")
     p.add_argument("--no-image-check", action="store_true",
                    help="folder datasets: do not decode every image to find unreadable files")
@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_args_config(args)
     dataset_name(config, args.dataset)
+    if args.out == "-":
+        args.out = None
     if args.out:
         from .. import outdir
 

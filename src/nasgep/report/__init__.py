@@ -38,7 +38,7 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
     """The ``best.json`` with the highest search ``fitness`` (the earliest on ties),
     with a ``selection`` entry naming the candidates; raises ValueError when empty, for
     a result that is no search's (a random sample's, a fitness that is no finite number),
-    for searches of different datasets and for two searches of one seed (as ``nasgep
+    for searches of different datasets or methods and for two searches of one seed (as ``nasgep
     evaluate``: a seed's search counts once)."""
     if not paths:
         raise ValueError("no best.json to choose from")
@@ -57,11 +57,12 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
             Genome.from_dict(data["genome"]).validate()
         except GenomeError as e:
             raise ValueError(f"{path}: genome: {e}") from None
-    datasets = [(data["dataset"], path) for data, path in candidates if isinstance(data.get("dataset"), str)]
-    for dataset, path in datasets[1:]:
-        if dataset != datasets[0][0]:
-            raise ValueError(f"{datasets[0][1]} (dataset {datasets[0][0]!r}) and {path} (dataset {dataset!r}) are "
-                             "searches of different datasets; choose among one dataset's searches")
+    for key, what in (("dataset", "datasets"), ("method", "methods")):   # with and without weight sharing
+        given = [(data[key], path) for data, path in candidates if isinstance(data.get(key), str)]
+        for value, path in given[1:]:
+            if value != given[0][0]:
+                raise ValueError(f"{given[0][1]} ({key} {given[0][0]!r}) and {path} ({key} {value!r}) are "
+                                 f"searches of different {what}; choose among one {key}'s searches")
     seen: dict[Any, str] = {}
     for data, path in candidates:    # a file given twice, or a copy of one search
         seed = data.get("seed")
