@@ -706,6 +706,8 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
     ("metrics", b'{"test_error": 3.0, "params": "30000"}', r"metrics.json: 'params' is '30000', not a count"),
     ("metrics", b'{"test_error": 3.0, "params": -5}', r"metrics.json: 'params' is -5, not a count"),
     ("metrics", b'{"test_error": 3.0, "params": true}', r"metrics.json: 'params' is True, not a count"),
+    ("metrics", "dangling link", r"metrics.json: cannot read it \(No such file or directory\)"),
+    ("history", "dangling link", r"history.parquet: damaged or not a search history"),
     ("history", "infinite seconds",
      r"history.parquet: column '(fitness|seconds)' holds an infinite or negative number"),
 ])
@@ -722,6 +724,9 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
     if content == "folder":
         path.unlink()
         path.mkdir()
+    elif content == "dangling link":   # was shown as "not run yet"
+        path.unlink()
+        path.symlink_to(tmp_path / "gone")
     elif content == "text numbers":   # figures used to drop every row and plot nothing, silently
         import pandas as pd
 

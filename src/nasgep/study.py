@@ -252,14 +252,14 @@ class Study:
         place: :func:`read_metrics`)."""
         for seed in self.seeds:
             path = self.train_dir(dataset, variant, seed) / "metrics.json"
-            if path.exists():
+            if path.exists() or path.is_symlink():   # a dangling link is named, not "not run yet"
                 yield read_metrics(path, dataset=dataset, variant=variant, seed=seed)
 
     def histories(self, dataset: str, method: str) -> Iterator[tuple[int, Path]]:
         """(seed, ``history.parquet``) of each seed's search that exists."""
         for seed in self.seeds:
             path = self.search_dir(dataset, method, seed) / "history.parquet"
-            if path.exists():
+            if path.exists() or path.is_symlink():
                 yield seed, path
 
 

@@ -305,7 +305,7 @@ def table3(study: Study) -> Table:
                 "and set transfer.dataset to its name)")
     else:
         path = study.transfer_dir(dataset) / "metrics.json"
-        if path.exists():
+        if path.exists() or path.is_symlink():
             m = read_metrics(path, dataset=dataset)
             top1 = float(m["test_error"]) if m.get("test_error") is not None else math.nan
             top5 = float(m["test_top5_error"]) if m.get("test_top5_error") is not None else math.nan
