@@ -13,15 +13,16 @@ SEEDS="seeds=[$(seq -s, 14 38)]"
 # with the shared arguments plus ARGS (seeds, random cells, trainings, fidelity sample,
 # --blind or --report-only), and keeps its new jobs in LEDGER. (The study scripts before
 # 2026-12-06 wrote this out; bench/ledger.py restore then save is the same as theirs.)
+PY=${PYTHON:-.venv/bin/python}
 study() {
     local ledger=$1 out=$2 reused=() except=()
     shift 2
     while [ "$1" != "--" ]; do reused+=("$1"); except+=(--except-in "$1"); shift; done
     shift
     mkdir -p "$out"
-    for l in "${reused[@]}"; do ${PY:-.venv/bin/python} bench/ledger.py restore "$l" "$out"; done
-    [ -d "$ledger" ] && ${PY:-.venv/bin/python} bench/ledger.py restore "$ledger" "$out"
-    OMP_NUM_THREADS=1 ${PY:-.venv/bin/python} bench/search_phase.py --config config/cifar10-cpu.yaml \
+    for l in ${reused[@]+"${reused[@]}"}; do $PY bench/ledger.py restore "$l" "$out"; done
+    [ -d "$ledger" ] && $PY bench/ledger.py restore "$ledger" "$out"
+    OMP_NUM_THREADS=1 $PY bench/search_phase.py --config config/cifar10-cpu.yaml \
         "${DATA[@]}" --finalists 0 --workers 2 --out "$out" --skip-paper --variant "$V" "$@"
-    ${PY:-.venv/bin/python} bench/ledger.py save "$out" "$ledger" "${except[@]}"
+    $PY bench/ledger.py save "$out" "$ledger" ${except[@]+"${except[@]}"}
 }

@@ -697,7 +697,7 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
     ("metrics", "folder", r"metrics.json: is a folder; expected a JSON results file"),
     ("metrics", b"", r"metrics.json: empty, not a JSON results file"),
     # a folder reads as a parquet dataset (pyarrow's 'No match for FieldRef' before)
-    ("history", "folder", r"history.parquet: is a folder, not a search history file"),
+    ("history", "folder", r"history.parquet: is a folder; expected a search history file"),
     ("history", "text numbers", r"history.parquet: column '(fitness|seconds)' does not hold numbers"),
     # values that were tracebacks in the tables, or numbers printed without a word
     ("metrics", b'{"test_error": 3.0, "test_accuracy": "abc"}',
@@ -706,8 +706,8 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
     ("metrics", b'{"test_error": 3.0, "params": "30000"}', r"metrics.json: 'params' is '30000', not a count"),
     ("metrics", b'{"test_error": 3.0, "params": -5}', r"metrics.json: 'params' is -5, not a count"),
     ("metrics", b'{"test_error": 3.0, "params": true}', r"metrics.json: 'params' is True, not a count"),
-    ("metrics", "dangling link", r"metrics.json: cannot read it \(No such file or directory\)"),
-    ("history", "dangling link", r"history.parquet: damaged or not a search history"),
+    ("metrics", "dangling link", r"metrics.json: a link to a missing file; expected a JSON results file"),
+    ("history", "dangling link", r"history.parquet: a link to a missing file; expected a search history file"),
     ("history", "infinite seconds",
      r"history.parquet: column '(fitness|seconds)' holds an infinite or negative number"),
 ])

@@ -449,6 +449,14 @@ def test_a_file_out_replaces_only_an_earlier_output_of_its_kind(capsys, tmp_path
     one_line_error(capsys, ["tables", "best", "--inputs", good, "--out", str(pipe)],
                    r"--out .*pipe is not a plain file \(a device, a pipe or a socket\)")
     assert pipe.is_fifo()
+    earlier = tmp_path / "cache" / "selection.json"   # a link to an earlier output (a DVC cache link):
+    earlier.parent.mkdir()                           # the link is replaced, its target left as it is
+    assert main(["tables", "best", "--inputs", good, "--out", str(earlier)]) == 0
+    cached = earlier.read_bytes()
+    link = tmp_path / "best.json"
+    link.symlink_to(earlier)
+    assert main(["tables", "best", "--inputs", good, "--out", str(link)]) == 0
+    assert not link.is_symlink() and earlier.read_bytes() == cached
     summary = tmp_path / "summary.json"            # its own earlier output: written again
     for _ in range(2):
         assert main(["prepare", "--config", str(config), "--dataset", "cifar10", "--out", str(summary)]) == 0
@@ -496,6 +504,11 @@ def test_a_folder_where_a_run_writes_its_result_is_refused_before_any_work(capsy
     one_line_error(capsys, ["search", "--config", DEMO, *SETS, "--set", "search.max_generations=3", "--out",
                             str(run), "--resume"], r"run/best.json is a folder where the search writes its file")
     assert snapshot(run) == before
+    (run / "best.json").rmdir()
+    (run / "settings.json").rename(tmp_path / "kept.json")   # its record a folder: one line, not IsADirectoryError
+    (run / "settings.json").mkdir()
+    one_line_error(capsys, ["search", "--config", DEMO, *SETS, "--out", str(run), "--resume"],
+                   r"run/settings.json cannot be read \(Is a directory\); restore it")
     genome = _best(tmp_path, "g", GOOD)
     (tmp_path / "t" / "metrics.json").mkdir(parents=True)
     one_line_error(capsys, ["train", "--genome", genome, "--config", DEMO, *SETS, "--out", str(tmp_path / "t")],

@@ -210,10 +210,6 @@ def _check_references(config: dict, source: str, followed: Container[str] = ()) 
     unknown = [f"{key}: unknown dataset {name!r}" for key, name in refs if name not in names]
     if unknown:
         raise ConfigError(f"{source}: {'; '.join(unknown)} (datasets: {sorted(names, key=str)})")
-    best = config["workflow"]["best_ablation"]
-    if best not in config["ablations"]:
-        raise ConfigError(f"{source}: workflow.best_ablation: unknown ablation {quote(best)} "
-                          f"(ablations: {sorted(config['ablations'], key=str)})")
     for name, entry in config["datasets"].items():
         if entry["kind"] == "npz" and not entry.get("path"):
             raise ConfigError(f"{source}: datasets.{name}.path: unset; an npz dataset needs it: set its 'path' to "

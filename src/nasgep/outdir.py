@@ -31,6 +31,7 @@ from typing import Any
 
 from .errors import UserError
 from .io import atomic_write_text
+from .study import SEARCHPHASE_FILES
 
 LOCK = ".lock"
 SETTINGS = "settings.json"
@@ -103,6 +104,9 @@ def recorded(out: Path) -> dict | None:
         doc = json.loads(path.read_bytes())
         if not isinstance(doc, dict) or not isinstance(doc.get("settings"), dict):
             raise ValueError("no 'settings' mapping")
+    except OSError as e:     # a folder of that name, an unreadable file
+        raise FolderError(f"{path} cannot be read ({e.strerror}); restore it, or pass --restart to start "
+                          "over (the old files are moved aside, not deleted)") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise FolderError(f"{path} is damaged ({e}); restore it, or pass --restart to start "
                           "over (the old files are moved aside, not deleted)") from None
@@ -281,8 +285,8 @@ def refuse_foreign_file(path: Path, what: str, own_key: str) -> None:
         raise FolderError(f"{path}: is a folder, not a file")
     if not path.is_file():
         raise FolderError(f"--out {path} is not a plain file (a device, a pipe or a socket); name a file for {what}")
-    try:
-        doc = json.loads(path.read_bytes())
+    try:   # a summary or a selection is a few kB; a large file (a database) is not one
+        doc = json.loads(path.read_bytes()) if path.stat().st_size < 2**24 else None
     except (OSError, ValueError, RecursionError):
         doc = None
     if not (isinstance(doc, dict) and own_key in doc):
@@ -299,13 +303,12 @@ WRITES: dict[str, tuple[str, ...]] = {
     "search": ("best.json", "history.parquet", "search.json", "finalists.json"),
     "training": ("checkpoint.pt", "metrics.json", "model.pt"),
     "sample": ("best.json",),
-    "search-phase evaluation": ("searchphase.json", "searchphase.md", "searchphase.html", "fidelity.png"),
+    "search-phase evaluation": (*SEARCHPHASE_FILES, "trainings.csv"),
 }
 
-#: other names a run writes at the top of its folder (a search's before its first checkpoint,
-#: a search-phase evaluation's beside its searchphase.json)
-OWN = ("checkpoints", "weights", "individuals", "cells", "search.json", "finalists.json",
-       "runs", "searchphase.md", "searchphase.html", "fidelity.png", "trainings.csv")
+#: the names a run writes at the top of its folder: its folders (a search's, before its first
+#: checkpoint; an evaluation's runs/) and the files of :data:`WRITES`
+OWN = ("checkpoints", "weights", "individuals", "cells", "runs", *dict.fromkeys(n for w in WRITES.values() for n in w))
 
 
 def foreign_entries(out: Path) -> list[str]:
@@ -366,6 +369,14 @@ def refuse_others(out: Path, what: str) -> None:
         raise FolderError(f"{out} holds a {kind} ({shown_files(found)}), not a {what}; choose another --out")
 
 
+def refuse_blocked_writes(out: Path, what: str) -> None:
+    """:class:`FolderError` when a folder stands where the ``what`` run writes one of its
+    files (:data:`WRITES`): found when it starts, not after its training."""
+    blocked = [name for name in WRITES[what] if (out / name).is_dir()]
+    if blocked:
+        raise FolderError(f"{out / blocked[0]} is a folder where the {what} writes its file; move it away")
+
+
 def shown_files(markers: list[str]) -> str:
     """The files :func:`another_run` found, as a message shows them (``checkpoints/``)."""
     return ", ".join(_shown(m) for m in markers)
@@ -399,9 +410,7 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
     A folder of the user's own (visible files, none of them a nasgep run's) is refused,
     even on ``restart``: a run keeps its files in a folder of its own."""
     refuse_others(out, what)
-    blocked = [name for name in (SETTINGS, *WRITES.get(what, ())) if (out / name).is_dir()]
-    if blocked:   # found now, not after a generation's training when the result is written
-        raise FolderError(f"{out / blocked[0]} is a folder where the {what} writes its file; move it away")
+    refuse_blocked_writes(out, what)
     changed = [] if restart else settings_differ(out, settings)   # a damaged record may go aside
     holds = any(any(out.glob(marker)) for marker in RUNS[what])
     if restart or (restart_if_changed and changed):

@@ -54,8 +54,7 @@ class ResultFileError(UserError):
 
 def read_json(path: str | Path) -> dict[str, Any]:
     """A results file's JSON object; :class:`ResultFileError` naming it when damaged."""
-    if Path(path).is_dir():
-        raise ResultFileError(f"{path}: is a folder; expected a JSON results file")
+    _require_file(path, "JSON results file")
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
@@ -74,6 +73,21 @@ def read_json(path: str | Path) -> dict[str, Any]:
 #: What each number of a metrics.json may be: key, lowest, highest, kind (null: not measured).
 _METRIC_RANGES = (("test_error", 0, 100, "percentage"), ("test_accuracy", 0, 100, "percentage"),
                   ("test_top5_error", 0, 100, "percentage"), ("params", 0, 1e12, "count"))
+
+
+def present(path: Path) -> bool:
+    """A results file is there, or a link stands in its place (a dangling one is named by
+    the reader, not shown as "not run yet")."""
+    return path.exists() or path.is_symlink()
+
+
+def _require_file(path: str | Path, what: str) -> None:
+    """:class:`ResultFileError` for a folder, or a link to nothing, where a file is read."""
+    if Path(path).is_dir():
+        raise ResultFileError(f"{path}: is a folder; expected a {what}")
+    if not Path(path).exists():
+        kind = "a link to a missing file" if Path(path).is_symlink() else "no such file"
+        raise ResultFileError(f"{path}: {kind}; expected a {what}")
 
 
 def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
@@ -108,8 +122,7 @@ def read_history(path: str | Path, columns: list[str]):
     parquet dataset), unreadable, or a numeric column that holds anything else."""
     import pandas as pd
 
-    if Path(path).is_dir():
-        raise ResultFileError(f"{path}: is a folder, not a search history file")
+    _require_file(path, "search history file")
     try:
         frame = pd.read_parquet(path, columns=columns)
     except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, KeyError ...
@@ -129,8 +142,8 @@ def read_history(path: str | Path, columns: list[str]):
 
 
 #: Columns of ``history.parquet`` that hold numbers (NaN for a failed candidate).
-HISTORY_NUMBERS: tuple[str, ...] = ("generation", "epochs", "epochs_this_generation", "fitness", "accuracy",
-                                    "params", "seconds")
+HISTORY_NUMBERS: tuple[str, ...] = ("generation", "born", "epochs", "epochs_this_generation", "fitness",
+                                    "accuracy", "params", "inherited", "seconds")
 
 
 def is_number(value: object) -> bool:
@@ -164,7 +177,15 @@ class Study:
 
     @property
     def best_ablation(self) -> str:
-        return self.config["workflow"]["best_ablation"]
+        """``workflow.best_ablation``, one of the study's ablations (checked here, where a
+        study needs it: a lone search or training does not)."""
+        best = self.config["workflow"]["best_ablation"]
+        if best not in self.config["ablations"]:
+            from .config import ConfigError
+
+            raise ConfigError(f"workflow.best_ablation: unknown ablation {best!r} "
+                              f"(ablations: {sorted(self.config['ablations'], key=str)})")
+        return best
 
     @property
     def ablations(self) -> dict[str, dict[str, Any]]:
@@ -252,14 +273,14 @@ class Study:
         place: :func:`read_metrics`)."""
         for seed in self.seeds:
             path = self.train_dir(dataset, variant, seed) / "metrics.json"
-            if path.exists() or path.is_symlink():   # a dangling link is named, not "not run yet"
+            if present(path):
                 yield read_metrics(path, dataset=dataset, variant=variant, seed=seed)
 
     def histories(self, dataset: str, method: str) -> Iterator[tuple[int, Path]]:
         """(seed, ``history.parquet``) of each seed's search that exists."""
         for seed in self.seeds:
             path = self.search_dir(dataset, method, seed) / "history.parquet"
-            if path.exists() or path.is_symlink():
+            if present(path):
                 yield seed, path
 
 

@@ -210,7 +210,7 @@ def _check_uri(uri: str) -> None:
         scheme = urlparse(uri).scheme.lower()
     except ValueError as e:    # 'http://[::1': an unclosed IPv6 address
         raise TrackingError(f"tracking.uri {clip(uri)!r} is not a valid URI ({e})") from None
-    if uri == "databricks" or scheme == "databricks":
+    if uri.lower() == "databricks" or scheme == "databricks":
         return     # a Databricks workspace: MLflow's own
     if scheme in ("", "file"):
         raise TrackingError(f"tracking.uri {clip(uri)!r} is a folder store, which MLflow no longer opens; use a "
@@ -219,7 +219,7 @@ def _check_uri(uri: str) -> None:
     if scheme in ("http", "https"):
         _check_server(uri)
     db = sqlite_path(uri)
-    if scheme == "sqlite" and (db is None or str(db).strip() in ("", ".", ":memory:")):
+    if scheme == "sqlite" and (db is None or uri[len("sqlite:///"):].split("?", 1)[0].strip() in ("", ":memory:")):
         # 'sqlite://', 'sqlite:///': SQLAlchemy's in-memory database, lost when the run ends
         raise TrackingError(f"tracking.uri {clip(uri)!r} names no database file (an in-memory store that "
                             f"keeps nothing); write e.g. 'sqlite:///results/mlflow.db', or unset it")

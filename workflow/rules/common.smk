@@ -14,7 +14,7 @@ from nasgep.config import ConfigError
 from nasgep.config import validate as nasgep_validate
 from nasgep import study as plan
 from nasgep.study import LAYOUT, METHODS, WEIGHT_SHARING, Study
-from nasgep.tracking import tracking_uri
+from nasgep.tracking import sqlite_path, tracking_uri
 
 # The rules call `nasgep` from PATH; when it is not there (`.venv/bin/snakemake` run without
 # activating the virtual environment), from the environment snakemake runs in.
@@ -96,9 +96,9 @@ def tracking_input() -> list:
 def tracking_db() -> str | None:
     """Path of the study's sqlite store when the workflow creates it, else None."""
     uri = tracking_uri(NASGEP_CONFIG)
-    if uri is None or not uri.startswith("sqlite:///"):
+    path = sqlite_path(uri) if uri is not None else None
+    if path is None:
         return None
-    path = Path(uri[len("sqlite:///") :])
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:

@@ -229,13 +229,13 @@ def _check_row(path: Path, row: dict) -> None:
     """One line naming ``path`` and the individual for a row no search writes: an id that
     could name a file outside OUT/runs (``../x``), epochs that are no whole number."""
     from ..errors import clip
-    from ..study import ResultFileError
+    from ..study import ResultFileError, is_number
 
     if not isinstance(row["id"], str) or not _ID.fullmatch(row["id"]):
         raise ResultFileError(f"{path}: individual id {clip(repr(row['id']))} is not one a search writes "
                               "(letters, digits, '-' and '_'; damaged)")
     epochs = row["epochs"]
-    if not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs == int(epochs) and epochs >= 0):
+    if not (is_number(epochs) and math.isfinite(epochs) and epochs == int(epochs) and epochs >= 0):
         raise ResultFileError(f"{path}: individual {row['id']}: epochs {clip(repr(epochs))} is not a whole "
                               "number (damaged)")
 
@@ -371,6 +371,7 @@ def run(args: argparse.Namespace) -> int:
         # OUT is the evaluation's own: not a folder of the user's files, nor a search's,
         # training's or sample's (whose files its trainings and report would lie among)
         outdir.refuse_others(out, WHAT)
+        outdir.refuse_blocked_writes(out, WHAT)
         # Every cached training is checked before any is trained. One of another genome or
         # other settings is never reused (old accuracies reported as new) nor overwritten (a
         # finished, often hours long training an earlier evaluation was made of): refused,

@@ -20,6 +20,7 @@ from ..study import (  # noqa: F401 - the report's view of the plan
     ResultFileError,
     Study,
     is_number,
+    present,
     read_history,
     read_json,
     read_metrics,

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..io import atomic_write_text
-from . import TABLE_FORMATS, Study, read_history, read_metrics
+from . import TABLE_FORMATS, Study, present, read_history, read_metrics
 from . import reference as ref
 
 MEASURED = "measured"
@@ -305,7 +305,7 @@ def table3(study: Study) -> Table:
                 "and set transfer.dataset to its name)")
     else:
         path = study.transfer_dir(dataset) / "metrics.json"
-        if path.exists() or path.is_symlink():
+        if present(path):
             m = read_metrics(path, dataset=dataset)
             top1 = float(m["test_error"]) if m.get("test_error") is not None else math.nan
             top5 = float(m["test_top5_error"]) if m.get("test_top5_error") is not None else math.nan
