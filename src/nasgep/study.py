@@ -128,20 +128,19 @@ def read_history(path: str | Path, columns: list[str]):
     except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, KeyError ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ResultFileError(f"{path}: damaged or not a search history ({clip(reason)})") from None
-    wrong = [c for c in HISTORY_NUMBERS if c in frame.columns and frame[c].notna().any()
-             and not pd.api.types.is_numeric_dtype(frame[c])]   # all None: every candidate failed
-    if wrong:
-        raise ResultFileError(f"{path}: column {wrong[0]!r} does not hold numbers "
-                              "(damaged, or not a search history of nasgep)")
-    for column in HISTORY_NUMBERS:
-        if column in frame.columns and frame[column].notna().any():
-            values = frame[column].dropna()
-            if (values.abs() == float("inf")).any() or (column != "fitness" and (values < 0).any()):
-                raise ResultFileError(f"{path}: column {column!r} holds an infinite or negative number (damaged)")
+    for column in (c for c in HISTORY_NUMBERS if c in frame.columns):
+        values = frame[column].dropna()       # a column of None only has no number type
+        if values.empty:
+            continue
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise ResultFileError(f"{path}: column {column!r} does not hold numbers "
+                                  "(damaged, or not a search history of nasgep)")
+        if (values.abs() == float("inf")).any() or (values < 0).any():
+            raise ResultFileError(f"{path}: column {column!r} holds an infinite or negative number (damaged)")
     return frame
 
 
-#: Columns of ``history.parquet`` that hold numbers (NaN for a failed candidate).
+#: Columns of ``history.parquet`` that hold numbers, none of them negative (NaN: not known).
 HISTORY_NUMBERS: tuple[str, ...] = ("generation", "born", "epochs", "epochs_this_generation", "fitness",
                                     "accuracy", "params", "inherited", "seconds")
 
