@@ -30,10 +30,15 @@ def tracking_uri(config: Mapping) -> str | None:
 
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative or absolute), else None."""
+    name = _sqlite_name(uri)
+    return None if name is None else Path(name)
+
+
+def _sqlite_name(uri: str) -> str | None:
+    """The file name a ``sqlite:///`` URI gives, as written (``''`` for none), without
+    SQLAlchemy's ``?mode=ro`` options; None for any other URI."""
     prefix = "sqlite:///"
-    if not uri.lower().startswith(prefix):
-        return None
-    return Path(uri[len(prefix):].split("?", 1)[0])   # '?mode=ro': SQLAlchemy's options, not the file name
+    return uri[len(prefix):].split("?", 1)[0] if uri.lower().startswith(prefix) else None
 
 
 def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -218,16 +223,16 @@ def _check_uri(uri: str) -> None:
                             f"own), a server's http(s):// address, or tracking.enabled: false")
     if scheme in ("http", "https"):
         _check_server(uri)
-    db = sqlite_path(uri)
-    if scheme == "sqlite" and (db is None or uri[len("sqlite:///"):].split("?", 1)[0].strip() in ("", ":memory:")):
+    name = _sqlite_name(uri)
+    if scheme == "sqlite" and (name is None or name.strip() in ("", ":memory:")):
         # 'sqlite://', 'sqlite:///': SQLAlchemy's in-memory database, lost when the run ends
         raise TrackingError(f"tracking.uri {clip(uri)!r} names no database file (an in-memory store that "
                             f"keeps nothing); write e.g. 'sqlite:///results/mlflow.db', or unset it")
-    if db is not None:
-        if uri.split("?", 1)[0].endswith("/"):
+    if name is not None:
+        if name.endswith("/"):
             raise TrackingError(f"tracking.uri {clip(uri)!r} ends in '/'; name the database file, e.g. "
-                                f"'sqlite:///{db / 'mlflow.db'}'")
-        _check_database_file(uri, db)
+                                f"'sqlite:///{Path(name) / 'mlflow.db'}'")
+        _check_database_file(uri, Path(name))
 
 
 def check_store(config: Mapping) -> None:
