@@ -241,6 +241,14 @@ def test_decode_of_nothing_says_what_is_expected(capsys, monkeypatch, argv, stdi
     one_line_error(capsys, argv, r"no chromosome .*expected 'head \| tail' text")
 
 
+def test_decode_reads_stdin_as_a_filter_and_stops_on_binary_input(capsys, monkeypatch):
+    # /dev/zero (no newline ever) was read until the process was killed
+    zeros = io.StringIO("add | h1 h2\n" + "\0" * 200_000)
+    monkeypatch.setattr("sys.stdin", zeros)
+    one_line_error(capsys, ["decode", "-"], r"stdin line 2: longer than 65536 characters, not a chromosome")
+    assert zeros.tell() < 140_000            # stopped after the cap, not at the end of the input
+
+
 def test_decode_names_the_stdin_line_and_clips_long_input(capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("add | h1 h2\n" + "add " * 5000 + "|\n"))
     one_line_error(capsys, ["decode", "-"], r"stdin line 2: .*more characters")
@@ -692,7 +700,7 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
 @pytest.mark.parametrize("target, content, match", [
     ("metrics", b"\x00\x01garbage", r"metrics.json: damaged, not a JSON results file"),
     ("metrics", b'{"params": 5}', r"metrics.json: no numeric 'test_error'"),
-    ("metrics", b'{"test_error": NaN, "params": 5}', r"metrics.json: 'test_error' is nan, not a finite number"),
+    ("metrics", b'{"test_error": NaN, "params": 5}', r"metrics.json: 'test_error' is nan, not a percentage"),
     ("history", b"PAR1 truncated", r"history.parquet: damaged or not a search history"),
     ("metrics", "folder", r"metrics.json: is a folder; expected a JSON results file"),
     ("metrics", b"", r"metrics.json: empty, not a JSON results file"),
@@ -741,6 +749,26 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
         frame.to_parquet(path)
     else:
         path.write_bytes(content)
+    one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)
+
+
+@pytest.mark.parametrize("verb, column, change, match", [
+    # figures plotted a generation of 0.5 between two generations
+    ("figures", "generation", 0.5, r"history.parquet: row 0: generation 0.5 is not a whole number"),
+    # tables summed a NaN count as 0 epochs
+    ("tables", "epochs_this_generation", float("nan"),
+     r"history.parquet: row 0: epochs_this_generation nan is not a whole number")])
+def test_a_history_count_that_is_no_whole_number_is_named(capsys, tmp_path, verb, column, change, match):
+    import pandas as pd
+    from test_report import make_study
+
+    from nasgep.report import Study
+
+    cfg, config = make_study(tmp_path)
+    path = Study(config).search_dir("cifar10", "search", 0) / "history.parquet"
+    frame = pd.read_parquet(path)
+    frame[column] = frame[column].astype("float64") + change
+    frame.to_parquet(path)
     one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)
 
 

@@ -167,6 +167,19 @@ def test_reference_rows_are_labelled_and_never_measured(study_dir):
     assert len(by_source(t3.data, ref.LABEL)) == len(ref.TABLE3)
 
 
+def test_a_search_that_trained_nothing_costs_nothing_in_table2(study_dir):
+    # a search that stopped before its first candidate writes an empty history; it was
+    # averaged in as "0.00 (0 epochs)", halving the cost shown for the others
+    _, config = study_dir
+    study = Study(config)
+    for dataset in ("cifar10", "cifar100"):
+        history(0).iloc[:0].to_parquet(study.search_dir(dataset, "search", 0) / "history.parquet")
+    measured = build_tables(study)[1].display.set_index(["Method", "Source"]).loc[("NASGEP (this study)", "measured")]
+    assert measured["GPU days"] == "0.50 ± 0.00 (12 ± 0 epochs)"
+    assert by_source(build_tables(study)[1].data, "measured").set_index("method").loc[
+        "NASGEP (this study)", "search_epochs"] == 12
+
+
 def test_table3_marks_the_transfer_not_run_when_unconfigured(study_dir):
     _, config = study_dir
     t3 = build_tables(Study(config))[2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -99,9 +100,6 @@ def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
     data = read_json(path)
     if not is_number(data.get("test_error")):
         raise ResultFileError(f"{path}: no numeric 'test_error' (not a metrics.json of 'nasgep train')")
-    if not math.isfinite(data["test_error"]):   # JSON's NaN: the run was dropped from the tables silently
-        raise ResultFileError(f"{path}: 'test_error' is {data['test_error']}, not a finite number (damaged); "
-                              "train it again with --restart")
     for key, low, high, what in _METRIC_RANGES:
         value = data.get(key)
         if value is not None and not (is_number(value) and math.isfinite(value) and low <= value <= high
@@ -116,10 +114,13 @@ def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
     return data
 
 
-def read_history(path: str | Path, columns: list[str]):
+def read_history(path: str | Path, columns: list[str] | None):
     """Columns of a search's ``history.parquet`` (all with ``columns=None``);
     :class:`ResultFileError` when damaged: not a file (pandas would read a folder as a
-    parquet dataset), unreadable, or a numeric column that holds anything else."""
+    parquet dataset), unreadable, a numeric column that holds anything else (text, an
+    infinite or negative number), a count that is no whole number, or an individual id
+    no search writes (ids name files of an evaluation's runs: ``../x`` would name one
+    outside them). The one place that says what a history's values may be."""
     import pandas as pd
 
     _require_file(path, "search history file")
@@ -128,21 +129,41 @@ def read_history(path: str | Path, columns: list[str]):
     except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, KeyError ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ResultFileError(f"{path}: damaged or not a search history ({clip(reason)})") from None
+    ids = frame["id"] if "id" in frame.columns else None
+    if ids is not None:
+        wrong = ~ids.map(lambda x: isinstance(x, str) and HISTORY_ID.fullmatch(x) is not None)
+        if wrong.any():
+            raise ResultFileError(f"{path}: individual id {clip(repr(ids[wrong].iloc[0]))} is not one a search "
+                                  "writes (letters, digits, '-' and '_'; damaged)")
     for column in (c for c in HISTORY_NUMBERS if c in frame.columns):
         values = frame[column].dropna()       # a column of None only has no number type
-        if values.empty:
+        if values.empty and column not in HISTORY_COUNTS:
             continue
-        if not pd.api.types.is_numeric_dtype(frame[column]):
+        if not values.empty and not pd.api.types.is_numeric_dtype(frame[column]):
             raise ResultFileError(f"{path}: column {column!r} does not hold numbers "
                                   "(damaged, or not a search history of nasgep)")
         if (values.abs() == float("inf")).any() or (values < 0).any():
             raise ResultFileError(f"{path}: column {column!r} holds an infinite or negative number (damaged)")
+        if column in HISTORY_COUNTS:
+            counts = frame[column].astype("float64")
+            wrong = counts.isna() | (counts != counts.round())
+            if wrong.any():
+                row = int(wrong.to_numpy().nonzero()[0][0])
+                who = f"individual {ids.iloc[row]}" if ids is not None else f"row {row}"
+                value = frame[column].iloc[row]
+                value = value.item() if hasattr(value, "item") else value     # numpy's repr: np.float64(0.5)
+                raise ResultFileError(f"{path}: {who}: {column} {clip(repr(value))} is not a "
+                                      "whole number (damaged)")
     return frame
 
 
 #: Columns of ``history.parquet`` that hold numbers, none of them negative (NaN: not known).
 HISTORY_NUMBERS: tuple[str, ...] = ("generation", "born", "epochs", "epochs_this_generation", "fitness",
                                     "accuracy", "params", "inherited", "seconds")
+#: ... of them, those every row knows, as whole numbers.
+HISTORY_COUNTS: tuple[str, ...] = ("generation", "born", "epochs", "epochs_this_generation")
+#: An individual's id as a search writes it (``i17``, ``r3``).
+HISTORY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def is_number(value: object) -> bool:

@@ -26,17 +26,36 @@ def run(args: argparse.Namespace) -> int:
     from ..space import DECODE_ALPHABET
 
     from_stdin = args.chromosome == ["-"]
-    lines = sys.stdin.read().splitlines() if from_stdin else [" ".join(args.chromosome)]
-    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
-    if not numbered:
-        raise UserError(f"no chromosome {'on stdin' if from_stdin else 'given'}: expected 'head | tail' text "
-                        f"such as 'cat add g3 g7 | g1 g2 g9 g4 g5'{', one per line' if from_stdin else ''}")
-    for number, line in numbered:
+    lines = _stdin_lines() if from_stdin else iter([" ".join(args.chromosome)])
+    decoded = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             chrom = Chromosome.from_text(line, DECODE_ALPHABET)
         except ChromosomeError as e:
             raise ChromosomeError(f"stdin line {number}: {e}" if from_stdin else str(e)) from None
         tree = decode(chrom, DECODE_ALPHABET)
         suffix = f"\t{coding_length(chrom, DECODE_ALPHABET)}" if args.orf else ""
-        print(f"{tree}{suffix}")
+        print(f"{tree}{suffix}", flush=from_stdin)
+        decoded += 1
+    if not decoded:
+        raise UserError(f"no chromosome {'on stdin' if from_stdin else 'given'}: expected 'head | tail' text "
+                        f"such as 'cat add g3 g7 | g1 g2 g9 g4 g5'{', one per line' if from_stdin else ''}")
     return 0
+
+
+#: Longest stdin line read (a chromosome of the search space is a few hundred characters).
+MAX_LINE = 1 << 16
+
+
+def _stdin_lines():
+    """stdin one line at a time, as a filter reads it (each line decoded as it comes); a
+    line longer than :data:`MAX_LINE` (binary input, /dev/zero) is one error line."""
+    from ..errors import UserError
+
+    for number, line in enumerate(iter(lambda: sys.stdin.readline(MAX_LINE + 1), ""), 1):
+        if len(line) > MAX_LINE:
+            raise UserError(f"stdin line {number}: longer than {MAX_LINE} characters, not a chromosome "
+                            "('head | tail' text, one per line)")
+        yield line

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from pathlib import Path
 
@@ -216,28 +215,8 @@ def histories(searches: list[Path]) -> dict[Path, list[dict]]:
         rows = frame.to_dict("records")
         for r in rows:
             r["failure"] = r["failure"] if isinstance(r.get("failure"), str) else None
-            _check_row(path, r)
         out[folder] = rows
     return out
-
-
-#: an individual's id as a search writes it (``i17``); it names files of OUT/runs
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def _check_row(path: Path, row: dict) -> None:
-    """One line naming ``path`` and the individual for a row no search writes: an id that
-    could name a file outside OUT/runs (``../x``), epochs that are no whole number."""
-    from ..errors import clip
-    from ..study import ResultFileError, is_number
-
-    if not isinstance(row["id"], str) or not _ID.fullmatch(row["id"]):
-        raise ResultFileError(f"{path}: individual id {clip(repr(row['id']))} is not one a search writes "
-                              "(letters, digits, '-' and '_'; damaged)")
-    epochs = row["epochs"]
-    if not (is_number(epochs) and math.isfinite(epochs) and epochs == int(epochs) and epochs >= 0):
-        raise ResultFileError(f"{path}: individual {row['id']}: epochs {clip(repr(epochs))} is not a whole "
-                              "number (damaged)")
 
 
 def candidates(history_of: dict[Path, list[dict]]) -> int:

@@ -210,7 +210,9 @@ def search_epochs(study: Study, datasets: Sequence[str], method: str = "search")
 def _histories(study: Study, datasets: Sequence[str], method: str) -> Iterable[pd.DataFrame]:
     for dataset in datasets:
         for _, path in study.histories(dataset, method):
-            yield read_history(path, ["seconds", "epochs_this_generation"])
+            history = read_history(path, ["seconds", "epochs_this_generation"])
+            if len(history):      # a search that trained no candidate measured no cost
+                yield history
 
 
 def fmt_cost(days: Stat, epochs: Stat) -> str:
