@@ -7,6 +7,7 @@ to be one."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -520,3 +521,46 @@ def test_prepare_out_dash_prints_the_summary(capsys, tmp_path, monkeypatch):
     assert main(["prepare", "--config", DEMO, "--dataset", "cifar10", "--out", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["dataset"] == "cifar10"
     assert list(tmp_path.iterdir()) == []       # no file named '-'
+
+
+def _not_writable(monkeypatch, module, *denied: Path) -> None:
+    """``os.access`` in ``module`` answers no for writing ``denied`` (this suite runs as root
+    on CI, where a chmod would not stop a write)."""
+    real = module.os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & module.os.W_OK and Path(path) in denied:
+            return False
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(module.os, "access", access)
+
+
+@pytest.mark.parametrize("argv", [["track", "init"],
+                                  ["search", *SETS, "--set", "tracking.enabled=true", "--out", "OUT"]])
+def test_a_tracking_store_this_user_cannot_write_is_one_line_at_once(capsys, tmp_path, monkeypatch, argv):
+    """A shared, read-only results folder: MLflow retried the store for close to two minutes,
+    printing warnings, before a search or `track init` failed; now nothing starts."""
+    from nasgep import tracking
+
+    results = tmp_path / "results"
+    results.mkdir()
+    _not_writable(monkeypatch, tracking, results)
+    argv = [a.replace("OUT", str(tmp_path / "s0")) for a in argv]
+    argv[len(argv) if argv[0] == "track" else 1:1] = ["--config", DEMO, "--set", f"results_dir={results}"]
+    one_line_error(capsys, argv, rf"tracking.uri 'sqlite:///.*': cannot write {re.escape(str(results))} "
+                                 r"\(read-only, or not yours\)")
+    assert list(results.iterdir()) == [] and not (tmp_path / "s0").exists()
+
+
+def test_a_folder_this_user_cannot_write_is_named_not_the_hidden_temporary(capsys, tmp_path, monkeypatch):
+    import errno
+
+    from nasgep import io
+
+    def refused(path, *args, **kwargs):       # what open() says in a read-only folder
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(io, "open", refused, raising=False)
+    one_line_error(capsys, ["prepare", "--config", DEMO, "--dataset", "cifar10", "--out", str(tmp_path / "p.json")],
+                   r"p.json: Permission denied$")

@@ -91,7 +91,7 @@ def check_run_start(config: dict, out, what: str, tracked: bool = True) -> None:
 
     outdir.refuse_inside_run(out, what, itself=False)
     if tracked:
-        tracking.check_store(config)
+        tracking.check_store(config, writes=True)
 
 
 def load_args_config(args: argparse.Namespace) -> dict:

@@ -33,7 +33,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)     # a refused write (disk full, path is a folder) leaves nothing
-        if isinstance(e, OSError) and e.filename is None:   # a write or fsync names no file: name it
+        if isinstance(e, OSError) and (e.filename is None or e.filename == str(tmp)):
+            # a write or fsync names no file, a refused open the hidden temporary one: name the target
             raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced

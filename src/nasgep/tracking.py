@@ -198,6 +198,7 @@ def genome_text(genome, limit: int = 500) -> str:
 def _prepare(uri: str) -> None:
     """:func:`_check_uri`, then the folder of a sqlite store made."""
     _check_uri(uri)
+    _check_writable(uri)
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -235,13 +236,32 @@ def _check_uri(uri: str) -> None:
         _check_database_file(uri, Path(name))
 
 
-def check_store(config: Mapping) -> None:
+def check_store(config: Mapping, writes: bool = False) -> None:
     """The quick checks of the tracking store (no MLflow import, nothing written), made by a
     run before it does any work: a store that cannot be opened would otherwise fail after it (and MLflow
-    retries an unusable sqlite file for minutes first)."""
+    retries an unusable sqlite file for minutes first). ``writes``: a run will log to it."""
     uri = tracking_uri(config)
     if uri is not None:
         _check_uri(uri)
+        if writes:
+            _check_writable(uri)
+
+
+def _check_writable(uri: str) -> None:
+    """A sqlite store this user cannot write (the file, or the folder SQLite keeps its
+    journal in, or the first folder that exists on the way to it) is one line at once:
+    MLflow retried a read-only store for close to two minutes before it failed."""
+    db = sqlite_path(uri)
+    if db is None:
+        return
+    folder = db.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    for path, mode in ((db, os.W_OK), (folder, os.W_OK | os.X_OK)):
+        if path.exists() and not os.access(path, mode):
+            raise TrackingError(f"tracking.uri {clip(uri)!r}: cannot write {path} (read-only, or not yours); "
+                                "make it writable, set tracking.uri to another database, or "
+                                "tracking.enabled: false")
 
 
 #: The first bytes of every SQLite 3 database file.
