@@ -258,7 +258,8 @@ def _check_writable(uri: str) -> None:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     for path, mode in ((db, os.W_OK), (folder, os.W_OK | os.X_OK)):
-        if path.exists() and not os.access(path, mode):
+        # a file where a folder is needed is named by the folder's making
+        if (path.is_file() if path == db else path.is_dir()) and not os.access(path, mode):
             raise TrackingError(f"tracking.uri {clip(uri)!r}: cannot write {path} (read-only, or not yours); "
                                 "make it writable, set tracking.uri to another database, or "
                                 "tracking.enabled: false")
