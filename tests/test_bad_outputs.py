@@ -7,12 +7,13 @@ to be one."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from test_bad_input import DEMO, TINY, cheap_search, one_line_error  # noqa: F401 - cheap_search: a fixture
+from test_bad_input import DEMO, ROOT, TINY, cheap_search, one_line_error  # noqa: F401 - cheap_search: a fixture
 from test_report import make_study, metrics
 from test_resume import search, snapshot
 from test_searchphase import trainings  # noqa: F401 - a fixture
@@ -564,3 +565,33 @@ def test_a_folder_this_user_cannot_write_is_named_not_the_hidden_temporary(capsy
     monkeypatch.setattr(io, "open", refused, raising=False)
     one_line_error(capsys, ["prepare", "--config", DEMO, "--dataset", "cifar10", "--out", str(tmp_path / "p.json")],
                    r"p.json: Permission denied$")
+
+
+@pytest.mark.parametrize("verb", ["draw", "tables", "figures"])
+def test_tables_figures_and_drawings_replace_only_files_nasgep_wrote(capsys, tmp_path, verb):
+    """`draw`, `tables` and `figures` wrote over a user's normal.png, table1.md or
+    search_curves_cifar10.svg in their --out without a word (found by a CLI fuzz)."""
+    cfg, _ = make_study(tmp_path)
+    argv = {"draw": ["draw", str(ROOT / "examples" / "hand_genome.json")],
+            "tables": ["tables", "--config", str(cfg)], "figures": ["figures", "--config", str(cfg)]}[verb]
+    mine = {"draw": "normal.png", "tables": "table1.md", "figures": "search_curves_cifar10.svg"}[verb]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / mine).write_text("the user's own\n")
+    one_line_error(capsys, [*argv, "--out", str(docs)], rf"holds files nasgep did not write there.*\({mine}\)")
+    assert (docs / mine).read_text() == "the user's own\n" and sorted(os.listdir(docs)) == [mine]
+    # its own earlier outputs it replaces (a second run, a DVC cache link to one), and says
+    # so of an output the user edited since
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 0
+    written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert mine in written
+    cached = tmp_path / "cache"
+    (out / mine).rename(cached)
+    (out / mine).symlink_to(cached)
+    assert main([*argv, "--out", str(out)]) == 0
+    capsys.readouterr()
+    with (out / mine).open("a") as f:
+        f.write("my note\n")
+    one_line_error(capsys, [*argv, "--out", str(out)], rf"or that changed since \({mine}\)")
+    assert (out / mine).read_bytes().endswith(b"my note\n")

@@ -111,7 +111,7 @@ def test_cli_draw(tmp_path, capsys):
     path.write_text('{"fitness": 0.9, "genome": ' + HAND.to_json() + "}")
     assert main(["draw", str(path), "--out", str(tmp_path / "out"), "--title", "CIFAR-10"]) == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["normal.png", "normal.svg", "reduction.png", "reduction.svg"]
+    assert names == [".nasgep-outputs.json", "normal.png", "normal.svg", "reduction.png", "reduction.svg"]
     assert "normal.png" in capsys.readouterr().out
 
 

@@ -14,6 +14,8 @@ that shaped it, and starting over without losing anything.
   ``--restart``: nothing is ever deleted.
 - :func:`remove_stale_temporaries` deletes the hidden temporary files an interrupted
   atomic write leaves behind.
+- :func:`output_folder` guards the ``--out`` of a verb that writes files, not a run
+  (``tables``, ``figures``, ``draw``): it replaces only files nasgep wrote there.
 """
 from __future__ import annotations
 
@@ -450,6 +452,61 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(entry, dest)
     return target
+
+
+# --- folders of outputs (tables, figures, drawings) ------------------------------------------
+
+#: the record, in a folder of outputs, of the files nasgep wrote at its top (name -> SHA-256)
+OUTPUTS_RECORD = ".nasgep-outputs.json"
+
+
+@contextlib.contextmanager
+def output_folder(out: Path, what: str) -> Iterator[None]:
+    """Guard the ``--out`` folder of a verb that writes files of fixed names (``table1.md``,
+    ``normal.png``) into it: refuse it, before anything is written, when its top holds a
+    visible file that nasgep did not write there (its name and content are not in
+    :data:`OUTPUTS_RECORD`: a file of the user's, or an output the user changed since); on
+    the way out (finished or interrupted) record every file at its top as nasgep's.
+    Sub-folders are not looked at: these verbs write none (a study's ``figures/cells/``
+    is another ``draw``'s folder)."""
+    record = _outputs_record(out)
+    foreign = [p.name for p in _top_files(out) if record.get(p.name) != _digest(p)]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FolderError(f"{out} holds files nasgep did not write there, or that changed since ({shown}); "
+                          f"{what} replace only files of their own: choose a new or empty --out, or move those "
+                          "files away")
+    try:
+        yield
+    finally:
+        if out.is_dir():
+            atomic_write_text(out / OUTPUTS_RECORD, json.dumps(
+                {"files": {p.name: _digest(p) for p in _top_files(out)}}, indent=2, sort_keys=True) + "\n")
+
+
+def _top_files(out: Path) -> list[Path]:
+    """The visible files (and links) at the top of ``out``."""
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if not p.name.startswith(".") and (p.is_file() or p.is_symlink()))
+
+
+def _outputs_record(out: Path) -> dict[str, str]:
+    try:
+        files = json.loads((out / OUTPUTS_RECORD).read_text()).get("files")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
+def _digest(path: Path) -> str | None:
+    """SHA-256 of a file's content (through a link: a DVC cache link is the same output);
+    None when it cannot be read (a dangling link)."""
+    try:
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
 
 
 # --- left-overs of interrupted writes ------------------------------------------------------

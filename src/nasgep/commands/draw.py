@@ -32,12 +32,13 @@ def run(args: argparse.Namespace) -> int:
 
     outdir.refuse_inside_run(args.out, "the drawings")      # a search's own cells/ among them
     genome = Genome.load(args.genome)
-    for pool, cell in (("normal", genome.normal), ("reduction", genome.reduction)):
-        title = f"{args.title}: {pool} cell" if args.title else f"{pool} cell"
-        try:
-            paths = draw_cell(cell, args.out / pool, title)
-        except UserError as e:
-            raise UserError(f"{args.genome}: {e}") from None
-        for path in paths:
-            print(path)
+    with outdir.output_folder(args.out, "the drawings"):
+        for pool, cell in (("normal", genome.normal), ("reduction", genome.reduction)):
+            title = f"{args.title}: {pool} cell" if args.title else f"{pool} cell"
+            try:
+                paths = draw_cell(cell, args.out / pool, title)
+            except UserError as e:
+                raise UserError(f"{args.genome}: {e}") from None
+            for path in paths:
+                print(path)
     return 0

@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from .tables import study_from_args
 
     outdir.refuse_inside_run(args.out, "the figures")
-    for path in write_figures(study_from_args(args), args.out):
-        print(path)
+    study = study_from_args(args)
+    with outdir.output_folder(args.out, "the figures"):
+        for path in write_figures(study, args.out):
+            print(path)
     return 0

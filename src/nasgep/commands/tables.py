@@ -68,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; name a folder for the tables (it is created if absent)")
     outdir.refuse_inside_run(out, "the tables")
-    for path in write_tables(study_from_args(args), out):
-        print(path)
+    study = study_from_args(args)
+    with outdir.output_folder(out, "the tables"):
+        for path in write_tables(study, out):
+            print(path)
     return 0
 
 
