@@ -240,6 +240,30 @@ def test_resume_on_other_images_is_refused_naming_the_change(tmp_path):
     assert json.loads((out / "settings.json").read_text())["settings"]["data_files"] == recorded
 
 
+def test_file_and_class_names_that_are_not_utf8_are_read_and_fingerprinted(tmp_path):
+    """Names from a Windows share or an old Latin-1 disk: the search and the training
+    ended in a UnicodeEncodeError traceback while fingerprinting the folder."""
+    import os
+
+    from nasgep.config import load_config
+    from nasgep.datafiles import files_fingerprint
+    from nasgep.search.runner import run_search
+
+    root = write_folder(tmp_path / "imgs")
+    os.rename(root / "train" / "cat" / "000.png", os.fsencode(root / "train" / "cat") + b"/\xff\xfe.png")
+    for part in ("train", "val"):
+        os.rename(root / part / "ship", os.fsencode(root / part) + b"/b\xe5t")
+    config = load_config(write_config(tmp_path, root))
+    state = run_search(config, dataset="mine", seed=0, out_dir=tmp_path / "s", factory=_cheap, progress=False)
+    assert state.finished
+    recorded = json.loads((tmp_path / "s" / "settings.json").read_text())["settings"]["data_files"]
+    assert recorded["classes"] == 3 and recorded["images"] == 36
+    # another undecodable name is another folder of images
+    cat = os.fsencode(root / "train" / "cat")
+    os.rename(cat + b"/\xff\xfe.png", cat + b"/\xfe.png")
+    assert files_fingerprint(config["datasets"]["mine"])["sha256"] != recorded["sha256"]
+
+
 def test_an_npz_rewritten_with_other_images_is_another_dataset(tmp_path):
     from nasgep.datafiles import files_fingerprint
 

@@ -171,7 +171,8 @@ def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> di
             for name in names or [""]:          # a flat val/ with a labels file: its images
                 listing = image_listing(folder / name) if name else [(str(folder), _flat_images(folder))]
                 for here, files in listing:
-                    digest.update(("\n".join([os.path.relpath(here, path), *files]) + "\n\n").encode())
+                    text = "\n".join([os.path.relpath(here, path), *files]) + "\n\n"
+                    digest.update(text.encode("utf-8", "surrogateescape"))   # names not in UTF-8 as on disk
                     images += len(files)
                     if part == "train":
                         train += [os.path.join(here, f) for f in files]
