@@ -109,6 +109,17 @@ def test_flat_val_errors_name_the_layout(tmp_path):
         load_dataset(config, "imagenet", "final")
     with pytest.raises(DataError, match=r"no such labels file"):
         load_dataset(folder_config(root, val_labels="nope.txt"), "imagenet", "final")
+    # an image labelled twice entered the test set twice (8 test images from 6); a
+    # superscript digit passed isdigit() and failed int() in a traceback
+    lines = text.splitlines()
+    solution.write_text("\n".join([*lines, lines[1].replace("n01443537", "n01530575")]) + "\n")
+    with pytest.raises(DataError, match=r"LOC_val_solution.csv: line \d+: 'ILSVRC2012_val_\d+' labelled again "
+                                        r"\(line 2 labelled it\)"):
+        load_dataset(config, "imagenet", "final")
+    (root / "my_labels.txt").write_text("".join(f"{line.split(',')[0]} {'²' if k == 0 else 0}\n"
+                                                for k, line in enumerate(lines[1:])))
+    with pytest.raises(DataError, match=r"my_labels.txt: line 1: class '²' is not a training class folder or index"):
+        load_dataset(folder_config(root, image_size=224, val_labels="my_labels.txt"), "imagenet", "final")
     solution.write_bytes(text.encode("latin-1").replace(b"n01443537", b"n0144353\xe9", 1))
     with pytest.raises(DataError, match=r"LOC_val_solution.csv: not UTF-8 text \(byte 0xe9 at position \d+, line 3\)"):
         load_dataset(config, "imagenet", "final")

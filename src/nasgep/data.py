@@ -777,9 +777,10 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
     """``[(path, label)]`` of a flat validation folder from a labels file whose lines are
     ``<image> <class>`` (comma, tab or space separated; further columns ignored). The class
     is a class-folder name of the training set (a wnid) or its index in sorted order; a
-    header line is skipped. Every image must be labelled, with a known class."""
+    header line is skipped. Every image must be labelled once, with a known class."""
     index = {name: k for k, name in enumerate(classes)}
     samples, unknown = [], []
+    first: dict[str, int] = {}       # image -> the line that labelled it
     lines = read_user_text(labels_file, "labels file (<image> <class> per line)", DataError).splitlines()
     for number, line in enumerate(lines, 1):
         fields = line.replace(",", " ").split()
@@ -791,14 +792,19 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
                 continue
             unknown.append(f"line {number}: no image {name!r}")
             continue
+        image = str(images[name])
+        if image in first:          # it would enter the test set twice, once under a wrong class
+            unknown.append(f"line {number}: {name!r} labelled again (line {first[image]} labelled it)")
+            continue
+        first[image] = number
         if label in index:
             k = index[label]
-        elif label.isdigit() and int(label) < len(classes):
+        elif label.isascii() and label.isdigit() and int(label) < len(classes):    # not '²' or '١'
             k = int(label)
         else:
             unknown.append(f"line {number}: class {label!r} is not a training class folder or index")
             continue
-        samples.append((str(images[name]), k))
+        samples.append((image, k))
     if unknown:
         more = f" (and {len(unknown) - 3} more)" if len(unknown) > 3 else ""
         raise DataError(f"{labels_file}: {'; '.join(unknown[:3])}{more}")
