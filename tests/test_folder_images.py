@@ -197,6 +197,18 @@ def _cheap(device: str):
     return CheapEvaluator()
 
 
+def test_a_floating_point_image_is_named_not_read_as_black(tmp_path):
+    """A 32-bit float TIFF of values 0..1 loaded as an all-black image (mean 0, std 1e-6),
+    and a search would have trained on blank images without a word."""
+    from PIL import Image
+
+    path = tmp_path / "x.tif"
+    Image.fromarray(np.random.default_rng(0).random((16, 16)).astype(np.float32)).save(path)
+    assert Image.open(path).mode == "F"
+    with pytest.raises(DataError, match=r"x.tif: a 32-bit floating-point image \(TIFF mode F\).*8- or 16-bit"):
+        read_image(path)
+
+
 def test_resume_on_other_images_is_refused_naming_the_change(tmp_path):
     """A search or training records what its folder or .npz held; resuming it after a
     class was added (or the .npz rewritten) would mix two datasets in one result."""

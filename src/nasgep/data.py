@@ -568,6 +568,9 @@ def _decode(path: str | Path, mode: str):
     try:
         with Image.open(path) as image:
             image.load()
+            if image.mode == "F":       # convert() clips to 0..255: values of 0..1 came out all black
+                return None, (f"{path}: a 32-bit floating-point image (TIFF mode F), whose range nasgep cannot "
+                              "know; convert the images to 8- or 16-bit first")
             if image.mode in _WIDE_GREY_MODES:
                 wide = np.asarray(image, dtype=np.float64)
                 image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8))
