@@ -82,8 +82,12 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     ("search.lr", r"expected KEY.PATH=VALUE"),
     ("=3", r"dotted key"),
     ("search.lr=.nan", r"search.lr: nan is not a finite number"),
-    ("search.lr=.inf", r"search.lr: inf is not a finite number"),
+    ("search.lr=.inf", r"search.lr: inf is greater than the maximum of 1000"),
     ("train.lr=-.inf", r"train.lr"),
+    # beyond float32: SGD's update was a RuntimeError traceback ('cannot be converted to type float')
+    ("train.lr=1e308", r"train.lr: 1e\+308 is greater than the maximum of 1000"),
+    ("search.weight_decay=1e39", r"search.weight_decay: 1e\+39 is greater than the maximum of 10"),
+    ("train.momentum=2", r"train.momentum: 2 is greater than the maximum of 1"),
     ("search.population=3.0", r"search.population: 3.0 is not of type 'integer'"),
     ("search.lr=" + "x" * 5000, r"search.lr"),
     ("gep.cell_head=3000", r"gep.cell_head: 3000 is greater than the maximum of 100"),
