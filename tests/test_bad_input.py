@@ -104,8 +104,8 @@ def test_bad_overrides_are_refused_in_one_line(capsys, override, match):
 @pytest.mark.parametrize("text, value", [("1e6", 1e6), ("1e-3", 1e-3), ("2.5E+2", 250.0), ("0.1", 0.1),
                                          ("1.0e+30", 1e30)])
 def test_numbers_are_read_the_way_people_write_them(text, value):
-    config = load_config(DEMO, [f"search.lr={text}"])
-    assert config["search"]["lr"] == value and isinstance(config["search"]["lr"], float)
+    config = load_config(DEMO, [f"search.budget_hours={text}"])
+    assert config["search"]["budget_hours"] == value and isinstance(config["search"]["budget_hours"], float)
 
 
 def test_budget_epochs_must_pay_for_generation_0s_first_round():
@@ -645,13 +645,13 @@ def test_a_budget_spent_before_any_training_says_so(tmp_path):
 
 
 def test_nasgep_search_exits_non_zero_when_every_candidate_diverges(capsys, tmp_path):
-    rc = main(["search", "--config", DEMO, *[a for s in TINY for a in ("--set", s)], "--set", "search.lr=1e30",
+    rc = main(["search", "--config", DEMO, *[a for s in TINY for a in ("--set", s)], "--set", "search.lr=1000",
                "--set", "datasets.cifar10.max_train=200", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]          # after the one progress line per generation
     assert rc == 1 and "Traceback" not in err
     assert last.startswith("nasgep search: error: the search ended") and "without a single usable candidate" in last
-    assert re.search(r"failures: 3x '.*(nan|inf|diverged)", last, re.I), last
+    assert re.search(r"failures: (3x|2x .*; 1x) '.*(nan|inf|diverged)", last, re.I), last
     assert "-> " not in err and not (tmp_path / "out" / "best.json").exists()
 
 
