@@ -595,3 +595,28 @@ def test_tables_figures_and_drawings_replace_only_files_nasgep_wrote(capsys, tmp
         f.write("my note\n")
     one_line_error(capsys, [*argv, "--out", str(out)], rf"or that changed since \({mine}\)")
     assert (out / mine).read_bytes().endswith(b"my note\n")
+
+
+def test_a_restart_that_cannot_move_a_file_moves_nothing(tmp_path, monkeypatch):
+    """An immutable history.parquet (chattr +i) stopped --restart halfway: settings.json was
+    in .previous-<time>/, the rest not, and --resume then asked for a settings.json."""
+    from nasgep import outdir
+
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    for name in ("settings.json", "best.json", "checkpoints/gen0.json", "history.parquet"):
+        (out / name).write_text(name)
+    before = snapshot(out)
+    real = os.replace
+
+    def replace(src, dst):
+        if Path(src).name == "history.parquet":
+            raise PermissionError(1, "Operation not permitted", str(src))
+        real(src, dst)
+
+    monkeypatch.setattr(outdir.os, "replace", replace)
+    with pytest.raises(outdir.FolderError, match=r"history.parquet: cannot be moved aside \(Operation not "
+                                                 r"permitted\); nothing was moved"):
+        outdir.move_aside(out, [out / n for n in ("settings.json", "checkpoints", "best.json", "history.parquet")])
+    assert snapshot(out) == before and sorted(p.name for p in out.iterdir()) == sorted(
+        ["settings.json", "best.json", "checkpoints", "history.parquet"])

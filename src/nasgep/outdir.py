@@ -447,10 +447,22 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
     if target is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         target = out / f"{PREVIOUS}{stamp}"
-    for entry in entries:
-        dest = target / entry.relative_to(out)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(entry, dest)
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for entry in entries:
+            dest = target / entry.relative_to(out)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(entry, dest)
+            moved.append((entry, dest))
+    except OSError as e:      # an immutable or foreign file: put back what moved, so the run stays whole
+        for entry, dest in reversed(moved):
+            with contextlib.suppress(OSError):
+                os.replace(dest, entry)
+        for folder in sorted((p for p in [target, *target.rglob("*")] if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                folder.rmdir()          # only the empty folders made for the move
+        raise FolderError(f"{e.filename or out}: cannot be moved aside ({e.strerror}); nothing was moved: fix it, "
+                          "then run again") from None
     return target
 
 
