@@ -173,6 +173,22 @@ def test_a_metrics_json_is_counted_only_at_its_own_place(capsys, tmp_path, verb)
     assert main([verb, "--config", str(cfg), "--out", str(tmp_path / "o")]) == 0
 
 
+@pytest.mark.parametrize("verb", ["tables", "figures"])
+def test_a_search_is_counted_only_at_its_own_place(capsys, tmp_path, verb):
+    """A cifar10 search copied into cifar100's folder was drawn as cifar100's search curve and
+    counted in Table II's cost (found by a CLI fuzz)."""
+    from nasgep.report import Study
+
+    cfg, config = make_study(tmp_path)
+    summary = Study(config).search_dir("cifar100", "search", 1) / "search.json"
+    summary.write_text(json.dumps({"dataset": "cifar10", "seed": 1, "method": "search", "finished": True}))
+    one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")],
+                   r"search/cifar100/search/seed1/search.json: records dataset 'cifar10', but its folder is that of "
+                   r"dataset 'cifar100', method 'search', seed 1; move it to its own folder, or search this one there")
+    summary.write_text(json.dumps({"dataset": "cifar100", "seed": 1, "method": "search", "finished": True}))
+    assert main([verb, "--config", str(cfg), "--out", str(tmp_path / "o")]) == 0
+
+
 def test_table3_checks_the_transfers_dataset(capsys, tmp_path):
     from nasgep.report import Study
 

@@ -106,12 +106,20 @@ def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
                                       and (what != "count" or value == int(value))):
             raise ResultFileError(f"{path}: {key!r} is {clip(repr(value))}, not a {what} from {low:g} to {high:g} "
                                   "(damaged); train it again with --restart")
+    check_place(path, data, "train this one there", **place)
+    return data
+
+
+def check_place(path: str | Path, data: Mapping[str, Any], remedy: str, **place: Any) -> None:
+    """:class:`ResultFileError` when a results file records another ``place`` (dataset,
+    variant or method, seed) than its folder in the study says: a run copied or moved
+    into another's folder would be counted as that one. Keys it does not record are not
+    checked."""
     wrong = [f"{key} {data[key]!r}" for key, value in place.items() if key in data and data[key] != value]
     if wrong:
         expected = ", ".join(f"{key} {value!r}" for key, value in place.items())
         raise ResultFileError(f"{path}: records {', '.join(wrong)}, but its folder is that of {expected}; "
-                              "move it to its own folder, or train this one there")
-    return data
+                              f"move it to its own folder, or {remedy}")
 
 
 def read_history(path: str | Path, columns: list[str] | None):
@@ -297,11 +305,15 @@ class Study:
                 yield read_metrics(path, dataset=dataset, variant=variant, seed=seed)
 
     def histories(self, dataset: str, method: str) -> Iterator[tuple[int, Path]]:
-        """(seed, ``history.parquet``) of each seed's search that exists."""
+        """(seed, ``history.parquet``) of each seed's search that exists; a search whose
+        ``search.json`` records another dataset, method or seed than its folder is refused."""
         for seed in self.seeds:
-            path = self.search_dir(dataset, method, seed) / "history.parquet"
-            if present(path):
-                yield seed, path
+            folder = self.search_dir(dataset, method, seed)
+            if present(folder / "history.parquet"):
+                if present(folder / "search.json"):
+                    check_place(folder / "search.json", read_json(folder / "search.json"), "search this one there",
+                                dataset=dataset, method=method, seed=seed)
+                yield seed, folder / "history.parquet"
 
 
 def search_method(weight_sharing: bool) -> str:
