@@ -242,6 +242,18 @@ def test_tables_best_refuses_a_broken_genome_before_choosing(capsys, tmp_path, g
     assert not out.exists()
 
 
+def test_tables_best_refuses_an_unfinished_search(capsys, tmp_path):
+    """A search killed in generation 1 was chosen by its best-so-far fitness, without a word
+    (found by a CLI fuzz); `nasgep evaluate` already refused it."""
+    good, early = _best(tmp_path, "a", GOOD), _best(tmp_path, "b", {**GOOD, "seed": 2, "fitness": 60.0})
+    (tmp_path / "b" / "search.json").write_text(json.dumps({"dataset": "cifar10", "seed": 2, "finished": False}))
+    one_line_error(capsys, ["tables", "best", "--inputs", good, early, "--out", str(tmp_path / "s.json")],
+                   r"b/best.json: the search is not finished \(this is its best so far\); resume it first")
+    (tmp_path / "b" / "search.json").write_text(json.dumps({"dataset": "cifar10", "seed": 2, "finished": True}))
+    assert main(["tables", "best", "--inputs", good, early, "--out", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["fitness"] == 60.0
+
+
 def test_tables_best_refuses_searches_of_different_datasets(capsys, tmp_path):
     a = _best(tmp_path, "a", GOOD)
     b = _best(tmp_path, "b", {**GOOD, "fitness": 60.0, "dataset": "cifar100"})

@@ -54,6 +54,10 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
             raise ValueError(f"{path}: fitness {data['fitness']} is not a finite number (a damaged best.json?)")
         if "genome" not in data:
             raise ValueError(f"{path}: no 'genome' (a search's best.json holds the cells it found)")
+        summary = Path(path).parent / "search.json"
+        if summary.is_file() and _read_result(summary).get("finished") is False:
+            raise ValueError(f"{path}: the search is not finished (this is its best so far); resume it first "
+                             "('nasgep search' with the same config and --out), or leave it out")
         try:      # the chosen file is trained next: a broken genome is named here, not there
             Genome.from_dict(data["genome"]).validate()
         except GenomeError as e:
