@@ -857,6 +857,9 @@ def _best(**change):
     ("search.json", b'{"finished": tr', r"search.json: damaged, not a JSON results file"),
     ("search.json", b'{"finish": true}', r"search.json: no true/false 'finished'"),
     ("search.json", None, r"search.json: missing \(is the search finished\?\)"),
+    # another seed's history copied in: the fidelity sample came from the wrong search
+    ("best.json", _best(individual="i999"),
+     r"history.parquet: no individual i999 with the genome of .*best.json: the files of two searches are mixed"),
 ])
 def test_evaluate_names_a_damaged_search_file(capsys, tmp_path, cheap_search, target, content, match):
     import shutil
@@ -884,6 +887,13 @@ def test_evaluate_names_a_damaged_search_file(capsys, tmp_path, cheap_search, ta
     one_line_error(capsys, ["evaluate", "--config", DEMO, *[a for s in TINY for a in ("--set", s)],
                             "--search", str(search), "--out", str(tmp_path / "ev")], match)
     assert not (tmp_path / "ev").exists()
+
+
+def test_evaluate_refuses_a_search_given_twice(capsys, tmp_path, cheap_search):
+    # it was counted once, silently: an evaluation of fewer seeds than the user listed
+    one_line_error(capsys, ["evaluate", "--config", DEMO, *[a for s in TINY for a in ("--set", s)], "--search",
+                            str(cheap_search), str(cheap_search / ".." / cheap_search.name), "--out",
+                            str(tmp_path / "ev")], r"--search .* given twice; give each search seed's folder once")
 
 
 def test_an_image_size_that_cannot_fit_in_memory_is_one_line(capsys, monkeypatch, tmp_path):

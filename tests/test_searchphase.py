@@ -454,10 +454,16 @@ def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, se
     else:
         import json
 
+        import pandas as pd
+
+        from nasgep.space import Genome
+
+        # the search resumed with a raised limit: its best is now another individual
         best = json.loads((searches[1] / "best.json").read_text())
-        best["genome"] = {"normal": {"cell": "add | g1 g2", "genes": {"g1": "pw | h1 h2", "g2": "sep_3x3 | h2 h1"}},
-                          "reduction": {"cell": "add | g1 g2",
-                                        "genes": {"g1": "pw | pw(h1) pw(h2)", "g2": "dw_3x3 | dw_3x3(h2) pw(h1)"}}}
+        history = pd.read_parquet(searches[1] / "history.parquet")
+        other = next(r for r in history.itertuples()
+                     if r.failure is None and Genome.from_json(r.genome).to_dict() != best["genome"])
+        best.update(individual=other.id, genome=Genome.from_json(other.genome).to_dict())
         (searches[1] / "best.json").write_text(json.dumps(best))
         argv = evaluate_argv(searches, out)
         named, retrained = "runs/searched-seed1-t0.json (and 1 more)", ["searched-seed1-t0.json",

@@ -219,6 +219,29 @@ def histories(searches: list[Path]) -> dict[Path, list[dict]]:
     return out
 
 
+def check_history_holds_best(folder: Path, best: dict, history: list[dict]) -> None:
+    """One line when ``history.parquet`` holds no row of ``best.json``'s individual with
+    its genome: files of two searches mixed (another seed's history copied in), and the
+    fidelity sample would come from the wrong search. A best.json without ``individual``
+    (an older version) is not checked."""
+    from ..space import Genome
+    from ..study import ResultFileError
+
+    individual = best.get("individual")
+    if not isinstance(individual, str):
+        return
+    for row in history:
+        if row["id"] == individual and isinstance(row.get("genome"), str):
+            try:
+                if Genome.from_json(row["genome"]).to_dict() == best["genome"]:
+                    return
+            except Exception:  # noqa: BLE001 - a damaged row is no match
+                pass
+    raise ResultFileError(f"{folder / 'history.parquet'}: no individual {individual} with the genome of "
+                          f"{folder / 'best.json'}: the files of two searches are mixed (another seed's "
+                          "history?); restore the search's own files")
+
+
 def candidates(history_of: dict[Path, list[dict]]) -> int:
     """Distinct genomes the searches trained without failure, rounded mean per search."""
     counts = [len({r["genome"] for r in rows if r["failure"] is None}) for rows in history_of.values()]
@@ -241,6 +264,7 @@ def plan(config: dict, dataset: str, history_of: dict[Path, list[dict]]) -> list
     seen: dict[int, Path] = {}
     for folder, history in history_of.items():
         best = read_best(folder)
+        check_history_holds_best(folder, best, history)
         seed = best["seed"]
         if seed in seen:     # their trainings would share names in OUT/runs
             raise UserError(f"{folder / 'best.json'}: search seed {seed} again (also {seen[seed]}); "
@@ -335,6 +359,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
     searches = [Path(s) for s in args.search]
+    twice = [s for k, s in enumerate(searches) if s.resolve() in [t.resolve() for t in searches[:k]]]
+    if twice:        # it counted once, silently: fewer seeds than the user meant
+        raise UserError(f"--search {twice[0]} given twice; give each search seed's folder once")
     entry = config["datasets"][dataset]
     files = files_fingerprint(entry)        # a folder dataset is listed once, not once a search
     for s in searches:
