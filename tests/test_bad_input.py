@@ -251,6 +251,10 @@ def test_decode_reads_stdin_as_a_filter_and_stops_on_binary_input(capsys, monkey
     monkeypatch.setattr("sys.stdin", zeros)
     one_line_error(capsys, ["decode", "-"], r"stdin line 2: longer than 65536 characters, not a chromosome")
     assert zeros.tell() < 140_000            # stopped after the cap, not at the end of the input
+    # a line of exactly the cap is read whole, as a (here bad) chromosome, not as too long
+    monkeypatch.setattr("sys.stdin", io.StringIO("x" * 65536 + "\n"))
+    assert main(["decode", "-"]) != 0
+    assert "longer than" not in capsys.readouterr().err
 
 
 def test_decode_names_the_stdin_line_and_clips_long_input(capsys, monkeypatch):

@@ -248,7 +248,11 @@ def test_tables_best_refuses_an_unfinished_search(capsys, tmp_path):
     good, early = _best(tmp_path, "a", GOOD), _best(tmp_path, "b", {**GOOD, "seed": 2, "fitness": 60.0})
     (tmp_path / "b" / "search.json").write_text(json.dumps({"dataset": "cifar10", "seed": 2, "finished": False}))
     one_line_error(capsys, ["tables", "best", "--inputs", good, early, "--out", str(tmp_path / "s.json")],
-                   r"b/best.json: the search is not finished \(this is its best so far\); resume it first")
+                   r"/b: the search is not finished \(its best.json is the best so far\); resume it first .*, or leave "
+                   r".*b/best.json out$")
+    (tmp_path / "b" / "search.json").write_text("{")       # damaged: named as the summary, not as a best.json
+    one_line_error(capsys, ["tables", "best", "--inputs", good, early, "--out", str(tmp_path / "s.json")],
+                   r"b/search.json: damaged.*, or leave .*b/best.json out$")
     (tmp_path / "b" / "search.json").write_text(json.dumps({"dataset": "cifar10", "seed": 2, "finished": True}))
     assert main(["tables", "best", "--inputs", good, early, "--out", str(tmp_path / "s.json")]) == 0
     assert json.loads((tmp_path / "s.json").read_text())["fitness"] == 60.0
@@ -606,8 +610,14 @@ def test_tables_figures_and_drawings_replace_only_files_nasgep_wrote(capsys, tmp
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / mine).write_text("the user's own\n")
+    (docs / "notes.txt").write_text("not in the way\n")
     one_line_error(capsys, [*argv, "--out", str(docs)], rf"holds files nasgep did not write there.*\({mine}\)")
-    assert (docs / mine).read_text() == "the user's own\n" and sorted(os.listdir(docs)) == [mine]
+    assert (docs / mine).read_text() == "the user's own\n" and sorted(os.listdir(docs)) == sorted([mine, "notes.txt"])
+    # a file of another name is left alone, and is not in the way
+    (docs / mine).unlink()
+    assert main([*argv, "--out", str(docs)]) == 0
+    assert (docs / "notes.txt").read_text() == "not in the way\n" and (docs / mine).exists()
+    assert not [p for p in docs.iterdir() if p.name.startswith(".nasgep-writing")]
     # its own earlier outputs it replaces (a second run, a DVC cache link to one), and says
     # so of an output the user edited since
     out = tmp_path / "out"

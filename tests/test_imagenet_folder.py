@@ -120,6 +120,11 @@ def test_flat_val_errors_name_the_layout(tmp_path):
                                                 for k, line in enumerate(lines[1:])))
     with pytest.raises(DataError, match=r"my_labels.txt: line 1: class '²' is not a training class folder or index"):
         load_dataset(folder_config(root, image_size=224, val_labels="my_labels.txt"), "imagenet", "final")
+    for digit in ("١", "１"):     # Arabic-Indic and full-width one: int() reads them as 1
+        (root / "my_labels.txt").write_text("".join(f"{line.split(',')[0]} {digit if k == 0 else 0}\n"
+                                                    for k, line in enumerate(lines[1:])))
+        with pytest.raises(DataError, match=rf"my_labels.txt: line 1: class '{digit}' is not a training class"):
+            load_dataset(folder_config(root, image_size=224, val_labels="my_labels.txt"), "imagenet", "final")
     solution.write_bytes(text.encode("latin-1").replace(b"n01443537", b"n0144353\xe9", 1))
     with pytest.raises(DataError, match=r"LOC_val_solution.csv: not UTF-8 text \(byte 0xe9 at position \d+, line 3\)"):
         load_dataset(config, "imagenet", "final")

@@ -556,8 +556,8 @@ def test_evaluate_refuses_an_unfinished_search(capsys, tmp_path, searches, train
     (searches[0] / "search.json").write_text(json.dumps({**summary, "finished": False}))
     assert main(evaluate_argv(searches, tmp_path / "ev")) == 2
     line = last_error(capsys)
-    assert line == f"nasgep evaluate: error: {searches[0]}: the search is not finished; resume it first " \
-                   "('nasgep search' with the same config and --out)"
+    assert line == (f"nasgep evaluate: error: {searches[0]}: the search is not finished (its best.json is the best "
+                    "so far); resume it first ('nasgep search' with the same config and --out)")
     assert not trainings and not (tmp_path / "ev").exists()
 
 

@@ -569,8 +569,12 @@ def _decode(path: str | Path, mode: str):
         with Image.open(path) as image:
             image.load()
             if image.mode == "F":       # convert() clips to 0..255: values of 0..1 came out all black
-                return None, (f"{path}: a 32-bit floating-point image (TIFF mode F), whose range nasgep cannot "
-                              "know; convert the images to 8- or 16-bit first")
+                values = np.asarray(image, dtype=np.float64)
+                if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 255
+                        and (values == np.rint(values)).all()):
+                    return None, (f"{path}: a 32-bit floating-point image whose values are not whole numbers "
+                                  "0..255, so their range is unknown; convert the images to 8- or 16-bit first")
+                image = Image.fromarray(values.astype(np.uint8))
             if image.mode in _WIDE_GREY_MODES:
                 wide = np.asarray(image, dtype=np.float64)
                 image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8))

@@ -14,7 +14,7 @@ that shaped it, and starting over without losing anything.
   ``--restart``: nothing is ever deleted.
 - :func:`remove_stale_temporaries` deletes the hidden temporary files an interrupted
   atomic write leaves behind.
-- :func:`output_folder` guards the ``--out`` of a verb that writes files, not a run
+- :func:`write_outputs` writes the files of a verb that writes files, not a run
   (``tables``, ``figures``, ``draw``): it replaces only files nasgep wrote there.
 """
 from __future__ import annotations
@@ -27,7 +27,9 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -447,6 +449,11 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
     if target is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         target = out / f"{PREVIOUS}{stamp}"
+    try:
+        target.mkdir(exist_ok=True)
+    except OSError as e:
+        raise FolderError(f"{out}: cannot make {target.name}/ to move the old files into ({e.strerror}); "
+                          "nothing was moved: fix it, then run again") from None
     moved: list[tuple[Path, Path]] = []
     try:
         for entry in entries:
@@ -455,13 +462,18 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
             os.replace(entry, dest)
             moved.append((entry, dest))
     except OSError as e:      # an immutable or foreign file: put back what moved, so the run stays whole
+        stuck = []
         for entry, dest in reversed(moved):
-            with contextlib.suppress(OSError):
+            try:
                 os.replace(dest, entry)
+            except OSError:
+                stuck.append(dest)
         for folder in sorted((p for p in [target, *target.rglob("*")] if p.is_dir()), key=lambda p: -len(p.parts)):
             with contextlib.suppress(OSError):
                 folder.rmdir()          # only the empty folders made for the move
-        raise FolderError(f"{e.filename or out}: cannot be moved aside ({e.strerror}); nothing was moved: fix it, "
+        outcome = (f"{len(stuck)} file(s) could not be put back and are in {target}" if stuck
+                   else "nothing was moved")
+        raise FolderError(f"{e.filename or out}: cannot be moved aside ({e.strerror}); {outcome}: fix it, "
                           "then run again") from None
     return target
 
@@ -472,28 +484,45 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
 OUTPUTS_RECORD = ".nasgep-outputs.json"
 
 
-@contextlib.contextmanager
-def output_folder(out: Path, what: str) -> Iterator[None]:
-    """Guard the ``--out`` folder of a verb that writes files of fixed names (``table1.md``,
-    ``normal.png``) into it: refuse it, before anything is written, when its top holds a
-    visible file that nasgep did not write there (its name and content are not in
-    :data:`OUTPUTS_RECORD`: a file of the user's, or an output the user changed since); on
-    the way out (finished or interrupted) record every file at its top as nasgep's.
-    Sub-folders are not looked at: these verbs write none (a study's ``figures/cells/``
-    is another ``draw``'s folder)."""
-    record = _outputs_record(out)
-    foreign = [p.name for p in _top_files(out) if record.get(p.name) != _digest(p)]
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise FolderError(f"{out} holds files nasgep did not write there, or that changed since ({shown}); "
-                          f"{what} replace only files of their own: choose a new or empty --out, or move those "
-                          "files away")
+def write_outputs(out: Path, what: str, write: Callable[[Path], Iterable[Path]]) -> list[Path]:
+    """Run ``write(folder)`` for a verb that writes files of fixed names (``table1.md``,
+    ``normal.png``) into ``out``, and return the files as they lie in ``out``.
+
+    ``write`` writes into a hidden staging folder inside ``out``; its files then replace
+    those of the same names in ``out`` only if nasgep wrote them there (name and content
+    in :data:`OUTPUTS_RECORD`), else nothing is replaced and the error names the files (a
+    file of the user's, or an output the user edited since). Other files in ``out`` are
+    not touched; an interrupted ``write`` replaces nothing."""
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".nasgep-writing-", dir=out))
     try:
-        yield
+        write(stage)
+        made = _top_files(stage)
+        record = _outputs_record(out)
+        foreign = [p.name for p in made if (out / p.name).exists() or (out / p.name).is_symlink()
+                   if not _ours(out / p.name, record)]
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise FolderError(f"{out} holds files nasgep did not write there, or that changed since ({shown}); "
+                              f"{what} replace only files of their own: choose a new or empty --out, or move "
+                              "those files away")
+        kept = {name: digest for name, digest in record.items()
+                if name not in {p.name for p in made} and _ours(out / name, record)}
+        written = {p.name: _digest(p) for p in made}
+        for p in made:
+            os.replace(p, out / p.name)
+        atomic_write_text(out / OUTPUTS_RECORD, json.dumps({"files": kept | written}, indent=2, sort_keys=True)
+                          + "\n")
+        return [out / p.name for p in made]
     finally:
-        if out.is_dir():
-            atomic_write_text(out / OUTPUTS_RECORD, json.dumps(
-                {"files": {p.name: _digest(p) for p in _top_files(out)}}, indent=2, sort_keys=True) + "\n")
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _ours(path: Path, record: Mapping[str, str]) -> bool:
+    """Whether ``path`` is a file nasgep wrote, unchanged since (an unreadable or dangling
+    link is not)."""
+    digest = _digest(path)
+    return digest is not None and record.get(path.name) == digest
 
 
 def _top_files(out: Path) -> list[Path]:

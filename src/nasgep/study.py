@@ -76,6 +76,18 @@ _METRIC_RANGES = (("test_error", 0, 100, "percentage"), ("test_accuracy", 0, 100
                   ("test_top5_error", 0, 100, "percentage"), ("params", 0, 1e12, "count"))
 
 
+def check_search_finished(folder: str | Path) -> None:
+    """Refuse, in one line, a search folder whose ``search.json`` says it is not finished
+    (its ``best.json`` is only the best so far) or is no search's summary."""
+    path = Path(folder) / "search.json"
+    finished = read_json(path).get("finished")
+    if not isinstance(finished, bool):
+        raise ResultFileError(f"{path}: no true/false 'finished' (not a search.json of 'nasgep search')")
+    if not finished:
+        raise ResultFileError(f"{folder}: the search is not finished (its best.json is the best so far); resume "
+                              "it first ('nasgep search' with the same config and --out)")
+
+
 def present(path: Path) -> bool:
     """A results file is there, or a link stands in its place (a dangling one is named by
     the reader, not shown as "not run yet")."""

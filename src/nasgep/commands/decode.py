@@ -54,8 +54,8 @@ def _stdin_lines():
     line longer than :data:`MAX_LINE` (binary input, /dev/zero) is one error line."""
     from ..errors import UserError
 
-    for number, line in enumerate(iter(lambda: sys.stdin.readline(MAX_LINE + 1), ""), 1):
-        if len(line) > MAX_LINE:
+    for number, line in enumerate(iter(lambda: sys.stdin.readline(MAX_LINE + 2), ""), 1):
+        if len(line.rstrip("\n")) > MAX_LINE:
             raise UserError(f"stdin line {number}: longer than {MAX_LINE} characters, not a chromosome "
                             "('head | tail' text, one per line)")
         yield line

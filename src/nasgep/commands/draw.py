@@ -32,13 +32,16 @@ def run(args: argparse.Namespace) -> int:
 
     outdir.refuse_inside_run(args.out, "the drawings")      # a search's own cells/ among them
     genome = Genome.load(args.genome)
-    with outdir.output_folder(args.out, "the drawings"):
+    def write(folder: Path) -> list[Path]:
+        paths = []
         for pool, cell in (("normal", genome.normal), ("reduction", genome.reduction)):
             title = f"{args.title}: {pool} cell" if args.title else f"{pool} cell"
             try:
-                paths = draw_cell(cell, args.out / pool, title)
+                paths += draw_cell(cell, folder / pool, title)
             except UserError as e:
                 raise UserError(f"{args.genome}: {e}") from None
-            for path in paths:
-                print(path)
+        return paths
+
+    for path in outdir.write_outputs(args.out, "the drawings", write):
+        print(path)
     return 0

@@ -76,7 +76,7 @@ def check_search(folder: Path, dataset: str, entry: dict | None = None, files: d
     computed once by the caller for every search, differs)."""
     from .. import outdir
     from ..errors import UserError
-    from ..study import read_json
+    from ..study import check_search_finished, read_json
 
     if not folder.exists():
         raise UserError(f"--search {folder}: no such folder")
@@ -89,7 +89,7 @@ def check_search(folder: Path, dataset: str, entry: dict | None = None, files: d
     for name in ("search.json", "best.json", "history.parquet"):
         if not (folder / name).exists():
             raise UserError(f"{folder / name}: missing (is the search finished?)")
-    check_finished(folder)
+    check_search_finished(folder)
     try:
         record = outdir.recorded(folder) or {}
     except outdir.FolderError:     # damaged: best.json says it too
@@ -157,22 +157,6 @@ def _move_aside_a_changed_report(out: Path, new: dict, previous: Path | None) ->
         files = [out / name for name in (*SEARCHPHASE_FILES, "trainings.csv") if (out / name).exists()]
         moved = outdir.move_aside(out, files, previous)
         print(f"the previous report (other searches or settings) moved to {moved}", file=sys.stderr, flush=True)
-
-
-def check_finished(folder: Path) -> None:
-    """Refuse, in one line, a search folder whose ``search.json`` says it is not finished
-    (its ``best.json`` is only the best so far)."""
-    from ..study import ResultFileError, read_json
-
-    path = folder / "search.json"
-    finished = read_json(path).get("finished")
-    if not isinstance(finished, bool):
-        raise ResultFileError(f"{path}: no true/false 'finished' (not a search.json of 'nasgep search')")
-    if not finished:
-        from ..errors import UserError
-
-        raise UserError(f"{folder}: the search is not finished; resume it first "
-                        "('nasgep search' with the same config and --out)")
 
 
 def read_best(folder: Path) -> dict:

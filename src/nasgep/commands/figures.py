@@ -29,7 +29,6 @@ def run(args: argparse.Namespace) -> int:
 
     outdir.refuse_inside_run(args.out, "the figures")
     study = study_from_args(args)
-    with outdir.output_folder(args.out, "the figures"):
-        for path in write_figures(study, args.out):
-            print(path)
+    for path in outdir.write_outputs(args.out, "the figures", lambda folder: write_figures(study, folder)):
+        print(path)
     return 0

@@ -69,9 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} is a file, not a folder; name a folder for the tables (it is created if absent)")
     outdir.refuse_inside_run(out, "the tables")
     study = study_from_args(args)
-    with outdir.output_folder(out, "the tables"):
-        for path in write_tables(study, out):
-            print(path)
+    for path in outdir.write_outputs(out, "the tables", lambda folder: write_tables(study, folder)):
+        print(path)
     return 0
 
 

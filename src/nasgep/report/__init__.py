@@ -19,6 +19,7 @@ from ..study import (  # noqa: F401 - the report's view of the plan
     TABLES,
     ResultFileError,
     Study,
+    check_search_finished,
     is_number,
     present,
     read_history,
@@ -54,10 +55,11 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
             raise ValueError(f"{path}: fitness {data['fitness']} is not a finite number (a damaged best.json?)")
         if "genome" not in data:
             raise ValueError(f"{path}: no 'genome' (a search's best.json holds the cells it found)")
-        summary = Path(path).parent / "search.json"
-        if summary.is_file() and _read_result(summary).get("finished") is False:
-            raise ValueError(f"{path}: the search is not finished (this is its best so far); resume it first "
-                             "('nasgep search' with the same config and --out), or leave it out")
+        if (Path(path).parent / "search.json").is_file():     # a best.json copied alone is taken as it is
+            try:
+                check_search_finished(Path(path).parent)
+            except ResultFileError as e:
+                raise ValueError(f"{e}, or leave {path} out") from None
         try:      # the chosen file is trained next: a broken genome is named here, not there
             Genome.from_dict(data["genome"]).validate()
         except GenomeError as e:
