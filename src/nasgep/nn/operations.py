@@ -62,7 +62,8 @@ class Conv2d(nn.Conv2d):
             _reversed_padding_repeated_twice=(padding[1], padding[1], padding[0], padding[0]),
         )
         weight = torch.empty(c_out, c_in // groups, *kernel)
-        nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu")
+        if not weight.is_meta:     # a shapes-only build (parameter counts): drawing there costs ~10 ms a call
+            nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu")
         # straight into the registries: what register_parameter does, minus its checks
         self._parameters.update(weight=nn.Parameter(weight), bias=None)
 
