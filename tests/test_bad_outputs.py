@@ -635,6 +635,107 @@ def test_tables_figures_and_drawings_replace_only_files_nasgep_wrote(capsys, tmp
     assert (out / mine).read_bytes().endswith(b"my note\n")
 
 
+def _write_abc(version: str):
+    """A verb's write callback: a.md, b.md and c.md holding ``version``."""
+    def write(folder: Path) -> list[Path]:
+        for name in ("a.md", "b.md", "c.md"):
+            (folder / name).write_text(version)
+        return [folder / n for n in ("a.md", "b.md", "c.md")]
+    return write
+
+
+def test_outputs_interrupted_between_moves_stay_nasgeps(tmp_path, monkeypatch):
+    """Found by review: an interruption after the first of three moves left a new a.md
+    that was not in the record, and every later run refused the folder as the user's."""
+    out = tmp_path / "o"
+    outdir.write_outputs(out, "the tables", _write_abc("v1"))
+    real, moves = os.replace, []
+
+    def replace(src, dst):
+        moves.append(dst)
+        if len(moves) == 3:         # the record (both contents), a.md, then b.md
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(outdir.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        outdir.write_outputs(out, "the tables", _write_abc("v2"))
+    monkeypatch.setattr(outdir.os, "replace", real)
+    assert {n: (out / n).read_text() for n in ("a.md", "b.md", "c.md")} == {"a.md": "v2", "b.md": "v1", "c.md": "v1"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".nasgep-writing")]
+    outdir.write_outputs(out, "the tables", _write_abc("v3"))          # not refused: each file is nasgep's
+    assert {(out / n).read_text() for n in ("a.md", "b.md", "c.md")} == {"v3"}
+    record = json.loads((out / outdir.OUTPUTS_RECORD).read_text())["files"]
+    assert sorted(record) == ["a.md", "b.md", "c.md"] and all(isinstance(d, str) for d in record.values())
+
+
+def test_outputs_are_not_moved_when_the_record_cannot_be_written(tmp_path):
+    out = tmp_path / "o"
+    (out / outdir.OUTPUTS_RECORD).mkdir(parents=True)
+    with pytest.raises(outdir.FolderError, match=r"\.nasgep-outputs\.json: not a file"):
+        outdir.write_outputs(out, "the tables", _write_abc("v2"))
+    assert sorted(os.listdir(out)) == [outdir.OUTPUTS_RECORD]      # no output moved in, none recorded
+
+
+def test_a_pipe_or_device_named_like_an_output_is_refused_not_read(tmp_path):
+    """A FIFO named normal.svg (or a link to /dev/zero) made `nasgep draw` hang reading it."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "d"
+    out.mkdir()
+    (tmp_path / "s").mkdir()
+    os.mkfifo(out / "normal.svg")
+    (out / "table1.md").symlink_to("/dev/zero")
+    (out / outdir.OUTPUTS_RECORD).write_text(json.dumps({"files": {"/dev/zero": "x", "../x": "y"}}))
+    for argv in (["draw", str(ROOT / "examples" / "hand_genome.json")],
+                 ["tables", "--config", str(make_study(tmp_path / "s")[0])]):
+        run = subprocess.run([sys.executable, "-m", "nasgep", *argv, "--out", str(out)], capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+        assert "holds files nasgep did not write there" in run.stderr.strip().splitlines()[-1]
+
+
+def test_a_refused_verb_leaves_no_new_folder_and_killed_writers_leave_nothing_for_long(tmp_path):
+    """A refused `tables` into new/deep/t2 left the empty folders behind; a killed writer's
+    staging folder stayed for ever (and DVC, tracking the study, would have cached it)."""
+    out = tmp_path / "new" / "deep" / "t"
+
+    def fail(folder: Path):
+        raise outdir.FolderError("refused")
+
+    with pytest.raises(outdir.FolderError):
+        outdir.write_outputs(out, "the tables", fail)
+    assert not (tmp_path / "new").exists()
+    out.mkdir(parents=True)
+    dead = out / ".nasgep-writing-999999999-abc"        # no such PID
+    alive = out / f".nasgep-writing-{os.getppid()}-abc"
+    for stage in (dead, alive):
+        stage.mkdir()
+        (stage / "a.md").write_text("half")
+    outdir.write_outputs(out, "the tables", _write_abc("v1"))
+    assert not dead.exists() and alive.exists()        # another live writer's is left alone
+
+
+def test_two_writers_into_one_folder_take_turns(tmp_path):
+    """Two `nasgep tables` into one --out could each rewrite the record from what they
+    read, and one output was then refused for ever."""
+    import fcntl
+    import threading
+
+    out = tmp_path / "o"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)                       # another writer holds the folder
+    writer = threading.Thread(target=outdir.write_outputs, args=(out, "the tables", _write_abc("v1")))
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive() and not (out / "a.md").exists()
+    os.close(fd)
+    writer.join(30)
+    assert not writer.is_alive() and (out / "a.md").read_text() == "v1"
+
+
 def test_a_restart_that_cannot_move_a_file_moves_nothing(tmp_path, monkeypatch):
     """An immutable history.parquet (chattr +i) stopped --restart halfway: settings.json was
     in .previous-<time>/, the rest not, and --resume then asked for a settings.json."""

@@ -206,12 +206,16 @@ def test_a_floating_point_image_is_named_not_read_as_black(tmp_path):
     Image.fromarray(np.random.default_rng(0).random((16, 16)).astype(np.float32)).save(path)
     assert Image.open(path).mode == "F"
     with pytest.raises(DataError, match=r"x.tif: a 32-bit floating-point image whose values are not whole "
-                                        r"numbers 0..255.*8- or 16-bit"):
+                                        r"numbers 0..255 beyond 0 and 1.*8- or 16-bit"):
         read_image(path)
     # whole numbers 0..255 stored as floats are an 8-bit image in another type: read as such
     pixels = np.random.default_rng(1).integers(0, 256, (16, 16))
     Image.fromarray(pixels.astype(np.float32)).save(path)
     assert np.array_equal(np.asarray(read_image(path, "L")), pixels)
+    # but a float image of only 0 and 1 (a thresholded 0..1 image) would be near black
+    Image.fromarray((pixels > 127).astype(np.float32)).save(path)
+    with pytest.raises(DataError, match=r"x.tif: a 32-bit floating-point image whose values"):
+        read_image(path)
 
 
 def test_resume_on_other_images_is_refused_naming_the_change(tmp_path):

@@ -570,10 +570,11 @@ def _decode(path: str | Path, mode: str):
             image.load()
             if image.mode == "F":       # convert() clips to 0..255: values of 0..1 came out all black
                 values = np.asarray(image, dtype=np.float64)
-                if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 255
-                        and (values == np.rint(values)).all()):
+                if not (np.isfinite(values).all() and values.min() >= 0 and 1 < values.max() <= 255
+                        and (values == np.rint(values)).all()):     # 0 and 1 alone: a 0..1 mask, or 0..255?
                     return None, (f"{path}: a 32-bit floating-point image whose values are not whole numbers "
-                                  "0..255, so their range is unknown; convert the images to 8- or 16-bit first")
+                                  "0..255 beyond 0 and 1, so their range is unknown; convert the images to 8- or "
+                                  "16-bit first")
                 image = Image.fromarray(values.astype(np.uint8))
             if image.mode in _WIDE_GREY_MODES:
                 wide = np.asarray(image, dtype=np.float64)

@@ -484,45 +484,83 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
 OUTPUTS_RECORD = ".nasgep-outputs.json"
 
 
-def write_outputs(out: Path, what: str, write: Callable[[Path], Iterable[Path]]) -> list[Path]:
+#: a staging folder of :func:`write_outputs`: ``.nasgep-writing-<PID>-<random>``
+_STAGING = re.compile(r"^\.nasgep-writing-(\d+)-")
+
+
+def write_outputs(out: Path, what: str, write: Callable[[Path], Iterable[Path]],
+                  names: Iterable[str] = ()) -> list[Path]:
     """Run ``write(folder)`` for a verb that writes files of fixed names (``table1.md``,
     ``normal.png``) into ``out``, and return the files as they lie in ``out``.
 
     ``write`` writes into a hidden staging folder inside ``out``; its files then replace
     those of the same names in ``out`` only if nasgep wrote them there (name and content
     in :data:`OUTPUTS_RECORD`), else nothing is replaced and the error names the files (a
-    file of the user's, or an output the user edited since). Other files in ``out`` are
-    not touched; an interrupted ``write`` replaces nothing."""
-    out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".nasgep-writing-", dir=out))
+    file of the user's, or an output the user edited since). ``names``, when the caller
+    knows them, are checked so before the work. Other files in ``out`` are not touched.
+    One writer at a time (a lock on the folder); an interrupted ``write`` replaces
+    nothing, and an interruption among the moves leaves each file old or new, both
+    recorded as nasgep's."""
+    if out.exists() and not out.is_dir():
+        raise FolderError(f"--out {out} is a file, not a folder")
+    made_folders = [p for p in [out, *out.parents] if not p.exists()]      # the deepest first
+    fd = None
+    finished = False
     try:
-        write(stage)
-        made = _top_files(stage)
-        record = _outputs_record(out)
-        foreign = [p.name for p in made if (out / p.name).exists() or (out / p.name).is_symlink()
-                   if not _ours(out / p.name, record)]
-        if foreign:
-            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-            raise FolderError(f"{out} holds files nasgep did not write there, or that changed since ({shown}); "
-                              f"{what} replace only files of their own: choose a new or empty --out, or move "
-                              "those files away")
-        kept = {name: digest for name, digest in record.items()
-                if name not in {p.name for p in made} and _ours(out / name, record)}
-        written = {p.name: _digest(p) for p in made}
-        for p in made:
-            os.replace(p, out / p.name)
-        atomic_write_text(out / OUTPUTS_RECORD, json.dumps({"files": kept | written}, indent=2, sort_keys=True)
-                          + "\n")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise FolderError(f"{out}: cannot write {what} there ({e.strerror})") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)      # the record is read, checked and rewritten by one writer
+        _remove_dead_stages(out)
+        _refuse_foreign(out, list(names), _outputs_record(out), what)
+        try:
+            stage = Path(tempfile.mkdtemp(prefix=f".nasgep-writing-{os.getpid()}-", dir=out))
+        except OSError as e:
+            raise FolderError(f"{out}: cannot write {what} there ({e.strerror})") from None
+        try:
+            order = [Path(p).name for p in write(stage)]
+            made = sorted(_top_files(stage), key=lambda p: (order.index(p.name) if p.name in order else len(order),
+                                                            p.name))
+            record = _outputs_record(out)
+            _refuse_foreign(out, [p.name for p in made], record, what)
+            new = {p.name: _digest(p) for p in made}
+            old = {name: _digest(out / name) for name in record if _ours(out / name, record)}
+            # before any move, both the old and the new content of a name count as nasgep's:
+            # an interruption between two moves leaves no output that looks like the user's
+            _write_record(out, {name: sorted({d for d in (old.get(name), new.get(name)) if d})
+                                for name in old.keys() | new.keys()})
+            for p in made:
+                os.replace(p, out / p.name)
+            _write_record(out, old | new)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        finished = True
         return [out / p.name for p in made]
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+        if not finished:
+            for folder in made_folders:        # a refused or interrupted verb leaves no new folders
+                with contextlib.suppress(OSError):
+                    folder.rmdir()             # only when empty
 
 
-def _ours(path: Path, record: Mapping[str, str]) -> bool:
-    """Whether ``path`` is a file nasgep wrote, unchanged since (an unreadable or dangling
-    link is not)."""
+def _refuse_foreign(out: Path, names: list[str], record: Mapping[str, set[str]], what: str) -> None:
+    foreign = [name for name in names if (os.path.lexists(out / name) and not _ours(out / name, record))]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FolderError(f"{out} holds files nasgep did not write there, or that changed since ({shown}); "
+                          f"{what} replace only files of their own: choose a new or empty --out, or move "
+                          "those files away")
+
+
+def _ours(path: Path, record: Mapping[str, set[str]]) -> bool:
+    """Whether ``path`` is a file nasgep wrote, unchanged since (not a dangling link, a
+    folder, a pipe or a device)."""
     digest = _digest(path)
-    return digest is not None and record.get(path.name) == digest
+    return digest is not None and digest in record.get(path.name, ())
 
 
 def _top_files(out: Path) -> list[Path]:
@@ -532,22 +570,51 @@ def _top_files(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if not p.name.startswith(".") and (p.is_file() or p.is_symlink()))
 
 
-def _outputs_record(out: Path) -> dict[str, str]:
+def _outputs_record(out: Path) -> dict[str, set[str]]:
+    """The record: file name -> the SHA-256 digests nasgep wrote under it (a damaged record
+    is empty; names that are not plain file names are dropped)."""
     try:
         files = json.loads((out / OUTPUTS_RECORD).read_text()).get("files")
     except (OSError, ValueError, AttributeError, RecursionError):
         return {}
-    return files if isinstance(files, dict) else {}
+    if not isinstance(files, dict):
+        return {}
+    record = {}
+    for name, digests in files.items():
+        if name in ("", ".", "..") or "/" in name or "\0" in name:
+            continue
+        digests = [digests] if isinstance(digests, str) else digests
+        if isinstance(digests, list):
+            record[name] = {d for d in digests if isinstance(d, str)}
+    return record
+
+
+def _write_record(out: Path, files: Mapping[str, Any]) -> None:
+    if os.path.lexists(out / OUTPUTS_RECORD) and not (out / OUTPUTS_RECORD).is_file():
+        raise FolderError(f"{out / OUTPUTS_RECORD}: not a file (nasgep's record of the files it wrote there); "
+                          "remove it, then run again")
+    atomic_write_text(out / OUTPUTS_RECORD, json.dumps({"files": dict(files)}, indent=2, sort_keys=True) + "\n")
 
 
 def _digest(path: Path) -> str | None:
-    """SHA-256 of a file's content (through a link: a DVC cache link is the same output);
-    None when it cannot be read (a dangling link)."""
+    """SHA-256 of a plain file's content (through a link: a DVC cache link is the same
+    output); None for anything else (a dangling link, a folder, a pipe, a device)."""
     try:
+        if not path.is_file():
+            return None
         with path.open("rb") as f:
             return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return None
+
+
+def _remove_dead_stages(out: Path) -> None:
+    """Remove the staging folders that killed writers left in ``out``."""
+    for path in out.iterdir():
+        match = _STAGING.match(path.name)
+        if match and path.is_dir() and not path.is_symlink() and int(match[1]) != os.getpid() \
+                and not _alive(int(match[1])):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 # --- left-overs of interrupted writes ------------------------------------------------------

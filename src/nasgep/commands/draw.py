@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..draw import draw_cell
     from ..errors import UserError
     from ..space import Genome
+    from ..study import FIGURE_FORMATS
 
     outdir.refuse_inside_run(args.out, "the drawings")      # a search's own cells/ among them
     genome = Genome.load(args.genome)
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"{args.genome}: {e}") from None
         return paths
 
-    for path in outdir.write_outputs(args.out, "the drawings", write):
+    names = [f"{pool}.{ext}" for pool in ("normal", "reduction") for ext in FIGURE_FORMATS]
+    for path in outdir.write_outputs(args.out, "the drawings", write, names):
         print(path)
     return 0

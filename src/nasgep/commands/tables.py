@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from ..report.tables import write_tables
+    from ..study import table_files
 
     if args.inputs:
         raise UserError("--inputs is only for 'tables best'")
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} is a file, not a folder; name a folder for the tables (it is created if absent)")
     outdir.refuse_inside_run(out, "the tables")
     study = study_from_args(args)
-    for path in outdir.write_outputs(out, "the tables", lambda folder: write_tables(study, folder)):
+    names = [Path(name).name for name in table_files(study)]
+    for path in outdir.write_outputs(out, "the tables", lambda folder: write_tables(study, folder), names):
         print(path)
     return 0
 
