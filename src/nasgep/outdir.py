@@ -526,7 +526,8 @@ def write_outputs(out: Path, what: str, write: Callable[[Path], Iterable[Path]],
             record = _outputs_record(out)
             _refuse_foreign(out, [p.name for p in made], record, what)
             new = {p.name: _digest(p) for p in made}
-            old = {name: _digest(out / name) for name in record if _ours(out / name, record)}
+            digests = {name: _digest(out / name) for name in record}
+            old = {name: d for name, d in digests.items() if d is not None and d in record[name]}   # still ours
             # before any move, both the old and the new content of a name count as nasgep's:
             # an interruption between two moves leaves no output that looks like the user's
             _write_record(out, {name: sorted({d for d in (old.get(name), new.get(name)) if d})
