@@ -241,6 +241,24 @@ def test_tables_command_writes_every_format(tmp_path, study_dir, capsys):
     assert "not run" in (out / "table3.md").read_text()
 
 
+def test_tables_and_figures_refuse_an_unfinished_search(tmp_path, study_dir, capsys):
+    """Table II would count part of a search's cost, and the curves part of its run, as the
+    whole; found when `snakemake --touch` marked a killed search done (it no longer can)."""
+    cfg, config = study_dir
+    folder = Study(config).search_dir("cifar100", "search", SEEDS[1])
+    write_json(folder / "search.json", {"dataset": "cifar100", "method": "search", "seed": SEEDS[1],
+                                        "finished": False})
+    for verb in ("tables", "figures"):
+        assert main([verb, "--config", str(cfg), "--out", str(tmp_path / verb)]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines == [f"nasgep {verb}: error: {folder}: the search is not finished (its best.json is the best so "
+                         "far); resume it first ('nasgep search' with the same config and --out)"]
+        assert not (tmp_path / verb).exists()
+    write_json(folder / "search.json", {"dataset": "cifar100", "method": "search", "seed": SEEDS[1],
+                                        "finished": True})
+    assert main(["tables", "--config", str(cfg), "--out", str(tmp_path / "tables")]) == 0
+
+
 def test_tables_command_needs_the_results_folder(tmp_path, capsys):
     cfg = tmp_path / "empty.yaml"
     cfg.write_text(f"results_dir: {tmp_path / 'nothing'}\n")

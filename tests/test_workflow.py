@@ -143,7 +143,7 @@ def test_best_ablation_trains_once_per_dataset_and_seed(tmp_path):
     assert sources[("cifar10", "cutout_aa_random")] == "random"
     assert sources[("cifar100", "cutout_aa")] == "search"
     transfer = [t for t in trains if t[5]]
-    assert transfer[0][0] == "results/demo/search/cifar10/best.json"
+    assert transfer[0][0] == "results/demo/search/cifar10/best.json"      # select_best's choice
 
 
 def test_lint_is_clean(tmp_path):
@@ -237,9 +237,6 @@ if verb not in {verbs!r}:
 from nasgep.cli import build_parser
 build_parser().parse_args(sys.argv[1:])      # the rule's arguments must be the real verb's
 import os
-if os.environ.get("FAKE_FAILS") == verb:
-    print(f"{{verb}} failed", file=sys.stderr)
-    sys.exit(3)
 p = argparse.ArgumentParser()
 p.add_argument("verb"); p.add_argument("genome_file", nargs="?")
 for opt in ("--config", "--set"):
@@ -252,6 +249,16 @@ for flag in ("--resume", "--no-resume", "--restart", "--restart-if-changed", "--
     p.add_argument(flag, action="store_true")
 a, _ = p.parse_known_args()
 out = Path(a.out)
+if os.environ.get("FAKE_FAILS") == verb:    # as the real verb: a changed run goes aside, then it dies
+    (out / "finished.json").unlink(missing_ok=True)
+    if os.environ.get("FAKE_MOVES_ASIDE") and out.is_dir():
+        aside = out / ".previous-fake"
+        aside.mkdir()
+        for name in ("best.json", "history.parquet", "metrics.json", "model.pt", "searchphase.json"):
+            if (out / name).exists():
+                (out / name).rename(aside / name)
+    print(f"{{verb}} failed", file=sys.stderr)
+    sys.exit(3)
 for name in ("best.json", "metrics.json"):      # what snakemake left of an earlier run
     if (out / name).exists():
         with open({calls!r} + ".found", "a") as f:
@@ -290,7 +297,9 @@ elif verb == "evaluate":
     (out / "searchphase.md").write_text("searched vs random\n")
     (out / "searchphase.html").write_text("<html><body>searched vs random</body></html>")
     (out / "fidelity.png").write_bytes(PNG)
-elif verb == "draw":
+if verb in ("search", "sample", "train", "evaluate"):      # the last file of a finished run
+    (out / "finished.json").write_text(json.dumps({{"kind": verb, "finished": "now"}}))
+if verb == "draw":
     out.mkdir(parents=True, exist_ok=True)
     for cell in ("normal", "reduction"):
         (out / f"{{cell}}.png").write_bytes(PNG)
@@ -351,11 +360,11 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     # a job snakemake reruns by itself lets the verb decide (same settings: not redone) ...
     calls = tmp_path / "calls.log"
     search = results / "search" / "cifar10" / "search" / "seed0"
-    training = results / "train" / "cifar10" / "cutout" / "seed0" / "metrics.json"
+    done = str(search.relative_to(work) / "finished.json")
+    training = results / "train" / "cifar10" / "cutout" / "seed0"
     calls.write_text("")
-    (search / "best.json").unlink()
-    rerun = snakemake(work, "--cores", "1", str(search.relative_to(work) / "best.json"), "--configfile", str(DEMO),
-                      env=env)
+    (search / "finished.json").unlink()
+    rerun = snakemake(work, "--cores", "1", done, "--configfile", str(DEMO), env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     lines = calls.read_text().splitlines()
     assert [line for line in lines if line.startswith("search ")]
@@ -364,12 +373,11 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     # ... and one the user forces is redone (--restart: the verb moves the old files aside)
     calls.write_text("")
     redo = snakemake(work, "--cores", "1", "--configfile", str(DEMO), "--force",
-                     str(search.relative_to(work) / "best.json"), str(training.relative_to(work)), env=env)
+                     done, str(training.relative_to(work) / "finished.json"), env=env)
     assert redo.returncode == 0, redo.stderr[-3000:]
     lines = calls.read_text().splitlines()
     assert any(line.startswith("search ") and "--restart " in f"{line} " for line in lines)
     assert any(line.startswith("train ") and "--restart " in f"{line} " for line in lines)
-    assert not list(results.rglob(".workflow-complete"))
     again = snakemake(work, "-n", "--configfile", str(DEMO), env=env)
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout    # --restart is no param change
 
@@ -378,29 +386,62 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     same.write_text("name: demo\n")
     again = snakemake(work, "-n", "--configfile", str(DEMO), str(same), env=env)
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout
-    # ... and one that changes a search setting reruns the searches without deleting their
-    # results first (update() outputs): the verb finds them and moves them aside itself
+    # ... and one that changes a search setting reruns the searches; Snakemake deletes none of
+    # their results first (they are no rule's outputs): the verb finds them and moves them aside
     changed = work / "changed.yaml"
     changed.write_text("search:\n  lr: 0.07\n")
     found = Path(str(calls) + ".found")
     found.unlink(missing_ok=True)
     db = (results / "mlflow.db").read_bytes()
-    rerun = snakemake(work, "--cores", "1", str(search.relative_to(work) / "best.json"),
-                      "--configfile", str(DEMO), str(changed), env=env)
+    rerun = snakemake(work, "--cores", "1", done, "--configfile", str(DEMO), str(changed), env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"search {search.relative_to(work) / 'best.json'}" in found.read_text().splitlines()
     assert (results / "mlflow.db").read_bytes() == db          # the store is never recreated
 
     # a failing verb fails its job; the results it had stay, and every attempt's log is kept
     best = (search / "best.json").read_bytes()
-    failed = snakemake(work, "--cores", "1", "--force", str(search.relative_to(work) / "best.json"),
-                       "--configfile", str(DEMO), env={**env, "FAKE_FAILS": "search"})
+    failed = snakemake(work, "--cores", "1", "--force", done, "--configfile", str(DEMO),
+                       env={**env, "FAKE_FAILS": "search"})
     assert failed.returncode != 0, failed.stderr[-3000:]
     assert (search / "best.json").read_bytes() == best, failed.stderr[-3000:]
     attempts = (search.parent / "seed0.log").read_text()
     assert attempts.count("\n== ") + attempts.startswith("== ") >= 4 and "search failed" in attempts, \
         failed.stderr[-3000:]
     assert "search failed" in (results / "logs" / "search" / "cifar10" / "search" / "seed0.log").read_text()
+    # the job is not done until the verb says so: the next run runs it again
+    dry = snakemake(work, "-n", done, "--configfile", str(DEMO), env=env)
+    assert job_counts(dry.stdout + dry.stderr).get("search") == 1, dry.stderr[-6000:]
+    ok = snakemake(work, "--cores", "1", done, "--configfile", str(DEMO), env=env)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    killed_reruns_never_bring_back_old_results(work, env)
+
+
+def killed_reruns_never_bring_back_old_results(work: Path, env: dict) -> None:
+    """A settings change makes the verbs move the old run aside and start afresh; killed
+    then, nothing Snakemake kept puts the old best.json or metrics.json back beside the
+    new settings (Snakemake's update() did, and the next run had nothing to do), and the
+    next run runs the jobs again. `--touch` cannot mark the unfinished runs done."""
+    results = work / "results" / "demo"
+    search = results / "search" / "cifar10" / "search" / "seed0"
+    training = results / "train" / "cifar10" / "cutout_aa" / "seed0"
+    phase = results / "searchphase" / "cifar10"
+    changed = work / "changed-again.yaml"
+    changed.write_text("search:\n  lr: 0.05\ntrain:\n  lr: 0.05\n")     # every run's settings change
+    killed = {**env, "FAKE_MOVES_ASIDE": "1"}
+    for verb, folder, target in [("search", search, "best.json"), ("train", training, "metrics.json"),
+                                 ("evaluate", phase, "searchphase.json")]:
+        failed = snakemake(work, "--cores", "1", str(folder.relative_to(work) / "finished.json"),
+                           "--configfile", str(DEMO), str(changed), env={**killed, "FAKE_FAILS": verb})
+        assert failed.returncode != 0, (verb, failed.stdout[-3000:])
+        if verb != "evaluate":        # its report files are update() outputs: restored, but not done
+            assert not (folder / target).exists(), f"{verb}: the old {target} came back"
+        assert (folder / ".previous-fake" / target).is_file()
+        assert not (folder / "finished.json").exists()
+        touched = snakemake(work, "--cores", "1", "--touch", str(folder.relative_to(work) / "finished.json"),
+                            "--configfile", str(DEMO), str(changed), env=env)
+        assert not (folder / "finished.json").exists(), touched.stderr[-2000:]
+        dry = snakemake(work, "-n", "--configfile", str(DEMO), str(changed), env=env)
+        assert job_counts(dry.stdout).get({"evaluate": "search_phase"}.get(verb, verb), 0) >= 1, dry.stdout[-3000:]
 
 
 def test_dataset_names_that_are_not_identifiers_are_refused(tmp_path):
@@ -539,7 +580,7 @@ def test_interrupted_snakemake_never_redoes_or_doubles_a_search(tmp_path):
     data["datasets"]["cifar10"]["max_train"] = 200
     config = work / "tiny.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
-    target = "results/tiny/search/cifar10/search/seed0/best.json"
+    target = "results/tiny/search/cifar10/search/seed0/finished.json"
     folder = work / "results" / "tiny" / "search" / "cifar10" / "search" / "seed0"
     log = work / "results" / "tiny" / "logs" / "search" / "cifar10" / "search" / "seed0.log"
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")

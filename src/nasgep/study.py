@@ -40,6 +40,12 @@ WEIGHT_SHARING: dict[str, bool] = {"search": True, "search_nws": False}
 SEARCH_METHODS: tuple[str, ...] = tuple(WEIGHT_SHARING)
 METHODS: tuple[str, ...] = SEARCH_METHODS + ("random",)
 
+#: The file a run (a search, sample, training or search-phase evaluation) writes last, when
+#: it finished, and removes first when it goes on (:func:`nasgep.outdir.mark_finished`).
+#: It is the one output the workflow declares for such a job, so Snakemake never deletes,
+#: backs up or restores a run's results: the verb owns them (docs/decisions.md).
+FINISHED = "finished.json"
+
 #: Files the search-phase evaluation (``nasgep evaluate``) writes for a dataset.
 SEARCHPHASE_FILES: tuple[str, ...] = ("searchphase.json", "searchphase.md", "searchphase.html", "fidelity.png")
 
@@ -318,13 +324,15 @@ class Study:
 
     def histories(self, dataset: str, method: str) -> Iterator[tuple[int, Path]]:
         """(seed, ``history.parquet``) of each seed's search that exists; a search whose
-        ``search.json`` records another dataset, method or seed than its folder is refused."""
+        ``search.json`` records another dataset, method or seed than its folder, or says it
+        is not finished (its costs and curves would be part of a search's), is refused."""
         for seed in self.seeds:
             folder = self.search_dir(dataset, method, seed)
             if present(folder / "history.parquet"):
                 if present(folder / "search.json"):
                     check_place(folder / "search.json", read_json(folder / "search.json"), "search this one there",
                                 dataset=dataset, method=method, seed=seed)
+                    check_search_finished(folder)
                 yield seed, folder / "history.parquet"
 
 
@@ -380,22 +388,26 @@ def pattern(study: Study, key: str, name: str = "") -> str:
     return f"{path}/{name}" if name else path
 
 
-def search_results(study: Study, name: str) -> list[str]:
-    """``name`` (best.json, history.parquet) of every search (and, for best.json,
-    sampling) of the study."""
-    return [pattern(study, "search", name).format(dataset=d, method=m, seed=s)
-            for d, m, s in study.searches() if name == "best.json" or m != "random"]
+def finished(study: Study, key: str, **wildcards: Any) -> str:
+    """The ``finished.json`` of one run: ``finished(study, "train", dataset=..., ...)``."""
+    return pattern(study, key, FINISHED).format(**wildcards)
 
 
-def training_metrics(study: Study) -> list[str]:
-    return [pattern(study, "train", "metrics.json").format(dataset=d, variant=v, seed=s)
+def search_runs(study: Study, methods: tuple[str, ...] = METHODS) -> list[str]:
+    """``finished.json`` of every search and sampling of the study (of ``methods``)."""
+    return [finished(study, "search", dataset=d, method=m, seed=s)
+            for d, m, s in study.searches() if m in methods]
+
+
+def training_runs(study: Study) -> list[str]:
+    return [finished(study, "train", dataset=d, variant=v, seed=s)
             for d, v in study.trainings() for s in study.seeds]
 
 
-def transfer_metrics(study: Study) -> list[str]:
+def transfer_runs(study: Study) -> list[str]:
     if study.transfer_dataset is None:
         return []
-    return [pattern(study, "transfer", "metrics.json").format(dataset=study.transfer_dataset)]
+    return [finished(study, "transfer", dataset=study.transfer_dataset)]
 
 
 def table_files(study: Study) -> list[str]:
@@ -413,32 +425,35 @@ def cell_files(study: Study) -> list[str]:
 
 
 def table_inputs(study: Study) -> list[str]:
-    histories = {pattern(study, "search", "history.parquet").format(dataset=d, method="search", seed=s)
-                 for d in [*study.search_datasets, study.transfer_source] for s in study.seeds}
-    return training_metrics(study) + sorted(histories) + transfer_metrics(study)
+    """The runs Tables I-III read: every training, the transfer, and the searches whose
+    histories give Table II's search cost."""
+    searches = {finished(study, "search", dataset=d, method="search", seed=s)
+                for d in [*study.search_datasets, study.transfer_source] for s in study.seeds}
+    return training_runs(study) + sorted(searches) + transfer_runs(study)
 
 
 def figure_inputs(study: Study) -> list[str]:
-    ablation_metrics = [pattern(study, "train", "metrics.json").format(
-                            dataset=study.ablation_dataset, variant=v, seed=s)
-                        for v in study.ablations for s in study.seeds]
-    return search_results(study, "history.parquet") + ablation_metrics
+    """The runs the figures read: every search's history, the ablation dataset's trainings."""
+    ablation_runs = [finished(study, "train", dataset=study.ablation_dataset, variant=v, seed=s)
+                     for v in study.ablations for s in study.seeds]
+    return search_runs(study, SEARCH_METHODS) + ablation_runs
 
 
-def searchphase_searches(study: Study, dataset: str, name: str = "best.json") -> list[str]:
-    """``name`` of every seed's search on ``dataset``: what its evaluation compares."""
-    return [pattern(study, "search", name).format(dataset=dataset, method="search", seed=s)
-            for s in study.seeds]
+def searchphase_searches(study: Study, dataset: str) -> list[str]:
+    """``finished.json`` of every seed's search on ``dataset``: what its evaluation compares."""
+    return [finished(study, "search", dataset=dataset, method="search", seed=s) for s in study.seeds]
 
 
 def searchphase_files(study: Study) -> list[str]:
-    """The search-phase evaluation of the ablation dataset (searched vs random cells)."""
+    """The search-phase evaluation of the ablation dataset (searched vs random cells): its
+    report files, and its finished.json (the report files of an evaluation that failed
+    half-way may be the last one's, restored by Snakemake)."""
     return [pattern(study, "searchphase", name).format(dataset=study.ablation_dataset)
-            for name in SEARCHPHASE_FILES]
+            for name in (*SEARCHPHASE_FILES, FINISHED)]
 
 
 def all_targets(study: Study) -> list[str]:
-    return (search_results(study, "best.json") + training_metrics(study) + transfer_metrics(study)
+    return (search_runs(study) + training_runs(study) + transfer_runs(study)
             + table_files(study) + figure_files(study) + cell_files(study) + searchphase_files(study))
 
 

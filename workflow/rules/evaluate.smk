@@ -5,17 +5,17 @@
 # Trainings are cached in its folder, so an interrupted evaluation resumes; those made
 # with other settings or for a changed best.json are moved aside and trained again. The
 # report files are `update()` outputs, so Snakemake never deletes them before a rerun: the
-# verb moves a report that the rerun changes aside, with its trainings.csv.
+# verb moves a report that the rerun changes aside, with its trainings.csv. The job is
+# done when the verb wrote finished.json (its last file): Snakemake restores the last
+# report files when a job fails, so they alone do not say the evaluation is current.
 
 
 rule search_phase:
     input:
-        best=lambda wildcards: plan.searchphase_searches(STUDY, wildcards.dataset),
-        history=lambda wildcards: plan.searchphase_searches(
-            STUDY, wildcards.dataset, "history.parquet"
-        ),
+        searches=lambda wildcards: plan.searchphase_searches(STUDY, wildcards.dataset),
         data=lambda wildcards: prepared(wildcards.dataset),
     output:
+        finished=result("searchphase", plan.FINISHED),
         json=update(result("searchphase", "searchphase.json")),
         md=update(result("searchphase", "searchphase.md")),
         html=report(
@@ -34,7 +34,7 @@ rule search_phase:
         log_path("searchphase/{dataset}"),
     params:
         config=config_args,
-        searches=lambda wildcards, input: " ".join(os.path.dirname(p) for p in input.best),
+        searches=lambda wildcards, input: [os.path.dirname(p) for p in input.searches],
         out=lambda wildcards, output: os.path.dirname(output.json),
         settings=lambda wildcards: plan.searchphase_inputs(NASGEP_CONFIG, wildcards.dataset),
         attempts=attempts_log,
@@ -47,6 +47,6 @@ rule search_phase:
         "search-phase evaluation on {wildcards.dataset}: searched vs random cells, fitness fidelity"
     shell:
         ATTEMPTS.format(
-            command="nasgep evaluate {params.config} --dataset {wildcards.dataset} "
-            "--search {params.searches} --out {params.out} --restart-if-changed"
+            command="nasgep evaluate {params.config} --dataset {wildcards.dataset:q} "
+            "--search {params.searches:q} --out {params.out:q} --restart-if-changed"
         )

@@ -1,4 +1,6 @@
-# Tables I-III, figures and the best cells, all marked for `snakemake --report`.
+# Tables I-III, figures and the best cells, all marked for `snakemake --report`. Their
+# files are `update()` outputs, so Snakemake never deletes them before a rerun: the verbs
+# replace only files they wrote themselves, and refuse, naming it, one edited by hand.
 
 
 rule draw_cells:
@@ -6,21 +8,21 @@ rule draw_cells:
         rules.select_best.output,
     output:
         normal=report(
-            result("cells", "normal.png"),
+            update(result("cells", "normal.png")),
             caption="../report/cells.rst",
             category="Best cells",
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "cell": "normal"},
         ),
         reduction=report(
-            result("cells", "reduction.png"),
+            update(result("cells", "reduction.png")),
             caption="../report/cells.rst",
             category="Best cells",
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "cell": "reduction"},
         ),
-        normal_svg=result("cells", "normal.svg"),
-        reduction_svg=result("cells", "reduction.svg"),
+        normal_svg=update(result("cells", "normal.svg")),
+        reduction_svg=update(result("cells", "reduction.svg")),
     log:
         log_path("draw_cells/{dataset}"),
     params:
@@ -39,13 +41,13 @@ rule tables:
     output:
         [
             report(
-                path,
+                update(path),
                 caption=f"../report/{Path(path).stem}.rst",
                 category="Tables",
                 labels={"table": Path(path).stem},
             )
             if path.endswith(".html")
-            else path
+            else update(path)
             for path in plan.table_files(STUDY)
         ],
     log:
@@ -68,7 +70,7 @@ rule figures:
     output:
         [
             report(
-                path,
+                update(path),
                 caption="../report/ablation.rst"
                 if Path(path).stem == "ablation"
                 else "../report/search_curves.rst",
@@ -76,7 +78,7 @@ rule figures:
                 labels={"figure": Path(path).stem},
             )
             if path.endswith(".png")
-            else path
+            else update(path)
             for path in plan.figure_files(STUDY)
         ],
     log:

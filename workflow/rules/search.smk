@@ -3,10 +3,14 @@
 # settings recorded in the search's folder: an interrupted search resumes, a finished one
 # with the same settings is not redone (its results are written again), one made with
 # other settings is moved aside into .previous-<time>/, results included, and started
-# afresh; --forcerun / --force add --restart. The results are `update()` outputs, so
-# Snakemake never deletes them before a rerun: the verb moves them aside (`nasgep sample`
-# likewise). A search still running in the folder (after snakemake itself
-# was killed) makes the job fail at once, naming its PID.
+# afresh; --forcerun / --force add --restart. A search still running in the folder (after
+# snakemake itself was killed) makes the job fail at once, naming its PID.
+#
+# Each job's one output is the run's finished.json, which the verb writes last and removes
+# before it changes anything: Snakemake deletes, backs up and restores the outputs of the
+# jobs it runs, so it must own none of a run's results (best.json, history.parquet, the
+# checkpoints). A job killed half-way leaves no finished.json and runs again; the next
+# rules read best.json and history.parquet beside it.
 
 
 rule search:
@@ -14,13 +18,12 @@ rule search:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        best=update(result("search", "best.json").replace("{method}", "search")),
-        history=update(result("search", "history.parquet").replace("{method}", "search")),
+        finished=result("search", plan.FINISHED).replace("{method}", "search"),
     log:
         log_path("search/{dataset}/search/seed{seed}"),
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.best),
+        out=lambda wildcards, output: os.path.dirname(output.finished),
         extra=weight_sharing_flag("search"),
         redo=restart_flag("search"),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
@@ -43,13 +46,12 @@ rule search:
 
 use rule search as search_nws with:
     output:
-        best=update(result("search", "best.json").replace("{method}", "search_nws")),
-        history=update(result("search", "history.parquet").replace("{method}", "search_nws")),
+        finished=result("search", plan.FINISHED).replace("{method}", "search_nws"),
     log:
         log_path("search/{dataset}/search_nws/seed{seed}"),
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.best),
+        out=lambda wildcards, output: os.path.dirname(output.finished),
         extra=weight_sharing_flag("search_nws"),
         redo=restart_flag("search_nws"),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
@@ -63,12 +65,12 @@ rule sample:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        best=update(result("search", "best.json").replace("{method}", "random")),
+        finished=result("search", plan.FINISHED).replace("{method}", "random"),
     log:
         log_path("search/{dataset}/random/seed{seed}"),
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.best),
+        out=lambda wildcards, output: os.path.dirname(output.finished),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
         redo=restart_flag("sample"),
     conda:
@@ -82,14 +84,16 @@ rule sample:
 
 rule select_best:
     input:
-        lambda wildcards: expand(rules.search.output.best, dataset=wildcards.dataset, seed=SEEDS),
+        lambda wildcards: expand(rules.search.output.finished, dataset=wildcards.dataset, seed=SEEDS),
     output:
         result("selected"),
     log:
         log_path("select_best/{dataset}"),
+    params:
+        best=lambda wildcards, input: beside(input, "best.json"),
     conda:
         ENV
     message:
         "select the best {wildcards.dataset} search over the seeds by search fitness"
     shell:
-        "nasgep tables best --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+        "nasgep tables best --inputs {params.best:q} --out {output:q} > {log:q} 2>&1"

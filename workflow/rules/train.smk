@@ -6,25 +6,25 @@
 # checkpoint.pt, does not redo a finished one with the same settings (it tests the final
 # weights again and rewrites the results), and moves one made with other settings (or
 # another genome) aside into .previous-<time>/, results included, and starts over;
-# --forcerun / --force add --restart. The results are `update()` outputs: Snakemake never
-# deletes them before a rerun, the verb decides.
+# --forcerun / --force add --restart. As for searches (rules/search.smk), each job's one
+# output is the run's finished.json: metrics.json and model.pt are the verb's alone.
 
 
 rule train:
     input:
-        genome=genome_for,
+        search=source_run,
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        metrics=update(result("train", "metrics.json")),
-        model=update(result("train", "model.pt")),
+        finished=result("train", plan.FINISHED),
     log:
         log_path("train/{dataset}/{variant}/seed{seed}"),
     wildcard_constraints:
         variant="|".join(re.escape(v) for v in STUDY.ablations),
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.metrics),
+        out=lambda wildcards, output: os.path.dirname(output.finished),
+        genome=lambda wildcards, input: beside([input.search], "best.json")[0],
         settings=lambda wildcards: plan.train_inputs(NASGEP_CONFIG, wildcards.dataset, wildcards.variant),
         redo=restart_flag("train"),
         attempts=attempts_log,
@@ -37,7 +37,7 @@ rule train:
         "train {wildcards.variant} on {wildcards.dataset}, seed {wildcards.seed}"
     shell:
         ATTEMPTS.format(
-            command="nasgep train --genome {input.genome:q} {params.config} "
+            command="nasgep train --genome {params.genome:q} {params.config} "
             "--dataset {wildcards.dataset:q} --variant {wildcards.variant:q} "
             "--seed {wildcards.seed:q} --out {params.out:q} --no-progress "
             "--restart-if-changed {params.redo:q}"
@@ -50,15 +50,14 @@ rule transfer:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        metrics=update(result("transfer", "metrics.json")),
-        model=update(result("transfer", "model.pt")),
+        finished=result("transfer", plan.FINISHED),
     log:
         log_path("transfer/{dataset}"),
     wildcard_constraints:
         dataset=re.escape(TRANSFER) if TRANSFER else r"[^/]+",
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.metrics),
+        out=lambda wildcards, output: os.path.dirname(output.finished),
         variant=STUDY.best_ablation,
         seed=SEEDS[0],
         settings=lambda wildcards: plan.transfer_inputs(

@@ -374,6 +374,7 @@ def run(args: argparse.Namespace) -> int:
             more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
             raise UserError(f"{path}{more}: {why}; use another --out, or --restart-if-changed to train "
                             "them again (the old files are moved aside)")
+        outdir.mark_unfinished(out)     # every check passed; finished.json comes back at the end
         moved = None
         if changed:
             moved = outdir.move_aside(out, [path for path, _ in changed])
@@ -401,5 +402,6 @@ def run(args: argparse.Namespace) -> int:
         w.writeheader()
         w.writerows(rows)
         atomic_write_text(out / "trainings.csv", table.getvalue())
+        outdir.mark_finished(out, WHAT)
         print(sp.markdown(result))
         return 0

@@ -70,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
                 raise outdir.FolderError(
                     f"{out / 'best.json'} {held}; pass --restart to start over (the old files "
                     "are moved aside), or choose another --out")
+            outdir.mark_unfinished(out)
             atomic_write_bytes(out / "best.json", content)
         outdir.record(out, fingerprint, "sample")
+        outdir.mark_finished(out, "sample")
     with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",
                             params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
                                     "genome": tracking.genome_text(genome)},
