@@ -224,8 +224,10 @@ def test_speed_switches_are_not_result_settings(tmp_path):
 
 def test_restart_if_changed_redoes_only_a_changed_search(tmp_path):
     first = search(tmp_path)
+    marked = (tmp_path / outdir.FINISHED).stat().st_mtime_ns
     same = search(tmp_path, resume=True, restart_if_changed=True)       # finished, same: nothing to do
     assert same.history == first.history
+    assert (tmp_path / outdir.FINISHED).stat().st_mtime_ns == marked     # still the first finish
     # --restart-if-changed alone goes on too, as its --help says (it was refused, asking for --resume)
     assert search(tmp_path, restart_if_changed=True).history == first.history
     assert not any(p.name.startswith(outdir.PREVIOUS) for p in tmp_path.iterdir())

@@ -163,7 +163,8 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
         if not state.finished:
             _check_files(out, state, evaluator)
         outdir.record(out, settings_doc, "search")     # every check passed
-        outdir.mark_unfinished(out)                     # finished.json comes back at the end
+        if not state.finished:                          # going on: finished.json comes back at the end
+            outdir.mark_unfinished(out)
         with tracking.start_run(config, "search", run_name, params=_params(config, dataset, seed),
                                 tags=tracking.run_tags(config, dataset=dataset, seed=seed, method=method),
                                 run_id=state.mlflow_run_id) as run:
