@@ -11,7 +11,7 @@ of each search's ``history.parquet`` (``search_phase.fidelity_best`` fittest ind
 and ``fidelity_spread`` more across the fitness range). Then writes OUT/searchphase.json
 (percentile ranks, RI with its 95 % bootstrap interval, one-sided permutation p,
 training-seed noise, the gain at equal size, Kendall's tau), OUT/searchphase.md (and
-.html), OUT/fidelity.png and OUT/trainings.csv. Every training is cached in OUT/runs/
+.html), OUT/fidelity.png, OUT/trainings.csv and, last, OUT/finished.json. Every training is cached in OUT/runs/
 with the key of what its result depends on (running the command again resumes; nothing
 finished is redone). A cached training whose key no longer matches (other ``train``
 settings or data, a search whose ``best.json`` changed) is never reused nor overwritten:

@@ -7,7 +7,7 @@ size-only baseline, for a search that may win by picking larger cells.
 
 Writes OUT/best.json in the same form as a search (method "random", fitness null), so
 `nasgep train --genome OUT/best.json` trains it exactly like searched cells, and
-OUT/settings.json (the settings it was drawn with). A folder holding a search, a training
+OUT/settings.json (the settings it was drawn with) and OUT/finished.json. A folder holding a search, a training
 or another sample (other settings or seed) is refused; running the same sample again
 changes nothing. --restart moves the old files into OUT/.previous-<time>/ first.
 """
