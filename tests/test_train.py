@@ -328,30 +328,7 @@ def test_train_command_writes_metrics_and_weights_and_resumes(tmp_path, stand_in
 
     assert main([*args[:-1], "--seed", "4", "--no-progress"]) == 2       # someone else's checkpoint
     assert "belongs to another training" in capsys.readouterr().err
-    assert json.loads((out / "finished.json").read_text())["kind"] == "training"    # refused: still done
     assert main([*args, "--no-resume", "--epochs", "1"]) == 0
-    assert (out / "finished.json").is_file()
-
-
-def test_only_a_finished_training_has_finished_json(tmp_path, stand_in_network, monkeypatch):
-    """finished.json is the workflow's output of a training job: a training that dies
-    before its results are written, even one redoing a finished training, has none."""
-    import nasgep.fulltrain
-
-    genome = tmp_path / "best.json"
-    genome.write_text(json.dumps({"genome": GENOME, "fitness": 50.0}))
-    out = tmp_path / "out"
-    args = ["train", "--genome", str(genome), "--config", str(DEMO), "--out", str(out), "--epochs", "1",
-            "--set", "datasets.cifar10.max_train=200", "--no-progress"]
-    assert main(args) == 0
-    assert (out / "finished.json").is_file()
-
-    def dies(*_args, **_kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(nasgep.fulltrain, "_finish", dies)
-    assert main([*args, "--restart"]) == 130          # Ctrl-C
-    assert not (out / "finished.json").exists() and not (out / "metrics.json").exists()
 
 
 def test_train_command_imagenet_stem_uses_transfer_settings(tmp_path, stand_in_network):

@@ -19,6 +19,7 @@ SNAKEMAKE = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "workflow" / "Sna
 PAPER = ROOT / "config" / "paper.yaml"
 DEMO = ROOT / "config" / "demo.yaml"
 VERBS = ("prepare", "search", "sample", "train", "draw", "evaluate")
+DONE = ".workflow-done"        # the mark Snakemake makes when a job succeeded (nasgep.study.DONE)
 
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None,
@@ -232,6 +233,9 @@ verb = sys.argv[1] if len(sys.argv) > 1 else ""
 with open({calls!r}, "a") as f:
     f.write(" ".join(sys.argv[1:]) + "\n")
 if verb not in {verbs!r}:
+    import os
+    if os.environ.get("FAKE_FAILS") == verb and sys.argv[2:3] != ["best"]:   # tables (not best) killed
+        sys.exit(143)
     from nasgep.cli import main
     sys.exit(main())
 from nasgep.cli import build_parser
@@ -250,7 +254,6 @@ for flag in ("--resume", "--no-resume", "--restart", "--restart-if-changed", "--
 a, _ = p.parse_known_args()
 out = Path(a.out)
 if os.environ.get("FAKE_FAILS") == verb:    # as the real verb: a changed run goes aside, then it dies
-    (out / "finished.json").unlink(missing_ok=True)
     if os.environ.get("FAKE_MOVES_ASIDE") and out.is_dir():
         aside = out / ".previous-fake"
         aside.mkdir()
@@ -297,9 +300,7 @@ elif verb == "evaluate":
     (out / "searchphase.md").write_text("searched vs random\n")
     (out / "searchphase.html").write_text("<html><body>searched vs random</body></html>")
     (out / "fidelity.png").write_bytes(PNG)
-if verb in ("search", "sample", "train", "evaluate"):      # the last file of a finished run
-    (out / "finished.json").write_text(json.dumps({{"kind": verb, "finished": "now"}}))
-if verb == "draw":
+elif verb == "draw":
     out.mkdir(parents=True, exist_ok=True)
     for cell in ("normal", "reduction"):
         (out / f"{{cell}}.png").write_bytes(PNG)
@@ -360,10 +361,10 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     # a job snakemake reruns by itself lets the verb decide (same settings: not redone) ...
     calls = tmp_path / "calls.log"
     search = results / "search" / "cifar10" / "search" / "seed0"
-    done = str(search.relative_to(work) / "finished.json")
+    done = str(search.relative_to(work) / DONE)
     training = results / "train" / "cifar10" / "cutout" / "seed0"
     calls.write_text("")
-    (search / "finished.json").unlink()
+    (search / DONE).unlink()
     rerun = snakemake(work, "--cores", "1", done, "--configfile", str(DEMO), env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     lines = calls.read_text().splitlines()
@@ -373,7 +374,7 @@ def test_whole_workflow_with_stand_in_verbs(tmp_path):
     # ... and one the user forces is redone (--restart: the verb moves the old files aside)
     calls.write_text("")
     redo = snakemake(work, "--cores", "1", "--configfile", str(DEMO), "--force",
-                     done, str(training.relative_to(work) / "finished.json"), env=env)
+                     done, str(training.relative_to(work) / DONE), env=env)
     assert redo.returncode == 0, redo.stderr[-3000:]
     lines = calls.read_text().splitlines()
     assert any(line.startswith("search ") and "--restart " in f"{line} " for line in lines)
@@ -430,18 +431,28 @@ def killed_reruns_never_bring_back_old_results(work: Path, env: dict) -> None:
     killed = {**env, "FAKE_MOVES_ASIDE": "1"}
     for verb, folder, target in [("search", search, "best.json"), ("train", training, "metrics.json"),
                                  ("evaluate", phase, "searchphase.json")]:
-        failed = snakemake(work, "--cores", "1", str(folder.relative_to(work) / "finished.json"),
+        failed = snakemake(work, "--cores", "1", str(folder.relative_to(work) / DONE),
                            "--configfile", str(DEMO), str(changed), env={**killed, "FAKE_FAILS": verb})
         assert failed.returncode != 0, (verb, failed.stdout[-3000:])
         if verb != "evaluate":        # its report files are update() outputs: restored, but not done
             assert not (folder / target).exists(), f"{verb}: the old {target} came back"
         assert (folder / ".previous-fake" / target).is_file()
-        assert not (folder / "finished.json").exists()
-        touched = snakemake(work, "--cores", "1", "--touch", str(folder.relative_to(work) / "finished.json"),
+        assert not (folder / DONE).exists()
+        touched = snakemake(work, "--cores", "1", "--touch", str(folder.relative_to(work) / DONE),
                             "--configfile", str(DEMO), str(changed), env=env)
-        assert not (folder / "finished.json").exists(), touched.stderr[-2000:]
+        assert not (folder / DONE).exists(), touched.stderr[-2000:]
         dry = snakemake(work, "-n", "--configfile", str(DEMO), str(changed), env=env)
         assert job_counts(dry.stdout).get({"evaluate": "search_phase"}.get(verb, verb), 0) >= 1, dry.stdout[-3000:]
+    # the tables job killed: Snakemake puts the old tables back, newer than every input, but
+    # no mark, so the next run makes them again
+    tables = results / "tables" / "table1.csv"
+    before = tables.read_bytes()
+    failed = snakemake(work, "--cores", "2", "--configfile", str(DEMO), str(changed),
+                       env={**env, "FAKE_FAILS": "tables"}, timeout=900)
+    assert failed.returncode != 0 and tables.read_bytes() == before, failed.stdout[-3000:]
+    assert "Restored previous version of results/demo/tables/table1.csv" in failed.stdout + failed.stderr
+    dry = snakemake(work, "-n", "--configfile", str(DEMO), str(changed), env=env)
+    assert job_counts(dry.stdout) == {"tables": 1, "all": 1, "total": 2}, dry.stdout[-3000:]
 
 
 def test_dataset_names_that_are_not_identifiers_are_refused(tmp_path):
@@ -580,7 +591,7 @@ def test_interrupted_snakemake_never_redoes_or_doubles_a_search(tmp_path):
     data["datasets"]["cifar10"]["max_train"] = 200
     config = work / "tiny.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
-    target = "results/tiny/search/cifar10/search/seed0/finished.json"
+    target = f"results/tiny/search/cifar10/search/seed0/{DONE}"
     folder = work / "results" / "tiny" / "search" / "cifar10" / "search" / "seed0"
     log = work / "results" / "tiny" / "logs" / "search" / "cifar10" / "search" / "seed0.log"
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")

@@ -143,14 +143,12 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
                   "checkpoint.pt instead (all but the dataset's definition)", flush=True)
         _resume(trainer, out / "checkpoint.pt")
     outdir.record(out, fingerprint, "training")     # every check passed
-    outdir.mark_unfinished(out)                     # finished.json comes back at the end
     params = sum(p.numel() for p in model.parameters())
     print(f"training {req.genome_path} on {dataset} ({len(data.train)} images, {data.num_classes} classes), "
           f"{params:,} parameters, {settings.epochs} epochs, variant {variant}, seed {req.seed}, {device}",
           flush=True)
     test = _fit_tracked(config, req, trainer, params)
     metrics = _finish(trainer, out, test, params, data.num_classes)
-    outdir.mark_finished(out, "training")
     top5 = "" if metrics["test_top5_error"] is None else f", top-5 error {metrics['test_top5_error']:.2f}%"
     print(f"test error {metrics['test_error']:.2f}%{top5} -> {out / 'metrics.json'}", flush=True)
     return metrics

@@ -14,10 +14,6 @@ that shaped it, and starting over without losing anything.
   ``--restart``: nothing is ever deleted.
 - :func:`remove_stale_temporaries` deletes the hidden temporary files an interrupted
   atomic write leaves behind.
-- :func:`mark_finished` writes ``OUT/finished.json`` last, when a run finished, and
-  :func:`mark_unfinished` removes it first, before a run changes its results. It is what
-  the workflow's rules declare as their output: Snakemake deletes, backs up and restores
-  its outputs, so it must own none of a run's results (docs/decisions.md).
 - :func:`write_outputs` writes the files of a verb that writes files, not a run
   (``tables``, ``figures``, ``draw``): it replaces only files nasgep wrote there.
 """
@@ -39,7 +35,7 @@ from typing import Any
 
 from .errors import UserError
 from .io import atomic_write_text
-from .study import FINISHED, SEARCHPHASE_FILES
+from .study import SEARCHPHASE_FILES
 
 LOCK = ".lock"
 SETTINGS = "settings.json"
@@ -308,10 +304,10 @@ def _shown(marker: str) -> str:
 
 #: the files each kind of run writes at the top of its folder (beside settings.json)
 WRITES: dict[str, tuple[str, ...]] = {
-    "search": ("best.json", "history.parquet", "search.json", "finalists.json", FINISHED),
-    "training": ("checkpoint.pt", "metrics.json", "model.pt", FINISHED),
-    "sample": ("best.json", FINISHED),
-    "search-phase evaluation": (*SEARCHPHASE_FILES, "trainings.csv", FINISHED),
+    "search": ("best.json", "history.parquet", "search.json", "finalists.json"),
+    "training": ("checkpoint.pt", "metrics.json", "model.pt"),
+    "sample": ("best.json",),
+    "search-phase evaluation": (*SEARCHPHASE_FILES, "trainings.csv"),
 }
 
 #: the names a run writes at the top of its folder: its folders (a search's, before its first
@@ -437,30 +433,6 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
                           f"unknown; restore {SETTINGS}, or pass --restart to start over (the old files "
                           "are moved aside), or choose another --out")
     return holds
-
-
-# --- finished or not ------------------------------------------------------------------------
-
-def mark_unfinished(out: Path) -> None:
-    """Remove ``OUT/finished.json``: call it, under :func:`locked`, before a run changes
-    any of its results (a resumed search, a training going on, a new evaluation)."""
-    with contextlib.suppress(FileNotFoundError):
-        (out / FINISHED).unlink()
-
-
-def mark_finished(out: Path, what: str) -> None:
-    """Write ``OUT/finished.json``, the last file a finished ``what`` run (a key of
-    :data:`RUNS`) writes. The workflow's rules declare it as their output, and a run that
-    goes on removes it first (:func:`mark_unfinished`): a job killed half-way leaves none,
-    so Snakemake runs it again, and ``snakemake --touch`` cannot make one. One already
-    there (a finished run asked again, nothing changed) is left as it is."""
-    try:
-        if json.loads((out / FINISHED).read_bytes()).get("kind") == what:
-            return
-    except (OSError, ValueError, AttributeError):
-        pass
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    atomic_write_text(out / FINISHED, json.dumps({"kind": what, "finished": when}, indent=2) + "\n")
 
 
 # --- starting over -------------------------------------------------------------------------

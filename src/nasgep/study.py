@@ -40,11 +40,13 @@ WEIGHT_SHARING: dict[str, bool] = {"search": True, "search_nws": False}
 SEARCH_METHODS: tuple[str, ...] = tuple(WEIGHT_SHARING)
 METHODS: tuple[str, ...] = SEARCH_METHODS + ("random",)
 
-#: The file a run (a search, sample, training or search-phase evaluation) writes last, when
-#: it finished, and removes first when it goes on (:func:`nasgep.outdir.mark_finished`).
-#: It is the one output the workflow declares for such a job, so Snakemake never deletes,
-#: backs up or restores a run's results: the verb owns them (docs/decisions.md).
-FINISHED = "finished.json"
+#: The workflow's mark that a job succeeded: the one output of a run's rule (a search,
+#: sample, training, the transfer, the search-phase evaluation) and one output of the
+#: tables, figures and cells rules, which Snakemake creates (``touch()``) after the job
+#: succeeded and deletes before it runs the job again. Snakemake deletes, backs up and
+#: restores the outputs of the jobs it runs, so it must own none of a run's results: the
+#: verbs own them (docs/decisions.md). No nasgep command reads or writes it.
+DONE = ".workflow-done"
 
 #: Files the search-phase evaluation (``nasgep evaluate``) writes for a dataset.
 SEARCHPHASE_FILES: tuple[str, ...] = ("searchphase.json", "searchphase.md", "searchphase.html", "fidelity.png")
@@ -388,26 +390,26 @@ def pattern(study: Study, key: str, name: str = "") -> str:
     return f"{path}/{name}" if name else path
 
 
-def finished(study: Study, key: str, **wildcards: Any) -> str:
-    """The ``finished.json`` of one run: ``finished(study, "train", dataset=..., ...)``."""
-    return pattern(study, key, FINISHED).format(**wildcards)
+def job_mark(study: Study, key: str, **wildcards: Any) -> str:
+    """The workflow's mark of one job: ``job_mark(study, "train", dataset=..., ...)``."""
+    return pattern(study, key, DONE).format(**wildcards)
 
 
 def search_runs(study: Study, methods: tuple[str, ...] = METHODS) -> list[str]:
-    """``finished.json`` of every search and sampling of the study (of ``methods``)."""
-    return [finished(study, "search", dataset=d, method=m, seed=s)
+    """The mark of every search and sampling of the study (of ``methods``)."""
+    return [job_mark(study, "search", dataset=d, method=m, seed=s)
             for d, m, s in study.searches() if m in methods]
 
 
 def training_runs(study: Study) -> list[str]:
-    return [finished(study, "train", dataset=d, variant=v, seed=s)
+    return [job_mark(study, "train", dataset=d, variant=v, seed=s)
             for d, v in study.trainings() for s in study.seeds]
 
 
 def transfer_runs(study: Study) -> list[str]:
     if study.transfer_dataset is None:
         return []
-    return [finished(study, "transfer", dataset=study.transfer_dataset)]
+    return [job_mark(study, "transfer", dataset=study.transfer_dataset)]
 
 
 def table_files(study: Study) -> list[str]:
@@ -427,34 +429,40 @@ def cell_files(study: Study) -> list[str]:
 def table_inputs(study: Study) -> list[str]:
     """The runs Tables I-III read: every training, the transfer, and the searches whose
     histories give Table II's search cost."""
-    searches = {finished(study, "search", dataset=d, method="search", seed=s)
+    searches = {job_mark(study, "search", dataset=d, method="search", seed=s)
                 for d in [*study.search_datasets, study.transfer_source] for s in study.seeds}
     return training_runs(study) + sorted(searches) + transfer_runs(study)
 
 
 def figure_inputs(study: Study) -> list[str]:
     """The runs the figures read: every search's history, the ablation dataset's trainings."""
-    ablation_runs = [finished(study, "train", dataset=study.ablation_dataset, variant=v, seed=s)
+    ablation_runs = [job_mark(study, "train", dataset=study.ablation_dataset, variant=v, seed=s)
                      for v in study.ablations for s in study.seeds]
     return search_runs(study, SEARCH_METHODS) + ablation_runs
 
 
 def searchphase_searches(study: Study, dataset: str) -> list[str]:
-    """``finished.json`` of every seed's search on ``dataset``: what its evaluation compares."""
-    return [finished(study, "search", dataset=dataset, method="search", seed=s) for s in study.seeds]
+    """The mark of every seed's search on ``dataset``: what its evaluation compares."""
+    return [job_mark(study, "search", dataset=dataset, method="search", seed=s) for s in study.seeds]
 
 
 def searchphase_files(study: Study) -> list[str]:
     """The search-phase evaluation of the ablation dataset (searched vs random cells): its
-    report files, and its finished.json (the report files of an evaluation that failed
-    half-way may be the last one's, restored by Snakemake)."""
+    report files and its mark (after a failed job Snakemake puts the last report back)."""
     return [pattern(study, "searchphase", name).format(dataset=study.ablation_dataset)
-            for name in (*SEARCHPHASE_FILES, FINISHED)]
+            for name in (*SEARCHPHASE_FILES, DONE)]
+
+
+def report_marks(study: Study) -> list[str]:
+    """The marks of the tables, figures and drawn cells: their files are ``update()``
+    outputs, which Snakemake puts back, as new, after a failed job; the mark it is not."""
+    return [f"{study.root}/{LAYOUT[key]}/{DONE}" for key in ("tables", "figures")] + [
+        job_mark(study, "cells", dataset=d) for d in study.search_datasets]
 
 
 def all_targets(study: Study) -> list[str]:
-    return (search_runs(study) + training_runs(study) + transfer_runs(study)
-            + table_files(study) + figure_files(study) + cell_files(study) + searchphase_files(study))
+    return (search_runs(study) + training_runs(study) + transfer_runs(study) + table_files(study)
+            + figure_files(study) + cell_files(study) + report_marks(study) + searchphase_files(study))
 
 
 # -- what each job's result depends on (a changed value reruns exactly those jobs) -----

@@ -145,15 +145,15 @@ ATTEMPTS = "(date -u +'== %FT%TZ'; {command}) 2>&1 | tee -a {{params.attempts:q}
 
 
 def beside(paths, name: str) -> list[str]:
-    """``name`` in the folder of each of ``paths`` (best.json beside a finished.json)."""
+    """``name`` in the folder of each of ``paths`` (best.json beside a job's mark)."""
     return [os.path.join(os.path.dirname(p), name) for p in paths]
 
 
 def source_run(wildcards) -> str:
-    """The finished.json of the search (or sampling) an ablation trains the best.json of:
-    its source method, same dataset and seed."""
+    """The mark of the search (or sampling) whose best.json an ablation trains: its
+    source method, same dataset and seed."""
     source = STUDY.source(wildcards.variant)
-    return plan.finished(STUDY, "search", dataset=wildcards.dataset, method=source, seed=wildcards.seed)
+    return plan.job_mark(STUDY, "search", dataset=wildcards.dataset, method=source, seed=wildcards.seed)
 
 
 def transfer_genome(wildcards) -> str:

@@ -5,9 +5,9 @@
 # Trainings are cached in its folder, so an interrupted evaluation resumes; those made
 # with other settings or for a changed best.json are moved aside and trained again. The
 # report files are `update()` outputs, so Snakemake never deletes them before a rerun: the
-# verb moves a report that the rerun changes aside, with its trainings.csv. The job is
-# done when the verb wrote finished.json (its last file): Snakemake restores the last
-# report files when a job fails, so they alone do not say the evaluation is current.
+# verb moves a report that the rerun changes aside, with its trainings.csv. Snakemake puts
+# the last report back, as new, when a job fails, so the mark `.workflow-done` (touch(),
+# made when the job succeeded) says the job is done.
 
 
 rule search_phase:
@@ -15,7 +15,7 @@ rule search_phase:
         searches=lambda wildcards: plan.searchphase_searches(STUDY, wildcards.dataset),
         data=lambda wildcards: prepared(wildcards.dataset),
     output:
-        finished=result("searchphase", plan.FINISHED),
+        done=touch(result("searchphase", plan.DONE)),
         json=update(result("searchphase", "searchphase.json")),
         md=update(result("searchphase", "searchphase.md")),
         html=report(

@@ -1,6 +1,8 @@
 # Tables I-III, figures and the best cells, all marked for `snakemake --report`. Their
 # files are `update()` outputs, so Snakemake never deletes them before a rerun: the verbs
 # replace only files they wrote themselves, and refuse, naming it, one edited by hand.
+# Snakemake puts them back, as new, when a job fails, so each rule also has the mark
+# `.workflow-done` (touch(), made when the job succeeded) that says it is done.
 
 
 rule draw_cells:
@@ -23,6 +25,7 @@ rule draw_cells:
         ),
         normal_svg=update(result("cells", "normal.svg")),
         reduction_svg=update(result("cells", "reduction.svg")),
+        done=touch(result("cells", plan.DONE)),
     log:
         log_path("draw_cells/{dataset}"),
     params:
@@ -50,6 +53,7 @@ rule tables:
             else update(path)
             for path in plan.table_files(STUDY)
         ],
+        done=touch(f"{R}/{LAYOUT['tables']}/{plan.DONE}"),
     log:
         log_path("tables"),
     params:
@@ -81,6 +85,7 @@ rule figures:
             else update(path)
             for path in plan.figure_files(STUDY)
         ],
+        done=touch(f"{R}/{LAYOUT['figures']}/{plan.DONE}"),
     log:
         log_path("figures"),
     params:

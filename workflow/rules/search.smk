@@ -6,11 +6,13 @@
 # afresh; --forcerun / --force add --restart. A search still running in the folder (after
 # snakemake itself was killed) makes the job fail at once, naming its PID.
 #
-# Each job's one output is the run's finished.json, which the verb writes last and removes
-# before it changes anything: Snakemake deletes, backs up and restores the outputs of the
-# jobs it runs, so it must own none of a run's results (best.json, history.parquet, the
-# checkpoints). A job killed half-way leaves no finished.json and runs again; the next
-# rules read best.json and history.parquet beside it.
+# Each job's one output is the mark `.workflow-done` in the run's folder, which Snakemake
+# creates (touch()) when the job succeeded and deletes before it runs the job again:
+# Snakemake deletes, backs up and restores the outputs of the jobs it runs, so it must own
+# none of a run's results (best.json, history.parquet, the checkpoints). A job killed or
+# failed half-way leaves no mark and runs again (the verb resumes); a run a killed
+# snakemake left going cannot make one. The next rules read best.json and history.parquet
+# beside the mark.
 
 
 rule search:
@@ -18,12 +20,12 @@ rule search:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        finished=result("search", plan.FINISHED).replace("{method}", "search"),
+        done=touch(result("search", plan.DONE).replace("{method}", "search")),
     log:
         log_path("search/{dataset}/search/seed{seed}"),
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.finished),
+        out=lambda wildcards, output: os.path.dirname(output.done),
         extra=weight_sharing_flag("search"),
         redo=restart_flag("search"),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
@@ -46,12 +48,12 @@ rule search:
 
 use rule search as search_nws with:
     output:
-        finished=result("search", plan.FINISHED).replace("{method}", "search_nws"),
+        done=touch(result("search", plan.DONE).replace("{method}", "search_nws")),
     log:
         log_path("search/{dataset}/search_nws/seed{seed}"),
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.finished),
+        out=lambda wildcards, output: os.path.dirname(output.done),
         extra=weight_sharing_flag("search_nws"),
         redo=restart_flag("search_nws"),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
@@ -65,12 +67,12 @@ rule sample:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        finished=result("search", plan.FINISHED).replace("{method}", "random"),
+        done=touch(result("search", plan.DONE).replace("{method}", "random")),
     log:
         log_path("search/{dataset}/random/seed{seed}"),
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.finished),
+        out=lambda wildcards, output: os.path.dirname(output.done),
         settings=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
         redo=restart_flag("sample"),
     conda:
@@ -84,7 +86,7 @@ rule sample:
 
 rule select_best:
     input:
-        lambda wildcards: expand(rules.search.output.finished, dataset=wildcards.dataset, seed=SEEDS),
+        lambda wildcards: expand(rules.search.output.done, dataset=wildcards.dataset, seed=SEEDS),
     output:
         result("selected"),
     log:

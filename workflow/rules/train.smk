@@ -7,7 +7,7 @@
 # weights again and rewrites the results), and moves one made with other settings (or
 # another genome) aside into .previous-<time>/, results included, and starts over;
 # --forcerun / --force add --restart. As for searches (rules/search.smk), each job's one
-# output is the run's finished.json: metrics.json and model.pt are the verb's alone.
+# output is the mark `.workflow-done`: metrics.json and model.pt are the verb's alone.
 
 
 rule train:
@@ -16,14 +16,14 @@ rule train:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        finished=result("train", plan.FINISHED),
+        done=touch(result("train", plan.DONE)),
     log:
         log_path("train/{dataset}/{variant}/seed{seed}"),
     wildcard_constraints:
         variant="|".join(re.escape(v) for v in STUDY.ablations),
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.finished),
+        out=lambda wildcards, output: os.path.dirname(output.done),
         genome=lambda wildcards, input: beside([input.search], "best.json")[0],
         settings=lambda wildcards: plan.train_inputs(NASGEP_CONFIG, wildcards.dataset, wildcards.variant),
         redo=restart_flag("train"),
@@ -50,14 +50,14 @@ rule transfer:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        finished=result("transfer", plan.FINISHED),
+        done=touch(result("transfer", plan.DONE)),
     log:
         log_path("transfer/{dataset}"),
     wildcard_constraints:
         dataset=re.escape(TRANSFER) if TRANSFER else r"[^/]+",
     params:
         config=config_args,
-        out=lambda wildcards, output: os.path.dirname(output.finished),
+        out=lambda wildcards, output: os.path.dirname(output.done),
         variant=STUDY.best_ablation,
         seed=SEEDS[0],
         settings=lambda wildcards: plan.transfer_inputs(

@@ -11,7 +11,7 @@ of each search's ``history.parquet`` (``search_phase.fidelity_best`` fittest ind
 and ``fidelity_spread`` more across the fitness range). Then writes OUT/searchphase.json
 (percentile ranks, RI with its 95 % bootstrap interval, one-sided permutation p,
 training-seed noise, the gain at equal size, Kendall's tau), OUT/searchphase.md (and
-.html), OUT/fidelity.png, OUT/trainings.csv and, last, OUT/finished.json. Every training is cached in OUT/runs/
+.html), OUT/fidelity.png and OUT/trainings.csv. Every training is cached in OUT/runs/
 with the key of what its result depends on (running the command again resumes; nothing
 finished is redone). A cached training whose key no longer matches (other ``train``
 settings or data, a search whose ``best.json`` changed) is never reused nor overwritten:
@@ -374,7 +374,6 @@ def run(args: argparse.Namespace) -> int:
             more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
             raise UserError(f"{path}{more}: {why}; use another --out, or --restart-if-changed to train "
                             "them again (the old files are moved aside)")
-        outdir.mark_unfinished(out)     # every check passed; finished.json comes back at the end
         moved = None
         if changed:
             moved = outdir.move_aside(out, [path for path, _ in changed])
@@ -402,6 +401,5 @@ def run(args: argparse.Namespace) -> int:
         w.writeheader()
         w.writerows(rows)
         atomic_write_text(out / "trainings.csv", table.getvalue())
-        outdir.mark_finished(out, WHAT)
         print(sp.markdown(result))
         return 0

@@ -7,7 +7,7 @@ size-only baseline, for a search that may win by picking larger cells.
 
 Writes OUT/best.json in the same form as a search (method "random", fitness null), so
 `nasgep train --genome OUT/best.json` trains it exactly like searched cells, and
-OUT/settings.json (the settings it was drawn with) and OUT/finished.json. A folder holding a search, a training
+OUT/settings.json (the settings it was drawn with). A folder holding a search, a training
 or another sample (other settings or seed) is refused; running the same sample again
 changes nothing. --restart moves the old files into OUT/.previous-<time>/ first.
 """
@@ -70,10 +70,8 @@ def run(args: argparse.Namespace) -> int:
                 raise outdir.FolderError(
                     f"{out / 'best.json'} {held}; pass --restart to start over (the old files "
                     "are moved aside), or choose another --out")
-            outdir.mark_unfinished(out)
             atomic_write_bytes(out / "best.json", content)
         outdir.record(out, fingerprint, "sample")
-        outdir.mark_finished(out, "sample")
     with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",
                             params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
                                     "genome": tracking.genome_text(genome)},

@@ -14,8 +14,7 @@ settings.json is lost (restore it, or --restart), and an OUT inside another run'
 
 Writes OUT/best.json (best individual ever seen), OUT/history.parquet (a row per
 individual per generation), OUT/search.json (summary), OUT/weights/ (the weight store),
-OUT/cells/ (drawings of the best cells), OUT/checkpoints/ (one per generation) and, last,
-when the search finished, OUT/finished.json (removed again when it goes on).
+OUT/cells/ (drawings of the best cells) and OUT/checkpoints/ (one per generation).
 Several devices (search.devices: [cuda:0, cuda:1] or [all]) train the candidates of a
 generation in parallel, one worker process per device, with the same result; so does
 search.concurrency: K (K candidates at once per device). On a CPU each candidate trains with

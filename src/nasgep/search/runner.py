@@ -163,8 +163,6 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
         if not state.finished:
             _check_files(out, state, evaluator)
         outdir.record(out, settings_doc, "search")     # every check passed
-        if not state.finished:                          # going on: finished.json comes back at the end
-            outdir.mark_unfinished(out)
         with tracking.start_run(config, "search", run_name, params=_params(config, dataset, seed),
                                 tags=tracking.run_tags(config, dataset=dataset, seed=seed, method=method),
                                 run_id=state.mlflow_run_id) as run:
@@ -202,8 +200,6 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
         raise RunFailed(f"the search ended ({why}) {when} without a "
                         f"single usable candidate, so {out / 'best.json'} was not written; failures: "
                         f"{failure_summary(state.history)} (every one is in {out / 'history.parquet'})")
-    if state.finished:
-        outdir.mark_finished(out, "search")
     log(f"search finished ({why}) after generation {state.generation}: "
         f"best fitness {state.best.fitness:.2f} -> {out / 'best.json'}")
     return state
