@@ -433,6 +433,19 @@ def test_kill_at_a_write_point_then_resume_gives_the_same_result(tmp_path, kille
                                   pd.read_parquet(b / "history.parquet").drop(columns="seconds"))
 
 
+def test_a_search_going_on_drops_the_workflows_mark(tmp_path):
+    """Snakemake marks a search job done (.workflow-done); resumed by hand with a raised
+    limit, the search is no longer that one, and the workflow must run its job again."""
+    from nasgep.study import DONE
+
+    search(tmp_path)
+    (tmp_path / DONE).touch()
+    search(tmp_path, resume=True)                                  # finished, same limits: unchanged
+    assert (tmp_path / DONE).exists()
+    search(tmp_path, "search.max_generations=5", resume=True)     # goes on
+    assert not (tmp_path / DONE).exists()
+
+
 def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
     """Disk full at the flush, or a path that turned out to be a folder: the old content
     stays whole and no hidden temporary is left beside it."""

@@ -322,7 +322,9 @@ def test_train_command_writes_metrics_and_weights_and_resumes(tmp_path, stand_in
     first = capsys.readouterr().out
     assert "epoch 2/2" in first and "drop-path 0.050" in first
 
+    (out / ".workflow-done").touch()                         # Snakemake's mark of the job
     assert main(args) == 0                                   # resumes: nothing left to train
+    assert not (out / ".workflow-done").exists()             # run by hand: the workflow runs it again
     assert "resuming from" in capsys.readouterr().out
     assert json.loads((out / "metrics.json").read_text())["test_error"] == metrics["test_error"]
 

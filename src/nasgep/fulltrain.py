@@ -143,6 +143,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
                   "checkpoint.pt instead (all but the dataset's definition)", flush=True)
         _resume(trainer, out / "checkpoint.pt")
     outdir.record(out, fingerprint, "training")     # every check passed
+    outdir.drop_workflow_mark(out)
     params = sum(p.numel() for p in model.parameters())
     print(f"training {req.genome_path} on {dataset} ({len(data.train)} images, {data.num_classes} classes), "
           f"{params:,} parameters, {settings.epochs} epochs, variant {variant}, seed {req.seed}, {device}",

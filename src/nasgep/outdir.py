@@ -35,7 +35,7 @@ from typing import Any
 
 from .errors import UserError
 from .io import atomic_write_text
-from .study import SEARCHPHASE_FILES
+from .study import DONE, SEARCHPHASE_FILES
 
 LOCK = ".lock"
 SETTINGS = "settings.json"
@@ -433,6 +433,15 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
                           f"unknown; restore {SETTINGS}, or pass --restart to start over (the old files "
                           "are moved aside), or choose another --out")
     return holds
+
+
+def drop_workflow_mark(out: Path) -> None:
+    """Remove the workflow's mark (:data:`nasgep.study.DONE`, which only Snakemake makes
+    when a job succeeded) from ``out``: call it, under :func:`locked`, before a run changes
+    its results (a search going on, a training, a new sample), so that a run resumed or
+    redone by hand in a workflow's folder is not taken for the one the mark was made for."""
+    with contextlib.suppress(FileNotFoundError):
+        (out / DONE).unlink()
 
 
 # --- starting over -------------------------------------------------------------------------

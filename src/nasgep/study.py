@@ -41,11 +41,11 @@ SEARCH_METHODS: tuple[str, ...] = tuple(WEIGHT_SHARING)
 METHODS: tuple[str, ...] = SEARCH_METHODS + ("random",)
 
 #: The workflow's mark that a job succeeded: the one output of a run's rule (a search,
-#: sample, training, the transfer, the search-phase evaluation) and one output of the
-#: tables, figures and cells rules, which Snakemake creates (``touch()``) after the job
+#: sample, training, the transfer), which Snakemake creates (``touch()``) after the job
 #: succeeded and deletes before it runs the job again. Snakemake deletes, backs up and
 #: restores the outputs of the jobs it runs, so it must own none of a run's results: the
-#: verbs own them (docs/decisions.md). No nasgep command reads or writes it.
+#: verbs own them (docs/decisions.md). A verb that changes a run's results removes the
+#: mark first (:func:`nasgep.outdir.drop_workflow_mark`); none writes it.
 DONE = ".workflow-done"
 
 #: Files the search-phase evaluation (``nasgep evaluate``) writes for a dataset.
@@ -447,22 +447,14 @@ def searchphase_searches(study: Study, dataset: str) -> list[str]:
 
 
 def searchphase_files(study: Study) -> list[str]:
-    """The search-phase evaluation of the ablation dataset (searched vs random cells): its
-    report files and its mark (after a failed job Snakemake puts the last report back)."""
+    """The search-phase evaluation of the ablation dataset (searched vs random cells)."""
     return [pattern(study, "searchphase", name).format(dataset=study.ablation_dataset)
-            for name in (*SEARCHPHASE_FILES, DONE)]
-
-
-def report_marks(study: Study) -> list[str]:
-    """The marks of the tables, figures and drawn cells: their files are ``update()``
-    outputs, which Snakemake puts back, as new, after a failed job; the mark it is not."""
-    return [f"{study.root}/{LAYOUT[key]}/{DONE}" for key in ("tables", "figures")] + [
-        job_mark(study, "cells", dataset=d) for d in study.search_datasets]
+            for name in SEARCHPHASE_FILES]
 
 
 def all_targets(study: Study) -> list[str]:
     return (search_runs(study) + training_runs(study) + transfer_runs(study) + table_files(study)
-            + figure_files(study) + cell_files(study) + report_marks(study) + searchphase_files(study))
+            + figure_files(study) + cell_files(study) + searchphase_files(study))
 
 
 # -- what each job's result depends on (a changed value reruns exactly those jobs) -----

@@ -2,12 +2,12 @@
 # against search_phase.random_cells random cells, each trained with
 # search_phase.train_seeds training seeds, and the fidelity of the search fitness over a
 # sample of each search's history. Its section and scatter plot go to the report.
-# Trainings are cached in its folder, so an interrupted evaluation resumes; those made
-# with other settings or for a changed best.json are moved aside and trained again. The
-# report files are `update()` outputs, so Snakemake never deletes them before a rerun: the
-# verb moves a report that the rerun changes aside, with its trainings.csv. Snakemake puts
-# the last report back, as new, when a job fails, so the mark `.workflow-done` (touch(),
-# made when the job succeeded) says the job is done.
+# Trainings are cached in its folder (runs/), so an interrupted evaluation resumes; those
+# made with other settings or for a changed best.json are moved aside, with the
+# trainings.csv the report was made of, and trained again. The report files are derived
+# from the trainings and plain outputs: Snakemake deletes them before it runs the job
+# again and after a failed one (as update() outputs, a failed job's old report came back
+# as new and counted as current).
 
 
 rule search_phase:
@@ -15,17 +15,16 @@ rule search_phase:
         searches=lambda wildcards: plan.searchphase_searches(STUDY, wildcards.dataset),
         data=lambda wildcards: prepared(wildcards.dataset),
     output:
-        done=touch(result("searchphase", plan.DONE)),
-        json=update(result("searchphase", "searchphase.json")),
-        md=update(result("searchphase", "searchphase.md")),
+        json=result("searchphase", "searchphase.json"),
+        md=result("searchphase", "searchphase.md"),
         html=report(
-            update(result("searchphase", "searchphase.html")),
+            result("searchphase", "searchphase.html"),
             caption="../report/searchphase.rst",
             category="Search vs random",
             labels={"dataset": "{dataset}", "what": "summary"},
         ),
         plot=report(
-            update(result("searchphase", "fidelity.png")),
+            result("searchphase", "fidelity.png"),
             caption="../report/searchphase.rst",
             category="Search vs random",
             labels={"dataset": "{dataset}", "what": "fitness vs trained accuracy"},

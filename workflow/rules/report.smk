@@ -1,8 +1,8 @@
-# Tables I-III, figures and the best cells, all marked for `snakemake --report`. Their
-# files are `update()` outputs, so Snakemake never deletes them before a rerun: the verbs
-# replace only files they wrote themselves, and refuse, naming it, one edited by hand.
-# Snakemake puts them back, as new, when a job fails, so each rule also has the mark
-# `.workflow-done` (touch(), made when the job succeeded) that says it is done.
+# Tables I-III, figures and the best cells, all marked for `snakemake --report`. They are
+# derived from the runs and plain outputs: Snakemake deletes them before it runs a job
+# again and after a failed one, and the job writes them anew (as `update()` outputs, a
+# failed job's old files came back as new and counted as current). Copy a table before
+# editing it by hand; run by hand, the verbs refuse to replace an edited file.
 
 
 rule draw_cells:
@@ -10,22 +10,21 @@ rule draw_cells:
         rules.select_best.output,
     output:
         normal=report(
-            update(result("cells", "normal.png")),
+            result("cells", "normal.png"),
             caption="../report/cells.rst",
             category="Best cells",
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "cell": "normal"},
         ),
         reduction=report(
-            update(result("cells", "reduction.png")),
+            result("cells", "reduction.png"),
             caption="../report/cells.rst",
             category="Best cells",
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "cell": "reduction"},
         ),
-        normal_svg=update(result("cells", "normal.svg")),
-        reduction_svg=update(result("cells", "reduction.svg")),
-        done=touch(result("cells", plan.DONE)),
+        normal_svg=result("cells", "normal.svg"),
+        reduction_svg=result("cells", "reduction.svg"),
     log:
         log_path("draw_cells/{dataset}"),
     params:
@@ -44,16 +43,15 @@ rule tables:
     output:
         [
             report(
-                update(path),
+                path,
                 caption=f"../report/{Path(path).stem}.rst",
                 category="Tables",
                 labels={"table": Path(path).stem},
             )
             if path.endswith(".html")
-            else update(path)
+            else path
             for path in plan.table_files(STUDY)
         ],
-        done=touch(f"{R}/{LAYOUT['tables']}/{plan.DONE}"),
     log:
         log_path("tables"),
     params:
@@ -74,7 +72,7 @@ rule figures:
     output:
         [
             report(
-                update(path),
+                path,
                 caption="../report/ablation.rst"
                 if Path(path).stem == "ablation"
                 else "../report/search_curves.rst",
@@ -82,10 +80,9 @@ rule figures:
                 labels={"figure": Path(path).stem},
             )
             if path.endswith(".png")
-            else update(path)
+            else path
             for path in plan.figure_files(STUDY)
         ],
-        done=touch(f"{R}/{LAYOUT['figures']}/{plan.DONE}"),
     log:
         log_path("figures"),
     params:

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 raise outdir.FolderError(
                     f"{out / 'best.json'} {held}; pass --restart to start over (the old files "
                     "are moved aside), or choose another --out")
+            outdir.drop_workflow_mark(out)
             atomic_write_bytes(out / "best.json", content)
         outdir.record(out, fingerprint, "sample")
     with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",

@@ -163,6 +163,8 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
         if not state.finished:
             _check_files(out, state, evaluator)
         outdir.record(out, settings_doc, "search")     # every check passed
+        if not state.finished:                          # going on: the workflow must run it again
+            outdir.drop_workflow_mark(out)
         with tracking.start_run(config, "search", run_name, params=_params(config, dataset, seed),
                                 tags=tracking.run_tags(config, dataset=dataset, seed=seed, method=method),
                                 run_id=state.mlflow_run_id) as run:
