@@ -474,7 +474,7 @@ def test_demo_end_to_end(tmp_path):
         "cutout_aa": {"source": "search", "label": "CutOut + AA"},
         "cutout_aa_random": {"source": "random", "label": "CutOut + AA + Random Sampling"}})
     data["search"]["max_generations"] = 1      # every rule runs; fewer epochs in each
-    data["train"]["epochs"] = 2
+    data["train"]["epochs"] = 1
     data["transfer"]["epochs"] = 1
     data["search_phase"].update(random_cells=2, train_seeds=1, fidelity_spread=0)   # its own test: below
     config = work / "demo-small.yaml"
