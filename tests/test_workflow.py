@@ -320,6 +320,7 @@ def stand_in_env(tmp_path: Path) -> dict:
                 DVC_NO_ANALYTICS="1")
 
 
+@pytest.mark.slow
 def test_whole_workflow_with_stand_in_verbs(tmp_path):
     """Every rule runs, in DAG order, into results/demo; tables, figures and the HTML
     report come out; a second run has nothing to do even after the store was written."""
