@@ -161,6 +161,16 @@ for t in table1 table2 table3; do
     [ -s "$WORK/$RESULTS/tables/$t.csv" ] || fail "$RESULTS/tables/$t.csv is missing"
 done
 echo "tables: $(ls "$WORK/$RESULTS/tables" | tr '\n' ' ')"
+# every run folder (its settings.json: search, sample, training, transfer) carries the workflow's mark,
+# which Snakemake makes with touch() once the job succeeded (docs/workflow.md)
+RUNS=0
+while IFS= read -r f; do
+    RUNS=$((RUNS + 1))
+    [ -e "$(dirname "$f")/.workflow-done" ] || fail "no .workflow-done beside $f"
+done < <(find "$WORK/$RESULTS/search" "$WORK/$RESULTS/train" "$WORK/$RESULTS/transfer" \
+              -path '*/.previous-*' -prune -o -name settings.json -print)
+[ "$RUNS" -gt 0 ] || fail "no run folders under $RESULTS"
+echo "run folders with the workflow's mark: $RUNS"
 
 # jobs snakemake submitted (one "Job <n> has been submitted with SLURM jobid <id>" line each)
 mapfile -t SUBMITTED < <(grep -oE 'SLURM jobid [0-9]+' "$WORK/snakemake-slurm.log" | awk '{print $3}' | sort -un)

@@ -470,6 +470,27 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "cells"]
 
 
+def test_a_limit_lowered_below_what_an_interrupted_search_ran_stops_it_and_says_so(tmp_path):
+    """An interrupted search that ran 5 generations, resumed with search.max_generations = 3:
+    it keeps all 5 (nothing is thrown away) and the lines say the limit was lowered, instead
+    of a closing line that claims 3 generations."""
+    search(tmp_path, "search.max_generations=5")
+    state = checkpoint.load_latest(tmp_path / "checkpoints")
+    assert state.generation == 4
+    state.finished, state.stop_reason = False, None        # as if killed after generation 4
+    checkpoint.save(tmp_path / "checkpoints", state)
+    history = pd.read_parquet(tmp_path / "history.parquet")
+    lines = []
+    config = small_config("search.max_generations=3")
+    done = run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path, resume=True, factory=cheap_factory,
+                      progress=False, log=lines.append)
+    assert done.finished and done.generation == 4
+    lowered = "search.max_generations = 3, lowered after the search had run 5 generations"
+    assert f"note: {lowered}: it stops here and keeps all of them" in "\n".join(lines)
+    assert f"search finished (max_generations: {lowered}) after generation 4" in lines[-1]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "history.parquet"), history)
+
+
 def _failing_factory(device: str) -> CheapEvaluator:
     return CheapEvaluator(fail_if=lambda genome: "out of memory")
 

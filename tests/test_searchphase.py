@@ -570,3 +570,28 @@ def test_evaluate_refuses_two_searches_of_one_seed(capsys, tmp_path, searches, t
     shutil.copytree(searches[0], tmp_path / "again")
     assert main(evaluate_argv([searches[0], tmp_path / "again"], tmp_path / "ev")) == 2
     assert "search seed 0 again" in last_error(capsys) and not trainings
+
+
+def test_the_cpu_full_config_is_the_measured_setting():
+    """config/cifar10-cpu-full.yaml over config/cifar10-cpu.yaml gives exactly the settings
+    of the variant measured in the powered confirmation (bench/full8g2v4.sh): the config a
+    user runs is the one the numbers in docs/search-quality.md are about."""
+    import re
+
+    from nasgep.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    script = (root / "bench" / "full8g2v4.sh").read_text()
+    variant = re.search(r"^V=full8g2v4:(\S+)$", script, re.M).group(1).split(",")
+    data = re.findall(r"--set (\S+)", re.search(r"^DATA=\((.*)\)$", script, re.M).group(1))
+    measured = load_config(root / "config" / "cifar10-cpu.yaml", data + variant)
+    layered = load_config([root / "config" / "cifar10-cpu.yaml", root / "config" / "cifar10-cpu-full.yaml"])
+    assert len(variant) == 10 and len(data) == 2       # the script's lines were found whole
+    assert layered["search"] == measured["search"]
+    assert layered["gep"] == measured["gep"] and layered["train"] == measured["train"]
+    assert layered["search_phase"] == measured["search_phase"]
+    def data_of(config):
+        return {k: v for k, v in config["datasets"]["cifar10"].items() if k != "label"}
+
+    assert data_of(layered) == data_of(measured)
+    assert layered["results_dir"] != measured["results_dir"]     # never over the paper setting's results

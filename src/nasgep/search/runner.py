@@ -124,6 +124,9 @@ def _start_or_resume(out: Path, settings_doc: dict, settings: SearchSettings, se
     for problem in problems:
         log(f"warning: checkpoint {out / 'checkpoints'}/{problem}; went back to the previous one")
     log(f"resuming {out} after generation {state.generation}")
+    if not state.finished:
+        for line in _past_limits(state, settings).values():
+            log(f"note: {line}: it stops here and keeps all of them (raise the limit to go on)")
     if state.finished and _limit_raised(state, settings):
         log(f"the search had stopped ({state.stop_reason}); the new limits let it go on")
         state.finished, state.stop_reason = False, None
@@ -192,7 +195,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                 bar.close()
     finally:
         executor.close()
-    why = stop_explained(state.stop_reason, settings)
+    why = stop_explained(state.stop_reason, settings, state)
     if state.best is None:
         when = (f"after generation {state.generation}" if state.generation >= 0
                 else "before generation 0 was complete")
@@ -207,11 +210,14 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     return state
 
 
-def stop_explained(reason: str | None, settings: SearchSettings) -> str:
-    """A stop reason with what caused it, for the closing line."""
+def stop_explained(reason: str | None, settings: SearchSettings, state: SearchState | None = None) -> str:
+    """A stop reason with what caused it, for the closing line; a limit lowered below what
+    the search had already run says so (the search stops there, with everything it ran)."""
+    past = _past_limits(state, settings) if state is not None else {}
     causes = {"max_generations": f"search.max_generations = {settings.max_generations}",
               "budget": f"search.budget_hours = {settings.budget_seconds / 3600:g} spent",
               "budget_epochs": f"search.budget_epochs = {settings.budget_epochs} spent",
+              **past,
               "extinct": (f"no individual left to breed: each failed or reached search.max_epochs = "
                           f"{settings.max_epochs} epochs")}
     return f"{reason}: {causes[reason]}" if reason in causes else str(reason)
@@ -338,6 +344,19 @@ def _make_best(state: SearchState, pick, config: Mapping) -> None:
     row = next(r for r in reversed(state.history) if r["id"] == pick.id)
     state.best = BestRecord(genome.to_dict(), pick.retrained or 0.0, row["params"], row["generation"],
                             pick.id, config["search"]["max_epochs"], pick.retrained or 0.0)
+
+
+def _past_limits(state: SearchState, settings: SearchSettings) -> dict[str, str]:
+    """The limits (by stop reason) that ``state`` has already gone past: lowered after the
+    search ran further. What it ran stays; it stops at once, and the lines say so."""
+    past = {}
+    if settings.max_generations is not None and state.generation + 1 > settings.max_generations:
+        past["max_generations"] = (f"search.max_generations = {settings.max_generations}, lowered after "
+                                   f"the search had run {state.generation + 1} generations")
+    if settings.budget_epochs is not None and state.epochs_trained() > settings.budget_epochs:
+        past["budget_epochs"] = (f"search.budget_epochs = {settings.budget_epochs}, lowered after the "
+                                 f"search had trained {state.epochs_trained()} candidate epochs")
+    return past     # (not budget_hours: a generation may overrun the wall-clock budget by itself)
 
 
 def _limit_raised(state: SearchState, settings: SearchSettings) -> bool:
