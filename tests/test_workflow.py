@@ -256,7 +256,7 @@ out = Path(a.out)
 if os.environ.get("FAKE_FAILS") == verb:    # as the real verb: a changed run goes aside, then it dies
     if os.environ.get("FAKE_MOVES_ASIDE") and out.is_dir():
         aside = out / ".previous-fake"
-        aside.mkdir()
+        aside.mkdir(exist_ok=True)
         for name in ("best.json", "history.parquet", "metrics.json", "model.pt", "trainings.csv"):
             if (out / name).exists():
                 (out / name).rename(aside / name)
@@ -428,6 +428,29 @@ def killed_reruns_never_bring_back_old_results(work: Path, env: dict) -> None:
     search = results / "search" / "cifar10" / "search" / "seed0"
     training = results / "train" / "cifar10" / "cutout_aa" / "seed0"
     phase = results / "searchphase" / "cifar10"
+    # a search killed after a change of its settings alone: what is made from it (a training,
+    # the chosen cells, the transfer, figures, tables) is planned again with it when asked for on
+    # its own. (Snakemake runs no job whose output exists when an input, here the search's
+    # mark, is missing, as for a deleted intermediate file; the rules downstream therefore
+    # carry the settings of the searches they read.)
+    searched = work / "searched.yaml"
+    searched.write_text("search:\n  lr: 0.06\n")
+    mark = str(search.relative_to(work) / DONE)
+    failed = snakemake(work, "--cores", "1", mark, "--configfile", str(DEMO), str(searched),
+                       env={**env, "FAKE_MOVES_ASIDE": "1", "FAKE_FAILS": "search"})
+    assert failed.returncode != 0 and not (search / DONE).exists(), failed.stdout[-3000:]
+    for target, rule in [(results / "train" / "cifar10" / "cutout" / "seed0" / DONE, "train"),
+                         (results / "search" / "cifar10" / "best.json", "select_best"),
+                         (results / "transfer" / "imagenet" / DONE, "transfer"),
+                         (results / "figures" / "cells" / "cifar10" / "normal.png", "draw_cells"),
+                         (results / "figures" / "ablation.png", "figures"),
+                         (results / "searchphase" / "cifar10" / "searchphase.json", "search_phase"),
+                         (results / "tables" / "table1.csv", "tables")]:
+        dry = snakemake(work, "-n", str(target.relative_to(work)), "--configfile", str(DEMO), str(searched), env=env)
+        counts = job_counts(dry.stdout)
+        assert counts.get("search", 0) >= 1 and counts.get(rule) == 1, (rule, dry.stdout[-3000:])
+    again = snakemake(work, "--cores", "2", "--configfile", str(DEMO), env=env)     # back up to date
+    assert again.returncode == 0, again.stderr[-3000:]
     # the tables job killed: no old table is taken for a current one (as update() outputs they
     # came back, newer than every input), even when the next run asks for a table file
     tables = results / "tables" / "table1.csv"

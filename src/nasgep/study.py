@@ -441,8 +441,9 @@ def figure_inputs(study: Study) -> list[str]:
     return search_runs(study, SEARCH_METHODS) + ablation_runs
 
 
-def searchphase_searches(study: Study, dataset: str) -> list[str]:
-    """The mark of every seed's search on ``dataset``: what its evaluation compares."""
+def seed_searches(study: Study, dataset: str) -> list[str]:
+    """The mark of every seed's search on ``dataset``: what the choice of the best cells
+    and the search-phase evaluation read."""
     return [job_mark(study, "search", dataset=dataset, method="search", seed=s) for s in study.seeds]
 
 
@@ -520,6 +521,30 @@ def searchphase_inputs(config: Mapping, dataset: str) -> str:
 
 def transfer_inputs(config: Mapping, dataset: str, variant: str) -> str:
     return _canonical(transfer=config["transfer"], train=train_inputs(config, dataset, variant))
+
+
+def run_inputs(study: Study) -> dict[str, str]:
+    """Each run's mark -> what the run's result depends on (its rule's ``settings``)."""
+    config = study.config
+    runs = {job_mark(study, "search", dataset=d, method=m, seed=s): search_inputs(config, d)
+            for d, m, s in study.searches()}
+    runs.update({job_mark(study, "train", dataset=d, variant=v, seed=s): train_inputs(config, d, v)
+                 for d, v in study.trainings() for s in study.seeds})
+    if study.transfer_dataset is not None:
+        runs[job_mark(study, "transfer", dataset=study.transfer_dataset)] = transfer_inputs(
+            config, study.transfer_dataset, study.best_ablation)
+    return runs
+
+
+def upstream_inputs(study: Study, marks: list[str]) -> str:
+    """What the runs behind ``marks`` depend on, for the params of a job that reads them.
+    Snakemake runs no job whose output exists while an input is missing (it takes the
+    input for a deleted intermediate file), so a training, the chosen cells or a table
+    would look current, asked for on its own, while the search it reads was killed
+    after a change of its settings (its mark gone); with those settings in its params,
+    the change reruns it, and the search before it."""
+    runs = run_inputs(study)
+    return _canonical(runs=sorted({runs[m] for m in marks}))
 
 
 def report_inputs(study: Study) -> str:

@@ -12,7 +12,7 @@
 
 rule search_phase:
     input:
-        searches=lambda wildcards: plan.searchphase_searches(STUDY, wildcards.dataset),
+        searches=lambda wildcards: plan.seed_searches(STUDY, wildcards.dataset),
         data=lambda wildcards: prepared(wildcards.dataset),
     output:
         json=result("searchphase", "searchphase.json"),

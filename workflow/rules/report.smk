@@ -58,6 +58,7 @@ rule tables:
         config=config_args,
         out=lambda wildcards, output: os.path.dirname(output[0]),
         settings=plan.report_inputs(STUDY),
+        runs=plan.upstream_inputs(STUDY, plan.table_inputs(STUDY)),
     conda:
         ENV
     message:
@@ -89,6 +90,7 @@ rule figures:
         config=config_args,
         out=lambda wildcards, output: os.path.dirname(output[0]),
         settings=plan.report_inputs(STUDY),
+        runs=plan.upstream_inputs(STUDY, plan.figure_inputs(STUDY)),
     conda:
         ENV
     message:

@@ -86,13 +86,14 @@ rule sample:
 
 rule select_best:
     input:
-        lambda wildcards: expand(rules.search.output.done, dataset=wildcards.dataset, seed=SEEDS),
+        lambda wildcards: plan.seed_searches(STUDY, wildcards.dataset),
     output:
         result("selected"),
     log:
         log_path("select_best/{dataset}"),
     params:
         best=lambda wildcards, input: beside(input, "best.json"),
+        runs=lambda wildcards: plan.upstream_inputs(STUDY, plan.seed_searches(STUDY, wildcards.dataset)),
     conda:
         ENV
     message:
