@@ -635,6 +635,25 @@ def test_tables_figures_and_drawings_replace_only_files_nasgep_wrote(capsys, tmp
     assert (out / mine).read_bytes().endswith(b"my note\n")
 
 
+def test_figures_refuse_a_users_file_before_drawing_anything(monkeypatch, capsys, tmp_path):
+    """The names of the figures are known from the study: a user's file of one of them is
+    refused at once, not after minutes of drawing every figure."""
+    from nasgep.report import figures
+
+    cfg, _ = make_study(tmp_path)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ablation.png").write_text("the user's own\n")
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("drew before checking the names")
+
+    monkeypatch.setattr(figures, "write_figures", drawn)
+    one_line_error(capsys, ["figures", "--config", str(cfg), "--out", str(docs)],
+                   r"holds files nasgep did not write there.*\(ablation.png\)")
+    assert (docs / "ablation.png").read_text() == "the user's own\n"
+
+
 def _write_abc(version: str):
     """A verb's write callback: a.md, b.md and c.md holding ``version``."""
     def write(folder: Path) -> list[Path]:

@@ -23,12 +23,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .. import outdir
     from ..report.figures import write_figures
+    from ..study import figure_files
     from .tables import study_from_args
 
     outdir.refuse_inside_run(args.out, "the figures")
     study = study_from_args(args)
-    for path in outdir.write_outputs(args.out, "the figures", lambda folder: write_figures(study, folder)):
+    names = [Path(name).name for name in figure_files(study)]      # refused before drawing, not after
+    for path in outdir.write_outputs(args.out, "the figures", lambda folder: write_figures(study, folder), names):
         print(path)
     return 0
