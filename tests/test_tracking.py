@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from nasgep.cli import main
 from nasgep.space import Genome
 from nasgep.tracking import genome_text, run_tags
@@ -78,3 +80,21 @@ def test_the_database_file_of_a_sqlite_uri():
     assert sqlite_path("sqlite:////data/q.db?mode=ro") == Path("/data/q.db")
     assert sqlite_path("SQLite:///results/mlflow.db") == Path("results/mlflow.db")
     assert sqlite_path("http://host:5000") is None
+
+
+def test_track_ui_on_a_server_store_points_at_the_server(tmp_path, capsys, monkeypatch):
+    """A tracking.uri of an MLflow server: `track ui` looked the experiments up there and
+    then started a local `mlflow ui` with the server as its backend store. The server is
+    its own UI: once it answers (the store check, a 10 s probe), its address is printed."""
+    from nasgep import tracking
+
+    probed = []
+    monkeypatch.setattr(tracking, "check_store", lambda config, writes=False: probed.append(config["tracking"]["uri"]))
+    monkeypatch.setattr(tracking, "experiment_ids", lambda config: pytest.fail("asked the server for experiments"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: lab\nresults_dir: r\ntracking: {enabled: true, uri: 'http://127.0.0.1:9'}\n")
+    assert main(["track", "ui", "--config", str(cfg)]) == 0
+    assert probed == ["http://127.0.0.1:9"]
+    out = capsys.readouterr().out
+    assert "the study's store is the MLflow server http://127.0.0.1:9: its UI is that address" in out
+    assert "lab/<part>" in out and "mlflow ui" not in out

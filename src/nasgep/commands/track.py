@@ -9,7 +9,8 @@
 
   nasgep track ui --config config/paper.yaml [--port 5000] [--print]
       prints the 'mlflow ui --backend-store-uri ...' command and the address of each
-      experiment's runs view, then runs the UI (--print: only print them). MLflow 3's UI
+      experiment's runs view, then runs the UI (--print: only print them). A
+      tracking.uri of an MLflow server (http(s)://) is its own UI: the address is printed. MLflow 3's UI
       otherwise opens on its GenAI pages ("Overview", "No data"): the runs of these
       experiments are under the "Model training" side of its switch.
 
@@ -80,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
     if uri is None:
         raise UserError("tracking is disabled (tracking.enabled: false)")
     check_store(config)
+    if uri.lower().startswith(("http://", "https://")):
+        # the store is an MLflow server, which serves its own UI: nothing to start here, and
+        # the experiment ids are not looked up (an unreachable server makes MLflow retry for minutes)
+        print(f"the study's store is the MLflow server {uri}: its UI is that address; the runs are "
+              f"in the experiments {config['name']}/<part> (parts: {', '.join(EXPERIMENTS)}), under "
+              "\"Model training\" in MLflow 3")
+        return 0
     db = sqlite_path(uri)
     if db is not None and not db.exists():
         raise UserError(f"{db} does not exist: run 'nasgep track init' (or the workflow) first")
