@@ -528,6 +528,8 @@ def run_inputs(study: Study) -> dict[str, str]:
     config = study.config
     runs = {job_mark(study, "search", dataset=d, method=m, seed=s): search_inputs(config, d)
             for d, m, s in study.searches()}
+    runs.update({mark: search_inputs(config, study.transfer_source)       # Table II and the transfer
+                 for mark in seed_searches(study, study.transfer_source)})
     runs.update({job_mark(study, "train", dataset=d, variant=v, seed=s): train_inputs(config, d, v)
                  for d, v in study.trainings() for s in study.seeds})
     if study.transfer_dataset is not None:
@@ -537,12 +539,14 @@ def run_inputs(study: Study) -> dict[str, str]:
 
 
 def upstream_inputs(study: Study, marks: list[str]) -> str:
-    """What the runs behind ``marks`` depend on, for the params of a job that reads them.
-    Snakemake runs no job whose output exists while an input is missing (it takes the
-    input for a deleted intermediate file), so a training, the chosen cells or a table
-    would look current, asked for on its own, while the search it reads was killed
-    after a change of its settings (its mark gone); with those settings in its params,
-    the change reruns it, and the search before it."""
+    """What the runs behind ``marks`` (runs of the study's plan) depend on, for the params
+    of a job that reads them. Snakemake runs no job whose output exists while an input is
+    missing (it takes the input for a deleted intermediate file), so a table would look
+    current, asked for on its own, while a search it reads was killed after a change of
+    its settings (its mark gone); with those settings in its params, the change reruns
+    it, and the search before it. (A job of one run's wildcards, e.g. a training, takes
+    :func:`search_inputs` of its dataset: searches, searches without weight sharing and
+    samplings of a dataset share them, and a run outside the plan has them too.)"""
     runs = run_inputs(study)
     return _canonical(runs=sorted({runs[m] for m in marks}))
 

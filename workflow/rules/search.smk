@@ -93,7 +93,7 @@ rule select_best:
         log_path("select_best/{dataset}"),
     params:
         best=lambda wildcards, input: beside(input, "best.json"),
-        runs=lambda wildcards: plan.upstream_inputs(STUDY, plan.seed_searches(STUDY, wildcards.dataset)),
+        runs=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
     conda:
         ENV
     message:

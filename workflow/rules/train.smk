@@ -26,7 +26,7 @@ rule train:
         out=lambda wildcards, output: os.path.dirname(output.done),
         genome=lambda wildcards, input: beside([input.search], "best.json")[0],
         settings=lambda wildcards: plan.train_inputs(NASGEP_CONFIG, wildcards.dataset, wildcards.variant),
-        runs=lambda wildcards: plan.upstream_inputs(STUDY, [source_run(wildcards)]),
+        runs=lambda wildcards: plan.search_inputs(NASGEP_CONFIG, wildcards.dataset),
         redo=restart_flag("train"),
         attempts=attempts_log,
     threads: RESOURCES["train_threads"]
@@ -64,7 +64,7 @@ rule transfer:
         settings=lambda wildcards: plan.transfer_inputs(
             NASGEP_CONFIG, wildcards.dataset, STUDY.best_ablation
         ),
-        runs=plan.upstream_inputs(STUDY, plan.seed_searches(STUDY, STUDY.transfer_source)),
+        runs=plan.search_inputs(NASGEP_CONFIG, STUDY.transfer_source),
         redo=restart_flag("transfer"),
         attempts=attempts_log,
     threads: RESOURCES["train_threads"]
