@@ -86,7 +86,7 @@ rule sample:
 
 rule select_best:
     input:
-        lambda wildcards: plan.seed_searches(STUDY, wildcards.dataset),
+        lambda wildcards: expand(rules.search.output.done, dataset=wildcards.dataset, seed=SEEDS),
     output:
         result("selected"),
     log:

@@ -9,10 +9,10 @@
 
   nasgep track ui --config config/paper.yaml [--port 5000] [--print]
       prints the 'mlflow ui --backend-store-uri ...' command and the address of each
-      experiment's runs view, then runs the UI (--print: only print them). A
-      tracking.uri of an MLflow server (http(s)://) is its own UI: the address is printed. MLflow 3's UI
+      experiment's runs view, then runs the UI (--print: only print them). MLflow 3's UI
       otherwise opens on its GenAI pages ("Overview", "No data"): the runs of these
-      experiments are under the "Model training" side of its switch.
+      experiments are under the "Model training" side of its switch. A tracking.uri of
+      an MLflow server (http(s)://) is its own UI: its address is printed instead.
 
 The search, sample and train verbs log their own runs into these experiments.
 """
