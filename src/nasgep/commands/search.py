@@ -10,8 +10,9 @@ that differ (raising search.max_generations, search.budget_epochs or search.budg
 is allowed and lets a finished search go on; a limit lowered below what the search
 already ran stops it there, keeping everything, and says so). A folder holding a search
 is never started over implicitly: --restart moves its files into OUT/.previous-<time>/
-first, nothing is deleted. A folder holding a training or a sample is refused, and so is a search whose
-settings.json is lost (restore it, or --restart), and an OUT inside another run's folder.
+first, nothing is deleted. A folder holding a training or a sample is refused, and so is
+a search whose settings.json is lost (restore it, or --restart), and an OUT inside
+another run's folder.
 
 Writes OUT/best.json (best individual ever seen), OUT/history.parquet (a row per
 individual per generation), OUT/search.json (summary), OUT/weights/ (the weight store),
