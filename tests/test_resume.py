@@ -491,6 +491,30 @@ def test_a_limit_lowered_below_what_an_interrupted_search_ran_stops_it_and_says_
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "history.parquet"), history)
 
 
+def test_one_limit_raised_and_another_lowered_leaves_a_finished_search_as_it_was(tmp_path):
+    """Found by review: a finished search resumed with max_generations raised and
+    budget_epochs lowered below what it had trained said it would go on, dropped the
+    workflow's mark, and stopped at once with another stop reason."""
+    from nasgep.study import DONE
+
+    search(tmp_path, "search.max_generations=5")
+    (tmp_path / DONE).touch()
+    before = snapshot(tmp_path)
+    trained = checkpoint.load_latest(tmp_path / "checkpoints").epochs_trained()
+    lines = []
+    config = small_config("search.max_generations=7", f"search.budget_epochs={trained - 10}")
+    done = run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path, resume=True, factory=cheap_factory,
+                      progress=False, log=lines.append)
+    assert done.stop_reason == "max_generations" and done.generation == 4
+    assert not any("let it go on" in line for line in lines)
+    assert f"note: search.budget_epochs = {trained - 10}, lowered after the search had trained {trained}" \
+        in "\n".join(lines)
+    assert (tmp_path / DONE).exists()
+    after = snapshot(tmp_path)
+    for name in ("best.json", "history.parquet", "search.json"):
+        assert after[name] == before[name], name
+
+
 def _failing_factory(device: str) -> CheapEvaluator:
     return CheapEvaluator(fail_if=lambda genome: "out of memory")
 

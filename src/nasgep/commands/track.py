@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         # the experiment ids are not looked up (an unreachable server makes MLflow retry for minutes)
         print(f"the study's store is the MLflow server {uri}: its UI is that address; the runs are "
               f"in the experiments {config['name']}/<part> (parts: {', '.join(EXPERIMENTS)}), under "
-              "\"Model training\" in MLflow 3")
+              "\"Model training\" in MLflow 3 (--host and --port are for a local UI and not used)")
         return 0
     db = sqlite_path(uri)
     if db is not None and not db.exists():

@@ -124,10 +124,10 @@ def _start_or_resume(out: Path, settings_doc: dict, settings: SearchSettings, se
     for problem in problems:
         log(f"warning: checkpoint {out / 'checkpoints'}/{problem}; went back to the previous one")
     log(f"resuming {out} after generation {state.generation}")
-    if not state.finished:
-        for line in _past_limits(state, settings).values():
-            log(f"note: {line}: it stops here and keeps all of them (raise the limit to go on)")
-    if state.finished and _limit_raised(state, settings):
+    past = _past_limits(state, settings)
+    for line in past.values():
+        log(f"note: {line}: it stops here and keeps all of them (raise the limit to go on)")
+    if state.finished and _limit_raised(state, settings) and not past:
         log(f"the search had stopped ({state.stop_reason}); the new limits let it go on")
         state.finished, state.stop_reason = False, None
     return state
