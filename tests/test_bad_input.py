@@ -784,7 +784,7 @@ def test_a_history_count_that_is_no_whole_number_is_named(capsys, tmp_path, verb
     ("not a uri", r"tracking.uri 'not a uri' is a folder store, which MLflow no longer opens; use a database"),
     ("file:///tmp/mlruns", r"tracking.uri 'file:///tmp/mlruns' is a folder store"),
     # nothing listens on the discard port: refused at once, not after MLflow's minutes of retries
-    ("http://127.0.0.1:9", r"tracking.uri 'http://127.0.0.1:9': the MLflow server does not answer \(no answer"),
+    ("http://127.0.0.1:9", r"tracking.uri 'http://127.0.0.1:9': the MLflow server does not answer \(connection"),
     # SQLAlchemy's in-memory database: a study's runs would vanish when the process ends
     ("sqlite:///", r"tracking.uri 'sqlite:///' names no database file \(an in-memory store"),
     ("sqlite://", r"tracking.uri 'sqlite://' names no database file"),

@@ -288,10 +288,15 @@ def _check_server(uri: str, timeout: float = 10.0) -> None:
 
     try:
         requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+        return
+    except requests.Timeout:
+        why = f"no answer within {timeout:g} s"
+    except requests.ConnectionError:
+        why = "connection refused or host unknown"
     except requests.RequestException as e:
-        reason = type(e).__name__ if isinstance(e, requests.Timeout) else "no answer"
-        raise TrackingError(f"tracking.uri {clip(uri)!r}: the MLflow server does not answer ({reason} within "
-                            f"{timeout:g} s); start it, fix the address, or set tracking.enabled: false") from None
+        why = type(e).__name__
+    raise TrackingError(f"tracking.uri {clip(uri)!r}: the MLflow server does not answer ({why}); start it, "
+                        f"fix the address, or set tracking.enabled: false")
 
 
 class Run:
