@@ -429,8 +429,7 @@ def cell_files(study: Study) -> list[str]:
 def table_inputs(study: Study) -> list[str]:
     """The runs Tables I-III read: every training, the transfer, and the searches whose
     histories give Table II's search cost."""
-    searches = {job_mark(study, "search", dataset=d, method="search", seed=s)
-                for d in [*study.search_datasets, study.transfer_source] for s in study.seeds}
+    searches = {mark for d in [*study.search_datasets, study.transfer_source] for mark in seed_searches(study, d)}
     return training_runs(study) + sorted(searches) + transfer_runs(study)
 
 
