@@ -798,6 +798,51 @@ def test_a_folder_store_or_a_silent_server_is_one_line_at_once(capsys, tmp_path,
     assert list(tmp_path.iterdir()) == []   # nothing created
 
 
+@pytest.fixture
+def web_server():
+    """A local web server answering each path with the status ``codes`` gives it (404 else);
+    yields a function that starts it and returns its address."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    servers = []
+
+    def start(codes: dict[str, int]) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(codes.get(self.path.split("?")[0], 404))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_web_server_that_is_not_mlflow_is_one_line_and_a_proxy_is_let_through(capsys, tmp_path, web_server):
+    """Any HTTP answer passed the probe, so a tracking.uri naming another web service (404
+    everywhere) failed later inside MLflow. 404 on both /health and the REST API is refused;
+    an auth proxy (401) or a proxy forwarding only the API is left to MLflow."""
+    argv = ["track", "ui", "--print", "--config", DEMO, "--set", f"results_dir={tmp_path}"]
+    other = web_server({})
+    one_line_error(capsys, [*argv, "--set", f"tracking.uri={other}"],
+                   r"a web server answers there, but not MLflow's \(404 on /health and on the REST API\)")
+    for codes in ({"/health": 401}, {"/api/2.0/mlflow/experiments/search": 200}, {"/health": 200}):
+        uri = web_server(codes)
+        assert main([*argv, "--set", f"tracking.uri={uri}"]) == 0, codes
+        assert f"MLflow server {uri}" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_tracking_uri_mlflow_cannot_open_is_one_line(capsys, tmp_path):
     one_line_error(capsys, ["track", "init", "--config", DEMO, "--set", "tracking.uri=foo://bar",
                             "--set", f"results_dir={tmp_path}"],

@@ -283,12 +283,23 @@ def _check_database_file(uri: str, db: Path) -> None:
 
 def _check_server(uri: str, timeout: float = 10.0) -> None:
     """One quick request to an MLflow server's ``/health``: no answer at all (refused,
-    unknown host, timed out) is an error; any HTTP answer is left to MLflow."""
+    unknown host, timed out) is an error, and so is a web server that knows neither
+    ``/health`` nor MLflow's REST API (404 on both: another service at that address).
+    Any other answer (200, or 401/403/302 from an auth proxy) is left to MLflow."""
     import requests
 
+    base = uri.rstrip("/")
     try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
-        return
+        if requests.get(f"{base}/health", timeout=timeout).status_code != 404:
+            return
+        # a proxy may forward only the API: ask it for one experiment before refusing
+        api = requests.get(f"{base}/api/2.0/mlflow/experiments/search", params={"max_results": 1},
+                           timeout=timeout)
+        if api.status_code != 404:
+            return
+        raise TrackingError(f"tracking.uri {clip(uri)!r}: a web server answers there, but not MLflow's "
+                            f"(404 on /health and on the REST API); fix the address (a path prefix?), "
+                            f"or set tracking.enabled: false")
     except requests.Timeout:
         why = f"no answer within {timeout:g} s"
     except requests.ConnectionError:
