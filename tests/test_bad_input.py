@@ -168,6 +168,9 @@ BAD_GENOMES = {
     "a list": ([1, 2, 3], r"a genome must be a JSON object .* got a list"),
     "a string": ("\"add | g1 g2\"", r"got a string"),
     "not JSON": ("{normal: ", r"not valid JSON"),
+    # a search's search.json given for its best.json: it said "missing key 'normal'"
+    "search.json": ({"generations": 3, "finished": True, "best_fitness": 50.0},
+                    r"not a genome file \(no 'normal' and 'reduction' cells, no 'genome' key\)"),
     "empty": ("", r"empty; expected a genome JSON file"),
     "blank": ("\n  \n", r"empty; expected a genome JSON file"),
     "deep nesting": ("[" * 100_000 + "]" * 100_000, r"nested too deeply|not valid JSON"),
@@ -423,7 +426,8 @@ def test_a_cutout_hole_as_large_as_the_images_is_refused_up_front(capsys, tmp_pa
 def test_a_folder_of_the_users_own_is_neither_filled_nor_moved_aside(capsys, tmp_path, verb):
     """--out naming a folder with files that are no nasgep run's (a typo, a home folder):
     refused in one line naming them, with or without --restart, and nothing in it moves;
-    hidden files alone (a file manager's) do not make a folder the user's."""
+    a file manager's hidden files do not make a folder the user's, other hidden ones (a
+    ``.git``, which --restart used to move aside) do."""
     from test_resume import snapshot
 
     config = npz_config(tmp_path, npz_dataset(tmp_path))
@@ -442,6 +446,16 @@ def test_a_folder_of_the_users_own_is_neither_filled_nor_moved_aside(capsys, tmp
     (hidden / ".DS_Store").write_text("")
     argv = verb_argv(verb, config, tmp_path / "hidden")
     assert main(argv) == 0 and (hidden / "settings.json").exists()
+    capsys.readouterr()
+    repo = tmp_path / "repo" / "out"
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / ".env").write_text("TOKEN=x\n")
+    before = snapshot(repo)
+    for extra in ([], ["--restart"]):
+        one_line_error(capsys, verb_argv(verb, config, tmp_path / "repo") + extra,
+                       r"out is not empty and holds no nasgep run \(.env, .git/\)")
+        assert snapshot(repo) == before
 
 
 @pytest.mark.parametrize("results_dir", ["afile", "afile/sub"])

@@ -110,11 +110,14 @@ def test_a_slowed_search_writes_the_same_results(tmp_path):
     assert summary["stop_reason"] == "budget_epochs" and summary["epochs"] <= 50
 
 
-def test_a_raised_epoch_budget_continues_a_finished_search(tmp_path):
-    straight = search(tmp_path / "a", "search.max_generations=null", "search.budget_epochs=70",
-                      factory=cheap_factory)
-    search(tmp_path / "b", "search.max_generations=null", "search.budget_epochs=35", factory=cheap_factory)
-    config = load_config(None, SMALL + ["search.max_generations=null", "search.budget_epochs=70"])
-    run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path / "b", resume=True, factory=cheap_factory,
-               progress=False)
-    assert_same_result(straight, tmp_path / "b")
+def test_the_closing_line_says_how_much_of_the_epoch_budget_was_used(tmp_path):
+    """It said "search.budget_epochs = 50 spent" while the kept generations had trained
+    fewer epochs (the next generation's rounds, which would pass it, are rolled back)."""
+    lines: list[str] = []
+    config = load_config(None, SMALL + ["search.max_generations=null", "search.budget_epochs=50"])
+    run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path / "s", factory=cheap_factory, progress=False,
+               log=lines.append)
+    epochs = json.loads((tmp_path / "s" / "search.json").read_text())["epochs"]
+    assert epochs < 50
+    assert (f"search finished (budget_epochs: search.budget_epochs = 50, {epochs} used: the next generation "
+            "would pass it)") in lines[-1]

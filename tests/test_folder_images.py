@@ -187,8 +187,11 @@ def test_a_training_names_an_unreadable_test_image_read_by_a_worker(tmp_path, ca
     assert genome.is_file()
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"nasgep train: error: {bad}: not a readable image" in err, err[-2000:]
+    # read before the first epoch, not found at the test after every epoch had run
+    assert (f"nasgep train: error: 1 unreadable image(s) among the test images, read before training: {bad}: "
+            "not a readable image") in err, err[-2000:]
     assert "Caught DataError" not in err and "Traceback" not in err
+    assert not (tmp_path / "final" / "checkpoint.pt").exists()
 
 
 def _cheap(device: str):
@@ -259,6 +262,70 @@ def test_resume_on_other_images_is_refused_naming_the_change(tmp_path):
     more["search"]["max_generations"] = 4
     run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
     assert json.loads((out / "settings.json").read_text())["settings"]["data_files"] == recorded
+
+
+def test_a_moved_data_folder_or_download_false_changes_no_run(tmp_path):
+    """The dataset's path and download switch were part of a run's settings: a folder
+    moved to another disk (same files) refused every resume, and the workflow's
+    --restart-if-changed started every search and training over."""
+    import shutil
+
+    from nasgep import outdir
+    from nasgep.config import load_config
+    from nasgep.search.runner import SearchExists, run_search
+
+    root = write_folder(tmp_path / "imgs")
+    config = load_config(write_config(tmp_path, root))
+    out = tmp_path / "search"
+    run_search(config, dataset="mine", seed=0, out_dir=out, factory=_cheap, progress=False)
+    before = (out / "history.parquet").read_bytes()
+    moved = shutil.copytree(root, tmp_path / "elsewhere")
+    entry = {**config["datasets"]["mine"], "path": str(moved), "download": False}
+    more = dict(config, datasets={"mine": entry}, search={**config["search"], "max_generations": 3})
+    state = run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
+    assert state.finished and state.generation == 2      # it ran generation 2 (its third)
+    assert (out / "history.parquet").read_bytes() != before
+    # a record made before 2026-12-07 holds the path: it is not compared with one that lacks it
+    settings = json.loads((out / "settings.json").read_text())["settings"]
+    settings["data"]["path"] = str(root)
+    (out / "settings.json").write_text(json.dumps({**outdir.fingerprint(settings), "kind": "search"}))
+    more["search"]["max_generations"] = 4
+    assert run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap,
+                      progress=False).generation == 3
+    # what shapes the search's split still counts
+    more["datasets"]["mine"]["val_fraction"] = 0.5
+    with pytest.raises(SearchExists, match=r"belongs to another search \(data.val_fraction differs\)"):
+        run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
+
+
+def test_a_training_goes_on_after_a_change_of_its_test_images_only(tmp_path, capsys):
+    """A training's weights depend on its training images, not on val/ (its test set) nor
+    on the search's split: a test image removed, or val_fraction changed, restarted a
+    finished training (the workflow's --restart-if-changed) or refused it. Now it goes on,
+    tested on the new set; a change of its training images is still another training."""
+    from genomes import GENOME
+    from PIL import Image
+
+    root = write_folder(tmp_path / "imgs")
+    (tmp_path / "g.json").write_text(json.dumps({"genome": GENOME}))
+    config = write_config(tmp_path, root)
+    out = tmp_path / "final"
+    argv = ["train", "--genome", str(tmp_path / "g.json"), "--config", str(config), "--dataset", "mine",
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    weights = (out / "model.pt").read_bytes()
+    capsys.readouterr()
+    (root / "val" / "cat" / "000.png").unlink()
+    assert main([*argv, "--set", "datasets.mine.val_fraction=0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "note: the test images changed since" in printed and "starting afresh" not in printed
+    assert (out / "model.pt").read_bytes() == weights          # not trained again
+    assert json.loads((out / "metrics.json").read_text())["test_images"] == 11
+    assert not list(out.glob(".previous-*"))
+    Image.new("RGB", (16, 16)).save(root / "train" / "cat" / "999.png")
+    assert main(argv) == 2
+    assert "belongs to another training (data_files.images, data_files.sha256, train_files.images, " \
+           "train_files.sha256 differ)" in capsys.readouterr().err
 
 
 def test_file_and_class_names_that_are_not_utf8_are_read_and_fingerprinted(tmp_path):
@@ -439,8 +506,9 @@ def test_prepare_names_all_unreadable_training_images_in_one_line(tmp_path, caps
     line = only_line(capsys)
     assert line.startswith("nasgep prepare: error: 7 unreadable image(s): ")
     assert all(f"{f}: not a readable image" in line for f in bad[:5]) and str(bad[5]) not in line
-    assert line.endswith("(and 2 more); replace them with readable ones (removing them changes the dataset: the "
-                         "run then starts over with --restart)")
+    assert line.endswith("(and 2 more); replace them with readable ones (removing them from the training images "
+                         "changes the dataset: a run then starts over with --restart; a training goes on after a "
+                         "change of its test images)")
     # without the full check, loading reads a sample for the mean/std (here every training
     # image): all that sample's unreadable files, in one line
     assert main([*argv, "--no-image-check"]) == 2

@@ -73,6 +73,38 @@ def test_training_run_carries_what_the_ui_compares(tmp_path):
     assert "test_error" in run.data.metrics
 
 
+def test_a_resumed_or_rerun_training_logs_to_its_own_run(tmp_path, monkeypatch):
+    """Each resume of a training started a new MLflow run (the interrupted one left FAILED,
+    or RUNNING after kill -9), and each rerun of a finished training added another
+    FINISHED run with test_error: the ablation chart showed duplicates. The run id now
+    travels in checkpoint.pt, as a search's does in its checkpoints."""
+    import mlflow
+
+    from nasgep.train import Trainer
+
+    genome = tmp_path / "best.json"
+    genome.write_text(json.dumps({"genome": GENOME, "fitness": 61.0, "method": "search", "seed": 1}))
+    store = tmp_path / "study"
+    args = ["train", "--genome", str(genome), "--config", str(DEMO), "--set", f"results_dir={store}",
+            "--set", "datasets.cifar10.max_train=64", "--set", "train.channels=4", "--epochs", "2",
+            "--variant", "cutout_dp", "--seed", "1", "--out", str(tmp_path / "out"), "--no-progress"]
+    evaluate = Trainer.evaluate
+
+    def interrupted(self, split):          # Ctrl-C at the test, after both epochs
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "evaluate", interrupted)
+    assert main(args) == 130
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    assert main(args) == 0      # resumed: tested
+    assert main(args) == 0      # run again: tested again
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("demo/ablation")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
+
+
 def test_the_database_file_of_a_sqlite_uri():
     """`track ui` looked for a file named 'q.db?mode=ro' and said to run init, which had made q.db."""
     from nasgep.tracking import sqlite_path

@@ -309,8 +309,8 @@ def test_train_command_writes_metrics_and_weights_and_resumes(tmp_path, stand_in
             "--variant", "cutout_dp", "--seed", "3", "--set", "datasets.cifar10.max_train=200", "--no-progress"]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"test_error", "test_top5_error", "test_accuracy", "params", "epochs", "seconds",
-                            "dataset", "variant", "seed", "stem"}
+    assert set(metrics) == {"test_error", "test_top5_error", "test_accuracy", "test_images", "params", "epochs",
+                            "seconds", "dataset", "variant", "seed", "stem"}
     assert metrics["test_error"] == pytest.approx(100 - metrics["test_accuracy"])
     assert (metrics["epochs"], metrics["dataset"], metrics["variant"], metrics["seed"], metrics["stem"]) == \
         (2, "cifar10", "cutout_dp", 3, "cifar")

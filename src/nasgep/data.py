@@ -556,8 +556,8 @@ _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
 #: What to do about an unreadable image, said once after the files it concerns.
-_REPLACE = ("replace {it} with {one} (removing {it} changes the dataset: the run then starts over "
-            "with --restart)")
+_REPLACE = ("replace {it} with {one} (removing {it} from the training images changes the dataset: a run "
+            "then starts over with --restart; a training goes on after a change of its test images)")
 
 
 def _decode(path: str | Path, mode: str):

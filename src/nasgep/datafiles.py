@@ -31,6 +31,22 @@ class DataError(UserError):
         return cls(last[-1][len(marker):]) if last else cls(text.splitlines()[-1])
 
 
+#: a dataset entry's keys that shape no result: its name in tables, where its files lie
+#: and whether they may be downloaded (the files themselves are fingerprinted:
+#: :func:`files_fingerprint`), so a moved data folder leaves every run current
+NOT_SHAPING: tuple[str, ...] = ("label", "path", "download")
+#: keys that shape only the search's validation split and the test set, not the weights
+#: of a full training (it trains on every training image)
+NOT_SHAPING_TRAINING: tuple[str, ...] = ("val_size", "val_fraction", "val_labels")
+
+
+def data_settings(entry: Mapping, training: bool = False) -> dict:
+    """The keys of a dataset entry that shape a search's result (``training``: a full
+    training's weights), as its ``settings.json`` records them under ``data``."""
+    drop = NOT_SHAPING + (NOT_SHAPING_TRAINING if training else ())
+    return {k: v for k, v in entry.items() if k not in drop}
+
+
 #: The arrays of an .npz dataset file.
 NPZ_KEYS: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
 

@@ -47,13 +47,18 @@ MARKERS = outdir.RUNS["training"]
 
 def result_settings(meta: Mapping, settings, data_definition: Mapping) -> dict:
     """Every setting that shapes a training's result (its fingerprint, ``OUT/settings.json``):
-    the genome, dataset, variant, seed, network shape and schedule."""
-    from .datafiles import files_fingerprint
+    the genome, dataset, variant, seed, network shape and schedule, and the data: what
+    shapes its weights (:func:`nasgep.datafiles.data_settings`), the fingerprint of its
+    training and test images (``data_files``) and of the training images alone
+    (``train_files``), so that a changed test set is told from changed training data."""
+    from .datafiles import data_settings, files_fingerprint
 
     schedule = {k: v for k, v in settings.to_dict().items() if k in settings.SCHEDULE_KEYS}
-    data = {k: v for k, v in data_definition.items() if k != "label"}
     files = files_fingerprint(data_definition, parts=("train", "val"))
-    return {**meta, "data": data, "train": schedule, **({} if files is None else {"data_files": files})}
+    train_files = files_fingerprint(data_definition, parts=("train",))
+    return {**meta, "data": data_settings(data_definition, training=True), "train": schedule,
+            **({} if files is None else {"data_files": files}),
+            **({} if train_files is None else {"train_files": train_files})}
 
 
 def default_dataset(config: Mapping, stem: str) -> str:
@@ -96,7 +101,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     import torch
 
     from . import nn as nasgep_nn
-    from .data import DataError, check_batch, check_cutout, load_dataset
+    from .data import DataError, FolderImages, check_batch, check_cutout, load_dataset
     from .space import Genome
     from .train import Trainer, resolve_device, training_settings
 
@@ -130,6 +135,9 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     trainer.meta = {"genome": genome.to_dict(), "dataset": dataset, "variant": variant, "seed": req.seed,
                     "stem": stem, "channels": macro.channels, "cells_per_stage": macro.cells_per_stage}
     fingerprint = result_settings(trainer.meta, settings, config["datasets"][dataset])
+    if not (req.restart or not req.resume) and outdir.only_test_images_changed(out, fingerprint):
+        print(f"note: the test images changed since {out} was trained; its weights do not depend on them: "
+              "it goes on, and is tested on the new ones", flush=True)
     # checks_itself: without a settings.json, _resume checks the checkpoint's own record
     # (genome, dataset, variant, seed, network, schedule) instead of adopting these settings
     holds = outdir.claim(out, fingerprint, "training", resume=True, restart=req.restart or not req.resume,
@@ -142,6 +150,8 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
             print(f"warning: {out} has no {outdir.SETTINGS}; checking the training's settings against its "
                   "checkpoint.pt instead (all but the dataset's definition)", flush=True)
         _resume(trainer, out / "checkpoint.pt")
+    if isinstance(data.eval, FolderImages) and trainer.epoch < settings.epochs:
+        _check_test_images(data, settings.num_workers, req.progress)
     outdir.record(out, fingerprint, "training")     # every check passed
     outdir.drop_workflow_mark(out)
     params = sum(p.numel() for p in model.parameters())
@@ -149,10 +159,20 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
           f"{params:,} parameters, {settings.epochs} epochs, variant {variant}, seed {req.seed}, {device}",
           flush=True)
     test = _fit_tracked(config, req, trainer, params)
-    metrics = _finish(trainer, out, test, params, data.num_classes)
+    metrics = _finish(trainer, out, test, params, data.num_classes, len(data.eval))
     top5 = "" if metrics["test_top5_error"] is None else f", top-5 error {metrics['test_top5_error']:.2f}%"
     print(f"test error {metrics['test_error']:.2f}%{top5} -> {out / 'metrics.json'}", flush=True)
     return metrics
+
+
+def _check_test_images(data, workers: int, progress: bool | None) -> None:
+    """Decode every test image of a folder dataset before the first epoch: an unreadable
+    one would otherwise stop the training at its test, after every epoch had run."""
+    from .data import check_images, unreadable_error
+
+    problems = check_images(data.eval, f"{data.name}: reading the test images", workers=workers, progress=progress)
+    if problems:
+        raise TrainSetupError(str(unreadable_error(problems, " among the test images, read before training")))
 
 
 def _resume(trainer, checkpoint: Path) -> None:
@@ -209,7 +229,10 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> di
                                     "cells_per_stage": meta["cells_per_stage"], "params": params,
                                     "genome": tracking.genome_text(Genome.from_dict(meta["genome"])),
                                     "genome_file": str(req.genome_path)},
-                            tags=tags) as run:
+                            tags=tags, run_id=trainer.tracking_run_id) as run:
+        # a resumed or re-tested training goes on in its own run (saved in checkpoint.pt),
+        # not in a new one beside the old, left RUNNING or FAILED
+        trainer.tracking_run_id = run.run_id
         run.log_dataset(config["datasets"][dataset], dataset, "train", purpose="final")
         run.log_dict(meta["genome"], "genome.json")
 
@@ -233,7 +256,7 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> di
     return test
 
 
-def _finish(trainer, out: Path, test: dict, params: int, num_classes: int) -> dict[str, Any]:
+def _finish(trainer, out: Path, test: dict, params: int, num_classes: int, test_images: int) -> dict[str, Any]:
     """Write the final weights and ``metrics.json``."""
     from .train import atomic_save
 
@@ -243,6 +266,7 @@ def _finish(trainer, out: Path, test: dict, params: int, num_classes: int) -> di
         "test_error": 100.0 - test["top1"],
         "test_top5_error": 100.0 - test["top5"] if num_classes > 5 else None,
         "test_accuracy": test["top1"],
+        "test_images": test_images,
         "params": int(params),
         "epochs": trainer.epoch,
         "seconds": round(trainer.seconds, 3),

@@ -177,7 +177,14 @@ RECORDED_LATER: dict[str, Any] = {
     "search.final_selection": "fitness",  # 2026-11-28
     "search.finalists": 3,
     "search.evaluation": "stepwise",      # 2026-11-28
+    "train_files": ANY,                   # 2026-12-07: a training's training images alone
 }
+
+#: keys that records made before 2026-12-07 hold and fingerprints no longer carry, since
+#: they shape no result (:data:`nasgep.datafiles.NOT_SHAPING`; for a training also
+#: ``NOT_SHAPING_TRAINING``): not compared when the settings asked for now lack them
+RECORDED_NO_LONGER: tuple[str, ...] = ("data.path", "data.download", "data.val_size", "data.val_fraction",
+                                       "data.val_labels")
 
 
 def _get(doc: Mapping[str, Any], dotted: str) -> Any:
@@ -196,10 +203,35 @@ def _predates(key: str, recorded_settings: Mapping[str, Any], settings: Mapping[
             and (then is ANY or _get(settings, key) == then))
 
 
+def _dropped(key: str, settings: Mapping[str, Any]) -> bool:
+    """``key`` is one fingerprints no longer carry (:data:`RECORDED_NO_LONGER`) and the
+    settings asked for now lack it."""
+    return key in RECORDED_NO_LONGER and _get(settings, key) is _MISSING
+
+
+def _test_images_only(key: str, recorded_settings: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    """``key`` is a training's ``data_files`` (training and test images) while its
+    ``train_files`` agree: only the test images changed, which its weights do not depend on."""
+    old, new = _get(recorded_settings, "train_files"), _get(settings, "train_files")
+    return key.split(".")[0] == "data_files" and old is not _MISSING and old == new
+
+
 def changed_keys(recorded_settings: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     """:func:`differing_keys` of a run's recorded settings and the ones asked for now, less
-    the keys the record predates where the new value is the one the record's run had."""
-    return [k for k in differing_keys(recorded_settings, settings) if not _predates(k, recorded_settings, settings)]
+    the keys the record predates where the new value is the one the record's run had, the
+    keys fingerprints no longer carry, and a change of a training's test images alone."""
+    return [k for k in differing_keys(recorded_settings, settings)
+            if not (_predates(k, recorded_settings, settings) or _dropped(k, settings)
+                    or _test_images_only(k, recorded_settings, settings))]
+
+
+def only_test_images_changed(out: Path, settings: Mapping[str, Any]) -> bool:
+    """True when ``OUT``'s recorded training differs from ``settings`` in its test images
+    and nothing else that counts (it goes on, and is tested on the new images)."""
+    old, new = recorded(out), fingerprint(settings)["settings"]
+    return (old is not None and any(_test_images_only(k, old["settings"], new)
+                                    for k in differing_keys(old["settings"], new))
+            and not changed_keys(old["settings"], new))
 
 
 def settings_differ(out: Path, settings: Mapping[str, Any]) -> list[str]:
@@ -211,10 +243,9 @@ def settings_differ(out: Path, settings: Mapping[str, Any]) -> list[str]:
     new = fingerprint(settings)
     if old.get("sha256") == new["sha256"]:
         return []
-    keys = differing_keys(old["settings"], new["settings"])
-    if not keys:
+    if not differing_keys(old["settings"], new["settings"]):
         return ["(settings record)"]
-    return [k for k in keys if not _predates(k, old["settings"], new["settings"])]
+    return changed_keys(old["settings"], new["settings"])
 
 
 def describe_difference(out: Path, what: str, keys: list[str]) -> str:
@@ -320,16 +351,28 @@ def foreign_entries(out: Path) -> list[str]:
     no file of any kind of run): a folder of the user's own, which a run must not fill, nor
     ``--restart`` move aside. [] for a new, empty or nasgep folder.
 
-    Not counted: hidden entries (the lock, a file manager's) and folders of a run's own
-    names (:data:`OWN`) that hold no visible file, such as the ones a run killed before it
-    recorded its settings leaves. A name alone proves nothing: a user's ``weights/`` full of
-    files is the user's, and a search's clean-up would delete them."""
+    Not counted: nasgep's own hidden files (the lock, the workflow's mark, moved-aside
+    folders, an interrupted write's temporaries), a file manager's (:data:`FILE_MANAGERS`),
+    and folders of a run's own names (:data:`OWN`) that hold no visible file, such as the
+    ones a run killed before it recorded its settings leaves. Other hidden entries (a
+    ``.git``, a ``.env``) are the user's. A name alone proves nothing: a user's ``weights/``
+    full of files is the user's, and a search's clean-up would delete them."""
     if not out.is_dir() or (out / SETTINGS).exists():
         return []
     if any(any(out.glob(m)) for markers in RUNS.values() for m in markers):
         return []
     return sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
-                  if not p.name.startswith(".") and not (p.name in OWN and _holds_no_file(p)))
+                  if not _own_hidden(p.name) and not (p.name in OWN and _holds_no_file(p)))
+
+
+#: hidden files a file manager leaves in any folder it shows
+FILE_MANAGERS = (".DS_Store", ".directory")
+
+
+def _own_hidden(name: str) -> bool:
+    """A hidden name nasgep (or a file manager) puts in a run's folder."""
+    return (name in (LOCK, DONE, *FILE_MANAGERS) or name.startswith(PREVIOUS)
+            or _TEMPORARY.match(name) is not None)
 
 
 def _holds_no_file(path: Path) -> bool:

@@ -257,6 +257,9 @@ class Genome:
             raise GenomeError(f"{path}: JSON nested too deeply to be a genome") from None
         if isinstance(data, Mapping) and "genome" in data:
             data = data["genome"]
+        elif isinstance(data, Mapping) and not {"normal", "reduction"} & set(data):
+            raise GenomeError(f"{path}: not a genome file (no 'normal' and 'reduction' cells, no 'genome' key); "
+                              "give a bare genome or a result file such as a search's best.json")
         try:
             return cls.from_dict(data)
         except GenomeError as e:

@@ -354,6 +354,7 @@ class Trainer:
         #: Free-form facts about the run (genome, dataset...) saved with the state, so a
         #: caller can refuse to resume someone else's checkpoint.
         self.meta: dict = {}
+        self.tracking_run_id: str | None = None   # the MLflow run a resumed training goes on logging to
         self.epoch = 0                     # epochs finished
         self.seconds = 0.0                 # training wall time, over resumes
         self.history: list[EpochStats] = []
@@ -578,6 +579,7 @@ class Trainer:
             "history": [asdict(h) for h in self.history],
             "settings": self.settings.to_dict(),
             "meta": _to_cpu(self.meta),
+            "mlflow_run_id": self.tracking_run_id,
         }
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -598,6 +600,7 @@ class Trainer:
         self.seconds = float(state["seconds"])
         self.history = [EpochStats(**h) for h in state["history"]]
         self.meta = dict(state.get("meta", {}))
+        self.tracking_run_id = state.get("mlflow_run_id")
 
     def save_checkpoint(self, path: str | Path) -> None:
         atomic_save(self.state_dict(), path)

@@ -16,7 +16,7 @@ another run's folder.
 
 Writes OUT/best.json (best individual ever seen), OUT/history.parquet (a row per
 individual per generation), OUT/search.json (summary), OUT/weights/ (the weight store),
-OUT/cells/ (drawings of the best cells) and OUT/checkpoints/ (one per generation).
+OUT/cells/ (drawings of the best cells) and OUT/checkpoints/ (one per generation; the newest two are kept).
 Several devices (search.devices: [cuda:0, cuda:1] or [all]) train the candidates of a
 generation in parallel, one worker process per device, with the same result; so does
 search.concurrency: K (K candidates at once per device). On a CPU each candidate trains with

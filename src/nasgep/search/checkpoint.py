@@ -1,4 +1,4 @@
-"""Atomic, checksummed checkpoints of the search state, one per generation.
+"""Atomic, checksummed checkpoints of the search state, one per generation (the newest two kept).
 
 A checkpoint is ``checkpoints/gen-NNNNN.json``: ``{"sha256": ..., "state": {...}}``
 written to a temporary file, fsynced and renamed, so a crash leaves either the old or

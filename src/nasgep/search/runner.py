@@ -87,12 +87,11 @@ def method_settings(config: Mapping) -> dict:
 
 def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
     """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``)."""
-    from ..datafiles import files_fingerprint, require_path
+    from ..datafiles import data_settings, files_fingerprint, require_path
 
     entry = config["datasets"][dataset]
     require_path(entry)     # before the folder is claimed: a missing file is no changed setting
-    data = {k: v for k, v in entry.items() if k != "label"}
-    doc = {**method_settings(config), "dataset": dataset, "data": data, "seed": seed}
+    doc = {**method_settings(config), "dataset": dataset, "data": data_settings(entry), "seed": seed}
     files = files_fingerprint(entry)
     return doc if files is None else {**doc, "data_files": files}
 
@@ -216,7 +215,9 @@ def stop_explained(reason: str | None, settings: SearchSettings, state: SearchSt
     past = _past_limits(state, settings) if state is not None else {}
     causes = {"max_generations": f"search.max_generations = {settings.max_generations}",
               "budget": f"search.budget_hours = {settings.budget_seconds / 3600:g} spent",
-              "budget_epochs": f"search.budget_epochs = {settings.budget_epochs} spent",
+              "budget_epochs": (f"search.budget_epochs = {settings.budget_epochs}"
+                                + ("" if state is None else f", {state.epochs_trained()} used: the next "
+                                   "generation would pass it")),
               **past,
               "extinct": (f"no individual left to breed: each failed or reached search.max_epochs = "
                           f"{settings.max_epochs} epochs")}
