@@ -12,7 +12,7 @@ import pytest
 
 from nasgep.cli import main
 from nasgep.config import load_config
-from nasgep.report import LAYOUT, TABLE_FORMATS, Study, select_best
+from nasgep.report import LAYOUT, TABLE_FORMATS, ResultFileError, Study, select_best
 from nasgep.report import reference as ref
 from nasgep.report.tables import build_tables, fmt, relative_improvement
 
@@ -284,6 +284,81 @@ def test_select_best_by_search_fitness(tmp_path, capsys):
     assert written["seed"] == 1 and written["genome"] == GENOME
     assert len(written["selection"]["candidates"]) == 3
     assert main(["tables", "best", "--inputs", str(tmp_path / "missing.json"), "--out", str(out)]) == 2
+
+
+def record_search(config: dict, folder: Path, dataset: str, seed: int, *overrides: str) -> None:
+    """The settings.json a search of ``config`` (with ``overrides``) records in ``folder``."""
+    from nasgep import outdir
+    from nasgep.config import deep_merge, parse_override, validate
+    from nasgep.search.runner import result_settings
+
+    for text in overrides:
+        config = validate(deep_merge(config, parse_override(text)), "test")
+    folder.mkdir(parents=True, exist_ok=True)
+    outdir.record(folder, result_settings(config, dataset, seed), "search")
+
+
+def test_runs_made_under_other_settings_are_refused_without_snakemakes_records(tmp_path, study_dir, capsys):
+    """Snakemake reruns a search or training when the config changes only while its job
+    records are there. With them lost (another working directory, --cleanup-metadata), a
+    search.lr change left the old searches in place, a seed added under the new lr was
+    chosen from beside them, and the tables averaged them as one method, without a word."""
+    cfg, config = study_dir
+    study = Study(config)
+    for seed in SEEDS:
+        record_search(config, study.search_dir("cifar10", "search", seed), "cifar10", seed)
+        record_search(config, study.search_dir("cifar100", "search", seed), "cifar100", seed)
+    for seed in SEEDS[:2]:
+        record_search(config, study.search_dir("cifar10", "search_nws", seed), "cifar10", seed,
+                      "search.weight_sharing=false")
+    out = tmp_path / "tables"
+    assert main(["tables", "--config", str(cfg), "--out", str(out)]) == 0    # the records agree with the config
+    changed = tmp_path / "lr.yaml"
+    changed.write_text("search: {lr: 0.05}\n")
+    for verb in ("tables", "figures"):
+        assert main([verb, "--config", str(cfg), "--config", str(changed), "--out", str(tmp_path / verb)]) == 2
+        err = capsys.readouterr().err
+        assert ("seed0 was searched with other settings than the config's (search.lr differs); rerun it with "
+                "this config") in err
+    # a seed searched under the new lr beside the old ones: never chosen from with them
+    record_search(config, study.search_dir("cifar10", "search", 2), "cifar10", 2, "search.lr=0.05")
+    paths = []
+    for seed in SEEDS:
+        path = study.search_dir("cifar10", "search", seed) / "best.json"
+        write_json(path, {"genome": GENOME, "fitness": 70.0 + seed, "params": 1, "dataset": "cifar10",
+                          "seed": seed, "method": "search"})
+        paths.append(str(path))
+    assert main(["tables", "best", "--inputs", *paths, "--out", str(tmp_path / "best.json")]) == 2
+    assert "seed2 and " in (err := capsys.readouterr().err) and "are searches with different settings " \
+        "(search.lr differs)" in err
+    assert not (tmp_path / "best.json").exists()
+    # trainings: a seed trained with another schedule is not averaged into the row
+    for seed in SEEDS:
+        lr = 0.05 if seed == 2 else 0.025
+        (study.train_dir("cifar10", "cutout", seed) / "settings.json").write_text(json.dumps(
+            {"kind": "training", "settings": {"seed": seed, "genome": {"seed": seed}, "train": {"lr": lr}}}))
+    with pytest.raises(ResultFileError, match=r"seed2 was trained with other settings than .*seed0 "
+                                              r"\(train.lr differs\)"):
+        list(study.metrics("cifar10", "cutout"))
+
+
+def test_table2_notes_searches_that_ran_past_a_lowered_limit(tmp_path, study_dir):
+    """A search keeps the generations it ran when max_generations is lowered after it;
+    Table II then averaged costs of other budgets without a mark."""
+    cfg, config = study_dir
+    study = Study(config)
+    for seed, generations in zip(SEEDS, (2, 2, 1)):
+        write_json(study.search_dir("cifar10", "search", seed) / "search.json",
+                   {"dataset": "cifar10", "seed": seed, "method": "search", "generations": generations,
+                    "epochs": 10 * generations, "finished": True, "stop_reason": "max_generations"})
+    lowered = load_config([cfg], ["search.max_generations=1"])
+    (row,) = [r for r in build_tables(Study(lowered))[1].display.to_dict("records")
+              if r["Source"] != ref.LABEL and "Evolution" in r["Search strategy"]]
+    assert ("past the config's limits (search.max_generations = 1, budget_epochs = 2450; lowered after they ran): "
+            "CIFAR-10 seed 0 ran 2 generations, CIFAR-10 seed 1 ran 2 generations") in row["Note"]
+    (row,) = [r for r in build_tables(study)[1].display.to_dict("records")
+              if r["Source"] != ref.LABEL and "Evolution" in r["Search strategy"]]
+    assert "past the config's limits" not in row["Note"]
 
 
 def test_figures_command_writes_png_and_svg(tmp_path, study_dir):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -471,6 +472,10 @@ def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, se
     assert main(argv) == 2
     line = last_error(capsys)
     assert line.startswith("nasgep evaluate: error: ") and named in line and "use another --out" in line, line
+    table = (out / "trainings.csv").read_bytes()
+    if change == "genome":     # the workflow's job: Snakemake deletes its output, searchphase.json, first
+        shutil.copy(out / "searchphase.json", tmp_path / "report.json")
+        (out / "searchphase.json").unlink()
     assert len(trainings) == 12 and stamps(out / "runs") == before     # nothing trained, nothing overwritten
     # --restart-if-changed: those (only) are moved aside, unchanged, and trained again
     assert main([*argv, "--restart-if-changed"]) == 0
@@ -479,7 +484,10 @@ def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, se
         assert {e for e, _ in trainings[12:]} == {2}
     (previous,) = out.glob(".previous-*")
     assert stamps(previous / "runs") == {name: before[name] for name in retrained}
+    if change == "genome":
+        shutil.move(tmp_path / "report.json", previous / "searchphase.json")     # (not moved: it was gone)
     assert (previous / "searchphase.json").read_bytes() == report      # the old report with them
+    assert (previous / "trainings.csv").read_bytes() == table
     now = stamps(out / "runs")
     assert all((now[name] == before[name]) == (name not in retrained) for name in before)
     assert main(argv) == 0 and len(trainings) == 12 + len(retrained)             # cached again

@@ -248,6 +248,36 @@ def settings_differ(out: Path, settings: Mapping[str, Any]) -> list[str]:
     return changed_keys(old["settings"], new["settings"])
 
 
+def unlike_runs(folders: Iterable[Path], ignore: tuple[str, ...] = ("seed",)) -> tuple[Path, Path, list[str]] | None:
+    """``(first, other, keys)`` when two of ``folders`` (the seeds of one method, or of one
+    training variant) recorded settings that differ in more than ``ignore``; None when they
+    agree. Folders without a readable record are left to the checks that read them.
+    A study's readers use it without Snakemake's job records: a search added under a changed
+    config beside older seeds would otherwise be compared, or chosen from, as one method."""
+    first: tuple[Path, dict] | None = None
+    for folder in folders:
+        try:
+            doc = recorded(folder)
+        except FolderError:
+            continue
+        if doc is None:
+            continue
+        settings = {k: v for k, v in doc["settings"].items() if k not in ignore}
+        if first is None:
+            first = (folder, settings)
+            continue
+        keys = changed_keys(first[1], settings) or changed_keys(settings, first[1])
+        if keys:
+            return first[0], folder, keys
+    return None
+
+
+def shown_keys(keys: list[str], most: int = 6) -> str:
+    """``a, b and 3 more differ`` for a message."""
+    shown = ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+    return f"{shown} {'differs' if len(keys) == 1 else 'differ'}"
+
+
 def describe_difference(out: Path, what: str, keys: list[str]) -> str:
     shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
     verb = "differs" if len(keys) == 1 else "differ"

@@ -205,6 +205,7 @@ class Study:
     def __init__(self, config: Mapping[str, Any], root: str | Path | None = None):
         self.config = config
         self.root = Path(root if root is not None else config["results_dir"])
+        self._data_files: dict[str, Any] = {}     # dataset -> files_fingerprint, listed once
 
     # -- the plan ---------------------------------------------------------------
     @property
@@ -318,16 +319,29 @@ class Study:
     # -- reading results ---------------------------------------------------------
     def metrics(self, dataset: str, variant: str) -> Iterator[dict[str, Any]]:
         """The ``metrics.json`` of each seed's training that exists (checked against its
-        place: :func:`read_metrics`)."""
-        for seed in self.seeds:
-            path = self.train_dir(dataset, variant, seed) / "metrics.json"
+        place: :func:`read_metrics`); the seeds' trainings must have been made with the same
+        settings (their genomes and seeds aside): a seed added under a changed config
+        beside older ones is refused, not averaged with them."""
+        from . import outdir
+
+        folders = [self.train_dir(dataset, variant, seed) for seed in self.seeds]
+        unlike = outdir.unlike_runs([f for f in folders if present(f / "metrics.json")], ignore=("seed", "genome"))
+        if unlike is not None:
+            first, other, keys = unlike
+            raise ResultFileError(f"{other} was trained with other settings than {first} "
+                                  f"({outdir.shown_keys(keys)}); the seeds of one row must be trained alike: "
+                                  "rerun them with one config (snakemake --forcerun train)")
+        for seed, folder in zip(self.seeds, folders):
+            path = folder / "metrics.json"
             if present(path):
                 yield read_metrics(path, dataset=dataset, variant=variant, seed=seed)
 
     def histories(self, dataset: str, method: str) -> Iterator[tuple[int, Path]]:
         """(seed, ``history.parquet``) of each seed's search that exists; a search whose
         ``search.json`` records another dataset, method or seed than its folder, or says it
-        is not finished (its costs and curves would be part of a search's), is refused."""
+        is not finished (its costs and curves would be part of a search's), or whose
+        settings.json records other settings than the config's (:meth:`check_search_settings`),
+        is refused."""
         for seed in self.seeds:
             folder = self.search_dir(dataset, method, seed)
             if present(folder / "history.parquet"):
@@ -335,7 +349,42 @@ class Study:
                     check_place(folder / "search.json", read_json(folder / "search.json"), "search this one there",
                                 dataset=dataset, method=method, seed=seed)
                     check_search_finished(folder)
+                self.check_search_settings(folder, dataset, method, seed)
                 yield seed, folder / "history.parquet"
+
+    def check_search_settings(self, folder: Path, dataset: str, method: str, seed: int) -> None:
+        """Refuse a search whose settings.json records other search, GEP or data settings
+        than the config's (limits and execution aside). The workflow reruns such a search
+        when the config changes, but only while Snakemake's job records are there: a study
+        whose records were lost (another working directory, ``--cleanup-metadata``) would
+        otherwise be tabled under settings it was not made with."""
+        from . import outdir
+        from .datafiles import data_settings, files_fingerprint
+        from .search.runner import method_settings
+
+        try:
+            doc = outdir.recorded(folder)
+        except outdir.FolderError:
+            doc = None
+        if doc is None:       # made before settings.json existed: search.json is checked
+            return
+        config = self.config
+        if not WEIGHT_SHARING[method]:
+            config = {**config, "search": {**config["search"], "weight_sharing": False}}
+        entry = config["datasets"][dataset]
+        expected = {**method_settings(config), "dataset": dataset, "data": data_settings(entry), "seed": seed}
+        files = self._data_files.setdefault(dataset, files_fingerprint(entry))
+        if files is not None:            # the data is here: what its files hold counts too
+            expected["data_files"] = files
+        old = dict(doc["settings"])
+        if "data_files" not in expected:     # the data is not on this machine (results pulled alone)
+            old.pop("data_files", None)
+        keys = outdir.changed_keys(old, outdir.fingerprint(expected)["settings"])
+        if keys:
+            raise ResultFileError(
+                f"{folder} was searched with other settings than the config's ({outdir.shown_keys(keys)}); "
+                f"rerun it with this config (snakemake --forcerun search, or nasgep search --restart), "
+                f"or table it with the config it was made with")
 
 
 def search_method(weight_sharing: bool) -> str:

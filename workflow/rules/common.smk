@@ -57,7 +57,20 @@ try:  # cross-references (dataset names, gene limits) and every default, as the 
 except ConfigError as e:
     raise WorkflowError(f"invalid configuration: {e}") from None
 
-STUDY = Study(NASGEP_CONFIG)
+def _relative_root(results_dir: str) -> Path:
+    """results_dir relative to the working directory when inside it: Snakemake keys its job
+    records by the output paths as spelled, so an absolute spelling of the same folder
+    would make every run look new (its config changes then unseen)."""
+    root = Path(results_dir)
+    if root.is_absolute():
+        try:
+            return root.relative_to(Path.cwd())
+        except ValueError:
+            pass
+    return root
+
+
+STUDY = Study(NASGEP_CONFIG, root=_relative_root(NASGEP_CONFIG["results_dir"]))
 R = str(STUDY.root)
 SEEDS = STUDY.seeds
 TRANSFER = STUDY.transfer_dataset

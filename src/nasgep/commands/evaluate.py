@@ -139,8 +139,9 @@ def check_one_method(searches: list[Path], config: dict) -> None:
 
 def _move_aside_a_changed_report(out: Path, new: dict, previous: Path | None) -> None:
     """An earlier report in ``out`` of other searches or settings (its searchphase.json
-    holds other results) goes into ``out/.previous-<time>/`` (``previous``, where this run
-    moved trainings aside already) with its plot, pages and trainings.csv: never overwritten."""
+    holds other results, or is gone while trainings were moved aside) goes into
+    ``out/.previous-<time>/`` (``previous``, where this run moved trainings aside already)
+    with its plot, pages and trainings.csv: never overwritten."""
     import json
 
     from .. import outdir
@@ -150,7 +151,9 @@ def _move_aside_a_changed_report(out: Path, new: dict, previous: Path | None) ->
     try:
         same = json.loads(old.read_bytes()) == json.loads(json.dumps(new))
     except FileNotFoundError:
-        return
+        # Snakemake deletes a job's outputs (searchphase.json) before it runs: with
+        # trainings moved aside, the rest of the old report (trainings.csv ...) goes with them
+        same = previous is None
     except (OSError, ValueError):
         same = False
     if not same:

@@ -70,6 +70,14 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
             if value != given[0][0]:
                 raise ValueError(f"{given[0][1]} ({key} {given[0][0]!r}) and {path} ({key} {value!r}) are "
                                  f"searches of different {what}; choose among one {key}'s searches")
+    from .. import outdir
+
+    folders = [Path(path).parent for _, path in candidates]
+    unlike = outdir.unlike_runs([f for f in folders if outdir.recorded_kind(f) == "search"])
+    if unlike is not None:     # e.g. a seed added under a changed config beside older ones
+        first, other, keys = unlike
+        raise ValueError(f"{other} and {first} are searches with different settings ({outdir.shown_keys(keys)}); "
+                         "choose among the seeds of one method (rerun the others with the same config)")
     seen: dict[Any, str] = {}
     for data, path in candidates:    # a file given twice, or a copy of one search
         seed = data.get("seed")

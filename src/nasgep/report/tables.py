@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..io import atomic_write_text
-from . import TABLE_FORMATS, Study, present, read_history, read_metrics
+from . import TABLE_FORMATS, Study, is_number, present, read_history, read_json, read_metrics
 from . import reference as ref
 
 MEASURED = "measured"
@@ -215,6 +215,27 @@ def _histories(study: Study, datasets: Sequence[str], method: str) -> Iterable[p
                 yield history
 
 
+def past_limits_note(study: Study, datasets: Sequence[str], method: str = "search") -> str:
+    """Searches that ran past the config's ``max_generations`` or ``budget_epochs`` (a limit
+    lowered after they ran: they keep what they ran, so the seeds' costs are of other
+    budgets), as a note for the table; '' when none did."""
+    search = study.config["search"]
+    limits = (("generations", "max_generations"), ("epochs", "budget_epochs"))
+    found = []
+    for dataset in datasets:
+        for seed, path in study.histories(dataset, method):
+            summary = path.with_name("search.json")
+            ran = read_json(summary) if present(summary) else {}
+            for field, key in limits:
+                if search[key] is not None and is_number(ran.get(field)) and ran[field] > search[key]:
+                    found.append(f"{study.label(dataset)} seed {seed} ran {ran[field]} {field}")
+    if not found:
+        return ""
+    shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+    return (f"past the config's limits (search.max_generations = {search['max_generations']}, "
+            f"budget_epochs = {search['budget_epochs']}; lowered after they ran): {shown}")
+
+
 def fmt_cost(days: Stat, epochs: Stat) -> str:
     """``'0.98 ± 0.01 (2450 ± 0 epochs)'``: measured GPU days beside the epochs trained."""
     text = fmt(days.mean, days.std)
@@ -258,7 +279,8 @@ def table2(study: Study) -> Table:
         shown = {"Method": method, "Source": MEASURED, "Search space": "GEP-based cell",
                  "Search strategy": strategy,
                  "GPU days": "0" if strategy == "Random" else fmt_cost(days, ep)}
-        notes = []
+        notes = [past_limits_note(study, datasets)] if strategy == "Evolution" else []
+        notes = [n for n in notes if n]
         for d in datasets:
             runs = list(study.metrics(d, variant))
             error = Stat.of(m.get("test_error") for m in runs)
