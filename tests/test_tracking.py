@@ -103,6 +103,16 @@ def test_a_resumed_or_rerun_training_logs_to_its_own_run(tmp_path, monkeypatch):
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
+    # a run of this folder left RUNNING by a process killed before its first checkpoint (it
+    # had no id to resume) is marked KILLED by the next new run of the folder; others stay
+    folder = str((tmp_path / "out").resolve())
+    assert run.data.tags["nasgep.folder"] == folder
+    orphan = client.create_run(experiment.experiment_id, tags={"nasgep.folder": folder})
+    elsewhere = client.create_run(experiment.experiment_id, tags={"nasgep.folder": str(tmp_path / "other")})
+    assert main([*args, "--restart"]) == 0
+    status = {r.info.run_id: r.info.status for r in client.search_runs([experiment.experiment_id])}
+    assert status[orphan.info.run_id] == "KILLED" and status[elsewhere.info.run_id] == "RUNNING"
+    assert status[run.info.run_id] == "FINISHED" and list(status.values()).count("FINISHED") == 2
 
 
 def test_the_database_file_of_a_sqlite_uri():

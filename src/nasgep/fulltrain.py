@@ -229,7 +229,7 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> di
                                     "cells_per_stage": meta["cells_per_stage"], "params": params,
                                     "genome": tracking.genome_text(Genome.from_dict(meta["genome"])),
                                     "genome_file": str(req.genome_path)},
-                            tags=tags, run_id=trainer.tracking_run_id) as run:
+                            tags=tags, run_id=trainer.tracking_run_id, folder=req.out) as run:
         # a resumed or re-tested training goes on in its own run (saved in checkpoint.pt),
         # not in a new one beside the old, left RUNNING or FAILED
         trainer.tracking_run_id = run.run_id

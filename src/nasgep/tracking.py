@@ -371,12 +371,27 @@ def _run_exists(client, run_id: str) -> bool:
     return True
 
 
+#: the tag naming the folder of a run's results (a search's or training's ``--out``)
+FOLDER_TAG = "nasgep.folder"
+
+
+def _close_orphans(client, experiment_id: str, folder: str) -> None:
+    """Mark KILLED the runs of ``folder`` that MLflow still shows RUNNING: their process
+    died (kill -9, a lost node) before it could end them, since the caller holds the
+    folder's lock. (A run of the folder that had saved its id is resumed instead.)"""
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'"):
+        if run.data.tags.get(FOLDER_TAG) == folder:
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
 @contextlib.contextmanager
 def start_run(config: Mapping, experiment: str, run_name: str,
               params: Mapping[str, Any] | None = None,
               tags: Mapping[str, Any] | None = None,
-              run_id: str | None = None) -> Iterator[Run]:
+              run_id: str | None = None, folder: str | Path | None = None) -> Iterator[Run]:
     """Open an MLflow run in ``experiment`` (or resume ``run_id``); yields a :class:`Run`.
+    ``folder``: the run's results folder (held under its lock), tagged on the run; a new
+    run of it first marks KILLED the runs of that folder left RUNNING by a killed process.
 
     With tracking disabled this yields a no-op run, so callers never branch on it.
     """
@@ -395,10 +410,14 @@ def start_run(config: Mapping, experiment: str, run_name: str,
             print(f"warning: MLflow run {run_id} is not in {uri} (the store was replaced or "
                   "removed); logging to a new run", file=sys.stderr)
             run_id = None
+        if folder is not None:
+            folder = str(Path(folder).resolve())
+            if run_id is None:
+                _close_orphans(client, experiment_id, folder)
     with mlflow.start_run(run_name=run_name, run_id=run_id, experiment_id=experiment_id):
         run = Run(mlflow)
         if params and run_id is None:
             run.log_params(params)
-        if tags:
-            run.set_tags(tags)
+        if tags or folder is not None:
+            run.set_tags({**(tags or {}), **({} if folder is None else {FOLDER_TAG: folder})})
         yield run

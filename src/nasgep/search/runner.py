@@ -169,7 +169,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
             outdir.drop_workflow_mark(out)
         with tracking.start_run(config, "search", run_name, params=_params(config, dataset, seed),
                                 tags=tracking.run_tags(config, dataset=dataset, seed=seed, method=method),
-                                run_id=state.mlflow_run_id) as run:
+                                run_id=state.mlflow_run_id, folder=out) as run:
             state.mlflow_run_id = run.run_id
             run.log_dataset(config["datasets"][dataset], dataset, "search", purpose="search", seed=seed)
             bar = _progress(settings, state, progress)
