@@ -160,19 +160,19 @@ DATASET_URLS = {
 
 def dataset_input(entry: Mapping, name: str, **split: Any):
     """An MLflow dataset (name, source, digest) for a config's dataset entry. The digest
-    hashes the entry's settings, what its files hold (:func:`nasgep.datafiles.files_fingerprint`)
-    and ``split`` (purpose, and the seed of a search's validation split), so runs on the
-    same images show the same dataset in the UI and other images, another split or
-    setting show another."""
+    hashes the entry's settings that shape results (not its path), what its files hold
+    (:func:`nasgep.datafiles.files_fingerprint`) and ``split`` (purpose, and the seed of a
+    search's validation split), so runs on the same images show the same dataset in the UI
+    and other images, another split or setting show another."""
     import hashlib
     import json
 
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.sources import HTTPDatasetSource, LocalArtifactDatasetSource
 
-    from .datafiles import files_fingerprint
+    from .datafiles import data_settings, files_fingerprint
 
-    settings = {k: v for k, v in entry.items() if k != "label" and v is not None}
+    settings = {k: v for k, v in data_settings(entry).items() if v is not None}    # a moved folder: the same
     files = files_fingerprint(entry, parts=("train", "val"))      # other images: another dataset
     parts = [settings, split] + ([files] if files is not None else [])    # built-in data: as before
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
