@@ -20,7 +20,49 @@ def test_relative_improvement_and_percentile():
     rand = [30.0, 31.0, 32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0]
     assert sp.percentile_rank(40.0, rand) == 100.0
     assert sp.percentile_rank(29.0, rand) == 0.0
-    assert sp.percentile_rank(34.0, rand) == pytest.approx(45.0)   # 4 below, one tie counts half
+    # the inverse of np.percentile: 34 is the 5th of 10 values, at 4/9 of the way
+    assert sp.percentile_rank(34.0, rand) == pytest.approx(400 / 9)
+    for q in (10.0, 55.0, 90.0, 97.5):
+        assert sp.percentile_rank(float(np.percentile(rand, q)), rand) == pytest.approx(q)
+    # one definition for the rank and the goal: 4.8 among 1..5 is above their p90 (4.6)
+    # and at the 95th percentile (the rank column showed 80 beside "above p90")
+    assert sp.percentile_rank(4.8, [1, 2, 3, 4, 5]) == pytest.approx(95.0) and 4.8 > np.percentile([1, 2, 3, 4, 5], 90)
+
+
+def _exact_above_goal(searched, random):
+    """The permutation p and chance share of the count above the random p90, by
+    enumerating every relabelling (independent of scipy)."""
+    pooled, n = list(searched) + list(random), len(searched)
+    def count(a, b):
+        return sum(x > np.percentile(b, 90) for x in a)
+    observed = count(searched, random)
+    counts = []
+    for chosen in itertools.combinations(range(len(pooled)), n):
+        rest = [pooled[i] for i in range(len(pooled)) if i not in chosen]
+        counts.append(count([pooled[i] for i in chosen], rest))
+    return np.mean([c >= observed for c in counts]), np.mean(counts) / n
+
+
+def test_the_p90_goal_test_of_one_search_is_exact():
+    p, chance = sp.above_goal_p([9.5], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    assert (p, chance) == pytest.approx(_exact_above_goal([9.5], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]))
+
+
+def test_the_p90_goal_test_holds_its_level_when_the_search_is_random():
+    """The 90th percentile comes from a few random cells, so a cell no better than them
+    lands above it more often than 10 %: a binomial test against 10 % rejected such a
+    search in up to 15 % of studies at the 5 % level. The permutation test holds 5 %."""
+    rng = np.random.default_rng(0)
+    rejected, binomial, chance = 0, 0, []
+    for _ in range(300):
+        searched, random = rng.normal(46, 1, 3), rng.normal(46, 1, 5)
+        p, share = sp.above_goal_p(searched, random, n_resamples=999)
+        rejected += p <= 0.05
+        chance.append(share)
+        above = int(np.sum(searched > np.percentile(random, 90)))
+        binomial += stats.binomtest(above, 3, 0.1, alternative="greater").pvalue <= 0.05
+    assert rejected / 300 <= 0.07 < binomial / 300
+    assert np.mean(chance) == pytest.approx(0.21, abs=0.02)     # not 10 %, with 5 random cells
 
 
 def test_permutation_p_is_the_exact_one_sided_p():
@@ -28,6 +70,7 @@ def test_permutation_p_is_the_exact_one_sided_p():
     # exact: among the 15 ways to pick 2 of 6 values as "searched", only {5, 6} has a
     # difference of means at least as large as the observed one
     assert sp.permutation_p(searched, random) == pytest.approx(1 / 15)
+    assert math.isnan(sp.permutation_p([50.0, math.nan, 51.0], [48.0, 49.0, 47.0]))    # it said 0.000
     pooled = searched + random
     diffs = []
     for idx in itertools.combinations(range(6), 2):
@@ -159,15 +202,18 @@ def test_evaluate_summarises_a_trainings_table(tmp_path):
     assert res.random_p90 == pytest.approx(np.percentile(np.arange(30, 40), 90))
     assert [s.above_goal for s in res.searched] == [True, True, False]
     assert res.above_goal == 2
-    assert res.above_goal_p == pytest.approx(1 - 0.9**3 - 3 * 0.1 * 0.9**2)   # P(2 or 3 of 3 by chance)
-    assert res.searched[2].percentile == pytest.approx(55.0)
+    exact_p, exact_chance = _exact_above_goal([41.0, 40.0, 35.0], np.arange(30.0, 40.0))
+    assert res.above_goal_p == pytest.approx(exact_p, abs=1e-9)        # 286 relabellings: exact
+    assert res.above_goal_chance == pytest.approx(exact_chance)
+    assert res.searched[2].percentile == pytest.approx(500 / 9)
     assert res.ri == pytest.approx(sp.relative_improvement(np.mean([41, 40, 35]), 34.5))
     assert res.noise["within"] == pytest.approx(math.sqrt(0.5))
     assert res.tau == pytest.approx(4 / 6) and res.tau_n == 4
     data = res.to_dict()
     assert data["searched"][0]["accuracies"] == [40.5, 41.5]
     text = sp.markdown(res)
-    assert "2 of 3 seeds (10 % expected by chance; one-sided binomial p = 0.028)" in text and "Kendall" in text
+    assert (f"2 of 3 seeds ({100 * exact_chance:.0f} % expected by chance, the 90th percentile being estimated "
+            f"from 10 random cells; one-sided permutation p = {exact_p:.3f})") in text and "Kendall" in text
     assert math.isnan(res.ri_oracle) and "ceiling" not in text     # no candidate count given
     with_ceiling = sp.evaluate(_rows(), dataset="cifar10", n_resamples=99, candidates=20)
     # random genome means 30..39 (sd 3.03), seed noise sd 0.71: the noise-free spread
@@ -379,6 +425,10 @@ EVAL_SETS = ["tracking.enabled=false", "search.max_generations=2", "train.epochs
              "search_phase.random_cells=2", "search_phase.train_seeds=2", "search_phase.fidelity_best=1",
              "search_phase.fidelity_spread=1", "search_phase.resamples=99"]
 DEMO = str(Path(__file__).resolve().parents[1] / "config" / "demo.yaml")
+#: trainings of an evaluation with EVAL_SETS on the two searches: 12 jobs (2 searched and
+#: 2 random genomes x 2 training seeds, 2 fidelity individuals per search), of which each
+#: search's fittest individual is its best genome with training seed 0, trained once
+TRAINED = 10
 
 
 @pytest.fixture(scope="module")
@@ -444,10 +494,10 @@ def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, se
 
     out = tmp_path / "ev"
     assert main(evaluate_argv(searches, out)) == 0
-    assert len(trainings) == 12
+    assert len(trainings) == TRAINED
     before = stamps(out / "runs")
     report = (out / "searchphase.json").read_bytes()
-    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 12     # same settings: cached
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == TRAINED     # same settings: cached
     capsys.readouterr()
     if change == "epochs":
         argv = evaluate_argv(searches, out, "train.epochs=2")
@@ -476,12 +526,13 @@ def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, se
     if change == "genome":     # the workflow's job: Snakemake deletes its output, searchphase.json, first
         shutil.copy(out / "searchphase.json", tmp_path / "report.json")
         (out / "searchphase.json").unlink()
-    assert len(trainings) == 12 and stamps(out / "runs") == before     # nothing trained, nothing overwritten
+    assert len(trainings) == TRAINED and stamps(out / "runs") == before     # nothing trained, nothing overwritten
     # --restart-if-changed: those (only) are moved aside, unchanged, and trained again
+    new = TRAINED if change == "epochs" else len(retrained)
     assert main([*argv, "--restart-if-changed"]) == 0
-    assert len(trainings) == 12 + len(retrained)
+    assert len(trainings) == TRAINED + new
     if change == "epochs":
-        assert {e for e, _ in trainings[12:]} == {2}
+        assert {e for e, _ in trainings[TRAINED:]} == {2}
     (previous,) = out.glob(".previous-*")
     assert stamps(previous / "runs") == {name: before[name] for name in retrained}
     if change == "genome":
@@ -490,7 +541,7 @@ def test_evaluate_never_reuses_a_training_of_other_settings(capsys, tmp_path, se
     assert (previous / "trainings.csv").read_bytes() == table
     now = stamps(out / "runs")
     assert all((now[name] == before[name]) == (name not in retrained) for name in before)
-    assert main(argv) == 0 and len(trainings) == 12 + len(retrained)             # cached again
+    assert main(argv) == 0 and len(trainings) == TRAINED + new             # cached again
 
 
 def test_evaluate_moves_a_report_of_other_searches_aside(capsys, tmp_path, searches, trainings):
@@ -522,9 +573,9 @@ def test_evaluate_keeps_its_cache_across_speed_switches(tmp_path, searches, trai
     from nasgep.config import load_config
 
     out = tmp_path / "ev"
-    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 12
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == TRAINED
     argv = evaluate_argv(searches, out, "train.cuda_graphs=false", "train.fp32_batchnorm=true")
-    assert main(argv) == 0 and len(trainings) == 12
+    assert main(argv) == 0 and len(trainings) == TRAINED
     config = load_config(DEMO, EVAL_SETS)
     record = out / "runs" / "random-r0-t1.json"
     data = json.loads(record.read_text())
@@ -532,8 +583,8 @@ def test_evaluate_keeps_its_cache_across_speed_switches(tmp_path, searches, trai
     older = evaluate.run_key(config, "cifar10", job, {"cuda_graphs": False, "fp32_batchnorm": False})
     assert older != data["key"]
     record.write_text(json.dumps({**data, "key": older}))
-    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 12
-    assert main(evaluate_argv(searches, out, "train.epochs=2")) == 2 and len(trainings) == 12   # a real change
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == TRAINED
+    assert main(evaluate_argv(searches, out, "train.epochs=2")) == 2 and len(trainings) == TRAINED   # a real change
 
 
 def test_evaluate_refuses_an_unkeyed_cache_and_trains_a_damaged_one_again(capsys, tmp_path, searches, trainings):
@@ -542,16 +593,20 @@ def test_evaluate_refuses_an_unkeyed_cache_and_trains_a_damaged_one_again(capsys
     from nasgep.cli import main
 
     out = tmp_path / "ev"
-    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 12
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == TRAINED
     runs = out / "runs"
     (runs / "random-r0-t0.json").write_text('{"accuracy": 4')                 # truncated: trained again
-    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == 13
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == TRAINED + 1
     assert "random-r0-t0.json: damaged" in capsys.readouterr().err
-    assert json.loads((runs / "random-r0-t0.json").read_text())["accuracy"] == 40.0 + 0.5 * 13
+    assert json.loads((runs / "random-r0-t0.json").read_text())["accuracy"] == 40.0 + 0.5 * (TRAINED + 1)
+    record = json.loads((runs / "random-r0-t1.json").read_text())
+    (runs / "random-r0-t1.json").write_text(json.dumps({**record, "accuracy": math.nan}))    # NaN: damaged too
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == TRAINED + 2
+    assert "random-r0-t1.json: damaged (no finite 'accuracy'" in capsys.readouterr().err
     (runs / "random-r1-t1.json").write_text('{"accuracy": 41.0, "params": 7}')   # an older version's
     assert main(evaluate_argv(searches, out)) == 2
     assert "random-r1-t1.json: has no record of what it was trained with" in last_error(capsys)
-    assert len(trainings) == 13
+    assert len(trainings) == TRAINED + 2
 
 
 def test_evaluate_refuses_an_unfinished_search(capsys, tmp_path, searches, trainings):

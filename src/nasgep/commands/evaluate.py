@@ -319,8 +319,9 @@ def cached(path: Path, keys: set[str], dataset: str) -> dict | str | None:
     except ResultFileError as e:
         print(f"{e}; training it again", file=sys.stderr, flush=True)
         return None
-    if not (is_number(data.get("accuracy")) and is_number(data.get("params"))):
-        print(f"{path}: damaged (no numeric 'accuracy' and 'params'); training it again", file=sys.stderr, flush=True)
+    if not (is_number(data.get("accuracy")) and math.isfinite(data["accuracy"]) and is_number(data.get("params"))):
+        print(f"{path}: damaged (no finite 'accuracy' and numeric 'params'); training it again", file=sys.stderr,
+              flush=True)
         return None
     if "key" not in data:
         return "has no record of what it was trained with (an older version)"
@@ -383,10 +384,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(changed)} trainings of other settings moved to {moved}; training them again",
                   file=sys.stderr, flush=True)
             done = [None if isinstance(d, str) else d for d in done]
+        # one training per key: a search's best genome is also the fittest of its fidelity
+        # sample, trained with the same seed (it was trained twice)
+        by_key = {key: result for key, result in zip(keys, done) if isinstance(result, dict)}
         for i, (job, key, result) in enumerate(zip(jobs, keys, done)):
             if result is None:
-                result = train_genome(config, dataset, Genome.from_dict(job["genome"]), job["train_seed"])
-                result = {**result, "key": key, "genome": job["genome"], "train_seed": job["train_seed"]}
+                result = by_key.get(key)
+                if result is None:
+                    result = train_genome(config, dataset, Genome.from_dict(job["genome"]), job["train_seed"])
+                    result = {**result, "key": key, "genome": job["genome"], "train_seed": job["train_seed"]}
+                    by_key[key] = result
                 atomic_write_json(out / "runs" / f"{job['name']}.json", result)
             print(f"[{i + 1}/{len(jobs)}] {job['name']}: {result['accuracy']:.2f} %", file=sys.stderr, flush=True)
             rows.append({"group": job["group"], "genome": job["label"], "search_seed": job["search_seed"],
