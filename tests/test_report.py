@@ -396,6 +396,25 @@ def test_figures_without_results_still_draw(tmp_path):
         assert ("no search history yet" if name.startswith("search_curves_") else "not run") in svg
 
 
+def test_a_one_generation_search_is_drawn_as_points(tmp_path, study_dir, monkeypatch):
+    """A search of one generation drew its curves as lines of one point: invisible."""
+    import matplotlib.pyplot as plt
+
+    from nasgep.report.figures import search_curves
+
+    cfg, config = study_dir
+    study = Study(config)
+    for seed in SEEDS:
+        history(seed, 1).to_parquet(study.search_dir("cifar10", "search", seed) / "history.parquet")
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)
+    search_curves(study, "cifar10", tmp_path / "f")
+    (fig,) = drawn
+    lines = fig.axes[0].lines
+    assert len(lines) == 2 * len(SEEDS) and all(line.get_marker() == "o" for line in lines)
+    assert len(lines[0].get_xdata()) == 1
+
+
 def test_curve_best_and_mean_per_generation():
     from nasgep.report.figures import curve
 

@@ -115,6 +115,24 @@ def test_a_resumed_or_rerun_training_logs_to_its_own_run(tmp_path, monkeypatch):
     assert status[run.info.run_id] == "FINISHED" and list(status.values()).count("FINISHED") == 2
 
 
+def test_the_same_sample_again_logs_no_second_run(tmp_path, capsys):
+    """`nasgep sample` with the same settings and seed writes nothing, but it logged a
+    second MLflow run each time (the workflow's adoption step reruns every sample)."""
+    import mlflow
+
+    store = tmp_path / "study"
+    args = ["sample", "--config", str(DEMO), "--set", f"results_dir={store}", "--seed", "0",
+            "--out", str(tmp_path / "r0")]
+    assert main(args) == 0
+    best = (tmp_path / "r0" / "best.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert (tmp_path / "r0" / "best.json").stat().st_mtime_ns == best
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("demo/random").experiment_id])
+    assert run.data.tags["nasgep.folder"] == str((tmp_path / "r0").resolve())
+
+
 def test_the_database_file_of_a_sqlite_uri():
     """`track ui` looked for a file named 'q.db?mode=ro' and said to run init, which had made q.db."""
     from nasgep.tracking import sqlite_path

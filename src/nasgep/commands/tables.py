@@ -21,7 +21,7 @@ from ..cli import add_config_arguments, load_args_config
 from ..io import atomic_write_json
 
 NAME = "tables"
-HELP = "write Tables I-III (CSV, Markdown, LaTeX) or select the best seed's best.json"
+HELP = "write Tables I-III (CSV, Markdown, LaTeX, HTML) or select the best seed's best.json"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

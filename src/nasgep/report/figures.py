@@ -64,8 +64,10 @@ def search_curves(study: Study, dataset: str, out_dir: str | Path) -> list[Path]
             if data.empty:
                 continue
             color = colors[i % len(colors)]
-            ax.plot(data.index, data["best"], color=color, label=f"seed {seed} best")
-            ax.plot(data.index, data["mean"], color=color, linestyle="--", label=f"seed {seed} mean")
+            marker = "o" if len(data) == 1 else None     # one generation: a point, not an invisible line
+            ax.plot(data.index, data["best"], color=color, marker=marker, label=f"seed {seed} best")
+            ax.plot(data.index, data["mean"], color=color, linestyle="--", marker=marker, mfc="none",
+                    label=f"seed {seed} mean")
             plotted = True
         if plotted:
             ax.legend(fontsize="small", ncol=2)
