@@ -342,6 +342,23 @@ def test_runs_made_under_other_settings_are_refused_without_snakemakes_records(t
         list(study.metrics("cifar10", "cutout"))
 
 
+def test_seeds_recorded_by_two_nasgep_versions_are_alike(tmp_path):
+    """A seed trained before 2026-12-07 records data.path and no train_files; one trained
+    after records train_files and no path. That is no difference between them."""
+    from nasgep import outdir
+
+    old = {"seed": 0, "data": {"kind": "folder", "path": "/data/a"}, "data_files": {"sha256": "x"},
+           "train": {"lr": 0.025}}
+    new = {"seed": 1, "data": {"kind": "folder"}, "data_files": {"sha256": "x"}, "train_files": {"sha256": "y"},
+           "train": {"lr": 0.025}}
+    for k, settings in enumerate((old, new, {**new, "seed": 2, "train": {"lr": 0.05}})):
+        outdir.record(tmp_path / f"s{k}", settings, "training")
+    assert outdir.unlike_runs([tmp_path / "s0", tmp_path / "s1"]) is None
+    assert outdir.unlike_runs([tmp_path / "s1", tmp_path / "s0"]) is None
+    assert outdir.unlike_runs([tmp_path / "s0", tmp_path / "s1", tmp_path / "s2"]) == \
+        (tmp_path / "s0", tmp_path / "s2", ["train.lr"])
+
+
 def test_table2_notes_searches_that_ran_past_a_lowered_limit(tmp_path, study_dir):
     """A search keeps the generations it ran when max_generations is lowered after it;
     Table II then averaged costs of other budgets without a mark."""

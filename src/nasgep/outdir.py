@@ -266,7 +266,10 @@ def unlike_runs(folders: Iterable[Path], ignore: tuple[str, ...] = ("seed",)) ->
         if first is None:
             first = (folder, settings)
             continue
-        keys = changed_keys(first[1], settings) or changed_keys(settings, first[1])
+        # a difference both ways: a key one record lacks because another nasgep version
+        # made it (RECORDED_LATER, RECORDED_NO_LONGER) is no difference in either direction
+        back = set(changed_keys(settings, first[1]))
+        keys = [k for k in changed_keys(first[1], settings) if k in back]
         if keys:
             return first[0], folder, keys
     return None
