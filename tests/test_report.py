@@ -357,6 +357,10 @@ def test_seeds_recorded_by_two_nasgep_versions_are_alike(tmp_path):
     assert outdir.unlike_runs([tmp_path / "s1", tmp_path / "s0"]) is None
     assert outdir.unlike_runs([tmp_path / "s0", tmp_path / "s1", tmp_path / "s2"]) == \
         (tmp_path / "s0", tmp_path / "s2", ["train.lr"])
+    # a seed tested on other test images (its training images the same) is no seed of that row
+    outdir.record(tmp_path / "s3", {**new, "seed": 3, "data_files": {"sha256": "z"}}, "training")
+    assert outdir.unlike_runs([tmp_path / "s1", tmp_path / "s3"]) == \
+        (tmp_path / "s1", tmp_path / "s3", ["data_files (the test images)"])
 
 
 def test_table2_notes_searches_that_ran_past_a_lowered_limit(tmp_path, study_dir):

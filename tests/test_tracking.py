@@ -73,7 +73,7 @@ def test_training_run_carries_what_the_ui_compares(tmp_path):
     assert "test_error" in run.data.metrics
 
 
-def test_a_resumed_or_rerun_training_logs_to_its_own_run(tmp_path, monkeypatch):
+def test_a_resumed_or_rerun_training_logs_to_its_own_run(tmp_path, monkeypatch, capsys):
     """Each resume of a training started a new MLflow run (the interrupted one left FAILED,
     or RUNNING after kill -9), and each rerun of a finished training added another
     FINISHED run with test_error: the ablation chart showed duplicates. The run id now
@@ -113,6 +113,15 @@ def test_a_resumed_or_rerun_training_logs_to_its_own_run(tmp_path, monkeypatch):
     status = {r.info.run_id: r.info.status for r in client.search_runs([experiment.experiment_id])}
     assert status[orphan.info.run_id] == "KILLED" and status[elsewhere.info.run_id] == "RUNNING"
     assert status[run.info.run_id] == "FINISHED" and list(status.values()).count("FINISHED") == 2
+    # its run deleted in the UI: MLflow refuses to start it again (it was a traceback); a new one
+    (latest,) = [r for r in client.search_runs([experiment.experiment_id])
+                 if r.info.status == "FINISHED" and r.info.run_id != run.info.run_id]
+    client.delete_run(latest.info.run_id)
+    assert main(args) == 0
+    assert "deleted, or the store was replaced" in capsys.readouterr().err
+    assert len(client.search_runs([experiment.experiment_id])) == 4      # (deleted runs are not listed)
+    assert main(args) == 0      # its checkpoint now names the new run: tested again in it
+    assert len(client.search_runs([experiment.experiment_id])) == 4
 
 
 def test_the_same_sample_again_logs_no_second_run(tmp_path, capsys):

@@ -223,6 +223,7 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> di
     tags = tracking.run_tags(config, dataset=dataset, seed=req.seed, variant=variant,
                              method=cells_method(config, req.variant, req.genome_path),
                              stem=stem, resumed_at_epoch=trainer.epoch)
+    saved_run_id = trainer.tracking_run_id
     with tracking.start_run(config, experiment, f"{dataset}-{variant}-seed{req.seed}",
                             params={"train": settings.to_dict(), "dataset": dataset, "variant": variant,
                                     "seed": req.seed, "stem": stem, "channels": meta["channels"],
@@ -244,12 +245,15 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> di
                              "drop_path": stats.drop_path, "images_per_second": stats.images_per_second},
                             step=stats.epoch)
 
+        checkpoint, before = Path(req.out) / "checkpoint.pt", trainer.epoch
         try:
-            trainer.fit(Path(req.out) / "checkpoint.pt", on_epoch=report)
+            trainer.fit(checkpoint, on_epoch=report)
             test = trainer.evaluate("eval")
         except CandidateFailure as e:
             run.set_tags({"failure": e.reason})
             raise
+        if trainer.epoch == before and checkpoint.exists() and trainer.tracking_run_id != saved_run_id:
+            trainer.save_checkpoint(checkpoint)   # a finished training tested again: its run goes on next time
         # one value each, no step: the UI's chart view shows them as one bar per run
         run.log_metrics({"test_error": 100.0 - test["top1"], "test_top1": test["top1"],
                          "test_top5": test["top5"], "params": params})

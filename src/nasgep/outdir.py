@@ -270,6 +270,10 @@ def unlike_runs(folders: Iterable[Path], ignore: tuple[str, ...] = ("seed",)) ->
         # made it (RECORDED_LATER, RECORDED_NO_LONGER) is no difference in either direction
         back = set(changed_keys(settings, first[1]))
         keys = [k for k in changed_keys(first[1], settings) if k in back]
+        # a run goes on after a change of its test images alone, but seeds tested on
+        # different test sets are no one row
+        if "data_files" in first[1] and "data_files" in settings and first[1]["data_files"] != settings["data_files"]:
+            keys = keys or ["data_files (the test images)"]
         if keys:
             return first[0], folder, keys
     return None

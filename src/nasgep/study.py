@@ -551,12 +551,19 @@ def train_inputs(config: Mapping, dataset: str, variant: str) -> str:
 
 
 def evaluation_run_inputs(config: Mapping, dataset: str, genome: Mapping, seed: int,
-                          speed: Mapping | None = None) -> str:
+                          speed: Mapping | None = None, whole_entry: bool = False) -> str:
     """What one training of the search-phase evaluation depends on: the genome, the
-    training seed, the training settings (speed switches left out) and the data.
-    ``speed``: switch values to put back, as versions before 2026-12-04 counted them."""
+    training seed, the training settings (speed switches left out) and the data keys
+    that shape a training's weights (:func:`nasgep.datafiles.data_settings`: a moved data
+    folder retrains nothing). ``speed``: switch values to put back, as versions before
+    2026-12-04 counted them; ``whole_entry``: the dataset entry as versions before
+    2026-12-07 counted it (path, download and the search's split included)."""
+    from .datafiles import data_settings
+
     train = {**_without(config["train"], *TRAIN_EXECUTION), **(speed or {})}
-    return _canonical(genome=genome, seed=seed, train=train, data=_dataset_values(config, dataset))
+    data = (_dataset_values(config, dataset) if whole_entry
+            else data_settings(config["datasets"][dataset], training=True))
+    return _canonical(genome=genome, seed=seed, train=train, data=data)
 
 
 def searchphase_inputs(config: Mapping, dataset: str) -> str:

@@ -362,13 +362,15 @@ class Run:
 
 
 def _run_exists(client, run_id: str) -> bool:
+    """The run is in the store and not deleted (a run deleted in the UI is still found,
+    but MLflow refuses to start it again: the search or training logs to a new run)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_run(run_id)
+        run = client.get_run(run_id)
     except MlflowException:
         return False
-    return True
+    return run.info.lifecycle_stage != "deleted"
 
 
 #: the tag naming the folder of a run's results (a search's or training's ``--out``)
@@ -407,8 +409,8 @@ def start_run(config: Mapping, experiment: str, run_name: str,
         client = mlflow.MlflowClient(tracking_uri=uri)
         experiment_id = ensure_experiment(client, config, experiment)
         if run_id is not None and not _run_exists(client, run_id):
-            print(f"warning: MLflow run {run_id} is not in {uri} (the store was replaced or "
-                  "removed); logging to a new run", file=sys.stderr)
+            print(f"warning: MLflow run {run_id} is not in {uri} (deleted, or the store was replaced); "
+                  "logging to a new run", file=sys.stderr)
             run_id = None
         if folder is not None:
             folder = str(Path(folder).resolve())

@@ -280,28 +280,31 @@ def plan(config: dict, dataset: str, history_of: dict[Path, list[dict]]) -> list
     return jobs
 
 
-def run_key(config: dict, dataset: str, job: dict, speed: dict | None = None) -> str:
+def run_key(config: dict, dataset: str, job: dict, speed: dict | None = None, whole_entry: bool = False) -> str:
     """What a training's result depends on: genome, training seed, the config's ``train``
-    section (its speed switches left out) and data entry (as ``nasgep.study.train_inputs``)."""
+    section (its speed switches left out) and the data keys that shape its weights
+    (``nasgep.study.evaluation_run_inputs``)."""
     import hashlib
 
     from ..study import evaluation_run_inputs
 
-    text = evaluation_run_inputs(config, dataset, job["genome"], job["train_seed"], speed)
+    text = evaluation_run_inputs(config, dataset, job["genome"], job["train_seed"], speed, whole_entry)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def accepted_keys(config: dict, dataset: str, job: dict) -> set[str]:
     """The key of this training now, and those older versions wrote for the same training:
     they counted the speed switches ``cuda_graphs`` and ``fp32_batchnorm`` (at any value,
-    or before the switch existed), so a default changed there does not disown the cache."""
+    or before the switch existed), so a default changed there does not disown the cache,
+    and, before 2026-12-07, the whole dataset entry (its path included: such a cache is
+    still this training's while the path is the same)."""
     import itertools
 
-    keys = {run_key(config, dataset, job)}
-    for graphs, bn in itertools.product((None, False, True), repeat=2):
-        speed = {name: v for name, v in (("cuda_graphs", graphs), ("fp32_batchnorm", bn)) if v is not None}
-        if speed:
-            keys.add(run_key(config, dataset, job, speed))
+    keys = set()
+    for whole_entry in (False, True):
+        for graphs, bn in itertools.product((None, False, True), repeat=2):
+            speed = {name: v for name, v in (("cuda_graphs", graphs), ("fp32_batchnorm", bn)) if v is not None}
+            keys.add(run_key(config, dataset, job, speed or None, whole_entry))
     return keys
 
 

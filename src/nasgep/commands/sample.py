@@ -73,23 +73,23 @@ def run(args: argparse.Namespace) -> int:
             outdir.drop_workflow_mark(out)
             atomic_write_bytes(out / "best.json", content)
         outdir.record(out, fingerprint, "sample")
-    how = (f"{extra['param_rejections']} rejections" if args.largest_of == 1
-           else f"the largest of {args.largest_of} draws")
-    if params > settings.max_params:      # every draw was over: the smallest is kept, as the search does
-        print(f"warning: no draw within search.max_params = {settings.max_params} in search.rebreed_tries = "
-              f"{settings.rebreed_tries} tries; the smallest, {params} parameters, is kept", file=sys.stderr)
-    if same and not args.restart:     # logged when it was drawn: a second MLflow run would show it twice
-        print(f"random genome ({params} parameters at search size, {how}): already in {out / 'best.json'}, "
-              "nothing to do")
-        return 0
-    with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",
-                            params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
-                                    "genome": tracking.genome_text(genome)},
-                            tags=tracking.run_tags(config, dataset=dataset, seed=args.seed, method="random"),
-                            folder=out) as run:
-        run.log_metrics({"params": params, **{k: v for k, v in extra.items() if k != "drawn_params"}})
-        run.log_artifact(out / "best.json")
-        run.log_dict(genome.to_dict(), "genome.json")
+        how = (f"{extra['param_rejections']} rejections" if args.largest_of == 1
+               else f"the largest of {args.largest_of} draws")
+        if params > settings.max_params:      # every draw was over: the smallest is kept, as the search does
+            print(f"warning: no draw within search.max_params = {settings.max_params} in search.rebreed_tries = "
+                  f"{settings.rebreed_tries} tries; the smallest, {params} parameters, is kept", file=sys.stderr)
+        if same and not args.restart:     # logged when it was drawn: a second MLflow run would show it twice
+            print(f"random genome ({params} parameters at search size, {how}): already in {out / 'best.json'}, "
+                  "nothing to do")
+            return 0
+        with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",
+                                params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
+                                        "genome": tracking.genome_text(genome)},
+                                tags=tracking.run_tags(config, dataset=dataset, seed=args.seed, method="random"),
+                                folder=out) as run:
+            run.log_metrics({"params": params, **{k: v for k, v in extra.items() if k != "drawn_params"}})
+            run.log_artifact(out / "best.json")
+            run.log_dict(genome.to_dict(), "genome.json")
     print(f"random genome ({params} parameters at search size, {how}) -> {out / 'best.json'}")
     return 0
 

@@ -52,7 +52,12 @@ def percentile_rank(value: float, population: Sequence[float]) -> float:
     x = np.sort(np.asarray(population, float))
     if len(x) < 2:
         return math.nan
-    return float(np.interp(value, x, np.linspace(0.0, 100.0, len(x))))
+    q = np.linspace(0.0, 100.0, len(x))
+    # tied values span a range of percentiles: a value equal to them sits at the lowest
+    # (np.percentile of a tie is the tie), so it is never ranked above what it equals
+    low = float(np.interp(value, x, q, right=100.0))
+    ties = q[x == value]
+    return float(ties.min()) if len(ties) else low
 
 
 def _ri_statistic(a, b, axis=-1):
@@ -108,7 +113,7 @@ def above_goal_p(searched: Sequence[float], random: Sequence[float], n_resamples
     no better than random sampling in up to 15 % of studies at the 5 % level. Relabelling
     the genomes and recounting gives the right null."""
     a, b = np.asarray(searched, float), np.asarray(random, float)
-    if len(a) == 0 or len(b) < 2:
+    if len(a) == 0 or len(b) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return math.nan, math.nan
     if len(a) == 1:       # scipy wants two per sample: each of the pooled genomes in turn is "searched"
         pooled = np.concatenate([a, b])
