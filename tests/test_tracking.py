@@ -46,15 +46,21 @@ def test_the_ui_shows_other_images_as_another_dataset(tmp_path):
     assert dataset_input(entry, "mine", purpose="search", seed=0).digest != first      # other images
 
 
-def test_training_run_carries_what_the_ui_compares(tmp_path):
-    import mlflow
-
+def small_training(tmp_path: Path) -> tuple[Path, list[str]]:
+    """(the study folder, ``nasgep train`` arguments) of a 2-epoch training of GENOME whose
+    MLflow store is the study's sqlite database."""
     genome = tmp_path / "best.json"
     genome.write_text(json.dumps({"genome": GENOME, "fitness": 61.0, "method": "search", "seed": 1}))
     store = tmp_path / "study"
-    args = ["train", "--genome", str(genome), "--config", str(DEMO), "--set", f"results_dir={store}",
-            "--set", "datasets.cifar10.max_train=64", "--set", "train.channels=4", "--epochs", "2",
-            "--variant", "cutout_dp", "--seed", "1", "--out", str(tmp_path / "out"), "--no-progress"]
+    return store, ["train", "--genome", str(genome), "--config", str(DEMO), "--set", f"results_dir={store}",
+                   "--set", "datasets.cifar10.max_train=64", "--set", "train.channels=4", "--epochs", "2",
+                   "--variant", "cutout_dp", "--seed", "1", "--out", str(tmp_path / "out"), "--no-progress"]
+
+
+def test_training_run_carries_what_the_ui_compares(tmp_path):
+    import mlflow
+
+    store, args = small_training(tmp_path)
     assert main(args) == 0
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("demo/ablation")
@@ -82,12 +88,7 @@ def test_a_resumed_or_rerun_training_logs_to_its_own_run(tmp_path, monkeypatch, 
 
     from nasgep.train import Trainer
 
-    genome = tmp_path / "best.json"
-    genome.write_text(json.dumps({"genome": GENOME, "fitness": 61.0, "method": "search", "seed": 1}))
-    store = tmp_path / "study"
-    args = ["train", "--genome", str(genome), "--config", str(DEMO), "--set", f"results_dir={store}",
-            "--set", "datasets.cifar10.max_train=64", "--set", "train.channels=4", "--epochs", "2",
-            "--variant", "cutout_dp", "--seed", "1", "--out", str(tmp_path / "out"), "--no-progress"]
+    store, args = small_training(tmp_path)
     evaluate = Trainer.evaluate
 
     def interrupted(self, split):          # Ctrl-C at the test, after both epochs
