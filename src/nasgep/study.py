@@ -359,8 +359,8 @@ class Study:
         whose records were lost (another working directory, ``--cleanup-metadata``) would
         otherwise be tabled under settings it was not made with."""
         from . import outdir
-        from .datafiles import data_settings, files_fingerprint
-        from .search.runner import method_settings
+        from .datafiles import files_fingerprint
+        from .search.runner import result_settings
 
         try:
             doc = outdir.recorded(folder)
@@ -371,11 +371,9 @@ class Study:
         config = self.config
         if not WEIGHT_SHARING[method]:
             config = {**config, "search": {**config["search"], "weight_sharing": False}}
-        entry = config["datasets"][dataset]
-        expected = {**method_settings(config), "dataset": dataset, "data": data_settings(entry), "seed": seed}
-        files = self._data_files.setdefault(dataset, files_fingerprint(entry))
-        if files is not None:            # the data is here: what its files hold counts too
-            expected["data_files"] = files
+        if dataset not in self._data_files:     # listed once for all its searches
+            self._data_files[dataset] = files_fingerprint(config["datasets"][dataset])
+        expected = result_settings(config, dataset, seed, files=self._data_files[dataset])
         old = dict(doc["settings"])
         if "data_files" not in expected:     # the data is not on this machine (results pulled alone)
             old.pop("data_files", None)

@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from .. import outdir, tracking
 from ..errors import RunFailed, UserError, clip
@@ -85,14 +86,22 @@ def method_settings(config: Mapping) -> dict:
     return {"search": search, "gep": dict(config["gep"])}
 
 
-def result_settings(config: Mapping, dataset: str, seed: int) -> dict:
-    """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``)."""
+#: :func:`result_settings`' default: list the dataset's files now
+LIST_FILES = object()
+
+
+def result_settings(config: Mapping, dataset: str, seed: int, files: Any = LIST_FILES) -> dict:
+    """Every setting that shapes a search's result (its fingerprint, ``OUT/settings.json``).
+    ``files``: the dataset's :func:`~nasgep.datafiles.files_fingerprint` when the caller
+    has it already (None: not on this machine); by default the data must be there and is
+    listed now."""
     from ..datafiles import data_settings, files_fingerprint, require_path
 
     entry = config["datasets"][dataset]
-    require_path(entry)     # before the folder is claimed: a missing file is no changed setting
+    if files is LIST_FILES:
+        require_path(entry)     # before the folder is claimed: a missing file is no changed setting
+        files = files_fingerprint(entry)
     doc = {**method_settings(config), "dataset": dataset, "data": data_settings(entry), "seed": seed}
-    files = files_fingerprint(entry)
     return doc if files is None else {**doc, "data_files": files}
 
 
