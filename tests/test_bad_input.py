@@ -1082,3 +1082,27 @@ def test_sigterm_ends_a_verb_in_one_line_running_its_clean_up(tmp_path):
         "cli.main(['decode', 'add g1 g2'])\n")))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "143" and "RuntimeError: a defect of its own" in done.stderr
+
+
+def test_ctrl_c_with_its_log_reader_gone_keeps_the_exit_status(tmp_path):
+    """Ctrl-C reaches a verb and the ``tee`` it logs through at once; with the tee gone first,
+    the verb's "interrupted" line met a broken pipe and a BrokenPipeError traceback (exit 1)
+    replaced exit 130, which says the run was interrupted and can be resumed."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "int.py"
+    script.write_text(
+        "import os, sys\n"
+        "from nasgep import cli\n"
+        "from nasgep.commands import decode\n"
+        "def run(args):\n"
+        "    os.close(2)\n"                       # stderr's reader is gone: every write fails
+        "    r, w = os.pipe(); os.close(r); os.dup2(w, 2)\n"
+        "    raise KeyboardInterrupt\n"
+        "decode.run = run\n"
+        "code = cli.main(['decode', 'add g1 g2'])\n"
+        "os.write(1, f'{code}'.encode())\n"
+        "os._exit(0)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "130", done.stdout + done.stderr

@@ -635,9 +635,11 @@ def _wait_unlocked(folder: Path, timeout: float = 600) -> None:
 
 @pytest.mark.slow
 def test_interrupted_snakemake_never_redoes_or_doubles_a_search(tmp_path):
-    """SIGINT to snakemake during a real (tiny) search, then a rerun: the search goes on,
-    nothing is deleted. SIGKILL to snakemake during a forced redo, then a rerun while the
-    orphaned search still runs: the rerun's job stops at the folder's lock."""
+    """Ctrl-C in a terminal (SIGINT to snakemake's whole process group: snakemake, the job's
+    shell, the verb and the log's tee) during a real (tiny) search, then a rerun: the verb's
+    last line reaches both logs, the search goes on, nothing is deleted. SIGKILL to snakemake
+    during a forced redo, then a rerun while the orphaned search still runs: the rerun's job
+    stops at the folder's lock."""
     import signal
     import time
 
@@ -657,7 +659,8 @@ def test_interrupted_snakemake_never_redoes_or_doubles_a_search(tmp_path):
     args = [*SNAKEMAKE, "--directory", str(work), "--cores", "1", target, "--configfile", str(config)]
 
     def start(*extra: str) -> subprocess.Popen:
-        return subprocess.Popen([*args, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen([*args, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)     # its own process group, as in a terminal
 
     def wait_for_checkpoint(p: subprocess.Popen) -> None:
         deadline = time.time() + 300
@@ -667,9 +670,12 @@ def test_interrupted_snakemake_never_redoes_or_doubles_a_search(tmp_path):
 
     p = start()
     wait_for_checkpoint(p)
-    p.send_signal(signal.SIGINT)                  # snakemake's own PID only
+    os.killpg(p.pid, signal.SIGINT)               # Ctrl-C: the terminal signals the whole group
     p.wait(timeout=300)
     _wait_unlocked(folder)
+    attempts = folder.parent / "seed0.log"
+    for kept in (log, attempts):                  # tee outlived the signal: the verb's last line is there
+        assert "nasgep search: interrupted" in kept.read_text(), kept.read_text()[-2000:]
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     text = log.read_text()

@@ -152,17 +152,17 @@ def main(argv: list[str] | None = None) -> int:
         machine = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)    # not the input's fault: exit 1
         return _fail(args.command, _os_message(e), 2 if e.filename and not machine else 1)
     except KeyboardInterrupt:
-        print(f"nasgep {args.command}: interrupted", file=sys.stderr)
+        _say(f"nasgep {args.command}: interrupted")
         return 130
     except Terminated:
-        print(f"nasgep {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        _say(f"nasgep {args.command}: terminated (SIGTERM)")
         return 143
     except Exception:
         if not _TERMINATING:
             raise
         # the signal reached the whole process group: a DataLoader worker died of it and torch
         # reported that instead, while Terminated unwound
-        print(f"nasgep {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        _say(f"nasgep {args.command}: terminated (SIGTERM)")
         return 143
     finally:
         if on_main:
@@ -185,9 +185,18 @@ def _terminated(signum, frame):
     raise Terminated
 
 
+def _say(line: str) -> None:
+    """The verb's last line on stderr. A reader of stderr gone with the same signal (a pipe
+    to ``tee`` that Ctrl-C ended first) loses the line, not the exit status."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:     # BrokenPipeError, or a closed terminal (EIO)
+        pass
+
+
 def _fail(command: str, message: str, code: int) -> int:
     line = " ".join(message.split()) or "failed"
-    print(f"nasgep {command}: error: {line}", file=sys.stderr)
+    _say(f"nasgep {command}: error: {line}")
     return code
 
 

@@ -153,8 +153,11 @@ def attempts_log(wildcards, output) -> str:
 
 
 #: a long job's command wrapped so its log goes to ``log:`` and is appended to its attempts
-#: log (bash runs the rules with pipefail: the job fails when the verb does)
-ATTEMPTS = "(date -u +'== %FT%TZ'; {command}) 2>&1 | tee -a {{params.attempts:q}} > {{log:q}}"
+#: log (bash runs the rules with pipefail: the job fails when the verb does). The tee ignores
+#: SIGINT and SIGTERM: Ctrl-C (and scancel) signal the whole process group, and a tee dead
+#: first loses the verb's last lines ("interrupted", where it stopped); it ends with the verb.
+ATTEMPTS = ("(date -u +'== %FT%TZ'; {command}) 2>&1 "
+            "| (trap '' INT TERM; exec tee -a {{params.attempts:q}}) > {{log:q}}")
 
 
 def beside(paths, name: str) -> list[str]:
