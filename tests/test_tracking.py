@@ -139,8 +139,23 @@ def test_the_same_sample_again_logs_no_second_run(tmp_path, capsys):
     assert "nothing to do" in capsys.readouterr().out
     assert (tmp_path / "r0" / "best.json").stat().st_mtime_ns == best
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("demo/random").experiment_id])
+    experiment = client.get_experiment_by_name("demo/random").experiment_id
+    (run,) = client.search_runs([experiment])
     assert run.data.tags["nasgep.folder"] == str((tmp_path / "r0").resolve())
+    # a sample whose log failed (the run ended FAILED, or none was made) is logged the next
+    # time, once: "nothing to do" had left it out of the MLflow UI for good
+    client.set_terminated(run.info.run_id, status="FAILED")
+    assert main(args) == 0
+    assert "logging it to MLflow, where it is missing" in capsys.readouterr().out
+    assert (tmp_path / "r0" / "best.json").stat().st_mtime_ns == best
+    assert main(args) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    runs = client.search_runs([experiment])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+    # another seed's sample in the same store is its own: seed 1 into r1, then seed 0's
+    # folder is not taken for it
+    assert main([*args[:-4], "--seed", "1", "--out", str(tmp_path / "r1")]) == 0
+    assert main(args) == 0 and "nothing to do" in capsys.readouterr().out
 
 
 def test_the_database_file_of_a_sqlite_uri():

@@ -386,6 +386,26 @@ def _close_orphans(client, experiment_id: str, folder: str) -> None:
             client.set_terminated(run.info.run_id, status="KILLED")
 
 
+def finished_run_of(config: Mapping, experiment: str, folder: str | Path, params: Mapping[str, str]) -> bool:
+    """Whether the store holds a FINISHED run of ``folder`` in ``experiment`` whose params
+    include ``params`` (True with tracking disabled): a verb that has nothing new to log
+    asks it, so that a first log that failed (server down, disk full) is made up for, and
+    a logged one is not shown twice."""
+    uri = tracking_uri(config)
+    if uri is None:
+        return True
+    _prepare(uri)
+    import mlflow
+
+    folder = str(Path(folder).resolve())
+    with _store_errors(uri):
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        experiment_id = ensure_experiment(client, config, experiment)
+        runs = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'")
+    return any(run.data.tags.get(FOLDER_TAG) == folder
+               and all(run.data.params.get(k) == str(v) for k, v in params.items()) for run in runs)
+
+
 @contextlib.contextmanager
 def start_run(config: Mapping, experiment: str, run_name: str,
               params: Mapping[str, Any] | None = None,

@@ -78,13 +78,15 @@ def run(args: argparse.Namespace) -> int:
         if params > settings.max_params:      # every draw was over: the smallest is kept, as the search does
             print(f"warning: no draw within search.max_params = {settings.max_params} in search.rebreed_tries = "
                   f"{settings.rebreed_tries} tries; the smallest, {params} parameters, is kept", file=sys.stderr)
-        if same and not args.restart:     # logged when it was drawn: a second MLflow run would show it twice
-            print(f"random genome ({params} parameters at search size, {how}): already in {out / 'best.json'}, "
-                  "nothing to do")
-            return 0
-        with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}",
-                                params={"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
-                                        "genome": tracking.genome_text(genome)},
+        logged = {"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
+                  "genome": tracking.genome_text(genome)}
+        if same and not args.restart:
+            if tracking.finished_run_of(config, "random", out, logged):   # a second run would show it twice
+                print(f"random genome ({params} parameters at search size, {how}): already in "
+                      f"{out / 'best.json'}, nothing to do")
+                return 0
+            print(f"random genome already in {out / 'best.json'}; logging it to MLflow, where it is missing")
+        with tracking.start_run(config, "random", f"{dataset}-random-seed{args.seed}", params=logged,
                                 tags=tracking.run_tags(config, dataset=dataset, seed=args.seed, method="random"),
                                 folder=out) as run:
             run.log_metrics({"params": params, **{k: v for k, v in extra.items() if k != "drawn_params"}})
