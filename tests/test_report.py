@@ -342,6 +342,41 @@ def test_runs_made_under_other_settings_are_refused_without_snakemakes_records(t
         list(study.metrics("cifar10", "cutout"))
 
 
+def test_trainings_made_under_another_schedule_are_refused_by_the_tables(tmp_path, study_dir, capsys):
+    """As for searches: with Snakemake's records lost, a train.lr change left every training
+    in place, and Table I showed the old trainings under the new config without a word."""
+    from nasgep import outdir
+    from nasgep.fulltrain import expected_settings
+
+    cfg, config = study_dir
+    study = Study(config)
+    for dataset, variant in study.trainings():
+        for seed in SEEDS:
+            settings = {"genome": {"seed": seed}, **expected_settings(config, dataset, variant, seed)}
+            outdir.record(study.train_dir(dataset, variant, seed), settings, "training")
+    out = tmp_path / "tables"
+    assert main(["tables", "--config", str(cfg), "--out", str(out)]) == 0    # the records agree with the config
+    changed = tmp_path / "lr.yaml"
+    changed.write_text("train: {lr: 0.05}\n")
+    assert main(["tables", "--config", str(cfg), "--config", str(changed), "--out", str(tmp_path / "t2")]) == 2
+    err = capsys.readouterr().err
+    assert "seed0 was trained with other settings than the config's (train.lr differs); rerun it" in err, err
+    # tested on other test images (a training goes on after such a change, and tests again;
+    # here the data moved to new test images while Snakemake's records were lost): its
+    # metrics are not those of the config's test set
+    dataset, variant = next(iter(study.trainings()))
+    study = Study(config)
+    study._data_files["train", dataset] = ({"sha256": "new"}, {"sha256": "t"})    # the files listed now
+    for seed in SEEDS:
+        old = ({"sha256": "old"}, {"sha256": "t"})                                  # the files it was tested on
+        outdir.record(study.train_dir(dataset, variant, seed),
+                      {"genome": {"seed": seed}, **expected_settings(config, dataset, variant, seed, files=old)},
+                      "training")
+    with pytest.raises(ResultFileError, match=r"seed0 was trained with other settings than the config's "
+                                              r"\(data_files \(the test images\) differs?\)"):
+        list(study.metrics(dataset, variant))
+
+
 def test_seeds_recorded_by_two_nasgep_versions_are_alike(tmp_path):
     """A seed trained before 2026-12-07 records data.path and no train_files; one trained
     after records train_files and no path. That is no difference between them."""

@@ -45,20 +45,44 @@ class TrainRequest:
 MARKERS = outdir.RUNS["training"]
 
 
-def result_settings(meta: Mapping, settings, data_definition: Mapping) -> dict:
+def result_settings(meta: Mapping, settings, data_definition: Mapping,
+                    files: tuple[dict | None, dict | None] | None = None) -> dict:
     """Every setting that shapes a training's result (its fingerprint, ``OUT/settings.json``):
     the genome, dataset, variant, seed, network shape and schedule, and the data: what
     shapes its weights (:func:`nasgep.datafiles.data_settings`), the fingerprint of its
     training and test images (``data_files``) and of the training images alone
-    (``train_files``), so that a changed test set is told from changed training data."""
-    from .datafiles import data_settings, files_fingerprint
+    (``train_files``), so that a changed test set is told from changed training data.
+    ``files``: those two fingerprints, where the caller listed them already."""
+    from .datafiles import data_settings
 
     schedule = {k: v for k, v in settings.to_dict().items() if k in settings.SCHEDULE_KEYS}
-    files = files_fingerprint(data_definition, parts=("train", "val"))
-    train_files = files_fingerprint(data_definition, parts=("train",))
+    files, train_files = files or data_fingerprints(data_definition)
     return {**meta, "data": data_settings(data_definition, training=True), "train": schedule,
             **({} if files is None else {"data_files": files}),
             **({} if train_files is None else {"train_files": train_files})}
+
+
+def data_fingerprints(data_definition: Mapping) -> tuple[dict | None, dict | None]:
+    """The fingerprints of a training's data: training and test images, training images."""
+    from .datafiles import files_fingerprint
+
+    return (files_fingerprint(data_definition, parts=("train", "val")),
+            files_fingerprint(data_definition, parts=("train",)))
+
+
+def expected_settings(config: Mapping, dataset: str, variant: str, seed: int,
+                      files: tuple[dict | None, dict | None] | None = None) -> dict:
+    """:func:`result_settings` of the workflow's training of ``variant`` on ``dataset`` with
+    ``seed`` under ``config``, its genome left out (it comes from a search's best.json):
+    what a study's tables compare a training's record with."""
+    from .train import training_settings
+
+    stem = config["train"]["stem"]
+    meta = {"dataset": dataset, "variant": variant, "seed": seed, "stem": stem,
+            "channels": config["transfer" if stem == "imagenet" else "train"]["channels"],
+            "cells_per_stage": config["train"]["cells_per_stage"]}
+    return result_settings(meta, training_settings(config, variant=variant, stem=stem),
+                           config["datasets"][dataset], files=files)
 
 
 def default_dataset(config: Mapping, stem: str) -> str:

@@ -205,7 +205,7 @@ class Study:
     def __init__(self, config: Mapping[str, Any], root: str | Path | None = None):
         self.config = config
         self.root = Path(root if root is not None else config["results_dir"])
-        self._data_files: dict[str, Any] = {}     # dataset -> files_fingerprint, listed once
+        self._data_files: dict[Any, Any] = {}     # dataset (search) or ("train", dataset) -> fingerprints, listed once
 
     # -- the plan ---------------------------------------------------------------
     @property
@@ -334,6 +334,7 @@ class Study:
         for seed, folder in zip(self.seeds, folders):
             path = folder / "metrics.json"
             if present(path):
+                self.check_training_settings(folder, dataset, variant, seed)
                 yield read_metrics(path, dataset=dataset, variant=variant, seed=seed)
 
     def histories(self, dataset: str, method: str) -> Iterator[tuple[int, Path]]:
@@ -382,6 +383,39 @@ class Study:
             raise ResultFileError(
                 f"{folder} was searched with other settings than the config's ({outdir.shown_keys(keys)}); "
                 f"rerun it with this config (snakemake --forcerun search, or nasgep search --restart), "
+                f"or table it with the config it was made with")
+
+
+    def check_training_settings(self, folder: Path, dataset: str, variant: str, seed: int) -> None:
+        """Refuse a training whose settings.json records another schedule, network shape,
+        data or test images than the config gives its variant (its genome aside: it comes
+        from a search, checked by :meth:`check_search_settings`), for the reason given
+        there: without Snakemake's job records nothing reruns it after a config change."""
+        from . import outdir
+        from .fulltrain import data_fingerprints, expected_settings
+
+        try:
+            doc = outdir.recorded(folder)
+        except outdir.FolderError:
+            doc = None
+        if doc is None:       # made before settings.json existed: metrics.json is checked
+            return
+        entry = self.config["datasets"][dataset]
+        if ("train", dataset) not in self._data_files:      # listed once for all its trainings
+            self._data_files["train", dataset] = data_fingerprints(entry)
+        files = self._data_files["train", dataset]
+        expected = outdir.fingerprint(expected_settings(self.config, dataset, variant, seed, files=files))["settings"]
+        old = {k: v for k, v in doc["settings"].items() if k != "genome"}
+        for key in ("data_files", "train_files"):
+            if key not in expected:     # the data is not on this machine (results pulled alone)
+                old.pop(key, None)
+        keys = outdir.changed_keys(old, expected)
+        if "data_files" in old and "data_files" in expected and old["data_files"] != expected["data_files"]:
+            keys = keys or ["data_files (the test images)"]    # it goes on after that change, tested again
+        if keys:
+            raise ResultFileError(
+                f"{folder} was trained with other settings than the config's ({outdir.shown_keys(keys)}); "
+                f"rerun it with this config (snakemake --forcerun train, or nasgep train --restart-if-changed), "
                 f"or table it with the config it was made with")
 
 
