@@ -328,6 +328,26 @@ def test_a_training_goes_on_after_a_change_of_its_test_images_only(tmp_path, cap
            "train_files.sha256 differ)" in capsys.readouterr().err
 
 
+def test_one_listing_gives_a_trainings_two_fingerprints(tmp_path):
+    """A training records its training images alone and with its test images; both come
+    from one listing of the folder (ImageNet's train/ was listed twice, about 3 s), and are
+    the fingerprints a listing of each would give, so older records still match."""
+    from PIL import Image
+
+    from nasgep.datafiles import files_fingerprint, files_fingerprints
+
+    root = write_folder(tmp_path / "imgs")
+    entry = {"kind": "folder", "path": str(root)}
+    train, both = files_fingerprints(entry, ("train", "val"))
+    assert train == files_fingerprint(entry, ("train",)) and both == files_fingerprint(entry, ("train", "val"))
+    assert train != both and both["images"] > train["images"] and both["classes"] == train["classes"]
+    for name in ("000", "001"):      # grey training images: both say so
+        for cls in ("cat", "dog"):
+            Image.new("L", (16, 16)).save(root / "train" / cls / f"{name}.png")
+    grey = files_fingerprints(entry, ("train", "val"))
+    assert grey == [files_fingerprint(entry, ("train",)), files_fingerprint(entry, ("train", "val"))]
+
+
 def test_file_and_class_names_that_are_not_utf8_are_read_and_fingerprinted(tmp_path):
     """Names from a Windows share or an old Latin-1 disk: the search and the training
     ended in a UnicodeEncodeError traceback while fingerprinting the folder."""

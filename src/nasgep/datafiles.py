@@ -168,36 +168,44 @@ def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> di
     the loader never reads (a ``Thumbs.db``) changes nothing. None for the built-in
     datasets (torchvision checks CIFAR's checksums) and for paths that do not exist
     (loading them fails with its own message)."""
+    return files_fingerprints(entry, parts)[-1]
+
+
+def files_fingerprints(entry: Mapping, parts: tuple[str, ...]) -> list[dict | None]:
+    """:func:`files_fingerprint` of ``parts[:1]``, ``parts[:2]``, ... from one listing of
+    the files (a training records its training images alone and with its test images)."""
     path = Path(entry["path"]) if entry.get("path") else None
     if entry["kind"] == "npz" and path is not None and path.is_file():
         with path.open("rb") as f:
-            return {"bytes": path.stat().st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+            whole = {"bytes": path.stat().st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+        return [whole] * len(parts)
     if entry["kind"] != "folder" or path is None or not path.is_dir():
-        return None
+        return [None] * len(parts)
     digest = hashlib.sha256()
     classes = images = 0
     train: list[str] = []       # the training images, in the loader's order
+    found = []                  # (classes, images, sha256) after each part
     try:
         for part in parts:
             folder = path / part
-            if not folder.is_dir():
-                continue
-            names = class_folders(folder)
-            classes += len(names) if part == "train" else 0
-            for name in names or [""]:          # a flat val/ with a labels file: its images
-                listing = image_listing(folder / name) if name else [(str(folder), _flat_images(folder))]
-                for here, files in listing:
-                    text = "\n".join([os.path.relpath(here, path), *files]) + "\n\n"
-                    digest.update(text.encode("utf-8", "surrogateescape"))   # names not in UTF-8 as on disk
-                    images += len(files)
-                    if part == "train":
-                        train += [os.path.join(here, f) for f in files]
+            if folder.is_dir():
+                names = class_folders(folder)
+                classes += len(names) if part == "train" else 0
+                for name in names or [""]:          # a flat val/ with a labels file: its images
+                    listing = image_listing(folder / name) if name else [(str(folder), _flat_images(folder))]
+                    for here, files in listing:
+                        text = "\n".join([os.path.relpath(here, path), *files]) + "\n\n"
+                        digest.update(text.encode("utf-8", "surrogateescape"))   # names not in UTF-8 as on disk
+                        images += len(files)
+                        if part == "train":
+                            train += [os.path.join(here, f) for f in files]
+            found.append({"classes": classes, "images": images, "sha256": digest.copy().hexdigest()})
     except OSError:             # an unreadable corner: the loader names it when it gets there
-        return None
-    found = {"classes": classes, "images": images, "sha256": digest.hexdigest()}
+        return [None] * len(parts)
     # grey images load as one channel (networks of another shape): recorded only then, so
     # the fingerprints of colour folders stay those recorded before grey folders were told apart
-    return {**found, "channels": 1} if all_grey(sample_headers(train)) else found
+    grey = all_grey(sample_headers(train))
+    return [{**f, "channels": 1} if grey else f for f in found]
 
 
 def _flat_images(folder: Path) -> list[str]:

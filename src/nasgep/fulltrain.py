@@ -64,10 +64,10 @@ def result_settings(meta: Mapping, settings, data_definition: Mapping,
 
 def data_fingerprints(data_definition: Mapping) -> tuple[dict | None, dict | None]:
     """The fingerprints of a training's data: training and test images, training images."""
-    from .datafiles import files_fingerprint
+    from .datafiles import files_fingerprints
 
-    return (files_fingerprint(data_definition, parts=("train", "val")),
-            files_fingerprint(data_definition, parts=("train",)))
+    train_files, files = files_fingerprints(data_definition, parts=("train", "val"))    # one listing
+    return files, train_files
 
 
 def expected_settings(config: Mapping, dataset: str, variant: str, seed: int,
