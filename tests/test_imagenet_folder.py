@@ -197,3 +197,9 @@ def test_prepare_transfer_table3_at_224(tmp_path, imagenet, capsys):
     measured = t3[t3["source"] == "measured"].iloc[0]
     assert measured["status"] == "measured"
     assert measured["top1_error"] == pytest.approx(metrics["test_error"])
+    # a transfer made under another schedule than the config's is not tabled as its result
+    # (Snakemake's records lost; the seeds' check cannot see it: the transfer is one run)
+    capsys.readouterr()
+    assert main(["tables", "--config", str(cfg), "--set", "transfer.lr=0.1", "--out", str(tmp_path / "t2")]) == 2
+    assert (f"{out} was trained with other settings than the config's (train.lr differs); rerun it with this "
+            "config (snakemake --forcerun transfer") in capsys.readouterr().err

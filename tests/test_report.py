@@ -372,8 +372,9 @@ def test_trainings_made_under_another_schedule_are_refused_by_the_tables(tmp_pat
         outdir.record(study.train_dir(dataset, variant, seed),
                       {"genome": {"seed": seed}, **expected_settings(config, dataset, variant, seed, files=old)},
                       "training")
-    with pytest.raises(ResultFileError, match=r"seed0 was trained with other settings than the config's "
-                                              r"\(data_files \(the test images\) differs?\)"):
+    with pytest.raises(ResultFileError, match=r"seed0 was tested on other test images than the dataset now "
+                                              r"holds; test it again, its weights kept: delete .*seed0/"
+                                              r"\.workflow-done and rerun the workflow"):
         list(study.metrics(dataset, variant))
 
 

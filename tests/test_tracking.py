@@ -152,6 +152,12 @@ def test_the_same_sample_again_logs_no_second_run(tmp_path, capsys):
     assert "nothing to do" in capsys.readouterr().out
     runs = client.search_runs([experiment])
     assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+    # the run is told by what it logged, not by its folder's path: a study moved or pulled
+    # with its store, or a run logged before folders were tagged, is not logged again
+    (finished,) = [r for r in runs if r.info.status == "FINISHED"]
+    client.delete_tag(finished.info.run_id, "nasgep.folder")
+    assert main(args) == 0 and "nothing to do" in capsys.readouterr().out
+    assert len(client.search_runs([experiment])) == 2
     # another seed's sample in the same store is its own: seed 1 into r1, then seed 0's
     # folder is not taken for it
     assert main([*args[:-4], "--seed", "1", "--out", str(tmp_path / "r1")]) == 0

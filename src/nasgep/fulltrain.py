@@ -70,14 +70,15 @@ def data_fingerprints(data_definition: Mapping) -> tuple[dict | None, dict | Non
     return files, train_files
 
 
-def expected_settings(config: Mapping, dataset: str, variant: str, seed: int,
+def expected_settings(config: Mapping, dataset: str, variant: str, seed: int, stem: str | None = None,
                       files: tuple[dict | None, dict | None] | None = None) -> dict:
     """:func:`result_settings` of the workflow's training of ``variant`` on ``dataset`` with
-    ``seed`` under ``config``, its genome left out (it comes from a search's best.json):
-    what a study's tables compare a training's record with."""
+    ``seed`` under ``config`` (``stem``: the config's ``train.stem``, or ``imagenet`` for the
+    transfer), its genome left out (it comes from a search's best.json): what a study's
+    tables compare a training's record with."""
     from .train import training_settings
 
-    stem = config["train"]["stem"]
+    stem = stem or config["train"]["stem"]
     meta = {"dataset": dataset, "variant": variant, "seed": seed, "stem": stem,
             "channels": config["transfer" if stem == "imagenet" else "train"]["channels"],
             "cells_per_stage": config["train"]["cells_per_stage"]}

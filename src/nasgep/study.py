@@ -386,11 +386,13 @@ class Study:
                 f"or table it with the config it was made with")
 
 
-    def check_training_settings(self, folder: Path, dataset: str, variant: str, seed: int) -> None:
-        """Refuse a training whose settings.json records another schedule, network shape,
-        data or test images than the config gives its variant (its genome aside: it comes
-        from a search, checked by :meth:`check_search_settings`), for the reason given
-        there: without Snakemake's job records nothing reruns it after a config change."""
+    def check_training_settings(self, folder: Path, dataset: str, variant: str, seed: int,
+                                stem: str | None = None) -> None:
+        """Refuse a training (``stem="imagenet"``: the transfer) whose settings.json records
+        another schedule, network shape, data or test images than the config gives its
+        variant (its genome aside: it comes from a search, checked by
+        :meth:`check_search_settings`), for the reason given there: without Snakemake's job
+        records nothing reruns it after a config change."""
         from . import outdir
         from .fulltrain import data_fingerprints, expected_settings
 
@@ -404,19 +406,25 @@ class Study:
         if ("train", dataset) not in self._data_files:      # listed once for all its trainings
             self._data_files["train", dataset] = data_fingerprints(entry)
         files = self._data_files["train", dataset]
-        expected = outdir.fingerprint(expected_settings(self.config, dataset, variant, seed, files=files))["settings"]
+        expected = outdir.fingerprint(expected_settings(self.config, dataset, variant, seed, stem=stem,
+                                                        files=files))["settings"]
         old = {k: v for k, v in doc["settings"].items() if k != "genome"}
         for key in ("data_files", "train_files"):
             if key not in expected:     # the data is not on this machine (results pulled alone)
                 old.pop(key, None)
         keys = outdir.changed_keys(old, expected)
-        if "data_files" in old and "data_files" in expected and old["data_files"] != expected["data_files"]:
-            keys = keys or ["data_files (the test images)"]    # it goes on after that change, tested again
+        rule = "transfer" if stem == "imagenet" else "train"
         if keys:
             raise ResultFileError(
                 f"{folder} was trained with other settings than the config's ({outdir.shown_keys(keys)}); "
-                f"rerun it with this config (snakemake --forcerun train, or nasgep train --restart-if-changed), "
+                f"rerun it with this config (snakemake --forcerun {rule}, or nasgep train --restart-if-changed), "
                 f"or table it with the config it was made with")
+        if "data_files" in old and "data_files" in expected and old["data_files"] != expected["data_files"]:
+            # a training goes on after that change: its weights are kept, tested again
+            raise ResultFileError(
+                f"{folder} was tested on other test images than the dataset now holds; test it again, its "
+                f"weights kept: delete {folder / DONE} and rerun the workflow, or run its nasgep train "
+                f"--restart-if-changed again (--forcerun would train it afresh)")
 
 
 def search_method(weight_sharing: bool) -> str:

@@ -386,24 +386,31 @@ def _close_orphans(client, experiment_id: str, folder: str) -> None:
             client.set_terminated(run.info.run_id, status="KILLED")
 
 
-def finished_run_of(config: Mapping, experiment: str, folder: str | Path, params: Mapping[str, str]) -> bool:
-    """Whether the store holds a FINISHED run of ``folder`` in ``experiment`` whose params
-    include ``params`` (True with tracking disabled): a verb that has nothing new to log
-    asks it, so that a first log that failed (server down, disk full) is made up for, and
-    a logged one is not shown twice."""
+def finished_run_of(config: Mapping, experiment: str, params: Mapping[str, Any]) -> bool:
+    """Whether ``experiment`` holds a FINISHED run with these ``params`` (True with tracking
+    disabled): a verb that has nothing new to log asks it, so that a first log that failed
+    (server down, disk full) is made up for, and a logged one is not shown twice. The run is
+    told by what it logged, not by its folder, so a study moved or pulled with its store
+    (and runs logged before folders were tagged) are found. Raises :class:`TrackingError`
+    when the store cannot be read."""
     uri = tracking_uri(config)
     if uri is None:
         return True
     _prepare(uri)
     import mlflow
 
-    folder = str(Path(folder).resolve())
+    query = " and ".join(["attributes.status = 'FINISHED'",
+                          *(f"params.`{k}` = '{_quoted(str(v))}'" for k, v in params.items())])
     with _store_errors(uri):
         client = mlflow.MlflowClient(tracking_uri=uri)
         experiment_id = ensure_experiment(client, config, experiment)
-        runs = client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'")
-    return any(run.data.tags.get(FOLDER_TAG) == folder
-               and all(run.data.params.get(k) == str(v) for k, v in params.items()) for run in runs)
+        runs = client.search_runs([experiment_id], filter_string=query, max_results=1)
+    return bool(runs)
+
+
+def _quoted(value: str) -> str:
+    """``value`` inside single quotes of an MLflow filter string."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 @contextlib.contextmanager

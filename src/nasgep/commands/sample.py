@@ -81,7 +81,12 @@ def run(args: argparse.Namespace) -> int:
         logged = {"dataset": dataset, "seed": args.seed, "max_params": settings.max_params,
                   "genome": tracking.genome_text(genome)}
         if same and not args.restart:
-            if tracking.finished_run_of(config, "random", out, logged):   # a second run would show it twice
+            try:
+                logged_before = tracking.finished_run_of(config, "random", logged)   # not twice
+            except tracking.TrackingError as e:      # the store is down: tried again next time
+                print(f"warning: {e}; not checked whether this sample is in MLflow", file=sys.stderr)
+                logged_before = True
+            if logged_before:
                 print(f"random genome ({params} parameters at search size, {how}): already in "
                       f"{out / 'best.json'}, nothing to do")
                 return 0

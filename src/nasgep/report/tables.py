@@ -330,6 +330,7 @@ def table3(study: Study) -> Table:
     else:
         path = study.transfer_dir(dataset) / "metrics.json"
         if present(path):
+            study.check_training_settings(path.parent, dataset, study.best_ablation, study.seeds[0], stem="imagenet")
             m = read_metrics(path, dataset=dataset)
             top1 = float(m["test_error"]) if m.get("test_error") is not None else math.nan
             top5 = float(m["test_top5_error"]) if m.get("test_top5_error") is not None else math.nan
