@@ -184,3 +184,18 @@ def test_a_stepwise_search_with_too_few_max_epochs_is_refused(capsys, epochs, fa
     # a full evaluation keeps its individuals alive as parents: any E_max works
     load_config(DEMO, [f"search.max_epochs={epochs}", "search.evaluation=full"])
     load_config(DEMO, ["search.max_epochs=3"])
+
+
+def test_a_home_folder_in_a_path_is_the_users_home(tmp_path, monkeypatch):
+    """`results_dir: ~/runs` made a folder literally named `~` in the working directory,
+    and `path: ~/d.npz` was "no such .npz file"."""
+    from nasgep.config import load_config
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = tmp_path / "c.yaml"
+    config.write_text("results_dir: ~/runs\nsearch: {dataset: d}\n"
+                      "datasets: {d: {kind: npz, path: ~/d.npz, val_labels: ~/v.txt}}\n")
+    loaded = load_config(config)
+    assert loaded["results_dir"] == str(tmp_path / "home" / "runs")
+    assert (loaded["datasets"]["d"]["path"], loaded["datasets"]["d"]["val_labels"]) == \
+        (str(tmp_path / "home" / "d.npz"), str(tmp_path / "home" / "v.txt"))

@@ -89,6 +89,9 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     ("search.weight_decay=1e39", r"search.weight_decay: 1e\+39 is greater than the maximum of 10"),
     ("train.momentum=2", r"train.momentum: 2 is greater than the maximum of 1"),
     ("search.population=3.0", r"search.population: 3.0 is not of type 'integer'"),
+    # 100,000 threads crashed OpenBLAS (segfault), 500 worker processes hung the machine
+    ("search.cpu_threads=100000", r"search.cpu_threads: 100000 is greater than the maximum of 128"),
+    ("search.concurrency=500", r"search.concurrency: 500 is greater than the maximum of 64"),
     ("search.lr=" + "x" * 5000, r"search.lr"),
     ("gep.cell_head=3000", r"gep.cell_head: 3000 is greater than the maximum of 100"),
     ("search.channels=1", r"search.channels: 1 is less than the minimum of 2"),   # a network needs 2
@@ -335,7 +338,26 @@ BAD_DATASETS = {
     "fewer images than a batch": (lambda t: npz_dataset(t, n=15), r"batch_size|fewer than one batch"),
     "empty": (lambda t: npz_dataset(t, n=0, x_train=np.zeros((0, 8, 8), np.uint8), y_train=np.zeros(0, np.int64)),
               r"d: no training images"),
+    "0x0 images": (lambda t: npz_dataset(t, x_train=np.zeros((120, 0, 0), np.uint8),
+                                         x_test=np.zeros((40, 0, 0), np.uint8)),
+                   r"x_train: images of 0x0 pixels hold nothing to learn from"),
+    "a member that is no .npy": (lambda t: _member_not_npy(npz_dataset(t)),
+                                 r"data\.npz:x_train: not a \.npy array"),
 }
+
+
+def _member_not_npy(path: Path) -> Path:
+    """``path`` rewritten with x_train.npy holding bytes that are no array (numpy handed them
+    over as bytes, and the loader failed with an AttributeError traceback)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    members["x_train.npy"] = b"garbage"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
 
 
 def _saved(tmp_path: Path, **arrays) -> Path:
@@ -1106,3 +1128,22 @@ def test_ctrl_c_with_its_log_reader_gone_keeps_the_exit_status(tmp_path):
         "os._exit(0)\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.stdout == "130", done.stdout + done.stderr
+
+
+def test_a_ui_address_that_cannot_be_listened_on_is_one_line(capsys, tmp_path, monkeypatch):
+    """MLflow's server logs a failed bind among its own lines and exits 0: a port in use or
+    an unknown host looked like a UI that had started. Checked before MLflow is started."""
+    import socket
+
+    from nasgep.commands import track
+
+    monkeypatch.setattr(track.os, "execv", lambda *a: pytest.fail("MLflow started"))
+    assert main(["track", "init", "--config", DEMO, "--set", f"results_dir={tmp_path}"]) == 0
+    capsys.readouterr()
+    argv = ["track", "ui", "--config", DEMO, "--set", f"results_dir={tmp_path}"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        one_line_error(capsys, [*argv, "--port", str(port)], rf"--port {port}: already in use: stop what listens")
+    one_line_error(capsys, [*argv, "--host", "no.such.host.invalid"], r"--host no\.such\.host\.invalid: not an address")

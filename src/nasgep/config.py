@@ -154,9 +154,24 @@ def validate(config: dict, source: str = "config") -> dict:
     if errors:
         raise ConfigError(f"{source}: {_message(errors[0])}")
     _check_finite(config, source)
+    _expand_home(config)
     followed = _follow_search_dataset(config)
     _check_references(config, source, followed)
     return config
+
+
+def _expand_home(config: dict) -> None:
+    """``~`` and ``~user`` in the paths a user writes (results_dir, a dataset's path and
+    labels file) mean their home, as in a shell; taken literally, ``results_dir: ~/runs``
+    made a folder named ``~`` in the working directory (``rm -rf ~`` then removes the home)."""
+    import os
+
+    if isinstance(config.get("results_dir"), str):
+        config["results_dir"] = os.path.expanduser(config["results_dir"])
+    for entry in config.get("datasets", {}).values():
+        for key in ("path", "val_labels"):
+            if isinstance(entry.get(key), str):
+                entry[key] = os.path.expanduser(entry[key])
 
 
 def _follow_search_dataset(config: dict) -> set[str]:

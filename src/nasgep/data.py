@@ -249,6 +249,8 @@ def _nhwc_to_nchw(x: np.ndarray, where: str) -> torch.Tensor:
                 if x.shape[1] in (1, 3) else "; RGBA? save x[..., :3]" if x.shape[3] == 4 else "")
         raise DataError(f"{where}: images of shape {x.shape} have {x.shape[3]} channels in the last axis; "
                         f"expected (N, H, W, C) with C = 1 (grey) or 3 (RGB){hint}")
+    if 0 in x.shape[1:3]:
+        raise DataError(f"{where}: images of {x.shape[1]}x{x.shape[2]} pixels hold nothing to learn from")
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
@@ -376,7 +378,10 @@ def _npz_array(npz, key: str, path: Path) -> np.ndarray:
     """One array of an .npz file; Python objects inside (which only unpickling could
     read, and unpickling runs code) are refused, as are damaged members."""
     try:
-        return npz[key]
+        array = npz[key]
+        if not isinstance(array, np.ndarray):     # a member that is no .npy: numpy hands its bytes
+            raise DataError(f"{path}:{key}: not a .npy array (numpy.savez writes one per key)")
+        return array
     except ValueError as e:
         if "allow_pickle" in str(e):
             raise DataError(f"{path}:{key}: holds Python objects (an object array); only plain numeric "

@@ -19,6 +19,7 @@ The search, sample and train verbs log their own runs into these experiments.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shlex
 import shutil
@@ -39,6 +40,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=lambda text: whole_number(text, 1, 65535, "a TCP port"), default=5000)
     ui.add_argument("--print", dest="print_only", action="store_true", help="only print the command")
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """The UI's address can be listened on: MLflow's server logs a failed bind among its
+    own lines and exits 0, so a port in use or an unknown host looked like a started UI."""
+    import socket
+
+    from ..errors import UserError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise UserError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as the server sets it
+        try:
+            probe.bind(address)
+        except OSError as e:
+            taken = "already in use: stop what listens there, or pass another --port" \
+                if e.errno == errno.EADDRINUSE else e.strerror
+            raise UserError(f"--host {host} --port {port}: {taken}") from None
 
 
 def ui_command(uri: str, host: str, port: int) -> list[str]:
@@ -99,5 +122,6 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if not Path(command[0]).exists():
         raise UserError("the mlflow executable was not found; run the command above where mlflow is installed")
+    _check_bindable(args.host, args.port)
     os.execv(command[0], command)
     return 0  # pragma: no cover (execv does not return)

@@ -89,11 +89,22 @@ class Chromosome:
                 if not (alphabet.is_function(symbol) or alphabet.is_terminal(symbol)):
                     raise ChromosomeError(
                         f"{quote(self.to_text())}: position {position} (head): unknown symbol {quote(symbol)}"
+                        f"{_terminals_here(alphabet)}"
                     )
             elif not alphabet.is_terminal(symbol):
                 what = "a function" if alphabet.is_function(symbol) else "an unknown symbol"
                 raise ChromosomeError(
                     f"{quote(self.to_text())}: position {position} (tail): {quote(symbol)} is {what}; "
-                    "the tail holds terminals only"
+                    f"the tail holds terminals only{_terminals_here(alphabet)}"
                 )
         return self
+
+
+def _terminals_here(alphabet: Alphabet, most: int = 8) -> str:
+    """`` (terminals here: a, b, ...)`` for a message: which symbols this chromosome may read
+    (a reduction cell's genes, for one, cannot read the cell's raw inputs)."""
+    names = alphabet.terminals
+    if not names:
+        return ""
+    shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+    return f" (terminals here: {shown})"
