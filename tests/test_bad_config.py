@@ -199,3 +199,11 @@ def test_a_home_folder_in_a_path_is_the_users_home(tmp_path, monkeypatch):
     assert loaded["results_dir"] == str(tmp_path / "home" / "runs")
     assert (loaded["datasets"]["d"]["path"], loaded["datasets"]["d"]["val_labels"]) == \
         (str(tmp_path / "home" / "d.npz"), str(tmp_path / "home" / "v.txt"))
+
+
+def test_a_device_named_as_a_config_or_genome_is_one_line(capsys):
+    """`--config /dev/zero` was read until the machine's memory ran out (a global OOM kill)."""
+    one_line_error(capsys, ["prepare", "--config", "/dev/zero", "--dataset", "cifar10"],
+                   r"/dev/zero: more than 16 MB; expected a config file")
+    one_line_error(capsys, ["draw", "/dev/zero", "--out", "/nonexistent/x"],
+                   r"/dev/zero: more than 16 MB; expected a genome JSON file")

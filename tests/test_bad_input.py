@@ -338,6 +338,8 @@ BAD_DATASETS = {
     "fewer images than a batch": (lambda t: npz_dataset(t, n=15), r"batch_size|fewer than one batch"),
     "empty": (lambda t: npz_dataset(t, n=0, x_train=np.zeros((0, 8, 8), np.uint8), y_train=np.zeros(0, np.int64)),
               r"d: no training images"),
+    "label 2**63 (uint64)": (lambda t: npz_dataset(t, y_train=np.array([*(np.arange(119) % 4), 2**63], np.uint64)),
+                             r"label 9223372036854775808 is no class index"),
     "0x0 images": (lambda t: npz_dataset(t, x_train=np.zeros((120, 0, 0), np.uint8),
                                          x_test=np.zeros((40, 0, 0), np.uint8)),
                    r"x_train: images of 0x0 pixels hold nothing to learn from"),

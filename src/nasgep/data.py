@@ -269,6 +269,8 @@ def _labels(y: np.ndarray, n: int, where: str) -> torch.Tensor:
                         f"(save them with .astype(np.int64))")
     if len(y) and y.min() < 0:
         raise DataError(f"{where}: negative label {int(y.min())}; classes are numbered 0, 1, 2, ...")
+    if len(y) and int(y.max()) >= 2**31:         # (a uint64 above int64's range wrapped to negative)
+        raise DataError(f"{where}: label {int(y.max())} is no class index; classes are numbered 0, 1, 2, ...")
     return torch.from_numpy(y.astype(np.int64))
 
 

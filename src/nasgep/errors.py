@@ -56,6 +56,11 @@ def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
+#: the largest config or genome file read (the paper's config is 6 kB, a genome 2 kB): a
+#: device such as /dev/zero, named by mistake, was read until the machine ran out of memory
+USER_TEXT_LIMIT = 16 * 1024 * 1024
+
+
 def read_user_text(path: str | Path, what: str, error: type[UserError] = UserError) -> str:
     """The UTF-8 text of a file the user named; ``error`` says, in one line, why it cannot
     be read (``what`` is the kind of file expected, e.g. "config file")."""
@@ -63,7 +68,10 @@ def read_user_text(path: str | Path, what: str, error: type[UserError] = UserErr
     if path.is_dir():
         raise error(f"{path}: is a folder; expected a {what}")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:          # a pipe (<(...)) is read too, up to the limit
+            data = f.read(USER_TEXT_LIMIT + 1)
+        if len(data) > USER_TEXT_LIMIT:
+            raise error(f"{path}: more than {USER_TEXT_LIMIT // 2**20} MB; expected a {what}")
     except FileNotFoundError:
         raise error(f"{path}: no such {what}") from None
     except OSError as e:
