@@ -244,6 +244,15 @@ def test_decode_of_a_chain_of_900_operations(capsys):
     assert out == "pw(" * 900 + "h1" + ")" * 900 + "\t901"
 
 
+def test_decode_of_several_quoted_chromosomes_decodes_each(capsys):
+    """`nasgep decode 'add | g1 g2' 'add | g3 g4'` (the help says chromosome [chromosome ...])
+    joined them into one text and said it found 2 '|'; words without one are still joined."""
+    assert main(["decode", "add | g1 g2", "cat add | g3 g4 g5"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["add(g1, g2)", "cat(add(g4, g5), g3)"]
+    assert main(["decode", "add", "g1", "|", "g2", "g3", "g4"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["add(g1, g2)"]
+
+
 @pytest.mark.parametrize("argv, stdin", [(["decode", ""], ""), (["decode", "   "], ""), (["decode", "-"], ""),
                                          (["decode", "-"], "\n  \n")])
 def test_decode_of_nothing_says_what_is_expected(capsys, monkeypatch, argv, stdin):

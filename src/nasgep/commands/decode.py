@@ -26,7 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from ..space import DECODE_ALPHABET
 
     from_stdin = args.chromosome == ["-"]
-    lines = _stdin_lines() if from_stdin else iter([" ".join(args.chromosome)])
+    # several quoted chromosomes, each with its '|', are decoded one by one; words without
+    # one ('add' 'g1' '|' 'g2') are one chromosome
+    given = args.chromosome if all("|" in a for a in args.chromosome) else [" ".join(args.chromosome)]
+    lines = _stdin_lines() if from_stdin else iter(given)
     decoded = 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
