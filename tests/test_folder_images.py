@@ -553,3 +553,20 @@ def test_a_link_back_into_the_dataset_is_refused_naming_it(tmp_path, capsys):
     line = only_line(capsys)
     assert f"{loop}: a link back to {root / 'train'}, which the dataset lists already" in line
     assert not (tmp_path / "d.json").exists()
+
+
+@pytest.mark.timeout(120)
+def test_a_pipe_named_like_an_image_is_an_unreadable_image_not_a_hang(tmp_path, capsys):
+    """A FIFO `train/cat/999.png` blocked `prepare` for good, --no-image-check too (the
+    size and colour sample opened it), and a search with it."""
+    import os
+
+    root = write_folder(tmp_path / "imgs")
+    os.mkfifo(root / "train" / "cat" / "999.png")
+    config = write_config(tmp_path, root)
+    argv = ["prepare", "--config", str(config), "--dataset", "mine", "--out", str(tmp_path / "mine.json")]
+    assert main(argv) == 2
+    line = only_line(capsys)
+    assert "999.png: not a readable image (not a regular file (a pipe, socket or device)" in line, line
+    assert main([*argv, "--no-image-check"]) == 2      # the mean/std reads every training image
+    assert "999.png: not a readable image" in only_line(capsys)

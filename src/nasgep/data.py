@@ -572,8 +572,10 @@ def _decode(path: str | Path, mode: str):
     with a short reason naming the file (:func:`read_image`)."""
     from PIL import Image
 
+    from .datafiles import open_image
+
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.load()
             if image.mode == "F":       # convert() clips to 0..255: values of 0..1 came out all black
                 values = np.asarray(image, dtype=np.float64)

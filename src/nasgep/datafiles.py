@@ -122,6 +122,18 @@ def _refuse_a_loop(path: str, top: str) -> None:
                         "would be counted again); remove the link")
 
 
+def open_image(path: str | Path):
+    """``PIL.Image.open(path)`` of a regular file: a pipe or device named like an image
+    (``train/a/pipe.png``) blocked the reader for good; it is an unreadable image instead."""
+    import stat
+
+    from PIL import Image
+
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(f"not a regular file (a pipe, socket or device): {path}")
+    return Image.open(path)
+
+
 def image_files(folder: Path) -> Iterable[str]:
     """Paths of the images under ``folder``, in :func:`image_listing`'s order."""
     for here, names in image_listing(folder):
@@ -148,7 +160,7 @@ def sample_headers(paths: Sequence[str], limit: int = HEADER_SAMPLE) -> list[tup
     for i in range(k):
         path = paths[i * len(paths) // k]
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 found.append((path, image.size, image.mode))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             continue
