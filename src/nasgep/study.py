@@ -363,28 +363,21 @@ class Study:
         from .datafiles import files_fingerprint
         from .search.runner import result_settings
 
-        try:
-            doc = outdir.recorded(folder)
-        except outdir.FolderError:
-            doc = None
-        if doc is None:       # made before settings.json existed: search.json is checked
-            return
         config = self.config
         if not WEIGHT_SHARING[method]:
             config = {**config, "search": {**config["search"], "weight_sharing": False}}
         if dataset not in self._data_files:     # listed once for all its searches
             self._data_files[dataset] = files_fingerprint(config["datasets"][dataset])
-        expected = result_settings(config, dataset, seed, files=self._data_files[dataset])
-        old = dict(doc["settings"])
-        if "data_files" not in expected:     # the data is not on this machine (results pulled alone)
-            old.pop("data_files", None)
-        keys = outdir.changed_keys(old, outdir.fingerprint(expected)["settings"])
+        expected = outdir.fingerprint(result_settings(config, dataset, seed, files=self._data_files[dataset]))
+        old = _record_to_compare(folder, expected["settings"])
+        if old is None:       # made before settings.json existed: search.json is checked
+            return
+        keys = outdir.changed_keys(old, expected["settings"])
         if keys:
             raise ResultFileError(
                 f"{folder} was searched with other settings than the config's ({outdir.shown_keys(keys)}); "
                 f"rerun it with this config (snakemake --forcerun search, or nasgep search --restart), "
                 f"or table it with the config it was made with")
-
 
     def check_training_settings(self, folder: Path, dataset: str, variant: str, seed: int,
                                 stem: str | None = None) -> None:
@@ -396,22 +389,15 @@ class Study:
         from . import outdir
         from .fulltrain import data_fingerprints, expected_settings
 
-        try:
-            doc = outdir.recorded(folder)
-        except outdir.FolderError:
-            doc = None
-        if doc is None:       # made before settings.json existed: metrics.json is checked
-            return
         entry = self.config["datasets"][dataset]
         if ("train", dataset) not in self._data_files:      # listed once for all its trainings
             self._data_files["train", dataset] = data_fingerprints(entry)
         files = self._data_files["train", dataset]
         expected = outdir.fingerprint(expected_settings(self.config, dataset, variant, seed, stem=stem,
                                                         files=files))["settings"]
-        old = {k: v for k, v in doc["settings"].items() if k != "genome"}
-        for key in ("data_files", "train_files"):
-            if key not in expected:     # the data is not on this machine (results pulled alone)
-                old.pop(key, None)
+        old = _record_to_compare(folder, expected, ignore=("genome",))
+        if old is None:       # made before settings.json existed: metrics.json is checked
+            return
         keys = outdir.changed_keys(old, expected)
         rule = "transfer" if stem == "imagenet" else "train"
         if keys:
@@ -425,6 +411,22 @@ class Study:
                 f"{folder} was tested on other test images than the dataset now holds; test it again, its "
                 f"weights kept: delete {folder / DONE} and rerun the workflow, or run its nasgep train "
                 f"--restart-if-changed again (--forcerun would train it afresh)")
+
+
+def _record_to_compare(folder: Path, expected: Mapping, ignore: tuple[str, ...] = ()) -> dict | None:
+    """The settings ``folder`` recorded, to compare with ``expected``: less ``ignore`` and
+    the data files' fingerprints ``expected`` lacks (the data is not on this machine: results
+    pulled alone). None when there is no readable record."""
+    from . import outdir
+
+    try:
+        doc = outdir.recorded(folder)
+    except outdir.FolderError:
+        return None
+    if doc is None:
+        return None
+    return {k: v for k, v in doc["settings"].items()
+            if k not in ignore and not (k in ("data_files", "train_files") and k not in expected)}
 
 
 def search_method(weight_sharing: bool) -> str:
