@@ -75,7 +75,26 @@ def load_yaml(text: str):
             raise RecursionError(f"more than {MAX_DEPTH} levels")
         nodes = {id(node): node for node in todo if isinstance(node, (dict, list))}.values()
         todo = [v for node in nodes for v in (node.values() if isinstance(node, dict) else node)]
+    if _expanded_size(data, {}) > MAX_EXPANDED:
+        # aliases of aliases ("billion laughs"): validating and merging walk every copy
+        raise yaml.YAMLError(f"its aliases (*name) expand to more than {MAX_EXPANDED:,} values")
     return data
+
+
+#: the most values a YAML document may hold once its aliases are expanded (the paper's
+#: config holds a few hundred; nine levels of ten aliases took 66 s and 6 GB to refuse)
+MAX_EXPANDED = 100_000
+
+
+def _expanded_size(node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` holds with every alias expanded (each shared node counted
+    once per reference, computed once: linear in the document's distinct nodes)."""
+    if not isinstance(node, (dict, list)):
+        return 1
+    if id(node) not in sizes:
+        children = node.values() if isinstance(node, dict) else node
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
 
 
 @lru_cache(maxsize=1)
