@@ -366,7 +366,7 @@ def test_trainings_made_under_another_schedule_are_refused_by_the_tables(tmp_pat
     # metrics are not those of the config's test set
     dataset, variant = next(iter(study.trainings()))
     study = Study(config)
-    study._data_files["train", dataset] = ({"sha256": "new"}, {"sha256": "t"})    # the files listed now
+    study._train_files[dataset] = ({"sha256": "new"}, {"sha256": "t"})    # the files listed now
     for seed in SEEDS:
         old = ({"sha256": "old"}, {"sha256": "t"})                                  # the files it was tested on
         outdir.record(study.train_dir(dataset, variant, seed),

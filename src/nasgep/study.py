@@ -205,7 +205,8 @@ class Study:
     def __init__(self, config: Mapping[str, Any], root: str | Path | None = None):
         self.config = config
         self.root = Path(root if root is not None else config["results_dir"])
-        self._data_files: dict[Any, Any] = {}     # dataset (search) or ("train", dataset) -> fingerprints, listed once
+        self._search_files: dict[str, Any] = {}   # dataset -> a search's files fingerprint, listed once
+        self._train_files: dict[str, Any] = {}    # dataset -> a training's two fingerprints, listed once
 
     # -- the plan ---------------------------------------------------------------
     @property
@@ -363,15 +364,16 @@ class Study:
         from .datafiles import files_fingerprint
         from .search.runner import result_settings
 
+        recorded = _recorded_settings(folder)
+        if recorded is None:       # made before settings.json existed: search.json is checked
+            return
         config = self.config
         if not WEIGHT_SHARING[method]:
             config = {**config, "search": {**config["search"], "weight_sharing": False}}
-        if dataset not in self._data_files:     # listed once for all its searches
-            self._data_files[dataset] = files_fingerprint(config["datasets"][dataset])
-        expected = outdir.fingerprint(result_settings(config, dataset, seed, files=self._data_files[dataset]))
-        old = _record_to_compare(folder, expected["settings"])
-        if old is None:       # made before settings.json existed: search.json is checked
-            return
+        if dataset not in self._search_files:     # listed once for all its searches
+            self._search_files[dataset] = files_fingerprint(config["datasets"][dataset])
+        expected = outdir.fingerprint(result_settings(config, dataset, seed, files=self._search_files[dataset]))
+        old = _comparable(recorded, expected["settings"])
         keys = outdir.changed_keys(old, expected["settings"])
         if keys:
             raise ResultFileError(
@@ -389,15 +391,14 @@ class Study:
         from . import outdir
         from .fulltrain import data_fingerprints, expected_settings
 
-        entry = self.config["datasets"][dataset]
-        if ("train", dataset) not in self._data_files:      # listed once for all its trainings
-            self._data_files["train", dataset] = data_fingerprints(entry)
-        files = self._data_files["train", dataset]
-        expected = outdir.fingerprint(expected_settings(self.config, dataset, variant, seed, stem=stem,
-                                                        files=files))["settings"]
-        old = _record_to_compare(folder, expected, ignore=("genome",))
-        if old is None:       # made before settings.json existed: metrics.json is checked
+        recorded = _recorded_settings(folder)
+        if recorded is None:       # made before settings.json existed: metrics.json is checked
             return
+        if dataset not in self._train_files:      # listed once for all its trainings
+            self._train_files[dataset] = data_fingerprints(self.config["datasets"][dataset])
+        expected = outdir.fingerprint(expected_settings(self.config, dataset, variant, seed, stem=stem,
+                                                        files=self._train_files[dataset]))["settings"]
+        old = _comparable(recorded, expected, ignore=("genome",))
         keys = outdir.changed_keys(old, expected)
         rule = "transfer" if stem == "imagenet" else "train"
         if keys:
@@ -413,19 +414,22 @@ class Study:
                 f"--restart-if-changed again (--forcerun would train it afresh)")
 
 
-def _record_to_compare(folder: Path, expected: Mapping, ignore: tuple[str, ...] = ()) -> dict | None:
-    """The settings ``folder`` recorded, to compare with ``expected``: less ``ignore`` and
-    the data files' fingerprints ``expected`` lacks (the data is not on this machine: results
-    pulled alone). None when there is no readable record."""
+def _recorded_settings(folder: Path) -> dict | None:
+    """The settings ``folder`` recorded (None without a readable record: read first, so
+    that nothing is fingerprinted for a run that has none)."""
     from . import outdir
 
     try:
         doc = outdir.recorded(folder)
     except outdir.FolderError:
         return None
-    if doc is None:
-        return None
-    return {k: v for k, v in doc["settings"].items()
+    return None if doc is None else doc["settings"]
+
+
+def _comparable(recorded: Mapping, expected: Mapping, ignore: tuple[str, ...] = ()) -> dict:
+    """``recorded`` less ``ignore`` and the data files' fingerprints ``expected`` lacks (the
+    data is not on this machine: results pulled alone)."""
+    return {k: v for k, v in recorded.items()
             if k not in ignore and not (k in ("data_files", "train_files") and k not in expected)}
 
 
