@@ -497,6 +497,27 @@ def test_a_file_out_replaces_only_an_earlier_output_of_its_kind(capsys, tmp_path
     assert json.loads(summary.read_text())["dataset"] == "cifar10"
 
 
+def test_a_file_out_that_is_a_link_to_nothing_is_refused_naming_its_target(capsys, tmp_path):
+    """A dangling link (or a loop of links) as `prepare --out` or `tables best --out` was
+    replaced by a plain file: it is no earlier output of nasgep (only a link to one, a DVC
+    cache link, is replaced), so it is left as it is and the line names where it points."""
+    good = _best(tmp_path, "b", GOOD)
+    dangling = tmp_path / "summary.json"
+    dangling.symlink_to(tmp_path / "gone" / "summary.json")
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    for verb, what in ((["prepare", "--config", DEMO, "--dataset", "cifar10"], "a data summary"),
+                       (["tables", "best", "--inputs", good], "a selection of 'tables best'")):
+        one_line_error(capsys, [*verb, "--out", str(dangling)],
+                       rf"--out {dangling} is a link to {tmp_path}/gone/summary.json, which does not exist, not "
+                       rf"{what} written by nasgep; the link is left as it is")
+        one_line_error(capsys, [*verb, "--out", str(loop)],
+                       rf"--out {loop} is a link to {loop}, which runs into a loop of links")
+        assert os.readlink(dangling) == str(tmp_path / "gone" / "summary.json")
+        assert os.readlink(loop) == str(loop)
+    assert not (tmp_path / "gone").exists()
+
+
 def test_a_restart_never_moves_runs_in_sub_folders_aside(capsys, tmp_path):
     """`sample --restart --out results/search/cifar10/search` (the folder of the workflow's
     selection, whose seed folders hold the searches) moved every search into .previous-*:

@@ -45,6 +45,23 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.close(dir_fd)
 
 
+def broken_link(path: str | Path) -> str | None:
+    """How ``path`` is a link that leads to no file (``PATH is a link to TARGET, which does
+    not exist``, or ``... which runs into a loop of links``), for a message; None when it is
+    no link, or a link to something that exists."""
+    path = Path(path)
+    if not path.is_symlink():
+        return None
+    try:
+        os.stat(path)
+        return None
+    except OSError as e:
+        target = os.readlink(path)
+        if e.errno == errno.ELOOP:
+            return f"{path} is a link to {target}, which runs into a loop of links (it leads to no file)"
+        return f"{path} is a link to {target}, which does not exist"
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 

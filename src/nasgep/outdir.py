@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_write_text
+from .io import atomic_write_text, broken_link
 from .study import DONE, SEARCHPHASE_FILES
 
 LOCK = ".lock"
@@ -350,7 +350,12 @@ def refuse_foreign_file(path: Path, what: str, own_key: str) -> None:
     the same kind (a JSON object with the key ``own_key``), which it may replace: a config,
     an MLflow database or any other file of the user's is refused, and so is anything that
     is not a plain file (a device such as /dev/null, a pipe). A link to such an output is
-    replaced, not written through."""
+    replaced, not written through; a link to nothing (dangling, or a loop of links) is no
+    earlier output and is refused, naming its target."""
+    broken = broken_link(path)
+    if broken is not None:
+        raise FolderError(f"--out {broken}, not {what} written by nasgep; the link is left as it is: remove it, "
+                          "or name another file")
     if not path.exists():
         return
     if path.is_dir():

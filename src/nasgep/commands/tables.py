@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..cli import add_config_arguments, load_args_config
@@ -82,7 +83,7 @@ def check_best_out(out: Path, inputs: list[Path]) -> None:
     from .. import outdir
     from ..errors import UserError
 
-    same = [p for p in inputs if p.resolve() == out.resolve()]
+    same = [p for p in inputs if os.path.realpath(p) == os.path.realpath(out)]    # a loop of links: no error
     if same:
         raise UserError(f"--out {out} is one of the --inputs ({same[0]}); write the selection to a file of its own")
     outdir.refuse_inside_run(out, "the selection")
