@@ -518,6 +518,26 @@ def test_a_file_out_that_is_a_link_to_nothing_is_refused_naming_its_target(capsy
     assert not (tmp_path / "gone").exists()
 
 
+def test_a_loop_of_links_is_said_to_be_one(capsys, tmp_path):
+    """An --out (or a folder above it) that is a loop of links was said to be a link to
+    "a file which does not exist", or "cannot write the drawings there (File exists)";
+    `evaluate --search LOOP` was a RuntimeError traceback."""
+    from test_bad_input import GENOME, write_genome
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    genome = write_genome(tmp_path, GENOME)
+    said = rf"{loop} is a link to {loop}, which runs into a loop of links \(it leads to no file\)"
+    for out in (loop, loop / "sub"):
+        for argv in (["sample", "--config", DEMO, *SETS], ["draw", genome],
+                     ["tables", "--config", DEMO, "--set", f"results_dir={tmp_path}"]):
+            one_line_error(capsys, [*argv, "--out", str(out)], said + "; remove the link or name another path")
+    one_line_error(capsys, ["prepare", "--config", DEMO, "--dataset", "cifar10", "--out", str(loop / "d.json")],
+                   said)
+    one_line_error(capsys, evaluate("--search", str(loop), "--out", str(tmp_path / "ev")), "--search " + said)
+    assert os.readlink(loop) == str(loop)
+
+
 def test_a_restart_never_moves_runs_in_sub_folders_aside(capsys, tmp_path):
     """`sample --restart --out results/search/cifar10/search` (the folder of the workflow's
     selection, whose seed folders hold the searches) moved every search into .previous-*:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import NasgepError
+from .io import broken_link_on_the_way
 
 #: Sub-commands in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -208,10 +209,12 @@ def _os_message(e: OSError) -> str:
         if blocking is not None:
             inside = "" if blocking == path else f" (to hold {path})"
             return f"{blocking} is a file, where a folder is needed{inside}; move it or name another path"
-    if isinstance(e, FileExistsError) and e.filename and os.path.islink(e.filename) \
-            and not os.path.exists(e.filename):
-        return (f"{e.filename} is a link to {os.readlink(e.filename)}, which does not exist; remove the link "
-                "or name another path")
+    if e.filename and (isinstance(e, (FileExistsError, NotADirectoryError, FileNotFoundError))
+                       or e.errno == errno.ELOOP):
+        # a link to nothing, or a loop of links, on the way: name it and where it points
+        broken = broken_link_on_the_way(os.fsdecode(e.filename))
+        if broken is not None:
+            return f"{broken}; remove the link or name another path"
     where = f"{e.filename}: " if e.filename else ""
     return f"{where}{e.strerror or e}"
 

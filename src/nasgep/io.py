@@ -62,6 +62,12 @@ def broken_link(path: str | Path) -> str | None:
         return f"{path} is a link to {target}, which does not exist"
 
 
+def broken_link_on_the_way(path: str | Path) -> str | None:
+    """:func:`broken_link` of ``path`` or of the first folder above it that is one."""
+    path = Path(path)
+    return next(filter(None, map(broken_link, (path, *path.parents))), None)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_write_text, broken_link
+from .io import atomic_write_text, broken_link, broken_link_on_the_way
 from .study import DONE, SEARCHPHASE_FILES
 
 LOCK = ".lock"
@@ -605,6 +605,9 @@ def write_outputs(out: Path, what: str, write: Callable[[Path], Iterable[Path]],
             out.mkdir(parents=True, exist_ok=True)
             fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
+            broken = broken_link_on_the_way(out)
+            if broken is not None:
+                raise FolderError(f"--out {broken}; remove the link or name another path") from None
             raise FolderError(f"{out}: cannot write {what} there ({e.strerror})") from None
         fcntl.flock(fd, fcntl.LOCK_EX)      # the record is read, checked and rewritten by one writer
         _remove_dead_stages(out)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -76,10 +77,12 @@ def check_search(folder: Path, dataset: str, entry: dict | None = None, files: d
     computed once by the caller for every search, differs)."""
     from .. import outdir
     from ..errors import UserError
+    from ..io import broken_link
     from ..study import check_search_finished, read_json
 
     if not folder.exists():
-        raise UserError(f"--search {folder}: no such folder")
+        broken = broken_link(folder)
+        raise UserError(f"--search {broken}" if broken else f"--search {folder}: no such folder")
     if not folder.is_dir():
         raise UserError(f"--search {folder}: a file, not a search folder")
     other = outdir.another_run(folder, "search")
@@ -350,7 +353,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
     searches = [Path(s) for s in args.search]
-    twice = [s for k, s in enumerate(searches) if s.resolve() in [t.resolve() for t in searches[:k]]]
+    where = [os.path.realpath(s) for s in searches]      # not Path.resolve: it raises on a loop of links
+    twice = [s for k, s in enumerate(searches) if where[k] in where[:k]]
     if twice:        # it counted once, silently: fewer seeds than the user meant
         raise UserError(f"--search {twice[0]} given twice; give each search seed's folder once")
     entry = config["datasets"][dataset]
