@@ -1037,6 +1037,29 @@ def test_messages_that_said_the_wrong_thing(capsys, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_paths_the_terminal_cannot_show_are_printed_escaped(tmp_path, monkeypatch):
+    """Under PYTHONIOENCODING=ascii (or a terminal of another encoding), `draw G --out
+    résultats` drew the cells and then printed their paths as a UnicodeEncodeError
+    traceback, and so did an error line naming such a path."""
+    import sys
+
+    streams = {name: io.TextIOWrapper(io.BytesIO(), encoding="ascii") for name in ("stdout", "stderr")}
+    for name, stream in streams.items():
+        monkeypatch.setattr(sys, name, stream)
+    genome = write_genome(tmp_path, GENOME)
+    assert main(["draw", genome, "--out", str(tmp_path / "résultats")]) == 0
+    assert main(["draw", str(tmp_path / "génome.json"), "--out", str(tmp_path / "résultats")]) == 2
+    assert main(["prepare", "--config", DEMO, "--dataset", "cifar10", "--out", str(tmp_path / "résumé.json")]) == 0
+    for stream in streams.values():
+        stream.flush()
+    out, err = (streams[name].buffer.getvalue().decode("ascii") for name in ("stdout", "stderr"))
+    assert f"{tmp_path}/r\\xe9sultats/normal.svg" in out.splitlines()
+    assert out.splitlines()[-1].endswith(f"-> {tmp_path}/r\\xe9sum\\xe9.json")
+    assert err.splitlines() == [f"nasgep draw: error: {tmp_path}/g\\xe9nome.json: no such genome JSON file "
+                                "(e.g. a search's best.json)"]
+    assert (tmp_path / "résultats" / "normal.svg").exists() and (tmp_path / "résumé.json").exists()
+
+
 def test_sigterm_to_the_process_group_leaves_no_dataloader_traceback(tmp_path):
     """scancel signals every process of the job: DataLoader workers die of it too, and torch
     reported them from the iterator's __del__, after the verb's one line, as an

@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one verb. Expected failures (:mod:`nasgep.errors`) and unreadable or
     unwritable files become one line on stderr, never a traceback."""
     global _TERMINATING
+    _print_anything()
     args = build_parser().parse_args(argv)
     _TERMINATING = False            # a SIGTERM of an earlier verb in this process is over
     if args.command == "track":     # its own sub-commands: errors say `nasgep track ui`, as argparse's do
@@ -168,6 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if on_main:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _print_anything() -> None:
+    """Let stdout and stderr print any text: a path or a name the terminal's encoding cannot
+    show (``résultats`` under ``PYTHONIOENCODING=ascii`` or a C locale; a file name that is
+    not UTF-8) is printed with backslash escapes (``r\\xe9sultats``), instead of a
+    UnicodeEncodeError traceback after the verb did its work. Once, here: every line a verb
+    prints goes through these two streams."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed stream, one that cannot flush: nothing to print to
+                pass
 
 
 class Terminated(BaseException):
