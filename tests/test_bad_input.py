@@ -773,6 +773,12 @@ def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
     ("history", "dangling link", r"history.parquet: a link to a missing file; expected a search history file"),
     ("history", "infinite seconds",
      r"history.parquet: column '(fitness|seconds)' holds an infinite or negative number"),
+    # tables and figures were made from these without a word (a table II over fewer seeds, an
+    # empty curve; a fitness axis up to a million)
+    ("history", "no rows", r"history.parquet: no rows, but no search.json beside it records a search that "
+                           r"trained nothing \(damaged"),
+    ("history", "fitness of a million", r"history.parquet: column 'fitness' holds 1e\+06, not a percentage from 0 "
+                                        r"to 100 \(damaged\)"),
 ])
 @pytest.mark.parametrize("verb", ["tables", "figures"])
 def test_damaged_results_files_are_named(capsys, tmp_path, target, content, match, verb):
@@ -802,6 +808,15 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
         frame = pd.read_parquet(path)
         frame[["fitness", "seconds"]] = float("inf")
         frame.to_parquet(path)
+    elif content in ("no rows", "fitness of a million"):
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        if content == "no rows":
+            frame = frame.iloc[:0]
+        else:
+            frame["fitness"] = 1e6
+        frame.to_parquet(path)
     else:
         path.write_bytes(content)
     one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)
@@ -809,10 +824,10 @@ def test_damaged_results_files_are_named(capsys, tmp_path, target, content, matc
 
 @pytest.mark.parametrize("verb, column, change, match", [
     # figures plotted a generation of 0.5 between two generations
-    ("figures", "generation", 0.5, r"history.parquet: row 0: generation 0.5 is not a whole number"),
+    ("figures", "generation", 0.5, r"history.parquet: individual n0-0: generation 0.5 is not a whole number"),
     # tables summed a NaN count as 0 epochs
     ("tables", "epochs_this_generation", float("nan"),
-     r"history.parquet: row 0: epochs_this_generation nan is not a whole number")])
+     r"history.parquet: individual n0-0: epochs_this_generation nan is not a whole number")])
 def test_a_history_count_that_is_no_whole_number_is_named(capsys, tmp_path, verb, column, change, match):
     import pandas as pd
     from test_report import make_study

@@ -170,14 +170,23 @@ def test_reference_rows_are_labelled_and_never_measured(study_dir):
 def test_a_search_that_trained_nothing_costs_nothing_in_table2(study_dir):
     # a search that stopped before its first candidate writes an empty history; it was
     # averaged in as "0.00 (0 epochs)", halving the cost shown for the others
+    # (2026-12-07) only when its search.json says it trained nothing: else the file is damaged
     _, config = study_dir
     study = Study(config)
     for dataset in ("cifar10", "cifar100"):
-        history(0).iloc[:0].to_parquet(study.search_dir(dataset, "search", 0) / "history.parquet")
+        folder = study.search_dir(dataset, "search", 0)
+        history(0).iloc[:0].to_parquet(folder / "history.parquet")
+        write_json(folder / "search.json", {"dataset": dataset, "seed": 0, "method": "search", "finished": True,
+                                            "generations": 0, "epochs": 0, "stop_reason": "budget"})
     measured = build_tables(study)[1].display.set_index(["Method", "Source"]).loc[("NASGEP (this study)", "measured")]
     assert measured["GPU days"] == "0.50 ± 0.00 (12 ± 0 epochs)"
     assert by_source(build_tables(study)[1].data, "measured").set_index("method").loc[
         "NASGEP (this study)", "search_epochs"] == 12
+    write_json(folder / "search.json", {"dataset": "cifar100", "seed": 0, "method": "search", "finished": True,
+                                        "generations": 4, "epochs": 12, "stop_reason": "max_generations"})
+    with pytest.raises(ResultFileError, match=r"seed0/history.parquet: no rows, but .*seed0/search.json records 12 "
+                                              r"epochs trained \(damaged"):
+        build_tables(study)
 
 
 def test_table3_marks_the_transfer_not_run_when_unconfigured(study_dir):

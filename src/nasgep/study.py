@@ -145,18 +145,26 @@ def check_place(path: str | Path, data: Mapping[str, Any], remedy: str, **place:
 def read_history(path: str | Path, columns: list[str] | None):
     """Columns of a search's ``history.parquet`` (all with ``columns=None``);
     :class:`ResultFileError` when damaged: not a file (pandas would read a folder as a
-    parquet dataset), unreadable, a numeric column that holds anything else (text, an
-    infinite or negative number), a count that is no whole number, or an individual id
-    no search writes (ids name files of an evaluation's runs: ``../x`` would name one
-    outside them). The one place that says what a history's values may be."""
+    parquet dataset), unreadable, without rows where its ``search.json`` does not record
+    a search that trained nothing (:func:`_check_trained_nothing`), a numeric column that holds anything
+    else (text, an infinite or negative number), a fitness or accuracy that is no
+    percentage, a count that is no whole number, or an individual id no search writes
+    (ids name files of an evaluation's runs: ``../x`` would name one outside them). Every
+    column is checked, not only those asked for: one damaged column makes the whole file
+    suspect. The one place that says what a history's values may be."""
     import pandas as pd
 
     _require_file(path, "search history file")
     try:
-        frame = pd.read_parquet(path, columns=columns)
+        frame = pd.read_parquet(path)
     except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, KeyError ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ResultFileError(f"{path}: damaged or not a search history ({clip(reason)})") from None
+    missing = [c for c in columns or () if c not in frame.columns]
+    if missing:
+        raise ResultFileError(f"{path}: not a search history (no column {', '.join(map(repr, missing))})")
+    if frame.empty:
+        _check_trained_nothing(Path(path))
     ids = frame["id"] if "id" in frame.columns else None
     if ids is not None:
         wrong = ~ids.map(lambda x: isinstance(x, str) and HISTORY_ID.fullmatch(x) is not None)
@@ -172,6 +180,10 @@ def read_history(path: str | Path, columns: list[str] | None):
                                   "(damaged, or not a search history of nasgep)")
         if (values.abs() == float("inf")).any() or (values < 0).any():
             raise ResultFileError(f"{path}: column {column!r} holds an infinite or negative number (damaged)")
+        if column in HISTORY_PERCENTAGES and (values > 100).any():
+            value = values[values > 100].iloc[0]
+            raise ResultFileError(f"{path}: column {column!r} holds {value:g}, not a percentage from 0 to 100 "
+                                  "(damaged)")
         if column in HISTORY_COUNTS:
             counts = frame[column].astype("float64")
             wrong = counts.isna() | (counts != counts.round())
@@ -182,12 +194,29 @@ def read_history(path: str | Path, columns: list[str] | None):
                 value = value.item() if hasattr(value, "item") else value     # numpy's repr: np.float64(0.5)
                 raise ResultFileError(f"{path}: {who}: {column} {clip(repr(value))} is not a "
                                       "whole number (damaged)")
-    return frame
+    return frame if columns is None else frame[list(columns)]
+
+
+def _check_trained_nothing(path: Path) -> None:
+    """A history without rows is a search's only when its ``search.json`` records that it
+    trained no candidate (0 epochs: a budget spent before the first training; such a
+    search has no result and costs nothing); else :class:`ResultFileError`."""
+    summary = path.with_name("search.json")
+    epochs = read_json(summary).get("epochs") if present(summary) else None
+    if epochs == 0 and not isinstance(epochs, bool):
+        return
+    said = (f"{summary} records {clip(repr(epochs))} epochs trained" if epochs is not None
+            else "no search.json beside it records a search that trained nothing")
+    raise ResultFileError(f"{path}: no rows, but {said} (damaged, or not a search history of nasgep); restore "
+                          "the search's own file, or run the search again")
 
 
 #: Columns of ``history.parquet`` that hold numbers, none of them negative (NaN: not known).
 HISTORY_NUMBERS: tuple[str, ...] = ("generation", "born", "epochs", "epochs_this_generation", "fitness",
                                     "accuracy", "params", "inherited", "seconds")
+#: ... of them, the percentages (validation top-1, %; under ``search.fitness: cohort`` the
+#: fitness is a percentile, 0-100 too).
+HISTORY_PERCENTAGES: tuple[str, ...] = ("fitness", "accuracy")
 #: ... of them, those every row knows, as whole numbers.
 HISTORY_COUNTS: tuple[str, ...] = ("generation", "born", "epochs", "epochs_this_generation")
 #: An individual's id as a search writes it (``i17``, ``r3``).

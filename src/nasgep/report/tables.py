@@ -211,7 +211,7 @@ def _histories(study: Study, datasets: Sequence[str], method: str) -> Iterable[p
     for dataset in datasets:
         for _, path in study.histories(dataset, method):
             history = read_history(path, ["seconds", "epochs_this_generation"])
-            if len(history):      # a search that trained no candidate measured no cost
+            if len(history):      # a search that trained no candidate (its search.json says so) measured no cost
                 yield history
 
 
