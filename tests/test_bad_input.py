@@ -1075,6 +1075,28 @@ def test_paths_the_terminal_cannot_show_are_printed_escaped(tmp_path, monkeypatc
     assert (tmp_path / "résultats" / "normal.svg").exists() and (tmp_path / "résumé.json").exists()
 
 
+def test_test_class_folders_other_than_the_training_sets_are_named(capsys, tmp_path):
+    """A val/ without one of train/'s two classes was "val: one class folder (cat);
+    classification needs at least 2": the classes of the test images are the training
+    set's, and the line names those missing or too many."""
+    import shutil
+
+    from test_folder_images import write_config, write_folder
+
+    root = write_folder(tmp_path / "data")          # cat, dog, ship
+    shutil.rmtree(root / "train" / "ship")
+    shutil.rmtree(root / "val" / "ship")
+    shutil.rmtree(root / "val" / "dog")
+    config = str(write_config(tmp_path, root))
+    said = rf"{root}/val: no class folder dog \(the training set's classes: cat, dog\); the test images need a folder"
+    one_line_error(capsys, ["prepare", "--config", config, "--dataset", "mine"], said)
+    one_line_error(capsys, ["train", "--genome", write_genome(tmp_path, GENOME), "--config", config, "--out",
+                            str(tmp_path / "t")], said)
+    shutil.copytree(root / "val" / "cat", root / "val" / "bird")
+    one_line_error(capsys, ["prepare", "--config", config, "--dataset", "mine"],
+                   r"val: no class folder dog; class folder\(s\) bird not in the training set")
+
+
 def test_sigterm_to_the_process_group_leaves_no_dataloader_traceback(tmp_path):
     """scancel signals every process of the job: DataLoader workers die of it too, and torch
     reported them from the iterator's __del__, after the verb's one line, as an

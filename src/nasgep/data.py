@@ -43,7 +43,7 @@ from .datafiles import (
     require_path,
     sample_headers,
 )
-from .errors import read_user_text
+from .errors import clip, read_user_text
 
 Purpose = Literal["search", "final"]
 KINDS: tuple[str, ...] = ("cifar10", "cifar100", "npz", "folder", "digits")
@@ -620,14 +620,22 @@ def unreadable_error(problems: Sequence[str], where: str = "") -> DataError:
                      f"{more}; {advice}")
 
 
-def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+def scan_class_folders(root: Path, expected: Sequence[str] | None = None) -> tuple[list[str], list[tuple[str, int]]]:
     """``root/<class>/**/<image>`` as (classes, [(path, label)]), as torchvision's
     ImageFolder scans it, but hidden folders and files (``.ipynb_checkpoints``, macOS's
     ``._x.png``) are neither classes nor images (:mod:`nasgep.datafiles`). Fewer than 2
-    classes is a DataError."""
+    classes, or (test images) classes other than the training set's ``expected``, is a
+    DataError naming the class folders missing or too many."""
     classes = class_folders(root)
     if not classes:
         raise FileNotFoundError(f"no class folders in {root}")
+    if expected is not None and classes != list(expected):
+        missing = [c for c in expected if c not in classes]
+        extra = [c for c in classes if c not in expected]
+        said = "; ".join([*([f"no class folder {_names(missing)}"] if missing else []),
+                          *([f"class folder(s) {_names(extra)} not in the training set"] if extra else [])])
+        raise DataError(f"{root}: {said} (the training set's classes: {_names(list(expected))}); the test images "
+                        "need a folder for each class of train/, of the same name")
     if len(classes) < 2:
         raise DataError(f"{root}: one class folder ({classes[0]}); classification needs at least 2")
     samples = [(path, label) for label, name in enumerate(classes) for path in image_files(root / name)]
@@ -635,6 +643,12 @@ def scan_class_folders(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     if empty:
         raise FileNotFoundError(f"no images in the class folder(s) {', '.join(empty[:5])} of {root}")
     return classes, samples
+
+
+def _names(names: Sequence[str], most: int = 5) -> str:
+    """``a, b, c and 4 more`` (folder names, as a message shows them)."""
+    return ", ".join(clip(n, 40) for n in names[:most]) + (f" and {len(names) - most} more" if len(names) > most
+                                                             else "")
 
 
 class FolderImages(Dataset):
@@ -657,10 +671,7 @@ class FolderImages(Dataset):
         self.image_size = image_size
         self.mode = mode
         if samples is None:
-            found, samples = scan_class_folders(Path(root))
-            if classes is not None and found != list(classes):
-                raise DataError(f"{root}: class folders {found} differ from the training set's {list(classes)}")
-            classes = found
+            classes, samples = scan_class_folders(Path(root), classes)
         self.classes = tuple(classes or ())
         self.samples = [(str(path), int(label)) for path, label in samples]
         self.transform = v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size),
