@@ -441,6 +441,24 @@ def test_classes_lost_to_the_split_or_max_train_are_named_with_their_cause(capsy
     one_line_error(capsys, verb_argv("search", config, tmp_path, setting, "search.batch_size=1"), message)
 
 
+def test_classes_of_a_single_image_are_named_not_the_split(capsys, tmp_path):
+    """One image per class: "no training image of class 0 is left after the validation split;
+    lower datasets.d.val_size (or val_fraction)", though a split of one image cannot be
+    lower. The line says the class had a single image, and names every such class."""
+    from test_folder_images import write_config, write_folder
+
+    small = ["--set", "search.batch_size=1", "--set", "train.batch_size=1"]
+    config = str(write_config(tmp_path, write_folder(tmp_path / "data", train=1, val=1)))
+    one_line_error(capsys, ["prepare", "--config", config, "--dataset", "mine", *small],
+                   r"mine: the search's validation split holds out the only training image of class 0 \(cat\); "
+                   r"3 classes have a single image: 0 \(cat\), 1 \(dog\), 2 \(ship\); every class needs at least 2 "
+                   r"training images \(one may go to validation\): give more images$")
+    config = npz_config(tmp_path, npz_dataset(tmp_path, n=4, classes=4))
+    one_line_error(capsys, ["search", "--config", DEMO, "--config", config, "--dataset", "d", *small, "--out",
+                            str(tmp_path / "s")],
+                   r"d: the search's validation split holds out the only training image of class 0; 4 classes")
+
+
 @pytest.mark.parametrize("verb, key", [("search", "search.augment"), ("train", "train.augment")])
 def test_a_cutout_hole_as_large_as_the_images_is_refused_up_front(capsys, tmp_path, verb, key):
     """8x8 images with CutOut's CIFAR length: every hole could blank a whole image (the

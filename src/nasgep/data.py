@@ -463,7 +463,7 @@ def _in_memory_bundle(name: str, entry: dict, arrays: _Arrays, purpose: Purpose,
         raise ValueError(f"purpose must be 'search' or 'final', not {purpose!r}")
     k = int(y_train.max()) + 1
     if purpose == "search":
-        _check_classes_kept(train.y, k, name, _SPLIT_CAUSE.format(name=name))
+        _check_split_kept(train.y, y_train, k, name, arrays.classes or ())
     if entry.get("max_train") is not None:
         train = Split(train.x[: entry["max_train"]], train.y[: entry["max_train"]])
         _check_classes_kept(train.y, k, name, _MAX_TRAIN_CAUSE.format(name=name, n=entry["max_train"]))
@@ -532,6 +532,29 @@ def _check_classes_kept(y, num_classes: int, name: str, cause: str) -> None:
     if len(kept) < num_classes:
         lost = sorted(set(range(num_classes)) - kept)
         raise DataError(f"{name}: no training image of class {_listing(lost[:5], len(lost))} is left {cause}")
+
+
+def _check_split_kept(kept, labels, num_classes: int, name: str, classes: Sequence[str] = ()) -> None:
+    """Every class keeps a training image after the search's validation split (``kept``:
+    the labels left for training, ``labels``: all of them). A class of a single image
+    loses it to any split: the line says that, and names every class of one image, not
+    to lower a split that cannot be lower."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    lost = sorted(set(range(num_classes)) - set(np.unique(np.asarray(kept)).tolist()))
+    if lost and all(counts[k] <= 1 for k in lost):
+        single = [k for k in range(num_classes) if counts[k] <= 1]
+        also = (f"; {len(single)} classes have a single image: {_shown_classes(single, classes)}"
+                if len(single) > len(lost) else "")
+        raise DataError(f"{name}: the search's validation split holds out the only training image of class "
+                        f"{_shown_classes(lost, classes)}{also}; every class needs at least 2 training images "
+                        "(one may go to validation): give more images")
+    _check_classes_kept(kept, num_classes, name, _SPLIT_CAUSE.format(name=name))
+
+
+def _shown_classes(indices: Sequence[int], classes: Sequence[str], most: int = 5) -> str:
+    """``0 (cat), 2 (ship)``: class indices, with their names where the dataset has them."""
+    shown = [f"{k} ({clip(classes[k], 40)})" if k < len(classes) else str(k) for k in indices[:most]]
+    return ", ".join(shown) + (f" and {len(indices) - most} more" if len(indices) > most else "")
 
 
 def check_batch(data: DataBundle, batch_size: int, key: str) -> None:
@@ -910,7 +933,7 @@ def _folder_bundle(name: str, entry: dict, purpose: Purpose, seed: int, stats: b
     if purpose == "search":
         train_idx, val_idx = stratified_split(full.targets, validation_size(entry, len(full), name), seed)
         train, evaluation, eval_name = full.subset(train_idx), full.subset(val_idx), "val"
-        _check_classes_kept(train.targets, len(full.classes), name, _SPLIT_CAUSE.format(name=name))
+        _check_split_kept(train.targets, full.targets, len(full.classes), name, full.classes)
     else:
         train, evaluation, eval_name = full, test, "test"
     if entry.get("max_train") is not None:
