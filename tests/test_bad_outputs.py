@@ -538,6 +538,17 @@ def test_a_loop_of_links_is_said_to_be_one(capsys, tmp_path):
     assert os.readlink(loop) == str(loop)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc")
+def test_a_folder_no_file_can_be_made_in_is_said_to_be_one(capsys, tmp_path):
+    """`--out /proc/self` (a folder that exists, in which no file can be made) said
+    "/proc/self/.lock: No such file or directory", a file the user never named."""
+    for argv in (["sample", "--config", DEMO, *SETS], ["train", "--genome", _best(tmp_path, "g", GOOD),
+                                                        "--config", DEMO, *SETS]):
+        one_line_error(capsys, [*argv, "--out", "/proc/self"],
+                       r"--out /proc/self: the folder cannot be written \(making a file in it: No such file or "
+                       r"directory\); choose another --out$")
+
+
 def test_a_restart_never_moves_runs_in_sub_folders_aside(capsys, tmp_path):
     """`sample --restart --out results/search/cifar10/search` (the folder of the workflow's
     selection, whose seed folders hold the searches) moved every search into .previous-*:

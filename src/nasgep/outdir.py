@@ -62,9 +62,13 @@ def locked(out: Path) -> Iterator[None]:
     try:   # never through a link: the PID would be written into whatever file it names
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as e:
-        if e.errno != errno.ELOOP:
-            raise
-        raise FolderError(f"{lock} is a link, not a run's lock file; remove the link") from None
+        if e.errno == errno.ELOOP:
+            raise FolderError(f"{lock} is a link, not a run's lock file; remove the link") from None
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise                # the machine's fault, not the folder's: exit 1, naming the file
+        # /proc/self, a read-only mount, another user's folder: no run can keep files there
+        raise FolderError(f"--out {out}: the folder cannot be written (making a file in it: {e.strerror}); "
+                          "choose another --out") from None
     held = done = False
     try:
         try:
