@@ -319,6 +319,13 @@ def verb_argv(verb: str, config: str, tmp_path: Path, *extra: str) -> list[str]:
 
 BAD_DATASETS = {
     "missing file": (lambda t: t / "absent.npz", r"absent.npz: no such .npz file"),
+    # a device said "no such .npz file", which it is not (np.load reads /dev/zero forever)
+    "a device": (lambda t: Path("/dev/zero"),
+                 r"error: /dev/zero: not a regular file \(a device, a pipe or a socket\), so no .npz file; name the "
+                 r"\.npz file"),
+    "a pipe": (lambda t: _pipe(t / "data.npz"), r"data.npz: not a regular file \(a device, a pipe or a socket\)"),
+    "a dangling link": (lambda t: _link(t / "data.npz", t / "gone.npz"),
+                        r"data.npz is a link to .*gone.npz, which does not exist \(the dataset's .npz file\)$"),
     "wrong keys": (lambda t: _saved(t, x=np.zeros((4, 8, 8), np.uint8)), r"missing key 'x_train'"),
     "float images": (lambda t: npz_dataset(t, x_train=np.zeros((120, 8, 8), np.float32)),
                      r"x_train: expected uint8 images \(0\.\.255\), got float32"),
@@ -368,6 +375,18 @@ def _member_not_npy(path: Path) -> Path:
     with zipfile.ZipFile(path, "w") as z:
         for name, data in members.items():
             z.writestr(name, data)
+    return path
+
+
+def _pipe(path: Path) -> Path:
+    import os
+
+    os.mkfifo(path)
+    return path
+
+
+def _link(path: Path, target: Path) -> Path:
+    path.symlink_to(target)
     return path
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .errors import UserError
+from .io import broken_link
 
 
 class DataError(UserError):
@@ -66,8 +67,17 @@ def require_path(entry: Mapping) -> None:
     if entry["kind"] not in ("npz", "folder") or not entry.get("path"):
         return
     path = Path(entry["path"])
+    what = "the dataset's .npz file" if entry["kind"] == "npz" else "the dataset's folder"
+    broken = broken_link(path)
+    if broken is not None:
+        raise DataError(f"{broken} ({what})")
     if entry["kind"] == "npz" and not path.is_file() and not path.is_dir():
+        if os.path.exists(path):        # /dev/zero, a pipe: np.load would read it forever, or hang
+            raise DataError(f"{path}: not a regular file (a device, a pipe or a socket), so no .npz file; name "
+                            f"the .npz file (keys {', '.join(NPZ_KEYS)}; uint8 images N,H,W,C)")
         raise DataError(f"{path}: no such .npz file (keys {', '.join(NPZ_KEYS)}; uint8 images N,H,W,C)")
+    if entry["kind"] == "folder" and os.path.exists(path) and not path.is_dir():
+        raise layout_error(path, f"{path}: not a folder")
     if entry["kind"] == "folder" and not (path / "train").is_dir():
         raise layout_error(path, f"{path / 'train'}: no such folder")
 
