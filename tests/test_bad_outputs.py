@@ -128,8 +128,21 @@ def _training(folder: Path) -> None:
     (folder / "metrics.json").write_text(json.dumps(metrics(3.0, 1000, "cifar10", "none", 0)))
 
 
+def _results(folder: Path) -> None:
+    """A study's results folder: searches two levels below it."""
+    for seed in (0, 1):
+        (folder / "search" / "cifar10" / "search" / f"seed{seed}").mkdir(parents=True)
+        outdir.record(folder / "search" / "cifar10" / "search" / f"seed{seed}", {"search": {}, "gep": {}}, "search")
+
+
 @pytest.mark.parametrize("case, make, match", [
     ("nope", None, r"--search NOPE: no such folder$"),
+    # both said "NOPE/search.json: missing (is the search finished?)"
+    ("results", _results, r"--search NOPE is not a search folder \(no search.json, best.json, history.parquet\); the "
+                          r"searches are in its sub-folders \(search/cifar10/search/seed0/, "
+                          r"search/cifar10/search/seed1/\): give each one's folder$"),
+    ("empty", lambda p: p.mkdir(), r"--search NOPE is not a search folder \(no search.json, best.json, "
+                                   r"history.parquet\)$"),
     ("file.json", lambda p: p.write_text("{}"), r"--search NOPE: a file, not a search folder$"),
     ("sampled", _sample, r"--search NOPE holds a sample \(best.json\), not a search$"),
     ("trained", _training, r"--search NOPE holds a training \(metrics.json\), not a search$"),
