@@ -490,6 +490,30 @@ def test_a_cutout_hole_as_large_as_the_images_is_refused_up_front(capsys, tmp_pa
     assert main(verb_argv(verb, config, tmp_path, f"{key}.cutout=true", f"{key}.cutout_length=4")) == 0
 
 
+@pytest.mark.parametrize("verb, key", [("search", "search.augment"), ("train", "train.augment")])
+def test_4x4_images_train_but_a_crop_that_could_hold_padding_only_is_refused(capsys, tmp_path, verb, key):
+    """Images of 2x2 to 7x7 pass `prepare`, and the networks take them (the reduction cells
+    halve 4x4 to 2x2 and 1x1). But the random crop pads by 4: at 4x4 four crops in ten
+    held no pixel of the image, at 2x2 eight in nine (that training diverged). Refused up
+    front like a CutOut hole as large as the images; without the crop they train."""
+    rng = np.random.default_rng(0)
+    config = npz_config(tmp_path, npz_dataset(tmp_path, x_train=rng.integers(0, 256, (120, 4, 4), dtype=np.uint8),
+                                              x_test=rng.integers(0, 256, (40, 4, 4), dtype=np.uint8)))
+    assert main(["prepare", "--config", DEMO, "--config", config, "--dataset", "d"]) == 0
+    assert json.loads(capsys.readouterr().out)["image_size"] == 4
+    one_line_error(capsys, verb_argv(verb, config, tmp_path, f"{key}.crop_flip=true"),
+                   rf"{key}.crop_flip pads the 4x4 images of d by 4 pixels and crops them back: a crop could hold "
+                   rf"padding only, no pixel of the image; set {key}.crop_flip: false, or use images of at least 5x5$")
+    assert not (tmp_path / "out" / "settings.json").exists()
+    # the demo's augmentation (no crop, CutOut of 2, AutoAugment in the training): one epoch each
+    assert main(verb_argv(verb, config, tmp_path)) == 0
+    if verb == "train":
+        metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+        assert metrics["epochs"] == 1 and 0 <= metrics["test_error"] <= 100
+    else:
+        assert json.loads((tmp_path / "out" / "best.json").read_text())["fitness"] >= 0
+
+
 # --------------------------------------------------------------------------- outputs and states
 
 @pytest.mark.parametrize("verb", ["search", "sample", "train"])

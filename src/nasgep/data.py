@@ -567,11 +567,19 @@ def check_batch(data: DataBundle, batch_size: int, key: str) -> None:
                         f"{batch_size}); lower {key} or give more images")
 
 
-def check_cutout(data: DataBundle, augment, key: str) -> None:
-    """Refuse a CutOut hole as large as the images (``augment``: an AugmentSettings; ``key``
-    the config section it came from): centred, it blanks a whole image, and at the default
-    length 16 every image of an 8x8 dataset would train as holes."""
+def check_augment(data: DataBundle, augment, key: str) -> None:
+    """Refuse augmentation that can leave nothing of an image (``augment``: an
+    AugmentSettings; ``key`` the config section it came from): a CutOut hole as large as
+    the images (centred, it blanks a whole image, and at the default length 16 every image
+    of an 8x8 dataset would train as holes), or a random crop whose zero padding is as wide
+    as the images (a crop can then hold padding only: at 4x4 four crops in ten, at 2x2
+    eight in nine; a training on 2x2 images diverged)."""
     side = data.image_size
+    if augment.crop_flip and side <= augment.padding:
+        raise DataError(f"{key}.crop_flip pads the {side}x{side} images of {data.name} by {augment.padding} pixels "
+                        f"and crops them back: a crop could hold padding only, no pixel of the image; set "
+                        f"{key}.crop_flip: false, or use images of at least {augment.padding + 1}x"
+                        f"{augment.padding + 1}")
     if augment.cutout and augment.cutout_length >= side:
         raise DataError(f"{key}.cutout_length = {augment.cutout_length} is not smaller than the {side}x{side} "
                         f"images of {data.name}: a hole could blank a whole image; set it to about half the "

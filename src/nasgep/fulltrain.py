@@ -126,7 +126,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     import torch
 
     from . import nn as nasgep_nn
-    from .data import DataError, FolderImages, check_batch, check_cutout, load_dataset
+    from .data import DataError, FolderImages, check_augment, check_batch, load_dataset
     from .space import Genome
     from .train import Trainer, resolve_device, training_settings
 
@@ -148,7 +148,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
         raise TrainSetupError(str(e)) from None
     section = "transfer" if stem == "imagenet" else "train"
     check_batch(data, settings.batch_size, f"{section}.batch_size")
-    check_cutout(data, settings.augment, f"{section}.augment")
+    check_augment(data, settings.augment, f"{section}.augment")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True   # one input shape for the whole run: let cuDNN pick
     macro = macro_for(config, stem, data)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError
-from ..data import DataBundle, DataError, check_batch, check_cutout, load_dataset
+from ..data import DataBundle, DataError, check_augment, check_batch, load_dataset
 from ..errors import UserError
 from ..io import atomic_write_json
 from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
@@ -78,7 +78,7 @@ class TorchEvaluator:
         that does not load or cannot be meant (:class:`~nasgep.datafiles.DataError`), fewer
         training images than one batch, a ``max_params`` below the smallest network."""
         check_batch(self.data, self.search["batch_size"], "search.batch_size")
-        check_cutout(self.data, self.settings.augment, "search.augment")
+        check_augment(self.data, self.settings.augment, "search.augment")
         smallest = self.smallest_params()
         if self.search["max_params"] < smallest:
             raise ConfigError(
