@@ -227,7 +227,7 @@ def test_folder_errors(tmp_path):
     (tmp_path / "val" / "emu").mkdir()
     from PIL import Image
     Image.new("RGB", (8, 8)).save(tmp_path / "val" / "emu" / "0.png")
-    with pytest.raises(DataError, match="class folders"):
+    with pytest.raises(DataError, match=r"val: class folder\(s\) emu not in the training set"):
         load_dataset(config, "f", "final")
 
 

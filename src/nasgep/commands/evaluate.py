@@ -89,15 +89,15 @@ def check_search(folder: Path, dataset: str, entry: dict | None = None, files: d
     if other is not None:
         kind, found = other
         raise UserError(f"--search {folder} holds a {kind} ({outdir.shown_files(found)}), not a search")
-    files = ("search.json", "best.json", "history.parquet")
-    if not any(os.path.lexists(folder / name) for name in (*files, outdir.SETTINGS, "checkpoints")):
+    results = ("search.json", "best.json", "history.parquet")
+    if not any(os.path.lexists(folder / name) for name in (*results, outdir.SETTINGS, "checkpoints")):
         # nothing of a search at all: a study's results folder, or a search's parent folder
         below = [r for r in outdir.nested_runs(folder) if outdir.recorded_kind(folder / r) == "search"]
         inside = (f"; the searches are in its sub-folders ({', '.join(below[:3])}"
                   f"{f' and {len(below) - 3} more' if len(below) > 3 else ''}): give each one's folder"
                   if below else "")
-        raise UserError(f"--search {folder} is not a search folder (no {', '.join(files)}){inside}")
-    for name in files:
+        raise UserError(f"--search {folder} is not a search folder (no {', '.join(results)}){inside}")
+    for name in results:
         if not (folder / name).exists():
             raise UserError(f"{folder / name}: missing (is the search finished?)")
     check_search_finished(folder)
