@@ -562,6 +562,21 @@ def test_a_folder_no_file_can_be_made_in_is_said_to_be_one(capsys, tmp_path):
                        r"directory\); choose another --out$")
 
 
+def test_a_lock_that_is_no_file_is_named_not_the_folder(capsys, tmp_path):
+    """An --out whose `.lock` is a folder (made by hand, or by a tool that copied a run
+    oddly) is a writable folder: the line names the lock, as before 2026-12-07, and does
+    not say the folder cannot be written."""
+    out = tmp_path / "out"
+    (out / ".lock").mkdir(parents=True)
+    for argv in (["sample", "--config", DEMO, *SETS], ["train", "--genome", _best(tmp_path, "g", GOOD),
+                                                        "--config", DEMO, *SETS]):
+        err = one_line_error(capsys, [*argv, "--out", str(out)],
+                             rf"{out}/\.lock is a folder, not a run's lock file; remove it, or choose another "
+                             r"--out$")
+        assert "cannot be written" not in err
+    assert (out / ".lock").is_dir()
+
+
 def test_a_restart_never_moves_runs_in_sub_folders_aside(capsys, tmp_path):
     """`sample --restart --out results/search/cifar10/search` (the folder of the workflow's
     selection, whose seed folders hold the searches) moved every search into .previous-*:

@@ -64,11 +64,16 @@ def locked(out: Path) -> Iterator[None]:
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise FolderError(f"{lock} is a link, not a run's lock file; remove the link") from None
-        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
-            raise                # the machine's fault, not the folder's: exit 1, naming the file
-        # /proc/self, a read-only mount, another user's folder: no run can keep files there
-        raise FolderError(f"--out {out}: the folder cannot be written (making a file in it: {e.strerror}); "
-                          "choose another --out") from None
+        if e.errno == errno.EISDIR:
+            raise FolderError(f"{lock} is a folder, not a run's lock file; remove it, or choose another "
+                              "--out") from None
+        if e.errno == errno.EROFS or (new_lock and e.errno in (errno.ENOENT, errno.EACCES, errno.EPERM)):
+            # /proc/self, a read-only mount, another user's folder: no run can keep files there
+            raise FolderError(f"--out {out}: the folder cannot be written (making a file in it: {e.strerror}); "
+                              "choose another --out") from None
+        # a full disk (ENOSPC, EDQUOT, EIO: the machine's fault, exit 1), a lock file of
+        # another user's that this one may not open, too many open files: naming the lock
+        raise
     held = done = False
     try:
         try:
