@@ -412,6 +412,33 @@ def test_a_dataset_that_cannot_be_meant_is_refused(capsys, tmp_path, verb, case)
     assert not (tmp_path / "out" / "best.json").exists()
 
 
+def test_a_link_to_a_file_that_may_not_be_read_is_not_said_to_lead_nowhere(capsys, tmp_path, monkeypatch):
+    """A dataset path that is a link into a folder this user may not enter (EACCES: another
+    group's share, NFS with root squashed) leads to a file: the line says permission was
+    denied, as before 2026-12-07, not that the target does not exist. Faked with os.stat,
+    since root (which the tests may run as) enters every folder."""
+    import errno
+    import os
+
+    from nasgep.io import broken_link, broken_link_on_the_way
+
+    target = npz_dataset(tmp_path)
+    link = tmp_path / "shared.npz"
+    link.symlink_to(target)
+    real_stat = os.stat
+
+    def stat(path, *args, follow_symlinks=True, **kwargs):
+        if follow_symlinks and os.fspath(path) == str(link):
+            raise PermissionError(errno.EACCES, "Permission denied", str(link))
+        return real_stat(path, *args, follow_symlinks=follow_symlinks, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    assert broken_link(link) is None and broken_link_on_the_way(link / "x") is None
+    err = one_line_error(capsys, ["prepare", "--config", DEMO, "--config", npz_config(tmp_path, link),
+                                  "--dataset", "d"], rf"{link}: Permission denied$")
+    assert "does not exist" not in err
+
+
 def test_test_labels_never_seen_in_training_are_refused(capsys, tmp_path):
     config = npz_config(tmp_path, npz_dataset(tmp_path, y_test=np.r_[np.arange(39) % 4, 7]))
     one_line_error(capsys, verb_argv("train", config, tmp_path), r"test labels hold 1 class never seen in training \(7")

@@ -48,7 +48,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def broken_link(path: str | Path) -> str | None:
     """How ``path`` is a link that leads to no file (``PATH is a link to TARGET, which does
     not exist``, or ``... which runs into a loop of links``), for a message; None when it is
-    no link, or a link to something that exists."""
+    no link, a link to something that exists, or one whose target this user may not look
+    at (EACCES: the caller's own OSError says so)."""
     path = Path(path)
     if not path.is_symlink():
         return None
@@ -56,6 +57,8 @@ def broken_link(path: str | Path) -> str | None:
         os.stat(path)
         return None
     except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return None     # EACCES (a folder this user may not enter): it may well lead to a file
         target = os.readlink(path)
         if e.errno == errno.ELOOP:
             return f"{path} is a link to {target}, which runs into a loop of links (it leads to no file)"
