@@ -46,15 +46,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def train_genome(config: dict, dataset: str, genome, seed: int) -> dict:
-    """Full training (config ``train``) of ``genome``; test accuracy and parameters."""
-    from ..data import load_dataset
+    """Full training (config ``train``) of ``genome``; test accuracy and parameters.
+    Augmentation that can leave nothing of an image (:func:`nasgep.data.check_augment`)
+    is refused before it trains, as by ``nasgep train``."""
+    from ..data import check_augment, load_dataset
     from ..fulltrain import macro_for
     from ..nn import build_network, count_parameters
     from ..train import Trainer, resolve_device, training_settings
 
     data = load_dataset(config, dataset, purpose="final", seed=seed)
+    settings = training_settings(config)
+    check_augment(data, settings.augment, "train.augment")
     net = build_network(genome, macro_for(config, "cifar", data), seed=seed)
-    trainer = Trainer(net, data, training_settings(config), device=resolve_device(config["device"]),
+    trainer = Trainer(net, data, settings, device=resolve_device(config["device"]),
                       seed=seed, progress=False)
     trainer.fit()
     return {"accuracy": trainer.evaluate("eval")["top1"], "params": count_parameters(net)}
