@@ -2,6 +2,7 @@
 with the same settings, kill -9 at every write point, stale temporaries, missing files."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -135,6 +136,32 @@ def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert search(tmp_path, resume=True).generation == 3
+
+
+def test_the_lock_ends_with_its_run_not_with_the_processes_it_forked(tmp_path):
+    """A training's DataLoader workers are forked while the run holds OUT/.lock: after a
+    `kill -9` of the run they lived on for seconds with a copy of the lock, and the next
+    run was refused, naming the dead run's PID."""
+    code = ("import os, sys, time; from pathlib import Path; from nasgep import outdir\n"
+            "with outdir.locked(Path(sys.argv[1])):\n"
+            "    child = os.fork()\n"
+            "    if child == 0:\n        time.sleep(600); os._exit(0)\n"
+            "    print(child, flush=True); time.sleep(600)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE)
+    child = int(p.stdout.readline())
+    try:
+        with pytest.raises(SearchExists, match=f"PID {p.pid}"):
+            search(tmp_path, resume=True)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        os.kill(child, 0)                    # the forked process still lives
+        assert search(tmp_path, resume=True).generation == 3
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def test_resume_with_other_settings_names_the_keys(tmp_path):

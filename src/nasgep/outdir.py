@@ -50,6 +50,24 @@ class FolderError(UserError):
 
 # --- one run per folder ------------------------------------------------------------------
 
+#: the lock files this process holds open (:func:`locked`)
+_HELD: set[int] = set()
+
+
+def _drop_held_locks_in_child() -> None:
+    """A process forked while a lock is held (a DataLoader worker of a training) closes its
+    copy of the lock's descriptor: the lock then ends with the run that took it, not with
+    the last of its workers (after a ``kill -9`` of the run they lived on for seconds, and
+    the next run was refused naming the dead run's PID). Closing a copy releases nothing."""
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_held_locks_in_child)
+
+
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
     """Hold ``OUT/.lock`` exclusively while the block runs; :class:`FolderError` naming the
@@ -75,6 +93,7 @@ def locked(out: Path) -> Iterator[None]:
         # another user's that this one may not open, too many open files: naming the lock
         raise
     held = done = False
+    _HELD.add(fd)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -96,6 +115,7 @@ def locked(out: Path) -> Iterator[None]:
                 lock.unlink()
                 if new_folder:
                     out.rmdir()              # only when empty
+        _HELD.discard(fd)
         os.close(fd)     # releases the lock; a run's lock file stays (unlinking it would race)
 
 
