@@ -255,6 +255,20 @@ def test_too_small_a_design_is_warned_about_and_ri_is_labelled_in_percent():
     assert "warning: 3 search(es) against 2 random cells" in sp.html(sp.evaluate(two_cells, n_resamples=99))
 
 
+def test_random_cells_that_all_score_the_same_give_no_detectable_ri():
+    """Random cells that all scored 33.33 % (3 classes, networks not yet past chance) have
+    a spread of 0, and the summary said 'this design detects an RI of +0.00 % or more with
+    80 % power', a perfect design, from no estimate of the spread at all."""
+    assert math.isnan(sp.detectable_ri([100 / 3] * 4, 3))
+    rows = [{**r, "accuracy": 100 / 3} if r["group"] == "random" else r for r in _rows()]
+    res = sp.evaluate(rows, dataset="mydata", n_resamples=99)
+    assert math.isnan(res.ri_detectable) and res.to_dict()["ri_detectable"] is None
+    text = sp.markdown(res)
+    assert "detects an RI of" not in text
+    assert ("this design's power is unknown: every random cell scored the same (33.33 %), so their spread "
+            "cannot be estimated") in text
+
+
 def test_one_training_seed_says_the_noise_is_not_measured_instead_of_n_a():
     one_seed = [r for r in _rows() if r["train_seed"] == 0]
     text = sp.markdown(sp.evaluate(one_seed, dataset="cifar10", n_resamples=99, candidates=20))

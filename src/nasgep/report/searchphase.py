@@ -129,10 +129,12 @@ def detectable_ri(random: Sequence[float], n_searched: int, alpha: float = 0.05,
     """The smallest RI this design detects with probability ``power`` in a one-sided
     test at level ``alpha``: (z_(1-alpha) + z_power) x sd x sqrt(1/n_searched + 1/n_random),
     as RI, with the random genomes' spread (training noise included) standing for both
-    samples' (normal approximation; NaN for fewer than two random or no searched genomes).
-    A negative result is only informative against effects at least this large."""
+    samples' (normal approximation; NaN for fewer than two random or no searched genomes,
+    and when the random genomes' accuracies do not vary: a spread of 0 is no estimate of
+    the spread, and gave 'detects an RI of +0.00 %'). A negative result is only
+    informative against effects at least this large."""
     b = np.asarray(random, float)
-    if len(b) < 2 or n_searched < 1:
+    if len(b) < 2 or n_searched < 1 or float(np.ptp(b)) == 0.0:
         return math.nan
     z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)
     delta = z * float(np.std(b, ddof=1)) * math.sqrt(1 / n_searched + 1 / len(b))
@@ -407,8 +409,7 @@ def _summary_lines(result: SearchPhase) -> list[str]:
               f"{_fmt(result.above_goal_p, 3)})",
               f"RI = {_pct(result.ri)} (relative improvement of the searched cells' mean accuracy over the random "
               f"cells': 100 x (searched - random) / random; 95 % bootstrap CI {_pct(result.ri_low)} to "
-              f"{_pct(result.ri_high)}), one-sided permutation p = {_fmt(result.p_value, 3)}; this design detects "
-              f"an RI of {_pct(result.ri_detectable)} or more with 80 % power (one-sided, 5 %)"]
+              f"{_pct(result.ri_high)}), one-sided permutation p = {_fmt(result.p_value, 3)}; {_power(result)}"]
     size = result.size or {}
     if not math.isnan(size.get("gain", math.nan)):
         lines.append(f"at equal size: random cells gain {_fmt(size['slope'])} points per 1,000 parameters "
@@ -430,6 +431,15 @@ def _summary_lines(result: SearchPhase) -> list[str]:
         lines.append(f"fidelity: Kendall's tau between search fitness and trained accuracy "
                      f"{_fmt(result.tau)} (p = {_fmt(result.tau_p, 3)}, n = {result.tau_n})")
     return lines
+
+
+def _power(result: SearchPhase) -> str:
+    if not math.isnan(result.ri_detectable):
+        return f"this design detects an RI of {_pct(result.ri_detectable)} or more with 80 % power (one-sided, 5 %)"
+    if result.random_n >= 2 and math.isclose(result.random_std, 0.0, abs_tol=1e-9):
+        return ("this design's power is unknown: every random cell scored the same "
+                f"({result.random_mean:.2f} %), so their spread cannot be estimated")
+    return "this design's power is unknown"
 
 
 def _seed_rows(result: SearchPhase) -> list[list[str]]:
