@@ -264,6 +264,37 @@ def test_resume_on_other_images_is_refused_naming_the_change(tmp_path):
     assert json.loads((out / "settings.json").read_text())["settings"]["data_files"] == recorded
 
 
+def test_a_resume_on_changed_data_files_says_the_files_changed(tmp_path):
+    """The same config on a rewritten .npz was refused with '(data_files.sha256 differs);
+    use the same settings, another --out, or --restart': the settings were the same, and
+    nothing said that the dataset's files had changed."""
+    from nasgep.config import load_config
+    from nasgep.search.runner import SearchExists, run_search
+
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (24, 8, 8, 3), dtype=np.uint8), "y_train": np.arange(24) % 3,
+              "x_test": rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8), "y_test": np.arange(6) % 3}
+    np.savez(tmp_path / "my.npz", **arrays)
+    path = write_config(tmp_path, tmp_path / "unused")
+    doc = yaml.safe_load(path.read_text())
+    doc["datasets"]["mine"] = {"kind": "npz", "path": str(tmp_path / "my.npz"), "val_fraction": 0.25}
+    path.write_text(yaml.safe_dump(doc))
+    config = load_config([path])
+    out = tmp_path / "search"
+    run_search(config, dataset="mine", seed=0, out_dir=out, factory=_cheap, progress=False)
+    arrays["x_train"][0, 0, 0, 0] ^= 1
+    np.savez(tmp_path / "my.npz", **arrays)
+    with pytest.raises(SearchExists) as caught:
+        run_search(config, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
+    assert str(caught.value) == (f"{out} belongs to another search (data_files.sha256 differs): the dataset's files "
+                                 "are not the ones it was made with; restore them, choose another --out, or "
+                                 "--restart to start over (the old files are moved aside)")     # same size
+    # a setting changed as well: the usual advice
+    other = dict(config, search={**config["search"], "lr": 0.05})
+    with pytest.raises(SearchExists, match=r"\(data_files.*search.lr differ\); use the same settings"):
+        run_search(other, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
+
+
 def test_a_moved_data_folder_or_download_false_changes_no_run(tmp_path):
     """The dataset's path and download switch were part of a run's settings: a folder
     moved to another disk (same files) refused every resume, and the workflow's

@@ -314,9 +314,18 @@ def shown_keys(keys: list[str], most: int = 6) -> str:
     return f"{shown} {'differs' if len(keys) == 1 else 'differ'}"
 
 
+#: the recorded keys that fingerprint the dataset's files, not a setting (datafiles.files_fingerprint)
+DATA_FILE_KEYS: tuple[str, ...] = ("data_files", "train_files")
+
+
 def describe_difference(out: Path, what: str, keys: list[str]) -> str:
     shown = ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
     verb = "differs" if len(keys) == 1 else "differ"
+    if keys and all(k.split(".")[0] in DATA_FILE_KEYS for k in keys):
+        # the same config on changed files: 'use the same settings' told the user nothing
+        return (f"{out} belongs to another {what} ({shown} {verb}): the dataset's files are not the ones it "
+                "was made with; restore them, choose another --out, or --restart to start over (the old "
+                "files are moved aside)")
     return (f"{out} belongs to another {what} ({shown} {verb}); use the same settings, another "
             "--out, or --restart to start over (the old files are moved aside)")
 
