@@ -109,6 +109,37 @@ def _two_candidates_at_once_equal_one(tmp_path):
     pd.testing.assert_frame_equal(results[1][1], results[2][1])
 
 
+@pytest.mark.slow
+def test_sigterm_to_a_search_with_worker_processes_is_one_line(tmp_path):
+    """scancel (or a kill of the process group) ends a search's worker processes with
+    SIGTERM too: each left tqdm's lock between processes (a POSIX semaphore) behind, and
+    after 'nasgep search: terminated (SIGTERM)' the resource tracker printed a two-line
+    UserWarning about 'leaked semaphore objects'."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "nasgep", "search", "--config", "config/demo.yaml", "--out", str(tmp_path / "s"),
+            "--no-progress", "--set", f"results_dir={tmp_path / 'results'}",
+            *(f"--set={s}" for s in TINY), "--set", "search.max_generations=50", "--set", "search.concurrency=2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("gen   0"):   # every worker has trained a candidate
+            lines.append(proc.stderr.readline())
+            assert lines[-1], lines
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, rest = proc.communicate(timeout=120)     # until every process holding stderr is gone
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143
+    assert rest.strip().splitlines() == ["nasgep search: terminated (SIGTERM)"], rest
+
+
 KILL_AT_STORE = """
 import os, signal, sys
 from nasgep.config import load_config

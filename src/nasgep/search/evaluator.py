@@ -211,9 +211,22 @@ def _die_with_parent(parent: int, parent_thread_is_main: bool = True) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _bars_locked_between_threads() -> None:
+    """A worker's progress bars (a candidate's epochs, never shown in a worker) take tqdm's
+    lock, which by default includes a lock between processes: a POSIX semaphore that the
+    resource tracker watches. A worker ended by SIGTERM (scancel, Snakemake, a kill of the
+    process group) left it behind, and after the search's one line the tracker printed
+    'There appear to be 2 leaked semaphore objects to clean up at shutdown'. A worker's
+    bars need a lock between its own threads only."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
 def _worker_main(factory: Callable[[str], Evaluator], device: str, inbox, outbox, parent: int,
                  parent_thread_is_main: bool = True) -> None:
     _die_with_parent(parent, parent_thread_is_main)
+    _bars_locked_between_threads()
     evaluator = factory(device)
     while True:
         item = inbox.get()
