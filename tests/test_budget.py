@@ -121,3 +121,21 @@ def test_the_closing_line_says_how_much_of_the_epoch_budget_was_used(tmp_path):
     assert epochs < 50
     assert (f"search finished (budget_epochs: search.budget_epochs = 50, {epochs} used: the next generation "
             "would pass it)") in lines[-1]
+
+
+def test_a_search_stopped_by_its_epoch_budget_goes_on_when_it_is_raised_as_its_help_says(tmp_path):
+    """`nasgep search --help` said a finished search resumes 'only when its generation or
+    time limit was raised'; raising the epoch budget lets it go on too."""
+    from nasgep.cli import build_parser
+
+    stopped = search(tmp_path / "s", "search.max_generations=null", "search.budget_epochs=30")
+    assert json.loads((stopped / "search.json").read_text())["stop_reason"] == "budget_epochs"
+    before = len(pd.read_parquet(stopped / "history.parquet"))
+    raised = load_config(None, [*SMALL, "search.max_generations=null", "search.budget_epochs=60"])
+    run_search(raised, dataset="cifar10", seed=3, out_dir=stopped, factory=jittery_factory, resume=True,
+               progress=False)
+    assert len(pd.read_parquet(stopped / "history.parquet")) > before
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["search"]
+    text = " ".join(sub.format_help().split())
+    assert "search.max_generations, search.budget_epochs or search.budget_hours" in text

@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the search in OUT from its last good checkpoint, with the same "
-                        "settings (a finished one only when its generation or time limit was raised); "
+                        "settings (a finished one only when the limit it stopped at was raised: "
+                        "search.max_generations, search.budget_epochs or search.budget_hours); "
                         "start one if OUT holds none; with --restart, the restart wins")
     add_restart_arguments(p, "OUT", "search")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per generation)")
