@@ -189,3 +189,54 @@ def test_track_ui_on_a_server_store_points_at_the_server(tmp_path, capsys, monke
     out = capsys.readouterr().out
     assert "the study's store is the MLflow server http://127.0.0.1:9: its UI is that address" in out
     assert "lab/<part>" in out and "mlflow ui" not in out
+
+
+STARTS_A_RUN = """
+import sys, time
+from pathlib import Path
+from nasgep import tracking
+from nasgep.config import load_config
+
+results, n = sys.argv[1], sys.argv[2]
+config = load_config(None, [f"results_dir={results}", "name=race"])
+print("ready", flush=True)
+while not (Path(results).parent / "go").exists():
+    time.sleep(0.001)
+with tracking.start_run(config, "search", f"seed{n}", params={"seed": n}) as run:
+    run.log_metrics({"best_fitness": 1.0}, step=0)
+"""
+
+
+def test_runs_started_at_once_on_a_new_store_all_log(tmp_path):
+    """Seeds searched in parallel on a new results_dir (no `nasgep track init` first):
+    MLflow's first-time schema creation raced, and runs stopped with 'cannot open the
+    MLflow store (Online migration expected to match one row ...)' or '(duplicate column
+    name: step)', some leaving a store no later run could open ('table _alembic_tmp_tags
+    already exists')."""
+    import subprocess
+    import sys
+
+    import mlflow
+
+    script = tmp_path / "start.py"
+    script.write_text(STARTS_A_RUN)
+    results = tmp_path / "study" / "results"
+    results.parent.mkdir()
+    procs = [subprocess.Popen([sys.executable, str(script), str(results), str(n)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for n in range(3)]
+    try:
+        for p in procs:
+            assert p.stdout.readline() == "ready\n"
+        (results.parent / "go").touch()                 # all three open the store now
+        done = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-600:] for _, err in done]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("race/search")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["seed0", "seed1", "seed2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}

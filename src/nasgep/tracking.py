@@ -1,9 +1,11 @@
 """MLflow tracking with the sqlite backend (the file store is gone in MLflow 3.13+).
 
 One store per study (``<results_dir>/mlflow.db`` unless ``tracking.uri`` says otherwise),
-created once by ``nasgep track init`` before parallel jobs start (concurrent first-time
-schema creation in sqlite races). Experiments are per study part (search, random,
-ablation, transfer, train); run names say dataset, variant and seed.
+created once by ``nasgep track init`` before the workflow's parallel jobs start. Runs
+started by hand at once on a new store (seeds in parallel) open a sqlite store one at a
+time (:func:`_one_opener`): its first-time schema creation races. Experiments are per
+study part (search, random, ablation, transfer, train); run names say dataset, variant
+and seed.
 """
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ def init_store(config: Mapping) -> str | None:
     _prepare(uri)
     import mlflow
 
-    with _store_errors(uri):
+    with _store_errors(uri), _one_opener(uri):
         client = mlflow.MlflowClient(tracking_uri=uri)
         for part in EXPERIMENTS:
             experiment_id = ensure_experiment(client, config, part)
@@ -89,6 +91,27 @@ def init_store(config: Mapping) -> str | None:
 
 class TrackingError(UserError):
     """A tracking store that cannot be opened; names the URI."""
+
+
+@contextlib.contextmanager
+def _one_opener(uri: str) -> Iterator[None]:
+    """While a process opens a sqlite store to write to it (MLflow creates or upgrades its
+    tables then, and the study's experiments are made), it holds an exclusive ``flock`` on
+    ``.<database name>.lock`` beside it. Two searches started at once on a new store raced:
+    one stopped with 'cannot open the MLflow store (Online migration expected to match one
+    row ...)' after an alembic warning. Other stores (a server) order writers themselves."""
+    import fcntl
+
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    fd = os.open(db.parent / f".{db.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -401,7 +424,7 @@ def finished_run_of(config: Mapping, experiment: str, params: Mapping[str, Any])
 
     query = " and ".join(["attributes.status = 'FINISHED'",
                           *(f"params.`{k}` = '{_quoted(str(v))}'" for k, v in params.items())])
-    with _store_errors(uri):
+    with _store_errors(uri), _one_opener(uri):
         client = mlflow.MlflowClient(tracking_uri=uri)
         experiment_id = ensure_experiment(client, config, experiment)
         runs = client.search_runs([experiment_id], filter_string=query, max_results=1)
@@ -431,7 +454,7 @@ def start_run(config: Mapping, experiment: str, run_name: str,
     _prepare(uri)
     import mlflow
 
-    with _store_errors(uri):
+    with _store_errors(uri), _one_opener(uri):
         mlflow.set_tracking_uri(uri)
         client = mlflow.MlflowClient(tracking_uri=uri)
         experiment_id = ensure_experiment(client, config, experiment)
