@@ -431,3 +431,38 @@ def test_gpu_batches_match_cpu_batches():
 def test_split_holds_uint8_nchw():
     with pytest.raises(ValueError):
         Split(torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long))
+
+
+def test_a_second_ctrl_c_while_abandoned_workers_stop_is_not_a_traceback(monkeypatch):
+    """Ctrl-C twice in quick succession during a training with DataLoader workers: the
+    second one landed while `batches` stopped the workers of the iteration the first one
+    had abandoned, and came out as an 'Exception ignored in: <generator object batches>'
+    traceback after 'nasgep train: interrupted'. One that ends an iteration normally is
+    still raised."""
+    import sys
+
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
+
+    from nasgep.data import batches
+
+    real = _MultiProcessingDataLoaderIter._shutdown_workers
+
+    def interrupted(self):        # the workers stop, and a Ctrl-C arrives meanwhile (once)
+        once = not getattr(self, "_interrupted", False)
+        self._interrupted = True
+        real(self)
+        if once:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_MultiProcessingDataLoaderIter, "_shutdown_workers", interrupted)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    loader = DataLoader(TensorDataset(torch.arange(8.0)), batch_size=2, num_workers=1)
+    abandoned = batches(loader)
+    next(abandoned)
+    del abandoned                       # closed as the first Ctrl-C unwinds the training loop
+    assert unraisable == []
+    with pytest.raises(KeyboardInterrupt):
+        for _ in batches(loader):       # at the end of an iteration: the verb's to report
+            pass

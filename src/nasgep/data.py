@@ -13,7 +13,6 @@ Purposes (SPEC section 3):
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import os
@@ -66,17 +65,28 @@ def batches(loader):
     processes are stopped when the iteration ends or is abandoned, not later by the
     iterator's ``__del__``: after a SIGTERM to the whole process group (scancel) that
     reported the killed workers as an "Exception ignored" traceback below the verb's
-    last line."""
+    last line. Abandoned because the verb is ending (Ctrl-C), a second Ctrl-C while the
+    workers stop is not reported either: it came as an "Exception ignored in: <generator
+    object batches>" traceback after the verb's line (the workers got it too and end)."""
     it = iter(loader)
+    abandoned = False
     try:
         yield from it
     except DataError as e:
         raise DataError.from_worker(e) from None
+    except GeneratorExit:
+        abandoned = True
+        raise
     finally:
         shutdown = getattr(it, "_shutdown_workers", None)     # a multi-process iterator's
         if shutdown is not None:
-            with contextlib.suppress(RuntimeError):      # "worker killed by signal": we stop anyway
+            try:
                 shutdown()
+            except RuntimeError:      # "worker killed by signal": we stop anyway
+                pass
+            except KeyboardInterrupt:
+                if not abandoned:     # the first Ctrl-C, at the end of an iteration: the verb's to report
+                    raise
 
 
 @dataclass
