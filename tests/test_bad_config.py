@@ -9,6 +9,7 @@ import json
 import pytest
 from test_bad_input import DEMO, GENOME, one_line_error, write_genome
 
+from nasgep.cli import main
 from nasgep.config import ConfigError, dataset_name, load_config
 
 
@@ -222,3 +223,17 @@ def test_aliases_that_expand_a_billion_times_are_refused_at_once(capsys, tmp_pat
     from nasgep.config import read_config_file
 
     assert read_config_file(plain)["note"] == {"lr": 0.05}
+
+
+def test_a_relative_dataset_path_that_is_not_there_says_where_it_was_looked_for(tmp_path, monkeypatch, capsys):
+    """A config beside its data (`path: imgs`) run from another folder said 'imgs/train: no
+    such folder': a relative path is taken from the folder nasgep runs in, which it now names."""
+    (tmp_path / "project").mkdir()
+    config = tmp_path / "project" / "my.yaml"
+    config.write_text("search: {dataset: d}\ndatasets: {d: {kind: folder, path: imgs}, n: {kind: npz, path: my.npz}}\n")
+    monkeypatch.chdir(tmp_path)
+    for dataset, said in (("d", "imgs/train: no such folder"), ("n", "my.npz: no such .npz file")):
+        assert main(["prepare", "--config", str(config), "--dataset", dataset]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            f"nasgep prepare: error: {said} (relative to the current folder, {tmp_path})"), lines

@@ -75,11 +75,18 @@ def require_path(entry: Mapping) -> None:
         if os.path.exists(path):        # /dev/zero, a pipe: np.load would read it forever, or hang
             raise DataError(f"{path}: not a regular file (a device, a pipe or a socket), so no .npz file; name "
                             f"the .npz file (keys {', '.join(NPZ_KEYS)}; uint8 images N,H,W,C)")
-        raise DataError(f"{path}: no such .npz file (keys {', '.join(NPZ_KEYS)}; uint8 images N,H,W,C)")
+        raise DataError(f"{path}: no such .npz file{_from_here(path)} (keys {', '.join(NPZ_KEYS)}; uint8 images "
+                        "N,H,W,C)")
     if entry["kind"] == "folder" and os.path.exists(path) and not path.is_dir():
         raise layout_error(path, f"{path}: not a folder")
     if entry["kind"] == "folder" and not (path / "train").is_dir():
-        raise layout_error(path, f"{path / 'train'}: no such folder")
+        raise layout_error(path, f"{path / 'train'}: no such folder{_from_here(path)}")
+
+
+def _from_here(path: Path) -> str:
+    """Where a relative dataset path was looked for: the folder nasgep runs in, not the
+    config's (``path: ../imgs`` said '../imgs/train: no such folder' and no more)."""
+    return "" if path.is_absolute() else f" (relative to the current folder, {os.getcwd()})"
 
 
 def layout_error(root: Path, what: str) -> DataError:
