@@ -1307,6 +1307,55 @@ def test_ctrl_c_with_its_log_reader_gone_keeps_the_exit_status(tmp_path):
     assert done.stdout == "130", done.stdout + done.stderr
 
 
+def test_a_second_ctrl_c_quits_at_once_without_a_traceback(tmp_path):
+    """Ctrl-C twice: the second lands while the verb unwinds or while the interpreter exits
+    (MLflow ends its run in an atexit handler; stopping DataLoader workers takes seconds).
+    It printed a KeyboardInterrupt traceback from whichever cleanup it hit ("Exception
+    ignored in atexit callback"); now it quits at once, exit 130, in one line."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "twice.py"
+    script.write_text(
+        "import atexit, os, signal, sys, time\n"
+        "from nasgep import cli\n"
+        "from nasgep.commands import decode\n"
+        "def slow_cleanup():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"      # the second Ctrl-C, as the interpreter exits
+        "    time.sleep(30)\n"
+        "    print('cleanup finished')\n"
+        "def run(args):\n"
+        "    atexit.register(slow_cleanup)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"      # the first
+        "    time.sleep(30)\n"
+        "decode.run = run\n"
+        "sys.argv = ['nasgep', 'decode', 'add g1 g2']\n"
+        "sys.exit(cli.main())\n")                       # as the `nasgep` command calls it
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines() == ["nasgep decode: interrupted",
+                                        "nasgep decode: interrupted again: quitting at once"]
+    assert "cleanup finished" not in done.stdout
+
+
+def test_ctrl_c_is_the_callers_again_after_main_returns(monkeypatch):
+    """main() called from Python (argv given) gives Ctrl-C back: after an interrupted verb
+    a Ctrl-C of the caller is a KeyboardInterrupt again, not a quit."""
+    import os
+    import signal
+
+    from nasgep.commands import decode
+
+    def run(args):
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("no KeyboardInterrupt")
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(decode, "run", run)
+    assert main(["decode", "add g1 g2"]) == 130
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_a_ui_address_that_cannot_be_listened_on_is_one_line(capsys, tmp_path, monkeypatch):
     """MLflow's server logs a failed bind among its own lines and exits 0: a port in use or
     an unknown host looked like a UI that had started. Checked before MLflow is started."""

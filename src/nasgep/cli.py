@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         args.command = f"track {args.action}"
     on_main = threading.current_thread() is threading.main_thread()     # only it may set handlers
     previous = signal.signal(signal.SIGTERM, _terminated) if on_main else None
+    previous_int = _quit_on_second_interrupt(args.command) if on_main else None
     try:
         return int(args._run(args) or 0)
     except NasgepError as e:
@@ -169,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if on_main:
             signal.signal(signal.SIGTERM, previous)
+            if previous_int is not None and (argv is not None or not _INTERRUPTED):
+                # called from Python (argv given): Ctrl-C is the caller's again. As the
+                # `nasgep` command, after a Ctrl-C, a second one during the interpreter's
+                # exit (MLflow ends its run then) still quits at once
+                signal.signal(signal.SIGINT, previous_int)
 
 
 def _print_anything() -> None:
@@ -183,6 +189,37 @@ def _print_anything() -> None:
                 stream.reconfigure(errors="backslashreplace")
             except (ValueError, OSError):  # a closed stream, one that cannot flush: nothing to print to
                 pass
+
+
+#: set once Ctrl-C arrived during this verb: a second one quits at once
+_INTERRUPTED = False
+
+
+def _quit_on_second_interrupt(command: str):
+    """The first Ctrl-C (SIGINT) raises KeyboardInterrupt as Python's does: the verb unwinds,
+    its ``finally`` blocks stop workers, and it ends with "interrupted" and exit 130. A second
+    one while it unwinds (stopping DataLoader workers can take seconds) quits at once, exit
+    130, instead of a KeyboardInterrupt traceback from whichever cleanup it landed in. Nothing
+    is lost that a ``kill -9`` would not lose: results and checkpoints are written atomically,
+    and worker processes die with their parent. Returns the SIGINT handler it replaced (None:
+    SIGINT is ignored, as ``nohup`` leaves it, and stays so)."""
+    global _INTERRUPTED
+    _INTERRUPTED = False
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:    # `nohup`, `cmd &` in a script: left so
+        return None
+    verb = os.getpid()
+
+    def interrupted(signum, frame):
+        global _INTERRUPTED
+        if os.getpid() != verb:     # a forked DataLoader worker: Python's own behaviour
+            raise KeyboardInterrupt
+        if not _INTERRUPTED:
+            _INTERRUPTED = True
+            raise KeyboardInterrupt
+        _say(f"nasgep {command}: interrupted again: quitting at once")
+        os._exit(130)
+
+    return signal.signal(signal.SIGINT, interrupted)
 
 
 class Terminated(BaseException):
