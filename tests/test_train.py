@@ -360,6 +360,20 @@ def test_training_the_best_of_an_unfinished_search_says_so(tmp_path, stand_in_ne
     assert "note:" not in capsys.readouterr().out
 
 
+def test_training_a_genome_searched_on_another_dataset_says_so(tmp_path, stand_in_network, capsys):
+    """A best.json records the dataset it was searched on; trained by default on the
+    config's search.dataset, another one, the training says which and how to choose."""
+    genome = tmp_path / "best.json"
+    genome.write_text(json.dumps({"genome": GENOME, "fitness": 50.0, "dataset": "mine"}))
+    args = ["train", "--genome", str(genome), "--config", str(DEMO), "--epochs", "1", "--no-progress",
+            "--set", "datasets.cifar10.max_train=64"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert (f"note: {genome} was searched on mine; it is trained on cifar10 (search.dataset of the config); "
+            "give --dataset to choose") in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "b"), "--dataset", "cifar10"]) == 0     # chosen: no note
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_train_command_user_errors(tmp_path, stand_in_network, capsys):
     genome = tmp_path / "g.json"
     genome.write_text(json.dumps(GENOME))

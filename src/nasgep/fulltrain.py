@@ -18,7 +18,7 @@ from typing import Any
 
 from . import outdir
 from .config import dataset_name
-from .errors import UserError
+from .errors import UserError, clip
 from .io import atomic_write_json
 
 
@@ -122,6 +122,20 @@ def _note_unfinished_search(genome_path: Path) -> None:
               "generation(s) done); resume the search first for its final best", flush=True)
 
 
+def _note_other_dataset(genome_path: Path, dataset: str) -> None:
+    """Say so when the genome's file (a search's best.json) records that it was searched on
+    another dataset than the one trained by default (search.dataset): training it there is
+    legitimate (a transfer), but more often a config that names another dataset by mistake.
+    ``--dataset`` given, or the ImageNet transfer, is no mistake and gets no note."""
+    try:
+        searched = json.loads(genome_path.read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(searched, str) and searched != dataset:
+        print(f"note: {genome_path} was searched on {clip(searched)}; it is trained on {dataset} (search.dataset "
+              "of the config); give --dataset to choose", flush=True)
+
+
 def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]:
     import torch
 
@@ -140,6 +154,8 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     _note_unfinished_search(Path(req.genome_path))
     stem = req.stem or config["train"]["stem"]
     dataset = dataset_name(config, req.dataset or default_dataset(config, stem))
+    if req.dataset is None and stem != "imagenet":
+        _note_other_dataset(Path(req.genome_path), dataset)
     try:
         settings = training_settings(config, variant=req.variant, stem=stem, epochs=req.epochs)
         device = resolve_device(config["device"])
