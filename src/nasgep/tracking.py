@@ -10,6 +10,7 @@ and seed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -227,6 +228,9 @@ def _prepare(uri: str) -> None:
         db.parent.mkdir(parents=True, exist_ok=True)
     # quiet the MLflow banner about the default artifact location
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # and its two INFO lines on a new store ("Creating initial MLflow database tables...",
+    # "Updating database tables") among a search's progress lines; its warnings stay
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
 def _check_uri(uri: str) -> None:
