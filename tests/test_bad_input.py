@@ -531,6 +531,11 @@ def test_4x4_images_train_but_a_crop_that_could_hold_padding_only_is_refused(cap
     one_line_error(capsys, verb_argv(verb, config, tmp_path, f"{key}.crop_flip=true"),
                    rf"{key}.crop_flip pads the 4x4 images of d by 4 pixels and crops them back: a crop could hold "
                    rf"padding only, no pixel of the image; set {key}.crop_flip: false, or use images of at least 5x5$")
+    # with a CutOut hole as large as the images too: both in the one line, not one per run
+    one_line_error(capsys, verb_argv(verb, config, tmp_path, f"{key}.crop_flip=true", f"{key}.cutout=true",
+                                     f"{key}.cutout_length=4"),
+                   rf"{key}.crop_flip pads the 4x4 images .* at least 5x5; and {key}.cutout_length = 4 is not "
+                   rf"smaller than the 4x4 images of d")
     assert not (tmp_path / "out" / "settings.json").exists()
     # the demo's augmentation (no crop, CutOut of 2, AutoAugment in the training): one epoch each
     assert main(verb_argv(verb, config, tmp_path)) == 0

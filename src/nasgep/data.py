@@ -585,15 +585,18 @@ def check_augment(data: DataBundle, augment, key: str) -> None:
     as the images (a crop can then hold padding only: at 4x4 four crops in ten, at 2x2
     eight in nine; a training on 2x2 images diverged)."""
     side = data.image_size
+    problems = []       # both at once, so that a fix of one does not meet the other next run
     if augment.crop_flip and side <= augment.padding:
-        raise DataError(f"{key}.crop_flip pads the {side}x{side} images of {data.name} by {augment.padding} pixels "
-                        f"and crops them back: a crop could hold padding only, no pixel of the image; set "
+        problems.append(f"{key}.crop_flip pads the {side}x{side} images of {data.name} by {augment.padding} "
+                        f"pixels and crops them back: a crop could hold padding only, no pixel of the image; set "
                         f"{key}.crop_flip: false, or use images of at least {augment.padding + 1}x"
                         f"{augment.padding + 1}")
     if augment.cutout and augment.cutout_length >= side:
-        raise DataError(f"{key}.cutout_length = {augment.cutout_length} is not smaller than the {side}x{side} "
+        problems.append(f"{key}.cutout_length = {augment.cutout_length} is not smaller than the {side}x{side} "
                         f"images of {data.name}: a hole could blank a whole image; set it to about half the "
                         f"side ({max(1, side // 2)}; 16 for 32x32), or {key}.cutout: false")
+    if problems:
+        raise DataError("; and ".join(problems))
 
 
 # --------------------------------------------------------------------------- folder kind
