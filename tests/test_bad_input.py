@@ -529,8 +529,8 @@ def test_4x4_images_train_but_a_crop_that_could_hold_padding_only_is_refused(cap
     assert main(["prepare", "--config", DEMO, "--config", config, "--dataset", "d"]) == 0
     assert json.loads(capsys.readouterr().out)["image_size"] == 4
     one_line_error(capsys, verb_argv(verb, config, tmp_path, f"{key}.crop_flip=true"),
-                   rf"{key}.crop_flip pads the 4x4 images of d by 4 pixels and crops them back: a crop could hold "
-                   rf"padding only, no pixel of the image; set {key}.crop_flip: false, or use images of at least 5x5$")
+                   rf"{key}.crop_flip pads the 4x4 images of d by 4 pixels: a crop could hold padding only; set "
+                   rf"{key}.crop_flip: false, or use images of at least 5x5$")
     # with a CutOut hole as large as the images too: both in the one line, not one per run
     one_line_error(capsys, verb_argv(verb, config, tmp_path, f"{key}.crop_flip=true", f"{key}.cutout=true",
                                      f"{key}.cutout_length=4"),
@@ -559,8 +559,7 @@ def test_evaluate_refuses_a_crop_that_could_hold_padding_only_as_train_does(caps
     evaluation = tmp_path / "ev"
     one_line_error(capsys, ["evaluate", "--config", DEMO, "--config", config, *settings, "--dataset", "d",
                             "--search", str(tmp_path / "out"), "--out", str(evaluation)],
-                   r"train.augment.crop_flip pads the 4x4 images of d by 4 pixels and crops them back: a crop "
-                   r"could hold padding only")
+                   r"train.augment.crop_flip pads the 4x4 images of d by 4 pixels: a crop could hold padding only")
     assert not list(evaluation.glob("runs/*.json"))
 
 

@@ -588,9 +588,8 @@ def check_augment(data: DataBundle, augment, key: str) -> None:
     problems = []       # both at once, so that a fix of one does not meet the other next run
     if augment.crop_flip and side <= augment.padding:
         problems.append(f"{key}.crop_flip pads the {side}x{side} images of {data.name} by {augment.padding} "
-                        f"pixels and crops them back: a crop could hold padding only, no pixel of the image; set "
-                        f"{key}.crop_flip: false, or use images of at least {augment.padding + 1}x"
-                        f"{augment.padding + 1}")
+                        f"pixels: a crop could hold padding only; set {key}.crop_flip: false, or use images of at "
+                        f"least {augment.padding + 1}x{augment.padding + 1}")
     if augment.cutout and augment.cutout_length >= side:
         problems.append(f"{key}.cutout_length = {augment.cutout_length} is not smaller than the {side}x{side} "
                         f"images of {data.name}: a hole could blank a whole image; set it to about half the "
