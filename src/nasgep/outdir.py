@@ -466,13 +466,16 @@ def _holds_no_file(path: Path) -> bool:
 def nested_runs(out: Path) -> list[str]:
     """Sub-folders of ``out``, at any depth, whose settings.json records a run (a study's
     ``search/cifar10/search/`` holds the seeds' searches), outside moved-aside and other
-    hidden folders."""
+    hidden folders. Neither those nor a run's own folders (its thousands of
+    ``individuals/`` files) are walked: an ``--out ~`` is refused without reading ``~/.cache``."""
     found = []
-    for path in sorted(out.rglob(SETTINGS)) if out.is_dir() else []:
-        rel = path.parent.relative_to(out)
-        if rel.parts and not any(part.startswith(".") for part in rel.parts) and recorded_kind(path.parent):
-            found.append(f"{rel}/")
-    return found
+    for top, folders, files in os.walk(out) if out.is_dir() else ():
+        folders[:] = sorted(f for f in folders if not f.startswith("."))      # links to folders: not followed
+        here = Path(top)
+        if here != out and SETTINGS in files and recorded_kind(here):
+            found.append(f"{here.relative_to(out)}/")
+            folders.clear()
+    return sorted(found)
 
 
 def refuse_others(out: Path, what: str) -> None:
