@@ -546,20 +546,25 @@ def test_4x4_images_train_but_a_crop_that_could_hold_padding_only_is_refused(cap
         assert json.loads((tmp_path / "out" / "best.json").read_text())["fitness"] >= 0
 
 
-def test_evaluate_refuses_a_crop_that_could_hold_padding_only_as_train_does(capsys, tmp_path):
+@pytest.mark.parametrize("setting, message", [
+    ("train.augment.crop_flip=true", r"train.augment.crop_flip pads the 4x4 images of d by 4 pixels: a crop could "
+                                     r"hold padding only"),
+    ("train.batch_size=500", r"fewer than one batch \(train.batch_size = 500\)"),
+])
+def test_evaluate_refuses_what_train_refuses(capsys, tmp_path, setting, message):
     """`nasgep evaluate` trains genomes with the config's `train` section as `nasgep train`
-    does, but never checked its augmentation: on 4x4 images with `train.augment.crop_flip`
-    it trained (crops of padding only) what `train` refuses. Refused before any training."""
+    does, but never checked its augmentation or batch size: on 4x4 images with
+    `train.augment.crop_flip` it trained (crops of padding only) what `train` refuses, and
+    a batch larger than the training set too. Refused before any training."""
     rng = np.random.default_rng(0)
     config = npz_config(tmp_path, npz_dataset(tmp_path, x_train=rng.integers(0, 256, (120, 4, 4), dtype=np.uint8),
                                               x_test=rng.integers(0, 256, (40, 4, 4), dtype=np.uint8)))
     assert main(verb_argv("search", config, tmp_path)) == 0          # the demo's search.augment: no crop
     capsys.readouterr()
-    settings = [a for s in [*TINY, "train.augment.crop_flip=true"] for a in ("--set", s)]
+    settings = [a for s in [*TINY, setting] for a in ("--set", s)]
     evaluation = tmp_path / "ev"
     one_line_error(capsys, ["evaluate", "--config", DEMO, "--config", config, *settings, "--dataset", "d",
-                            "--search", str(tmp_path / "out"), "--out", str(evaluation)],
-                   r"train.augment.crop_flip pads the 4x4 images of d by 4 pixels: a crop could hold padding only")
+                            "--search", str(tmp_path / "out"), "--out", str(evaluation)], message)
     assert not list(evaluation.glob("runs/*.json"))
 
 

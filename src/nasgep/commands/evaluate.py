@@ -48,14 +48,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def train_genome(config: dict, dataset: str, genome, seed: int) -> dict:
     """Full training (config ``train``) of ``genome``; test accuracy and parameters.
     Augmentation that can leave nothing of an image (:func:`nasgep.data.check_augment`)
-    is refused before it trains, as by ``nasgep train``."""
-    from ..data import check_augment, load_dataset
+    and a training set smaller than one batch are refused before it trains, as by
+    ``nasgep train``."""
+    from ..data import check_augment, check_batch, load_dataset
     from ..fulltrain import macro_for
     from ..nn import build_network, count_parameters
     from ..train import Trainer, resolve_device, training_settings
 
     data = load_dataset(config, dataset, purpose="final", seed=seed)
     settings = training_settings(config)
+    check_batch(data, settings.batch_size, "train.batch_size")
     check_augment(data, settings.augment, "train.augment")
     net = build_network(genome, macro_for(config, "cifar", data), seed=seed)
     trainer = Trainer(net, data, settings, device=resolve_device(config["device"]),
