@@ -242,3 +242,46 @@ def test_runs_started_at_once_on_a_new_store_all_log(tmp_path):
     assert {r.info.status for r in runs} == {"FINISHED"}
     # MLflow's INFO lines about creating the tables do not show among a run's progress lines
     assert not [err for _, err in done if "database tables" in err], [err[-600:] for _, err in done]
+
+
+DIES_MAKING_THE_STORE = """
+import os, sys
+import sqlalchemy
+from nasgep import tracking
+from nasgep.config import load_config
+
+config = load_config(None, [f"results_dir={sys.argv[1]}", "name=cut"])
+
+@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "after_cursor_execute")
+def cut_short(conn, cursor, statement, *args):
+    # killed (kill -9, a second Ctrl-C) amid MLflow's migrations of the new store
+    if statement.lstrip().upper().startswith("CREATE TABLE _ALEMBIC_TMP_"):
+        os._exit(130)
+
+with tracking.start_run(config, "search", "seed0", params={"seed": 0}):
+    pass
+"""
+
+
+def test_a_run_killed_while_it_makes_a_new_store_leaves_none_half_made(tmp_path):
+    """A search stopped at once (a second Ctrl-C, kill -9, scancel's SIGKILL) while MLflow
+    made a new sqlite store's tables left a store no later run could open ('table
+    _alembic_tmp_tags already exists', or an out-of-date schema): its --resume failed
+    with 'cannot open the MLflow store'. The next run now makes the store afresh."""
+    import subprocess
+    import sys
+
+    from nasgep import tracking
+    from nasgep.config import load_config
+
+    script = tmp_path / "cut.py"
+    script.write_text(DIES_MAKING_THE_STORE)
+    results = tmp_path / "results"
+    done = subprocess.run([sys.executable, str(script), str(results)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 130, done.stderr[-600:]
+    config = load_config(None, [f"results_dir={results}", "name=cut"])
+    with tracking.start_run(config, "search", "seed0", params={"seed": 0}) as run:
+        run.log_metrics({"best_fitness": 1.0}, step=0)
+    assert tracking.finished_run_of(config, "search", {"seed": 0})
+    assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == [".mlflow.db.lock"]

@@ -10,6 +10,7 @@ and seed.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import sys
@@ -110,9 +111,36 @@ def _one_opener(uri: str) -> Iterator[None]:
     fd = os.open(db.parent / f".{db.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _made_whole(db)
         yield
     finally:
         os.close(fd)
+
+
+def _made_whole(db: Path) -> None:
+    """Make a new sqlite store's tables in a temporary file beside it (``.<name>.tmp.<PID>``),
+    moved into place once MLflow made them all, under :func:`_one_opener`'s lock: a run
+    stopped at once while they were made (a second Ctrl-C, ``kill -9``, scancel's SIGKILL)
+    left a half-migrated store that no later run could open ('duplicate column name: step',
+    'table _alembic_tmp_tags already exists'), and its ``--resume`` failed. Now it leaves
+    that temporary file only, which the next opener removes (it holds the lock: its maker
+    is gone). An existing store is left to MLflow."""
+    if os.path.lexists(db):
+        return
+    for left in db.parent.glob(f".{glob.escape(db.name)}.tmp.*"):
+        left.unlink(missing_ok=True)
+    from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine
+
+    tmp = db.with_name(f".{db.name}.tmp.{os.getpid()}")
+    try:
+        engine = create_sqlalchemy_engine(f"sqlite:///{tmp}")
+        try:
+            _initialize_tables(engine)
+        finally:
+            engine.dispose()
+        os.replace(tmp, db)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
