@@ -129,15 +129,11 @@ def _made_whole(db: Path) -> None:
         return
     for left in db.parent.glob(f".{glob.escape(db.name)}.tmp.*"):
         left.unlink(missing_ok=True)
-    from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine
+    import mlflow
 
     tmp = db.with_name(f".{db.name}.tmp.{os.getpid()}")
-    try:
-        engine = create_sqlalchemy_engine(f"sqlite:///{tmp}")
-        try:
-            _initialize_tables(engine)
-        finally:
-            engine.dispose()
+    try:    # MLflow's public way to have a store made: its client opens it (tables, default experiment)
+        mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
         os.replace(tmp, db)
     finally:
         tmp.unlink(missing_ok=True)
