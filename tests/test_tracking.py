@@ -285,3 +285,32 @@ def test_a_run_killed_while_it_makes_a_new_store_leaves_none_half_made(tmp_path)
         run.log_metrics({"best_fitness": 1.0}, step=0)
     assert tracking.finished_run_of(config, "search", {"seed": 0})
     assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == [".mlflow.db.lock"]
+
+
+def test_a_store_whose_lock_file_is_another_users_still_opens(tmp_path, monkeypatch):
+    """In a store shared by a group, `.mlflow.db.lock` is one user's; another user who may
+    not write it still takes the lock (flock needs no write access) and logs."""
+    import os
+
+    import mlflow
+
+    from nasgep import tracking
+    from nasgep.config import load_config
+
+    config = load_config(None, [f"results_dir={tmp_path}", "name=shared"])
+    with tracking.start_run(config, "search", "first", params={"seed": 0}):
+        pass
+    real_open = os.open
+
+    def other_user(path, flags, *args, **kwargs):
+        if str(path).endswith(".mlflow.db.lock") and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", other_user)
+    with tracking.start_run(config, "search", "second", params={"seed": 1}) as run:
+        run.log_metrics({"best_fitness": 1.0}, step=0)
+    monkeypatch.setattr(os, "open", real_open)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("shared/search")
+    assert sorted(r.info.run_name for r in client.search_runs([experiment.experiment_id])) == ["first", "second"]

@@ -108,7 +108,11 @@ def _one_opener(uri: str) -> Iterator[None]:
     if db is None:
         yield
         return
-    fd = os.open(db.parent / f".{db.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    lock = db.parent / f".{db.name}.lock"
+    try:    # as the umask allows: a group's shared store is opened by each of its users
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except PermissionError:     # another user's lock file, not writable by this one: flock needs no write
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _made_whole(db)
