@@ -314,3 +314,27 @@ def test_a_store_whose_lock_file_is_another_users_still_opens(tmp_path, monkeypa
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("shared/search")
     assert sorted(r.info.run_name for r in client.search_runs([experiment.experiment_id])) == ["first", "second"]
+
+
+def test_a_store_half_made_before_stores_were_made_whole_is_named_with_the_remedy(tmp_path):
+    """A store whose first migration was cut short by an older nasgep (or by MLflow on its
+    own) cannot be opened: the line says it is half made and to move it aside."""
+    import subprocess
+    import sys
+
+    from nasgep import tracking
+    from nasgep.config import load_config
+
+    script = tmp_path / "cut.py"
+    db = tmp_path / "results" / "mlflow.db"
+    db.parent.mkdir()
+    script.write_text(DIES_MAKING_THE_STORE.replace(
+        'with tracking.start_run(config, "search", "seed0", params={"seed": 0}):\n    pass\n',
+        f'import mlflow\nmlflow.MlflowClient(tracking_uri="sqlite:///{db}").search_experiments()\n'))
+    done = subprocess.run([sys.executable, str(script), str(db.parent)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 130 and db.exists(), done.stderr[-600:]
+    config = load_config(None, [f"results_dir={db.parent}", "name=cut"])
+    with pytest.raises(tracking.TrackingError, match=rf"^{db}: a half-made MLflow store .*move it aside"):
+        with tracking.start_run(config, "search", "seed0", params={"seed": 0}):
+            pass

@@ -152,8 +152,18 @@ def _store_errors(uri: str) -> Iterator[None]:
         raise
     except Exception as e:  # noqa: BLE001 - MLflow raises its own exception types, SQLAlchemy others
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        db = sqlite_path(uri)
+        if db is not None and any(sign in reason for sign in HALF_MADE):
+            # made before stores were made whole (a run stopped while MLflow made the tables)
+            raise TrackingError(f"{db}: a half-made MLflow store ({clip(reason, 120)}), left by a run stopped while "
+                                "its tables were made; move it aside (the runs' own files keep every result) "
+                                "and the next run makes a new one") from None
         raise TrackingError(f"tracking.uri {clip(uri)!r}: cannot open the MLflow store ({clip(reason, 160)}); "
                             f"set tracking.enabled: false to run without tracking") from None
+
+
+#: what MLflow says opening a store whose first migration was stopped halfway
+HALF_MADE: tuple[str, ...] = ("_alembic_tmp_", "duplicate column name")
 
 
 def experiment_ids(config: Mapping) -> dict[str, str]:
