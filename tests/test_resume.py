@@ -22,6 +22,7 @@ from nasgep import outdir
 from nasgep.cli import main
 from nasgep.config import load_config
 from nasgep.search import checkpoint
+from nasgep.search import evaluator as evaluator_module
 from nasgep.search.evaluator import CheapEvaluator
 from nasgep.search.runner import SearchExists, result_settings, run_search
 from nasgep.search.state import Individual, SearchState
@@ -572,3 +573,54 @@ def test_devices_all_without_a_gpu_says_it_trains_on_the_cpu(tmp_path):
     run_search(small_config("search.max_generations=1", "search.devices=[all]"), dataset="cifar10", seed=3,
                out_dir=tmp_path, factory=cheap_factory, progress=False, log=lines.append)
     assert "devices: search.devices lists 'all' but this machine has no GPU; training on the CPU" in lines
+
+
+
+class _Inspected(CheapEvaluator):
+    """A stand-in that records what a run asked of it: the devices it was made for, its
+    input checks and its data."""
+
+    made: list[str] = []
+    asked: list[str] = []
+
+    def __init__(self, device: str):
+        super().__init__()
+        _Inspected.made.append(device)
+
+    def check_inputs(self) -> None:
+        _Inspected.asked.append("check_inputs")
+
+    @property
+    def data(self):
+        _Inspected.asked.append("data")
+
+
+def test_resuming_a_finished_search_loads_no_data_and_starts_no_workers(tmp_path, monkeypatch):
+    """A finished search resumed with the same limits only rewrites its result files: on a
+    large image folder, loading the data for that took minutes (and concurrency started
+    worker processes). With final_selection: retrain the same holds once the finalists
+    are recorded; finalists recorded for an older generation are re-trained."""
+    for selection in ("fitness", "retrain"):
+        out = tmp_path / selection
+        config = small_config("search.max_generations=3", f"search.final_selection={selection}",
+                              "search.concurrency=2")
+        first = run_search(config, dataset="cifar10", seed=3, out_dir=out, factory=cheap_factory,
+                           progress=False, log=lambda m: None)
+        before = json.loads((out / "best.json").read_text())
+        _Inspected.made, _Inspected.asked = [], []
+        lines: list[str] = []
+        with monkeypatch.context() as m:
+            m.setattr(evaluator_module, "ProcessExecutor", None)    # a worker process would fail
+            again = run_search(config, dataset="cifar10", seed=3, out_dir=out, resume=True, factory=_Inspected,
+                               progress=False, log=lines.append)
+        assert (_Inspected.made, _Inspected.asked) == (["cpu"], [])
+        assert again.best == first.best and json.loads((out / "best.json").read_text()) == before
+        assert lines[-1].startswith("search finished (max_generations")
+    finalists = json.loads((out / "finalists.json").read_text())
+    (out / "finalists.json").write_text(json.dumps({**finalists, "generation": 1}))
+    _Inspected.made, _Inspected.asked = [], []
+    config["search"]["concurrency"] = 1
+    again = run_search(config, dataset="cifar10", seed=3, out_dir=out, resume=True, factory=_Inspected,
+                       progress=False, log=lambda m: None)
+    assert _Inspected.asked == ["check_inputs", "data"] and again.best == first.best
+    assert json.loads((out / "finalists.json").read_text())["generation"] == first.generation

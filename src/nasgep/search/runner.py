@@ -159,11 +159,12 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     settings = SearchSettings.from_config(config)
     settings_doc = result_settings(config, dataset, seed)
     state = _start_or_resume(out, settings_doc, settings, seed, resume, restart, restart_if_changed, log)
-    evaluator, executor, devices = _workers(config, dataset, out, seed, factory)
-    data = getattr(evaluator, "data", None)       # test stand-ins have none
+    trains = _will_train(out, state, config)
+    evaluator, executor, devices = _workers(config, dataset, out, seed, factory, trains)
+    data = getattr(evaluator, "data", None) if trains else None      # test stand-ins have none
     if data is not None:
         log(f"data: {data.line()}")
-    if "all" in config["search"]["devices"] and set(devices) == {"cpu"}:
+    if trains and "all" in config["search"]["devices"] and set(devices) == {"cpu"}:
         log("devices: search.devices lists 'all' but this machine has no GPU; training on the CPU")
 
     method = method_name(config)
@@ -254,9 +255,25 @@ def _conclude(run, out: Path, state: SearchState, config: Mapping, dataset: str,
                      "outside_training_share": _outside_share(state)})
 
 
-def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: EvaluatorFactory | None):
+def _will_train(out: Path, state: SearchState, config: Mapping) -> bool:
+    """Whether this run trains anything: not when it only rewrites the result files of a
+    finished search whose final selection (if any) is recorded. Such a run neither loads
+    the data (minutes for a large image folder) nor starts worker processes."""
+    if not state.finished:
+        return True
+    return (config["search"]["final_selection"] == "retrain" and state.best is not None
+            and _recorded_choice(out / "finalists.json", state.generation) is None)
+
+
+def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: EvaluatorFactory | None,
+             trains: bool = True):
     """(evaluator in this process, executor, devices): one worker process per device entry times
-    ``search.concurrency`` when there are several, else training in this process."""
+    ``search.concurrency`` when there are several, else training in this process. With
+    ``trains`` false, one evaluator on the CPU that loads nothing (see :func:`_will_train`)."""
+    if not trains:
+        factory = factory or torch_evaluator_factory(config, dataset, out, seed, config["search"]["cpu_threads"])
+        evaluator, executor = make_executor(factory, ["cpu"])
+        return evaluator, executor, ["cpu"]
     devices = worker_devices(resolve_devices(list(config["search"]["devices"]), config["device"]),
                              config["search"]["concurrency"])
     if factory is None:
