@@ -9,8 +9,10 @@ jobs run: in this process, or one worker process per entry of :func:`worker_devi
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import sys
 import threading
@@ -223,89 +225,120 @@ def _bars_locked_between_threads() -> None:
     tqdm.set_lock(threading.RLock())
 
 
-def _worker_main(factory: Callable[[str], Evaluator], device: str, inbox, outbox, parent: int,
+def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent: int,
                  parent_thread_is_main: bool = True) -> None:
+    """A worker: take ``(index, job)`` from ``conn``, send ``(index, result)`` back, until
+    None or the search's end of the pipe closes. A Ctrl-C (it reaches the whole process
+    group) ends the worker quietly: the search process says what happened."""
     _die_with_parent(parent, parent_thread_is_main)
     _bars_locked_between_threads()
-    evaluator = factory(device)
-    while True:
-        item = inbox.get()
-        if item is None:
-            return
-        index, job = item
-        try:
-            outbox.put((index, evaluator.train(job)))
-        except UserError as e:      # the user's to fix (an unreadable image): the search stops
-            outbox.put((index, e))
-        except BaseException as e:  # noqa: BLE001 - a worker must report, never die silently
-            outbox.put((index, TrainResult(job.individual, job.epoch, 0.0, 0,
-                                           failure=f"worker error: {type(e).__name__}: {e}")))
+    try:
+        evaluator = factory(device)
+        while True:
+            try:
+                item = conn.recv()
+            except EOFError:        # the search process is gone
+                return
+            if item is None:
+                return
+            index, job = item
+            try:
+                result = evaluator.train(job)
+            except UserError as e:  # the user's to fix (an unreadable image): the search stops
+                result = e
+            except Exception as e:  # noqa: BLE001 - a worker must report, never die silently
+                result = TrainResult(job.individual, job.epoch, 0.0, 0,
+                                     failure=f"worker error: {type(e).__name__}: {e}")
+            conn.send((index, result))
+    except KeyboardInterrupt:
+        return
 
 
 class ProcessExecutor:
     """One worker process per device; jobs are handed out as workers free up.
 
     Jobs are independent (each carries its own seed and reads its individual's state
-    from disk), so the results equal a one-device run whatever the order.
+    from disk), so the results equal a one-device run whatever the order. Each worker
+    talks over a pipe of its own (no named semaphores, which a search stopped at once,
+    by a second Ctrl-C, would leave for the resource tracker to warn about), and a worker
+    that dies is seen at once (its process sentinel), not at the next poll.
     """
 
     def __init__(self, factory: Callable[[str], Any], devices: Sequence[str]):
         ctx = mp.get_context("spawn")
-        self._outbox = ctx.Queue()
-        self._workers = []
+        self._workers = []          # (process, this end of its pipe)
+        self._busy: set[int] = set()
+        on_main = threading.current_thread() is threading.main_thread()
         for device in devices:
-            inbox = ctx.Queue()
-            on_main = threading.current_thread() is threading.main_thread()
-            proc = ctx.Process(target=_worker_main, args=(factory, device, inbox, self._outbox, os.getpid(), on_main),
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(factory, device, theirs, os.getpid(), on_main),
                                daemon=True)
             proc.start()
-            self._workers.append((proc, inbox))
+            theirs.close()
+            self._workers.append((proc, ours))
 
     def map(self, jobs: Sequence[TrainJob], may_start: Callable[[], bool],
             done: Callable[[], None] | None = None) -> list[TrainResult | None]:
         """As :meth:`SerialExecutor.map`, the jobs shared among the workers."""
         results: list[TrainResult | None] = [None] * len(jobs)
-        idle = list(range(len(self._workers)))
-        busy: dict[int, int] = {}          # job index -> worker
+        idle = [w for w in range(len(self._workers)) if w not in self._busy]
         pending = list(range(len(jobs)))
-        while pending or busy:
+        while pending or self._busy:
             while pending and idle:
                 i = pending.pop(0)
                 if not may_start():
                     pending.clear()        # budget spent: start nothing more
                     break
                 w = idle.pop(0)
-                busy[i] = w
-                self._workers[w][1].put((i, jobs[i]))
-            if not busy:
+                self._busy.add(w)
+                self._workers[w][1].send((i, jobs[i]))
+            if not self._busy:
                 break
-            i, result = self._get()
+            w, (i, result) = self._next_result()
+            self._busy.discard(w)
+            idle.append(w)
             if isinstance(result, UserError):
                 raise result
             results[i] = result
-            idle.append(busy.pop(i))
             if done is not None:
                 done()
         return results
 
-    def _get(self):
-        while True:
+    def _next_result(self) -> tuple[int, tuple[int, Any]]:
+        """(worker, its ``(index, result)``), waiting for the first busy worker to answer;
+        a busy worker that died stops the search."""
+        conns = {self._workers[w][1]: w for w in self._busy}
+        sentinels = {self._workers[w][0].sentinel: w for w in self._busy}
+        ready = mp_connection.wait(list(conns) + list(sentinels))
+        for conn in (r for r in ready if r in conns):   # an answer sent just before dying counts
             try:
-                return self._outbox.get(timeout=5)
-            except Exception:  # queue.Empty
-                dead = [p for p, _ in self._workers if not p.is_alive()]
-                if dead:
-                    raise RuntimeError(f"{len(dead)} search worker process(es) died "
-                                       f"(exit codes {[p.exitcode for p in dead]})") from None
+                return conns[conn], conn.recv()
+            except EOFError:
+                pass
+        dead = [self._workers[w][0] for w in sorted(self._busy) if not self._workers[w][0].is_alive()
+                or self._workers[w][1] in ready]
+        for proc in dead:
+            proc.join(timeout=5)
+        raise RuntimeError(f"{len(dead)} search worker process(es) died "
+                           f"(exit codes {[p.exitcode for p in dead]})")
 
     def close(self) -> None:
-        for proc, inbox in self._workers:
-            if proc.is_alive():
-                inbox.put(None)
-        for proc, _ in self._workers:
+        """End the workers: an idle one when it reads the end of its pipe; a busy one (the
+        search stopped during a generation: Ctrl-C, SIGTERM, an error) at once, since its
+        candidate is lost anyway and may train for minutes."""
+        for w, (proc, conn) in enumerate(self._workers):
+            if w in self._busy:
+                proc.terminate()
+            else:
+                with contextlib.suppress(OSError):
+                    conn.send(None)
+        for proc, conn in self._workers:
             proc.join(timeout=10)
             if proc.is_alive():
-                proc.terminate()
+                proc.kill()
+                proc.join()
+            conn.close()
+        self._busy.clear()
 
 
 def worker_devices(devices: Sequence[str], concurrency: int = 1) -> list[str]:
