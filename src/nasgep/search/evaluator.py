@@ -315,12 +315,17 @@ class ProcessExecutor:
                 return conns[conn], conn.recv()
             except EOFError:
                 pass
-        dead = [self._workers[w][0] for w in sorted(self._busy) if not self._workers[w][0].is_alive()
-                or self._workers[w][1] in ready]
-        for proc in dead:
+        # the ready sentinels and ended pipes name the dead: a dying process closes its files
+        # (so its sentinel reads ready) before it can be reaped, and is_alive() may still say True
+        raise self._died(sorted({sentinels[r] if r in sentinels else conns[r] for r in ready}))
+
+    def _died(self, workers: Sequence[int]) -> RuntimeError:
+        """The error that stops the search when ``workers`` died (each given time to be reaped)."""
+        procs = [self._workers[w][0] for w in workers]
+        for proc in procs:
             proc.join(timeout=5)
-        raise RuntimeError(f"{len(dead)} search worker process(es) died "
-                           f"(exit codes {[p.exitcode for p in dead]})")
+        return RuntimeError(f"{len(procs)} search worker process(es) died "
+                            f"(exit codes {[p.exitcode for p in procs]})")
 
     def close(self) -> None:
         """End the workers: an idle one when it reads the end of its pipe; a busy one (the
