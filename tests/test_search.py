@@ -305,6 +305,23 @@ def test_a_dead_worker_is_named_even_before_it_can_be_reaped(monkeypatch):
         executor.close()
 
 
+def test_a_worker_that_died_while_idle_stops_the_search_with_the_same_error():
+    """A worker that died between jobs (the OOM killer between generations, or just after
+    sending its answer) made the next job's send raise BrokenPipeError, which the CLI takes
+    for a reader of its output gone: `nasgep search` ended with status 141, saying nothing."""
+    executor = ProcessExecutor(cheap_factory, ["cpu", "cpu"])
+    procs = [p for p, _ in executor._workers]
+    try:
+        assert all(r is not None for r in executor.map(_jobs(2), lambda: True))
+        os.kill(procs[0].pid, signal.SIGKILL)
+        procs[0].join(10)
+        with pytest.raises(RuntimeError, match=r"^1 search worker process\(es\) died \(exit codes \[-9\]\)$"):
+            executor.map(_jobs(2), lambda: True)
+    finally:
+        executor.close()
+        executor.close()        # twice: nothing left to end
+
+
 def _jobs(n: int) -> list:
     from nasgep.search.evaluator import TrainJob
     from nasgep.search.sample import sample_genome

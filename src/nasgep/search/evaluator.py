@@ -291,7 +291,10 @@ class ProcessExecutor:
                     break
                 w = idle.pop(0)
                 self._busy.add(w)
-                self._workers[w][1].send((i, jobs[i]))
+                try:
+                    self._workers[w][1].send((i, jobs[i]))
+                except OSError:     # it died while idle (a BrokenPipeError: the CLI's "reader left")
+                    raise self._died([w]) from None
             if not self._busy:
                 break
             w, (i, result) = self._next_result()
