@@ -322,6 +322,42 @@ def test_a_worker_that_died_while_idle_stops_the_search_with_the_same_error():
         executor.close()        # twice: nothing left to end
 
 
+class _StopsOrLingers(CheapEvaluator):
+    """Job ``i0`` trains for 3 s; job ``i1`` raises a UserError (an unreadable image)."""
+
+    def train(self, job):
+        from nasgep.errors import UserError
+
+        if job.individual == "i1" and job.epoch == 1:
+            raise UserError("unreadable image")
+        if job.individual == "i0" and job.epoch == 1:
+            time.sleep(3)
+        return super().train(job)
+
+
+def stops_or_lingers(device: str) -> CheapEvaluator:
+    return _StopsOrLingers()
+
+
+def test_a_map_after_one_that_raised_takes_no_answer_of_the_earlier_jobs():
+    """A map that raised (a UserError from one worker) leaves the other worker training its
+    job; the answer it sends later carries that earlier call's index and was taken for the
+    result of the next call's job of the same index."""
+    from dataclasses import replace
+
+    executor = ProcessExecutor(stops_or_lingers, ["cpu", "cpu"])
+    try:
+        with pytest.raises(Exception, match="unreadable image"):
+            executor.map(_jobs(2), lambda: True)
+        again = [replace(job, epoch=2) for job in _jobs(2)]
+        done = []
+        results = executor.map(again, lambda: True, lambda: done.append(1))
+    finally:
+        executor.close()
+    assert [(r.individual, r.epoch) for r in results] == [("i0", 2), ("i1", 2)]
+    assert len(done) == 2
+
+
 def _jobs(n: int) -> list:
     from nasgep.search.evaluator import TrainJob
     from nasgep.search.sample import sample_genome

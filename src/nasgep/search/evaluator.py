@@ -267,7 +267,8 @@ class ProcessExecutor:
     def __init__(self, factory: Callable[[str], Any], devices: Sequence[str]):
         ctx = mp.get_context("spawn")
         self._workers = []          # (process, this end of its pipe)
-        self._busy: set[int] = set()
+        self._busy: dict[int, int] = {}     # worker -> the map call whose job it trains
+        self._calls = 0
         on_main = threading.current_thread() is threading.main_thread()
         for device in devices:
             ours, theirs = ctx.Pipe()
@@ -281,6 +282,8 @@ class ProcessExecutor:
             done: Callable[[], None] | None = None) -> list[TrainResult | None]:
         """As :meth:`SerialExecutor.map`, the jobs shared among the workers."""
         results: list[TrainResult | None] = [None] * len(jobs)
+        self._calls += 1
+        call = self._calls
         idle = [w for w in range(len(self._workers)) if w not in self._busy]
         pending = list(range(len(jobs)))
         while pending or self._busy:
@@ -290,7 +293,7 @@ class ProcessExecutor:
                     pending.clear()        # budget spent: start nothing more
                     break
                 w = idle.pop(0)
-                self._busy.add(w)
+                self._busy[w] = call
                 try:
                     self._workers[w][1].send((i, jobs[i]))
                 except OSError:     # it died while idle (a BrokenPipeError: the CLI's "reader left")
@@ -298,8 +301,9 @@ class ProcessExecutor:
             if not self._busy:
                 break
             w, (i, result) = self._next_result()
-            self._busy.discard(w)
             idle.append(w)
+            if self._busy.pop(w) != call:
+                continue    # the job of an earlier call that raised: its index is not this call's
             if isinstance(result, UserError):
                 raise result
             results[i] = result
