@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import UserError
+from ..errors import RunFailed, UserError
 from ..space import Genome
 
 
@@ -254,6 +254,31 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent:
         return
 
 
+class WorkerDied(RunFailed):
+    """A worker process ended without its answer (killed, out of memory, a crash in native
+    code): one line with how it ended; the completed generations are in the checkpoint."""
+
+    def __init__(self, exit_codes: Sequence[int | None]):
+        self.exit_codes = list(exit_codes)
+        how = ", ".join(_how_it_ended(code) for code in self.exit_codes)
+        super().__init__(f"{len(self.exit_codes)} search worker process(es) died ({how}); what the "
+                         "completed generations found is kept: go on with --resume")
+
+
+def _how_it_ended(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code >= 0:
+        return f"exit code {code}"
+    import signal
+
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"killed by {name}" + (", often the out-of-memory killer" if -code == signal.SIGKILL else "")
+
+
 class ProcessExecutor:
     """One worker process per device; jobs are handed out as workers free up.
 
@@ -326,13 +351,12 @@ class ProcessExecutor:
         # (so its sentinel reads ready) before it can be reaped, and is_alive() may still say True
         raise self._died(sorted({sentinels[r] if r in sentinels else conns[r] for r in ready}))
 
-    def _died(self, workers: Sequence[int]) -> RuntimeError:
+    def _died(self, workers: Sequence[int]) -> WorkerDied:
         """The error that stops the search when ``workers`` died (each given time to be reaped)."""
         procs = [self._workers[w][0] for w in workers]
         for proc in procs:
             proc.join(timeout=5)
-        return RuntimeError(f"{len(procs)} search worker process(es) died "
-                            f"(exit codes {[p.exitcode for p in procs]})")
+        return WorkerDied([p.exitcode for p in procs])
 
     def close(self) -> None:
         """End the workers: an idle one when it reads the end of its pipe; a busy one (the
