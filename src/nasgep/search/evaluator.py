@@ -228,8 +228,9 @@ def _bars_locked_between_threads() -> None:
 def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent: int,
                  parent_thread_is_main: bool = True) -> None:
     """A worker: take ``(index, job)`` from ``conn``, send ``(index, result)`` back, until
-    None or the search's end of the pipe closes. A Ctrl-C (it reaches the whole process
-    group) ends the worker quietly: the search process says what happened."""
+    None or the search's end of the pipe closes. It ignores Ctrl-C (see
+    :func:`_ctrl_c_ignored`); one that reaches it anyway (a worker started from another
+    thread than the main one) ends it quietly: the search process says what happened."""
     _die_with_parent(parent, parent_thread_is_main)
     _bars_locked_between_threads()
     try:
@@ -252,6 +253,25 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent:
             conn.send((index, result))
     except KeyboardInterrupt:
         return
+
+
+@contextlib.contextmanager
+def _ctrl_c_ignored(on_main: bool):
+    """Start worker processes with SIGINT ignored (an ignored signal stays so across exec, and
+    Python then installs no handler of its own). A Ctrl-C reaches the whole process group:
+    the search process stops its workers itself (:meth:`ProcessExecutor.close`), while a
+    worker interrupted on its own printed a KeyboardInterrupt traceback, from wherever it
+    was (importing torch, unpickling its job)."""
+    if not on_main:     # only the main thread may set handlers; such workers keep the default
+        yield
+        return
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class WorkerDied(RunFailed):
@@ -295,13 +315,14 @@ class ProcessExecutor:
         self._busy: dict[int, int] = {}     # worker -> the map call whose job it trains
         self._calls = 0
         on_main = threading.current_thread() is threading.main_thread()
-        for device in devices:
-            ours, theirs = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(factory, device, theirs, os.getpid(), on_main),
-                               daemon=True)
-            proc.start()
-            theirs.close()
-            self._workers.append((proc, ours))
+        with _ctrl_c_ignored(on_main):
+            for device in devices:
+                ours, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_worker_main, args=(factory, device, theirs, os.getpid(), on_main),
+                                   daemon=True)
+                proc.start()
+                theirs.close()
+                self._workers.append((proc, ours))
 
     def map(self, jobs: Sequence[TrainJob], may_start: Callable[[], bool],
             done: Callable[[], None] | None = None) -> list[TrainResult | None]:
