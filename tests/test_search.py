@@ -554,6 +554,38 @@ def test_mlflow_run_has_per_generation_metrics(tmp_path, monkeypatch):
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "search"
 
 
+def test_a_search_stopped_between_its_checkpoint_and_its_metrics_logs_them_on_resume(tmp_path, monkeypatch):
+    """A generation's checkpoint is saved before its metrics go to MLflow: a search stopped
+    in between resumed after that generation, and its metrics were never logged (a gap in
+    the UI's curves). The checkpoint now carries them; the resume logs what the run lacks,
+    once."""
+    import mlflow
+
+    from nasgep.tracking import Run
+
+    db = tmp_path / "mlflow.db"
+    config = small_config("search.max_generations=4", "tracking.enabled=true", f"tracking.uri=sqlite:///{db}")
+    log_metrics = Run.log_metrics
+
+    def stopped_at_generation_1(self, metrics, step=None):
+        if step == 1:
+            raise KeyboardInterrupt
+        log_metrics(self, metrics, step)
+
+    monkeypatch.setattr(Run, "log_metrics", stopped_at_generation_1)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s", factory=cheap_factory, progress=False)
+    monkeypatch.setattr(Run, "log_metrics", log_metrics)
+    done = run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s", resume=True, factory=cheap_factory,
+                      progress=False, log=lambda m: None)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
+    steps = sorted(m.step for m in client.get_metric_history(done.mlflow_run_id, "best_fitness"))
+    assert steps == [0, 1, 2, 3]
+    run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s", resume=True, factory=cheap_factory,
+               progress=False, log=lambda m: None)     # finished: nothing logged twice
+    assert sorted(m.step for m in client.get_metric_history(done.mlflow_run_id, "best_fitness")) == steps
+
+
 def test_resume_into_a_replaced_tracking_store_opens_a_new_run(tmp_path, capsys):
     """A store replaced after the search began (a new `track init`, a deleted file) no
     longer holds the search's run: the resume warns and logs into a new run."""

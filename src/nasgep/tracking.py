@@ -398,6 +398,13 @@ class Run:
             clean = {k: float(v) for k, v in metrics.items() if v is not None}
             self._mlflow.log_metrics(clean, step=step)
 
+    def has_step(self, key: str, step: int) -> bool:
+        """Whether the run holds metric ``key`` at ``step`` (true when tracking is off)."""
+        if self._mlflow is None:
+            return True
+        history = self._mlflow.MlflowClient().get_metric_history(self.run_id, key)
+        return any(m.step == step for m in history)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         if self._mlflow is not None:
             flat = flatten(params)

@@ -182,12 +182,15 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                                 run_id=state.mlflow_run_id, folder=out) as run:
             state.mlflow_run_id = run.run_id
             run.log_dataset(config["datasets"][dataset], dataset, "search", purpose="search", seed=seed)
+            if state.last_metrics and not run.has_step("best_fitness", state.generation):
+                run.log_metrics(state.last_metrics, step=state.generation)     # stopped before they were
             bar = _progress(settings, state, progress)
 
             def on_generation(st: SearchState, report: GenerationReport) -> None:
+                st.last_metrics = _metrics(report)
                 checkpoint.save(ckpt_dir, st)
                 _collect_garbage(evaluator, ckpt_dir)
-                run.log_metrics(_metrics(report), step=report.generation)
+                run.log_metrics(st.last_metrics, step=report.generation)
                 _write_results(out, st, config, dataset, seed, method)
                 line = _generation_line(report, settings)
                 if bar is not None:

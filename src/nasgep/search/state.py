@@ -90,6 +90,9 @@ class SearchState:
     finished: bool = False
     stop_reason: str | None = None
     mlflow_run_id: str | None = None
+    #: the last completed generation's MLflow metrics: a search stopped after its checkpoint
+    #: was saved, before they were logged, logs them when it resumes
+    last_metrics: dict[str, float] | None = None
 
     # --- derived views -------------------------------------------------------------
     def next_id(self, kind: str) -> str:
@@ -165,6 +168,7 @@ def to_dict(state: SearchState) -> dict:
         "finished": state.finished,
         "stop_reason": state.stop_reason,
         "mlflow_run_id": state.mlflow_run_id,
+        "last_metrics": state.last_metrics,
     }
 
 
@@ -203,4 +207,5 @@ def from_dict(d: dict) -> SearchState:
         finished=d["finished"],
         stop_reason=d["stop_reason"],
         mlflow_run_id=d["mlflow_run_id"],
+        last_metrics=d.get("last_metrics"),        # checkpoints from before it was kept
     )
