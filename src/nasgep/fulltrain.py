@@ -278,13 +278,22 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> di
         run.log_dataset(config["datasets"][dataset], dataset, "train", purpose="final")
         run.log_dict(meta["genome"], "genome.json")
 
+        def log(stats) -> None:
+            run.log_metrics({"train_loss": stats.loss, "train_top1": stats.top1, "lr": stats.lr,
+                             "drop_path": stats.drop_path, "images_per_second": stats.images_per_second},
+                            step=stats.epoch)
+
         def report(stats) -> None:
             print(f"epoch {stats.epoch}/{settings.epochs}  loss {stats.loss:.4f}  train top-1 {stats.top1:.2f}%  "
                   f"lr {stats.lr:.5f}  drop-path {stats.drop_path:.3f}  {stats.seconds:.1f}s  "
                   f"{stats.images_per_second:.0f} img/s", flush=True)
-            run.log_metrics({"train_loss": stats.loss, "train_top1": stats.top1, "lr": stats.lr,
-                             "drop_path": stats.drop_path, "images_per_second": stats.images_per_second},
-                            step=stats.epoch)
+            log(stats)
+
+        # epochs checkpointed by a run stopped before it logged them (checkpoint.pt keeps them)
+        missing = set(run.lacks_steps("train_loss", [stats.epoch for stats in trainer.history]))
+        for stats in trainer.history:
+            if stats.epoch in missing:
+                log(stats)
 
         checkpoint, before = Path(req.out) / "checkpoint.pt", trainer.epoch
         try:

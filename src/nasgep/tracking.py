@@ -14,7 +14,7 @@ import glob
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -398,12 +398,13 @@ class Run:
             clean = {k: float(v) for k, v in metrics.items() if v is not None}
             self._mlflow.log_metrics(clean, step=step)
 
-    def has_step(self, key: str, step: int) -> bool:
-        """Whether the run holds metric ``key`` at ``step`` (true when tracking is off)."""
+    def lacks_steps(self, key: str, steps: Iterable[int]) -> list[int]:
+        """Those of ``steps`` at which the run holds no value of metric ``key`` (none when
+        tracking is off): what a run stopped between its checkpoint and its logging lacks."""
         if self._mlflow is None:
-            return True
-        history = self._mlflow.MlflowClient().get_metric_history(self.run_id, key)
-        return any(m.step == step for m in history)
+            return []
+        logged = {m.step for m in self._mlflow.MlflowClient().get_metric_history(self.run_id, key)}
+        return [step for step in steps if step not in logged]
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         if self._mlflow is not None:

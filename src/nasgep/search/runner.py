@@ -182,7 +182,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                                 run_id=state.mlflow_run_id, folder=out) as run:
             state.mlflow_run_id = run.run_id
             run.log_dataset(config["datasets"][dataset], dataset, "search", purpose="search", seed=seed)
-            if state.last_metrics and not run.has_step("best_fitness", state.generation):
+            if state.last_metrics and run.lacks_steps("best_fitness", [state.generation]):
                 run.log_metrics(state.last_metrics, step=state.generation)     # stopped before they were
             bar = _progress(settings, state, progress)
 
