@@ -290,6 +290,20 @@ def test_workers_leave_ctrl_c_to_the_search_process():
     assert result.failure is None and proc.exitcode == 0
 
 
+def test_workers_that_died_alike_are_named_once_and_one_not_reaped_is_not_called_running():
+    """Two workers killed at once (a cgroup's out-of-memory kill) read 'killed by SIGKILL, often
+    the out-of-memory killer, killed by SIGKILL, often the out-of-memory killer', and one not
+    reaped within the 5 s given (exit code None) was said to have died '(still running)'."""
+    assert str(WorkerDied([-9, -9])) == ("2 search worker process(es) died (2x killed by SIGKILL, often the "
+                                         "out-of-memory killer); what the completed generations found is "
+                                         "kept: go on with --resume")
+    assert str(WorkerDied([-9, 1])).startswith("2 search worker process(es) died (killed by SIGKILL, often "
+                                               "the out-of-memory killer; exit code 1); ")
+    assert str(WorkerDied([None])).startswith("1 search worker process(es) died (still exiting); ")
+    assert str(WorkerDied([-15, -200])).startswith("2 search worker process(es) died (killed by SIGTERM; "
+                                                   "killed by signal 200); ")
+
+
 def test_a_dead_worker_is_named_even_before_it_can_be_reaped(monkeypatch):
     """A dying process closes its files one by one (its sentinel may read ready before its
     pipe does) before the kernel lets its parent reap it, and in that moment ``is_alive()``

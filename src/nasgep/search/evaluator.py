@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -280,14 +281,17 @@ class WorkerDied(RunFailed):
 
     def __init__(self, exit_codes: Sequence[int | None]):
         self.exit_codes = list(exit_codes)
-        how = ", ".join(_how_it_ended(code) for code in self.exit_codes)
+        # the same ending once, with how many ended so ("2x killed by SIGKILL"): each ending
+        # may hold a comma of its own
+        endings = Counter(_how_it_ended(code) for code in self.exit_codes)
+        how = "; ".join(why if n == 1 else f"{n}x {why}" for why, n in endings.items())
         super().__init__(f"{len(self.exit_codes)} search worker process(es) died ({how}); what the "
                          "completed generations found is kept: go on with --resume")
 
 
 def _how_it_ended(code: int | None) -> str:
-    if code is None:
-        return "still running"
+    if code is None:    # its pipe ended or its sentinel fired, but it was not reaped within 5 s
+        return "still exiting"
     if code >= 0:
         return f"exit code {code}"
     import signal
