@@ -510,9 +510,11 @@ def test_a_limit_lowered_below_what_an_interrupted_search_ran_stops_it_and_says_
     history = pd.read_parquet(tmp_path / "history.parquet")
     lines = []
     config = small_config("search.max_generations=3")
-    done = run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path, resume=True, factory=cheap_factory,
+    _Inspected.made, _Inspected.asked = [], []
+    done = run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path, resume=True, factory=_Inspected,
                       progress=False, log=lines.append)
     assert done.finished and done.generation == 4
+    assert _Inspected.asked == []       # it trains nothing: the data is not loaded
     lowered = "search.max_generations = 3, lowered after the search had run 5 generations"
     assert f"note: {lowered}: it stops here and keeps all of them" in "\n".join(lines)
     assert f"search finished (max_generations: {lowered}) after generation 4" in lines[-1]

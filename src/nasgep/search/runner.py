@@ -159,7 +159,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     settings = SearchSettings.from_config(config)
     settings_doc = result_settings(config, dataset, seed)
     state = _start_or_resume(out, settings_doc, settings, seed, resume, restart, restart_if_changed, log)
-    trains = _will_train(out, state, config)
+    trains = _will_train(out, state, config, settings)
     evaluator, executor, devices = _workers(config, dataset, out, seed, factory, trains)
     data = getattr(evaluator, "data", None) if trains else None      # test stand-ins have none
     if data is not None:
@@ -258,11 +258,12 @@ def _conclude(run, out: Path, state: SearchState, config: Mapping, dataset: str,
                      "outside_training_share": _outside_share(state)})
 
 
-def _will_train(out: Path, state: SearchState, config: Mapping) -> bool:
+def _will_train(out: Path, state: SearchState, config: Mapping, settings: SearchSettings) -> bool:
     """Whether this run trains anything: not when it only rewrites the result files of a
-    finished search whose final selection (if any) is recorded. Such a run neither loads
-    the data (minutes for a large image folder) nor starts worker processes."""
-    if not state.finished:
+    finished search (or of one that stops at once, under a limit lowered below what it
+    ran) whose final selection (if any) is recorded. Such a run neither loads the data
+    (minutes for a large image folder) nor starts worker processes."""
+    if not state.finished and not _past_limits(state, settings):
         return True
     return (config["search"]["final_selection"] == "retrain" and state.best is not None
             and _recorded_choice(out / "finalists.json", state.generation) is None)
