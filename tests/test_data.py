@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -466,3 +467,33 @@ def test_a_second_ctrl_c_while_abandoned_workers_stop_is_not_a_traceback(monkeyp
     with pytest.raises(KeyboardInterrupt):
         for _ in batches(loader):       # at the end of an iteration: the verb's to report
             pass
+
+
+class _ParentDeathSignal:
+    """A dataset whose items are the parent-death signal of the process that reads them."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> int:
+        import ctypes
+
+        sig = ctypes.c_int(0)
+        ctypes.CDLL(None, use_errno=True).prctl(2, ctypes.byref(sig))     # PR_GET_PDEATHSIG
+        return sig.value
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_dataloader_workers_end_with_the_process_that_reads_them():
+    """A search worker ended by SIGTERM left a DataLoader worker running for minutes
+    (PyTorch's own check missed a parent that died while the worker started): every
+    DataLoader read through data.batches now has workers that the kernel kills with it."""
+    import signal
+
+    from torch.utils.data import DataLoader
+
+    from nasgep.data import batches
+
+    seen = [int(v) for batch in batches(DataLoader(_ParentDeathSignal(), batch_size=1, num_workers=2))
+            for v in batch]
+    assert seen == [signal.SIGKILL, signal.SIGKILL]

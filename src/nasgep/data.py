@@ -67,7 +67,12 @@ def batches(loader):
     reported the killed workers as an "Exception ignored" traceback below the verb's
     last line. Abandoned because the verb is ending (Ctrl-C), a second Ctrl-C while the
     workers stop is not reported either: it came as an "Exception ignored in: <generator
-    object batches>" traceback after the verb's line (the workers got it too and end)."""
+    object batches>" traceback after the verb's line (the workers got it too and end).
+    Its worker processes end with this process however it ends (:mod:`nasgep.processes`)."""
+    if loader.num_workers > 0 and loader.worker_init_fn is None:
+        from .processes import loader_worker_init
+
+        loader.worker_init_fn = loader_worker_init()
     it = iter(loader)
     abandoned = False
     try:

@@ -14,7 +14,6 @@ import hashlib
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import RunFailed, UserError
+from ..processes import die_with_parent
 from ..space import Genome
 
 
@@ -189,31 +189,6 @@ class SerialExecutor:
         pass
 
 
-def _die_with_parent(parent: int, parent_thread_is_main: bool = True) -> None:
-    """End this worker when the search process that started it dies, even by ``kill -9``
-    (no ``close`` then): an orphan would hold its memory and keep writing trained states
-    into a folder whose lock its parent no longer holds. Linux: the kernel sends SIGKILL
-    (``PR_SET_PDEATHSIG``); elsewhere a thread looks for the parent every second. The
-    kernel's signal follows the thread that started the worker, so a pool started from
-    another thread than the main one (which may end first) gets the watchdog too."""
-    if sys.platform.startswith("linux") and parent_thread_is_main:
-        import ctypes
-        import signal
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if os.getppid() != parent:   # it died before the request was made
-            os._exit(1)
-        return
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def _bars_locked_between_threads() -> None:
     """A worker's progress bars (a candidate's epochs, never shown in a worker) take tqdm's
     lock, which by default includes a lock between processes: a POSIX semaphore that the
@@ -226,13 +201,37 @@ def _bars_locked_between_threads() -> None:
     tqdm.set_lock(threading.RLock())
 
 
+def _unwind_on_sigterm() -> None:
+    """SIGTERM (:meth:`ProcessExecutor.close` stopping a busy worker, or scancel) ends the
+    worker by unwinding, once: its DataLoader stops its own workers and multiprocessing
+    releases their queues. Killed outright, it left 28 named semaphores, and the resource
+    tracker warned about them after the search's last line."""
+    import signal
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)    # a second one must not cut the unwinding short
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent: int,
                  parent_thread_is_main: bool = True) -> None:
     """A worker: take ``(index, job)`` from ``conn``, send ``(index, result)`` back, until
     None or the search's end of the pipe closes. It ignores Ctrl-C (see
     :func:`_ctrl_c_ignored`); one that reaches it anyway (a worker started from another
     thread than the main one) ends it quietly: the search process says what happened."""
-    _die_with_parent(parent, parent_thread_is_main)
+    die_with_parent(parent, parent_thread_is_main)
+    # started as a daemon (ended at the search's exit even without close()), which
+    # multiprocessing takes to forbid children: with DataLoader workers (a folder dataset,
+    # train.num_workers > 0) every candidate failed with 'daemonic processes are not
+    # allowed to have children'. Its own children end with it (nasgep.processes).
+    mp.current_process().daemon = False
+    # a spawned process's default start method is spawn: each DataLoader would start its
+    # workers as fresh interpreters (seconds to import torch, every epoch). The platform's
+    # default (fork on Linux) is what a DataLoader in a one-process search uses
+    mp.set_start_method(None, force=True)
+    _unwind_on_sigterm()
     _bars_locked_between_threads()
     try:
         evaluator = factory(device)
@@ -251,7 +250,10 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent:
             except Exception as e:  # noqa: BLE001 - a worker must report, never die silently
                 result = TrainResult(job.individual, job.epoch, 0.0, 0,
                                      failure=f"worker error: {type(e).__name__}: {e}")
-            conn.send((index, result))
+            try:
+                conn.send((index, result))
+            except OSError:         # the search process stopped it (close()) or is gone
+                return
     except KeyboardInterrupt:
         return
 
@@ -390,6 +392,8 @@ class ProcessExecutor:
         for w, (proc, conn) in enumerate(self._workers):
             if w in self._busy:
                 proc.terminate()
+                conn.close()    # one whose SIGTERM came while its DataLoader's workers died
+                # (a group's SIGTERM) finished its job as a failure: it reads the end here
             else:
                 with contextlib.suppress(OSError):
                     conn.send(None)
@@ -398,7 +402,7 @@ class ProcessExecutor:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-            conn.close()
+            conn.close()        # (a second close is a no-op)
         self._busy.clear()
 
 
