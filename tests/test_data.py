@@ -497,3 +497,27 @@ def test_dataloader_workers_end_with_the_process_that_reads_them():
     seen = [int(v) for batch in batches(DataLoader(_ParentDeathSignal(), batch_size=1, num_workers=2))
             for v in batch]
     assert seen == [signal.SIGKILL, signal.SIGKILL]
+
+
+class _Pid:
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> int:
+        import os
+
+        return os.getpid()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a fork server is POSIX's")
+def test_dataloader_workers_started_by_a_fork_server_read():
+    """The fork server (Python 3.14's default start method on Linux) is the kernel's parent
+    of the workers it starts, not the process that reads the loader: the parent-death
+    set-up took that for its parent's death and ended every worker at once ('DataLoader
+    worker (pid(s) N) exited unexpectedly')."""
+    from torch.utils.data import DataLoader
+
+    from nasgep.data import batches
+
+    loader = DataLoader(_Pid(), batch_size=1, num_workers=2, multiprocessing_context="forkserver")
+    assert len([int(v) for batch in batches(loader) for v in batch]) == 2

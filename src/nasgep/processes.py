@@ -35,7 +35,30 @@ def die_with_parent(parent: int, parent_thread_is_main: bool = True) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _watch_sentinel(sentinel) -> None:
+    """End this process when ``sentinel`` (a connection that the parent holds open) reads
+    ready: its parent ended."""
+    from multiprocessing.connection import wait
+
+    def watch() -> None:
+        wait([sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _loader_worker_init(parent: int, parent_thread_is_main: bool, worker_id: int) -> None:
+    import multiprocessing
+
+    if os.getppid() != parent:
+        # not forked or spawned by the loader's process itself: started by a fork server
+        # (Python 3.14's default on Linux, or multiprocessing_context="forkserver"), whose
+        # child it is. multiprocessing still knows the process that started it, and the
+        # pipe that process holds open; the kernel's signal would follow the fork server
+        starter = multiprocessing.parent_process()
+        if starter is not None and starter.pid == parent and starter.sentinel is not None:
+            _watch_sentinel(starter.sentinel)
+            return
     die_with_parent(parent, parent_thread_is_main)
 
 

@@ -229,7 +229,8 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent:
     mp.current_process().daemon = False
     # a spawned process's default start method is spawn: each DataLoader would start its
     # workers as fresh interpreters (seconds to import torch, every epoch). The platform's
-    # default (fork on Linux) is what a DataLoader in a one-process search uses
+    # default (fork on Linux before Python 3.14, forkserver since) is what a DataLoader in
+    # a one-process search uses
     mp.set_start_method(None, force=True)
     _unwind_on_sigterm()
     _bars_locked_between_threads()
