@@ -265,6 +265,23 @@ def test_a_worker_that_dies_stops_the_search_at_once_and_close_does_not_wait_for
     assert procs[1].exitcode == 128 + signal.SIGTERM       # ended at once, by unwinding
 
 
+def test_a_worker_ended_by_sigterm_is_named_so():
+    """A worker unwinds on SIGTERM and exits with 128 + 15: a worker SIGTERMed on its own
+    (``kill PID``) was reported as 'exit code 143' instead of 'killed by SIGTERM'."""
+    import signal
+
+    executor = ProcessExecutor(slow_factory, ["cpu", "cpu"])
+    procs = [p for p, _ in executor._workers]
+    killer = threading.Timer(4, lambda: os.kill(procs[0].pid, signal.SIGTERM))
+    killer.start()
+    try:
+        with pytest.raises(WorkerDied, match=r"^1 search worker process\(es\) died \(killed by SIGTERM\); "):
+            executor.map(_jobs(2), lambda: True)
+    finally:
+        executor.close()
+        killer.cancel()
+
+
 def five_second_factory(device: str) -> CheapEvaluator:
     return CheapEvaluator(delay=5)
 

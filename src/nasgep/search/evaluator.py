@@ -295,10 +295,12 @@ class WorkerDied(RunFailed):
 def _how_it_ended(code: int | None) -> str:
     if code is None:    # its pipe ended or its sentinel fired, but it was not reaped within 5 s
         return "still exiting"
-    if code >= 0:
-        return f"exit code {code}"
     import signal
 
+    if code == 128 + signal.SIGTERM:    # a worker unwinds on SIGTERM (_unwind_on_sigterm)
+        return "killed by SIGTERM"
+    if code >= 0:
+        return f"exit code {code}"
     try:
         name = signal.Signals(-code).name
     except ValueError:
