@@ -282,6 +282,68 @@ def test_a_worker_ended_by_sigterm_is_named_so():
         killer.cancel()
 
 
+class _SlowFinalizer:
+    """Python ignores an exception raised in a ``__del__`` (as in a generator finalized by
+    the garbage collector): this one marks ``entered`` and runs for 2 s."""
+
+    def __init__(self, entered: str):
+        self.entered = entered
+
+    def __del__(self):
+        Path(self.entered).touch()
+        start = time.monotonic()
+        while time.monotonic() - start < 2:
+            pass
+
+
+class FinalizingEvaluator(CheapEvaluator):
+    """Trains for a minute, starting inside a slow ``__del__``."""
+
+    def train(self, job):
+        _SlowFinalizer(os.environ["NASGEP_TEST_ENTERED"])
+        start = time.monotonic()
+        while time.monotonic() - start < 60:
+            pass
+        return super().train(job)
+
+
+def finalizing_factory(device: str) -> CheapEvaluator:
+    return FinalizingEvaluator()
+
+
+def test_a_sigterm_that_lands_in_a_finalizer_still_ends_the_worker(tmp_path, monkeypatch):
+    """A worker's SIGTERM raised inside a ``__del__`` was printed as 'Exception ignored' and
+    SIGTERM stayed ignored: the worker trained on, and close() waited 10 s per worker before
+    killing it (SIGKILL, its DataLoader's queues left behind). It is raised again once the
+    finalizer has ended, and the worker unwinds."""
+    import signal
+
+    entered = tmp_path / "entered"
+    monkeypatch.setenv("NASGEP_TEST_ENTERED", str(entered))
+    executor = ProcessExecutor(finalizing_factory, ["cpu"])
+    proc = executor._workers[0][0]
+
+    def train():
+        try:
+            executor.map(_jobs(1), lambda: True)
+        except (OSError, WorkerDied):   # close() ended the job
+            pass
+
+    trainer = threading.Thread(target=train, daemon=True)
+    trainer.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not entered.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert entered.exists()
+    finally:
+        start = time.monotonic()
+        executor.close()
+    assert time.monotonic() - start < 6
+    trainer.join(timeout=10)
+    assert proc.exitcode == 128 + signal.SIGTERM
+
+
 def five_second_factory(device: str) -> CheapEvaluator:
     return CheapEvaluator(delay=5)
 

@@ -207,12 +207,36 @@ def _unwind_on_sigterm() -> None:
     releases their queues. Killed outright, it left 28 named semaphores, and the resource
     tracker warned about them after the search's last line."""
     import signal
+    import sys
 
     def stop(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)    # a second one must not cut the unwinding short
-        raise SystemExit(128 + signum)
+        raise _Unwind(128 + signum)
 
+    # raised where Python ignores exceptions (a __del__, a generator finalized by the
+    # garbage collector: a DataLoader's batches), it was printed as 'Exception ignored
+    # in ...' and SIGTERM stayed ignored: the worker trained on, and close() waited 10 s
+    # for it before killing it. Such a one is raised again, once that code has ended (a
+    # signal raised here would be handled here, and ignored again)
+    previous_hook = sys.unraisablehook
+
+    def again() -> None:
+        time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def ignored(unraisable) -> None:
+        if isinstance(unraisable.exc_value, _Unwind) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, stop)
+            threading.Thread(target=again, daemon=True).start()
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = ignored
     signal.signal(signal.SIGTERM, stop)
+
+
+class _Unwind(SystemExit):
+    """A worker's SIGTERM (:func:`_unwind_on_sigterm`)."""
 
 
 def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent: int,
