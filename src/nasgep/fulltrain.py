@@ -175,7 +175,8 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
                       progress=req.progress, desc=f"{dataset}/{variant}/s{req.seed}")
     trainer.meta = {"genome": genome.to_dict(), "dataset": dataset, "variant": variant, "seed": req.seed,
                     "stem": stem, "channels": macro.channels, "cells_per_stage": macro.cells_per_stage}
-    fingerprint = result_settings(trainer.meta, settings, config["datasets"][dataset])
+    files = data_fingerprints(config["datasets"][dataset])      # one listing, for settings.json and MLflow
+    fingerprint = result_settings(trainer.meta, settings, config["datasets"][dataset], files=files)
     if not (req.restart or not req.resume) and outdir.only_test_images_changed(out, fingerprint):
         print(f"note: the test images changed since {out} was trained; its weights do not depend on them: "
               "it goes on, and is tested on the new ones", flush=True)
@@ -199,7 +200,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     print(f"training {req.genome_path} on {dataset} ({len(data.train)} images, {data.num_classes} classes), "
           f"{params:,} parameters, {settings.epochs} epochs, variant {variant}, seed {req.seed}, {device}",
           flush=True)
-    test = _fit_tracked(config, req, trainer, params)
+    test = _fit_tracked(config, req, trainer, params, files[0])
     metrics = _finish(trainer, out, test, params, data.num_classes, len(data.eval))
     top5 = "" if metrics["test_top5_error"] is None else f", top-5 error {metrics['test_top5_error']:.2f}%"
     print(f"test error {metrics['test_error']:.2f}%{top5} -> {out / 'metrics.json'}", flush=True)
@@ -249,11 +250,12 @@ def cells_method(config: Mapping, variant: str | None, genome_path: str) -> str:
     return method if isinstance(method, str) else "given"
 
 
-def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> dict:
+def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int, files: dict | None) -> dict:
     """Fit (checkpointing every epoch) and test once, inside an MLflow run that carries
     what the UI compares runs by: the study's tags (:func:`nasgep.tracking.run_tags`), the
     dataset as an MLflow dataset input, the genome (artifact ``genome.json`` and a short
-    text param) and per-epoch metrics with ``step=epoch``."""
+    text param) and per-epoch metrics with ``step=epoch``. ``files``: the fingerprint of
+    its training and test images, listed once at the start."""
     from . import tracking
     from .space import Genome
     from .train import CandidateFailure
@@ -275,7 +277,7 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int) -> di
         # a resumed or re-tested training goes on in its own run (saved in checkpoint.pt),
         # not in a new one beside the old, left RUNNING or FAILED
         trainer.tracking_run_id = run.run_id
-        run.log_dataset(config["datasets"][dataset], dataset, "train", purpose="final")
+        run.log_dataset(config["datasets"][dataset], dataset, "train", files=files, purpose="final")
         run.log_dict(meta["genome"], "genome.json")
 
         def log(stats) -> None:

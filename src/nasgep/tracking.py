@@ -220,7 +220,11 @@ DATASET_URLS = {
 }
 
 
-def dataset_input(entry: Mapping, name: str, **split: Any):
+#: :func:`dataset_input`'s default: list the dataset's files now
+LIST_FILES = object()
+
+
+def dataset_input(entry: Mapping, name: str, files: Any = LIST_FILES, **split: Any):
     """An MLflow dataset (name, source, digest) for a config's dataset entry. The digest
     hashes the entry's settings that shape results (not its path), what its files hold
     (:func:`nasgep.datafiles.files_fingerprint`) and ``split`` (purpose, and the seed of a
@@ -235,7 +239,8 @@ def dataset_input(entry: Mapping, name: str, **split: Any):
     from .datafiles import data_settings, files_fingerprint
 
     settings = {k: v for k, v in data_settings(entry).items() if v is not None}    # a moved folder: the same
-    files = files_fingerprint(entry, parts=("train", "val"))      # other images: another dataset
+    if files is LIST_FILES:
+        files = files_fingerprint(entry, parts=("train", "val"))      # other images: another dataset
     parts = [settings, split] + ([files] if files is not None else [])    # built-in data: as before
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
     if entry["kind"] in DATASET_URLS and not entry.get("path"):
@@ -415,12 +420,13 @@ class Run:
         if self._mlflow is not None:
             self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
-    def log_dataset(self, entry: Mapping, name: str, context: str, **split: Any) -> None:
+    def log_dataset(self, entry: Mapping, name: str, context: str, files: Any = LIST_FILES, **split: Any) -> None:
         """The MLflow dataset input of a config's dataset entry (:func:`dataset_input`) in
         ``context`` (search, final, ...); built only for an active run, so a run without
-        tracking never imports MLflow."""
+        tracking never imports MLflow. ``files``: the fingerprint of its training and test
+        images when the caller listed them already."""
         if self._mlflow is not None:
-            self._mlflow.log_input(dataset_input(entry, name, **split), context=context)
+            self._mlflow.log_input(dataset_input(entry, name, files, **split), context=context)
 
     def log_dict(self, data: Mapping, artifact_file: str) -> None:
         if self._mlflow is not None:

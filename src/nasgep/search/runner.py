@@ -157,7 +157,11 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                    log: Callable[[str], None]) -> SearchState:
     ckpt_dir = out / "checkpoints"
     settings = SearchSettings.from_config(config)
-    settings_doc = result_settings(config, dataset, seed)
+    from ..datafiles import files_fingerprints, require_path
+
+    require_path(config["datasets"][dataset])     # before the folder is claimed: a missing file is no changed setting
+    train_files, files = files_fingerprints(config["datasets"][dataset], ("train", "val"))   # one listing
+    settings_doc = result_settings(config, dataset, seed, files=train_files)
     state = _start_or_resume(out, settings_doc, settings, seed, resume, restart, restart_if_changed, log)
     trains = _will_train(out, state, config, settings)
     evaluator, executor, devices = _workers(config, dataset, out, seed, factory, trains)
@@ -181,7 +185,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                                 tags=tracking.run_tags(config, dataset=dataset, seed=seed, method=method),
                                 run_id=state.mlflow_run_id, folder=out) as run:
             state.mlflow_run_id = run.run_id
-            run.log_dataset(config["datasets"][dataset], dataset, "search", purpose="search", seed=seed)
+            run.log_dataset(config["datasets"][dataset], dataset, "search", files=files, purpose="search", seed=seed)
             if state.last_metrics and run.lacks_steps("best_fitness", [state.generation]):
                 run.log_metrics(state.last_metrics, step=state.generation)     # stopped before they were
             bar = _progress(settings, state, progress)
