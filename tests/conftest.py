@@ -85,3 +85,23 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     else:
         print(text)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def metrics_stop_at(monkeypatch):
+    """``metrics_stop_at(step)``: from now on, MLflow metrics logged at ``step`` raise
+    KeyboardInterrupt instead (a run stopped after its checkpoint, before its metrics);
+    ``metrics_stop_at(None)`` logs normally again."""
+    from nasgep.tracking import Run
+
+    log_metrics = Run.log_metrics
+
+    def stop_at(stop_step):
+        def stopped(self, metrics, step=None):
+            if step == stop_step:
+                raise KeyboardInterrupt
+            log_metrics(self, metrics, step)
+
+        monkeypatch.setattr(Run, "log_metrics", log_metrics if stop_step is None else stopped)
+
+    return stop_at

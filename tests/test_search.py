@@ -677,28 +677,19 @@ def test_mlflow_run_has_per_generation_metrics(tmp_path, monkeypatch):
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "search"
 
 
-def test_a_search_stopped_between_its_checkpoint_and_its_metrics_logs_them_on_resume(tmp_path, monkeypatch):
+def test_a_search_stopped_between_its_checkpoint_and_its_metrics_logs_them_on_resume(tmp_path, metrics_stop_at):
     """A generation's checkpoint is saved before its metrics go to MLflow: a search stopped
     in between resumed after that generation, and its metrics were never logged (a gap in
     the UI's curves). The checkpoint now carries them; the resume logs what the run lacks,
     once."""
     import mlflow
 
-    from nasgep.tracking import Run
-
     db = tmp_path / "mlflow.db"
     config = small_config("search.max_generations=4", "tracking.enabled=true", f"tracking.uri=sqlite:///{db}")
-    log_metrics = Run.log_metrics
-
-    def stopped_at_generation_1(self, metrics, step=None):
-        if step == 1:
-            raise KeyboardInterrupt
-        log_metrics(self, metrics, step)
-
-    monkeypatch.setattr(Run, "log_metrics", stopped_at_generation_1)
+    metrics_stop_at(1)
     with pytest.raises(KeyboardInterrupt):
         run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s", factory=cheap_factory, progress=False)
-    monkeypatch.setattr(Run, "log_metrics", log_metrics)
+    metrics_stop_at(None)
     done = run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s", resume=True, factory=cheap_factory,
                       progress=False, log=lambda m: None)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")

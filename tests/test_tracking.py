@@ -340,25 +340,16 @@ def test_a_store_half_made_before_stores_were_made_whole_is_named_with_the_remed
             pass
 
 
-def test_a_training_stopped_between_a_checkpoint_and_its_metrics_logs_them_on_resume(tmp_path, monkeypatch):
+def test_a_training_stopped_between_a_checkpoint_and_its_metrics_logs_them_on_resume(tmp_path, metrics_stop_at):
     """An epoch's checkpoint is written before its metrics go to MLflow: a training stopped
     in between went on after that epoch, and its curve had a gap there. The resume logs
     the checkpointed epochs the run lacks, once."""
     import mlflow
 
-    from nasgep.tracking import Run
-
     store, args = small_training(tmp_path)
-    log_metrics = Run.log_metrics
-
-    def stopped_at_epoch_1(self, metrics, step=None):
-        if step == 1:
-            raise KeyboardInterrupt
-        log_metrics(self, metrics, step)
-
-    monkeypatch.setattr(Run, "log_metrics", stopped_at_epoch_1)
+    metrics_stop_at(1)
     assert main(args) == 130
-    monkeypatch.setattr(Run, "log_metrics", log_metrics)
+    metrics_stop_at(None)
     assert main(args) == 0
     assert main(args) == 0      # run again: tested again, nothing logged twice
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
