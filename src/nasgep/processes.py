@@ -2,11 +2,14 @@
 ``kill -9`` (no clean-up runs then): an orphan would hold its memory, and a search worker
 would keep writing into a folder whose lock its parent no longer holds. Used by the
 search's worker processes and by every DataLoader's worker processes
-(:func:`nasgep.data.batches`)."""
+(:func:`nasgep.data.batches`); and how a search's workers take Ctrl-C, SIGTERM and
+progress bars."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import sys
 import threading
 import time
@@ -19,7 +22,6 @@ def die_with_parent(parent: int, parent_thread_is_main: bool = True) -> None:
     another thread than the main one (which may end first) gets the watchdog too."""
     if sys.platform.startswith("linux") and parent_thread_is_main:
         import ctypes
-        import signal
 
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
@@ -68,3 +70,70 @@ def loader_worker_init():
     started, and a search worker ended by SIGTERM left such a DataLoader worker running."""
     return functools.partial(_loader_worker_init, os.getpid(),
                              threading.current_thread() is threading.main_thread())
+
+
+@contextlib.contextmanager
+def ctrl_c_ignored(on_main: bool):
+    """Start worker processes with SIGINT ignored (an ignored signal stays so across exec,
+    and Python then installs no handler of its own). A Ctrl-C reaches the whole process
+    group: the search process stops its workers itself
+    (:meth:`nasgep.search.evaluator.ProcessExecutor.close`), while a worker interrupted on
+    its own printed a KeyboardInterrupt traceback, from wherever it was (importing torch,
+    unpickling its job)."""
+    if not on_main:     # only the main thread may set handlers; such workers keep the default
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def unwind_on_sigterm() -> None:
+    """SIGTERM (:meth:`nasgep.search.evaluator.ProcessExecutor.close` stopping a busy
+    worker, or scancel) ends a search worker by unwinding, once: its DataLoader stops its
+    own workers and multiprocessing releases their queues. Killed outright, it left 28
+    named semaphores, and the resource tracker warned about them after the search's last
+    line."""
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)    # a second one must not cut the unwinding short
+        raise _Unwind(128 + signum)
+
+    # raised where Python ignores exceptions (a __del__, a generator finalized by the
+    # garbage collector: a DataLoader's batches), it was printed as 'Exception ignored
+    # in ...' and SIGTERM stayed ignored: the worker trained on, and close() waited 10 s
+    # for it before killing it. Such a one is raised again, once that code has ended (a
+    # signal raised here would be handled here, and ignored again)
+    previous_hook = sys.unraisablehook
+
+    def again() -> None:
+        time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def ignored(unraisable) -> None:
+        if isinstance(unraisable.exc_value, _Unwind) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, stop)
+            threading.Thread(target=again, daemon=True).start()
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = ignored
+    signal.signal(signal.SIGTERM, stop)
+
+
+class _Unwind(SystemExit):
+    """A worker's SIGTERM (:func:`unwind_on_sigterm`)."""
+
+
+def bars_locked_between_threads() -> None:
+    """A worker's progress bars (a candidate's epochs, never shown in a worker) take tqdm's
+    lock, which by default includes a lock between processes: a POSIX semaphore that the
+    resource tracker watches. A worker ended by SIGTERM (scancel, Snakemake, a kill of the
+    process group) left it behind, and after the search's one line the tracker printed
+    'There appear to be 2 leaked semaphore objects to clean up at shutdown'. A worker's
+    bars need a lock between its own threads only."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())

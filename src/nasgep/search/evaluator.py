@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import RunFailed, UserError
-from ..processes import die_with_parent
+from ..processes import bars_locked_between_threads, ctrl_c_ignored, die_with_parent, unwind_on_sigterm
 from ..space import Genome
 
 
@@ -189,61 +189,11 @@ class SerialExecutor:
         pass
 
 
-def _bars_locked_between_threads() -> None:
-    """A worker's progress bars (a candidate's epochs, never shown in a worker) take tqdm's
-    lock, which by default includes a lock between processes: a POSIX semaphore that the
-    resource tracker watches. A worker ended by SIGTERM (scancel, Snakemake, a kill of the
-    process group) left it behind, and after the search's one line the tracker printed
-    'There appear to be 2 leaked semaphore objects to clean up at shutdown'. A worker's
-    bars need a lock between its own threads only."""
-    from tqdm import tqdm
-
-    tqdm.set_lock(threading.RLock())
-
-
-def _unwind_on_sigterm() -> None:
-    """SIGTERM (:meth:`ProcessExecutor.close` stopping a busy worker, or scancel) ends the
-    worker by unwinding, once: its DataLoader stops its own workers and multiprocessing
-    releases their queues. Killed outright, it left 28 named semaphores, and the resource
-    tracker warned about them after the search's last line."""
-    import signal
-    import sys
-
-    def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)    # a second one must not cut the unwinding short
-        raise _Unwind(128 + signum)
-
-    # raised where Python ignores exceptions (a __del__, a generator finalized by the
-    # garbage collector: a DataLoader's batches), it was printed as 'Exception ignored
-    # in ...' and SIGTERM stayed ignored: the worker trained on, and close() waited 10 s
-    # for it before killing it. Such a one is raised again, once that code has ended (a
-    # signal raised here would be handled here, and ignored again)
-    previous_hook = sys.unraisablehook
-
-    def again() -> None:
-        time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    def ignored(unraisable) -> None:
-        if isinstance(unraisable.exc_value, _Unwind) and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, stop)
-            threading.Thread(target=again, daemon=True).start()
-            return
-        previous_hook(unraisable)
-
-    sys.unraisablehook = ignored
-    signal.signal(signal.SIGTERM, stop)
-
-
-class _Unwind(SystemExit):
-    """A worker's SIGTERM (:func:`_unwind_on_sigterm`)."""
-
-
 def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent: int,
                  parent_thread_is_main: bool = True) -> None:
     """A worker: take ``(index, job)`` from ``conn``, send ``(index, result)`` back, until
     None or the search's end of the pipe closes. It ignores Ctrl-C (see
-    :func:`_ctrl_c_ignored`); one that reaches it anyway (a worker started from another
+    :func:`nasgep.processes.ctrl_c_ignored`); one that reaches it anyway (a worker started from another
     thread than the main one) ends it quietly: the search process says what happened."""
     die_with_parent(parent, parent_thread_is_main)
     # started as a daemon (ended at the search's exit even without close()), which
@@ -256,8 +206,8 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent:
     # default (fork on Linux before Python 3.14, forkserver since) is what a DataLoader in
     # a one-process search uses
     mp.set_start_method(None, force=True)
-    _unwind_on_sigterm()
-    _bars_locked_between_threads()
+    unwind_on_sigterm()
+    bars_locked_between_threads()
     try:
         evaluator = factory(device)
         while True:
@@ -283,25 +233,6 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent:
         return
 
 
-@contextlib.contextmanager
-def _ctrl_c_ignored(on_main: bool):
-    """Start worker processes with SIGINT ignored (an ignored signal stays so across exec, and
-    Python then installs no handler of its own). A Ctrl-C reaches the whole process group:
-    the search process stops its workers itself (:meth:`ProcessExecutor.close`), while a
-    worker interrupted on its own printed a KeyboardInterrupt traceback, from wherever it
-    was (importing torch, unpickling its job)."""
-    if not on_main:     # only the main thread may set handlers; such workers keep the default
-        yield
-        return
-    import signal
-
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class WorkerDied(RunFailed):
     """A worker process ended without its answer (killed, out of memory, a crash in native
     code): one line with how it ended; the completed generations are in the checkpoint."""
@@ -321,7 +252,7 @@ def _how_it_ended(code: int | None) -> str:
         return "still exiting"
     import signal
 
-    if code == 128 + signal.SIGTERM:    # a worker unwinds on SIGTERM (_unwind_on_sigterm)
+    if code == 128 + signal.SIGTERM:    # a worker unwinds on SIGTERM (nasgep.processes.unwind_on_sigterm)
         return "killed by SIGTERM"
     if code >= 0:
         return f"exit code {code}"
@@ -348,7 +279,7 @@ class ProcessExecutor:
         self._busy: dict[int, int] = {}     # worker -> the map call whose job it trains
         self._calls = 0
         on_main = threading.current_thread() is threading.main_thread()
-        with _ctrl_c_ignored(on_main):
+        with ctrl_c_ignored(on_main):
             for device in devices:
                 ours, theirs = ctx.Pipe()
                 proc = ctx.Process(target=_worker_main, args=(factory, device, theirs, os.getpid(), on_main),
