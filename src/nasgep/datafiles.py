@@ -190,6 +190,11 @@ def all_grey(headers: Sequence[tuple[str, tuple[int, int], str]]) -> bool:
     return bool(headers) and all(mode in GREY_MODES for _, _, mode in headers)
 
 
+#: a ``files`` argument's default where a caller may pass the fingerprint it listed already:
+#: list the dataset's files now (None means: not on this machine)
+LIST_FILES = object()
+
+
 def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> dict | None:
     """What a folder or .npz dataset's files hold, recorded with a search (``parts``
     train) or a training (train and val): an .npz file's size and sha256; a folder's

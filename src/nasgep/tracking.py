@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .datafiles import LIST_FILES
 from .errors import UserError, clip
 
 
@@ -220,10 +221,6 @@ DATASET_URLS = {
 }
 
 
-#: :func:`dataset_input`'s default: list the dataset's files now
-LIST_FILES = object()
-
-
 def dataset_input(entry: Mapping, name: str, files: Any = LIST_FILES, **split: Any):
     """An MLflow dataset (name, source, digest) for a config's dataset entry. The digest
     hashes the entry's settings that shape results (not its path), what its files hold
@@ -406,7 +403,8 @@ class Run:
     def lacks_steps(self, key: str, steps: Iterable[int]) -> list[int]:
         """Those of ``steps`` at which the run holds no value of metric ``key`` (none when
         tracking is off): what a run stopped between its checkpoint and its logging lacks."""
-        if self._mlflow is None:
+        steps = list(steps)
+        if self._mlflow is None or not steps:      # (a fresh training: no query)
             return []
         logged = {m.step for m in self._mlflow.MlflowClient().get_metric_history(self.run_id, key)}
         return [step for step in steps if step not in logged]

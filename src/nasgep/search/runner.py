@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import outdir, tracking
+from ..datafiles import LIST_FILES
 from ..errors import RunFailed, UserError, clip
 from ..study import SEARCH_EXECUTION, SEARCH_LIMITS, expand_devices, search_method
 from . import checkpoint
@@ -84,10 +85,6 @@ def method_settings(config: Mapping) -> dict:
     one method share (``settings.json`` holds them with the data and the seed)."""
     search = {k: v for k, v in config["search"].items() if k not in LIMITS and k != "dataset"}
     return {"search": search, "gep": dict(config["gep"])}
-
-
-#: :func:`result_settings`' default: list the dataset's files now
-LIST_FILES = object()
 
 
 def result_settings(config: Mapping, dataset: str, seed: int, files: Any = LIST_FILES) -> dict:
