@@ -163,22 +163,27 @@ def oracle_ri(genome_sd: float, candidates: int, random_mean: float) -> float:
 
 
 def size_adjusted(searched: Sequence[float], searched_params: Sequence[float], random: Sequence[float],
-                  random_params: Sequence[float], n_resamples: int = 9999, seed: int = 0) -> dict[str, float]:
+                  random_params: Sequence[float]) -> dict[str, float]:
     """Is the search better than a random cell *of the same size*? A search under a
     parameter limit can win by picking cells near the limit, since larger cells of one
     space tend to train better. The random cells' accuracy is regressed on their parameter
     count (:func:`scipy.stats.linregress`; the searched cells take no part in the fit, so the
     search cannot move the reference line); ``gain`` is the searched cells' mean residual
     above that line minus the random cells' (0 by construction), in accuracy points,
-    ``p`` its one-sided permutation test (:func:`permutation_p` on the residuals), and
+    ``p`` its one-sided test (Welch's t with the line's own error: the searched cells'
+    mean residual varies by their spread / m and by the line's error at their mean size,
+    s^2 (1/n + (mean size - random mean size)^2 / Sxx); scipy's ``t``), and
     ``expected`` what the line predicts the searched cells' sizes alone are worth above the
-    random mean. ``slope`` is in points per 1,000 parameters, ``slope_p`` its two-sided
-    p-value. All NaN with fewer than three random cells, fewer than two searched cells or
-    random cells of a single size. A straight line through a noisy cloud: where the
-    searched cells sit at the edge of the random cells' sizes it can mislead (on real
-    CIFAR-10 it put 0.54 points on size that a direct test, the largest of 8 random
-    cells, did not find: docs/search-quality.md), so read it as a hint and test it with
-    a size-only baseline (``nasgep sample --largest-of K``)."""
+    random mean. Until 2026-12-07 ``p`` was a permutation test of the residuals, which
+    leaves the line's error out: with searched cells larger than the random ones it
+    rejected a search that only prefers size in about 8 % (3,400 parameters larger, as on
+    real CIFAR-10) to 12 % (6,000) of studies at the 5 % level. ``slope`` is in points per
+    1,000 parameters, ``slope_p`` its two-sided p-value. All NaN with fewer than three
+    random cells, fewer than two searched cells or random cells of a single size. A straight
+    line through a noisy cloud: where the searched cells sit at the edge of the random
+    cells' sizes it can mislead (on real CIFAR-10 it put 0.54 points on size that a direct
+    test, the largest of 8 random cells, did not find: docs/search-quality.md), so read it
+    as a hint and test it with a size-only baseline (``nasgep sample --largest-of K``)."""
     a, ap = np.asarray(searched, float), np.asarray(searched_params, float)
     b, bp = np.asarray(random, float), np.asarray(random_params, float)
     out = dict.fromkeys(("slope", "slope_p", "expected", "gain", "p"), math.nan)
@@ -187,11 +192,31 @@ def size_adjusted(searched: Sequence[float], searched_params: Sequence[float], r
     fit = stats.linregress(bp, b)
     line = lambda params: fit.intercept + fit.slope * params  # noqa: E731
     res_a, res_b = a - line(ap), b - line(bp)
+    gain = float(np.mean(res_a) - np.mean(res_b))
     out.update(slope=1000.0 * float(fit.slope), slope_p=float(fit.pvalue),
-               expected=float(np.mean(line(ap)) - np.mean(b)),
-               gain=float(np.mean(res_a) - np.mean(res_b)),
-               p=permutation_p(res_a, res_b, n_resamples=n_resamples, seed=seed))
+               expected=float(np.mean(line(ap)) - np.mean(b)), gain=gain,
+               p=_line_gain_p(gain, res_a, res_b, float(np.mean(ap)), bp))
     return out
+
+
+def _line_gain_p(gain: float, res_a: np.ndarray, res_b: np.ndarray, size_a: float, bp: np.ndarray) -> float:
+    """One-sided p of ``gain`` (the searched cells' mean residual above a line fitted to the
+    random cells alone): Welch's t, its variance the searched residuals' spread / m plus
+    the line's error at their mean size ``size_a``, s^2 (1/n + (size_a - mean(bp))^2 / Sxx)
+    with s^2 the random residuals' variance (n - 2 degrees of freedom); Welch-Satterthwaite
+    degrees of freedom. NaN when the residuals do not vary or are not finite."""
+    m, n = len(res_a), len(res_b)
+    if not (np.isfinite(res_a).all() and np.isfinite(res_b).all()):
+        return math.nan
+    s2 = float(np.sum(res_b ** 2)) / (n - 2)
+    line_var = s2 * (1 / n + (size_a - float(np.mean(bp))) ** 2 / float(np.sum((bp - np.mean(bp)) ** 2)))
+    own_var = float(np.var(res_a, ddof=1)) / m
+    var = own_var + line_var
+    if not var > 0:
+        return math.nan
+    # the line's variance has the n - 2 degrees of freedom of s^2 (n = 3: 1)
+    df = var ** 2 / (own_var ** 2 / (m - 1) + line_var ** 2 / (n - 2))
+    return float(stats.t.sf(gain / math.sqrt(var), df))
 
 
 def kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
@@ -322,8 +347,7 @@ def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
         above_goal=sum(s.above_goal for s in searched_rows), noise=training_noise(every),
         ri_detectable=detectable_ri(rand_means, len(s_means)), candidates=candidates,
         above_goal_p=goal_p, above_goal_chance=chance,
-        size=size_adjusted(s_means, [s.params for s in searched_rows], rand_means, rand_params,
-                           n_resamples=n_resamples, seed=seed))
+        size=size_adjusted(s_means, [s.params for s in searched_rows], rand_means, rand_params))
     if candidates:
         per_genome = {k: [r["accuracy"] for r in v] for k, v in random.items()}
         result.noise_random_genome = training_noise(per_genome)["genome"]
@@ -415,7 +439,7 @@ def _summary_lines(result: SearchPhase) -> list[str]:
         lines.append(f"at equal size: random cells gain {_fmt(size['slope'])} points per 1,000 parameters "
                      f"(p = {_fmt(size['slope_p'], 3)}); the searched cells' sizes alone are worth "
                      f"{_fmt(size['expected'])} points above the random mean, the rest "
-                     f"{_fmt(size['gain'])} points (one-sided permutation p = {_fmt(size['p'], 3)})")
+                     f"{_fmt(size['gain'])} points (one-sided p = {_fmt(size['p'], 3)}, the line's error included)")
     if math.isnan(result.noise["within"]):
         lines.append("training-seed noise: not measured (each random cell trained with one training seed; two or "
                      "more separate it from the genomes and give the ceiling a perfect fitness could reach)")
