@@ -34,6 +34,16 @@ def test_relative_improvement_and_percentile():
         value = float(rng.integers(0, 7)) if rng.random() < 0.7 else float(rng.uniform(-1, 7))
         assert (sp.percentile_rank(value, population) > 90) == (value > np.percentile(population, 90)), \
             (value, population)
+    # and where the 90th percentile falls between two accuracies, at the rounding of np.percentile
+    cells = [44.8, 46.0, 45.2, 44.2, 45.5, 47.0, 46.4, 43.9, 43.1, 44.1, 45.1, 41.5, 44.7, 43.1, 43.9, 44.2,
+             44.5, 45.6, 46.6, 44.8, 47.0, 44.0, 45.5, 46.4, 45.1]
+    assert np.percentile(cells, 90) == 46.52 and sp.percentile_rank(46.52, cells) == 90.0   # was 90.00000000000006
+    assert sp.percentile_rank(float(np.nextafter(46.52, 47)), cells) > 90
+    for _ in range(2000):
+        population = np.round(rng.normal(45, 1.5, rng.integers(2, 30)), rng.integers(0, 3))
+        p90 = np.percentile(population, 90)
+        for value in (p90, np.nextafter(p90, -np.inf), np.nextafter(p90, np.inf), np.round(p90, 2)):
+            assert (sp.percentile_rank(value, population) > 90) == (value > p90), (value, list(population))
 
 
 def _exact_above_goal(searched, random):

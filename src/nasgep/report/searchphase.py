@@ -57,7 +57,13 @@ def percentile_rank(value: float, population: Sequence[float]) -> float:
     # (np.percentile of a tie is the tie), so it is never ranked above what it equals
     low = float(np.interp(value, x, q, right=100.0))
     ties = q[x == value]
-    return float(ties.min()) if len(ties) else low
+    rank = float(ties.min()) if len(ties) else low
+    # interpolating back can land a rounding error off np.percentile's own arithmetic: a
+    # value equal to the 90th percentile (46.52 among 25 cells) came out at 90.00000000000006
+    goal = float(np.percentile(x, GOAL_PERCENTILE))
+    if (rank > GOAL_PERCENTILE) != (value > goal):
+        rank = GOAL_PERCENTILE if value <= goal else float(np.nextafter(GOAL_PERCENTILE, math.inf))
+    return rank
 
 
 def _ri_statistic(a, b, axis=-1):
