@@ -216,6 +216,9 @@ def test_training_noise_separates_seed_noise_from_genome_spread():
     assert sp.training_noise({"a": [40.0, 42.0], "b": [42.0, 40.0]})["share"] == pytest.approx(1.0)
     # var(genome means) 100 = genome variance + within variance 2 / 2 seeds
     assert noise["genome"] == pytest.approx(math.sqrt(99.0))
+    # genomes trained a different number of times: var(means) 40.5 (means 41 and 50) =
+    # genome variance + within variance 2 x mean(1/2, 1/1) = 0.75 -> 39 (not 2 / 1.5 seeds)
+    assert sp.training_noise({"a": [40.0, 42.0], "b": [50.0]})["genome"] == pytest.approx(math.sqrt(39.0))
 
 
 def test_expected_best_and_the_oracle_ceiling():

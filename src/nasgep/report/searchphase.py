@@ -249,9 +249,12 @@ def training_noise(accuracies: Mapping[str, Sequence[float]]) -> dict[str, float
                        / np.sum([len(g) - 1 for g in multi]))
     means = np.array([g.mean() for g in groups])
     between = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
-    n_bar = float(np.mean([len(g) for g in groups]))
-    # var(genome means) = var_genome + var_noise / n  ->  var_genome estimate
-    genome_var = max(0.0, between ** 2 - within_var / n_bar) if not math.isnan(between) else math.nan
+    # E[var(genome means)] = var_genome + var_noise x mean(1 / n_i) -> var_genome estimate
+    # (with genomes trained a different number of times; var_noise / mean(n_i), used until
+    # 2026-12-07, took out too little noise: 3 genomes of 3 trainings and 10 of one
+    # overstated the genome variance by 0.16 x the noise variance)
+    inverse_n = float(np.mean([1.0 / len(g) for g in groups]))
+    genome_var = max(0.0, between ** 2 - within_var * inverse_n) if not math.isnan(between) else math.nan
     total = genome_var + within_var
     return {"within": math.sqrt(within_var), "between": between, "genome": math.sqrt(genome_var),
             "share": within_var / total if total > 0 else math.nan}
