@@ -39,6 +39,7 @@ def test_relative_improvement_and_percentile():
              44.5, 45.6, 46.6, 44.8, 47.0, 44.0, 45.5, 46.4, 45.1]
     assert np.percentile(cells, 90) == 46.52 and sp.percentile_rank(46.52, cells) == 90.0   # was 90.00000000000006
     assert sp.percentile_rank(float(np.nextafter(46.52, 47)), cells) > 90
+    assert math.isnan(sp.percentile_rank(2.0, [1.0, math.nan, 3.0])) and math.isnan(sp.percentile_rank(math.nan, cells))
     for _ in range(2000):
         population = np.round(rng.normal(45, 1.5, rng.integers(2, 30)), rng.integers(0, 3))
         p90 = np.percentile(population, 90)

@@ -50,8 +50,8 @@ def percentile_rank(value: float, population: Sequence[float]) -> float:
     2026-12-07 the column was scipy's ``percentileofscore``, which could show 80 beside
     "above p90")."""
     x = np.sort(np.asarray(population, float))
-    if len(x) < 2:
-        return math.nan
+    if len(x) < 2 or not (np.isfinite(x).all() and math.isfinite(value)):
+        return math.nan       # (a NaN among the random cells sorted last and gave a rank: 25 for 2 in 1, NaN, 3)
     q = np.linspace(0.0, 100.0, len(x))
     # tied values span a range of percentiles: a value equal to them sits at the lowest
     # (np.percentile of a tie is the tie), so it is never ranked above what it equals
