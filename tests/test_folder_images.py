@@ -94,6 +94,32 @@ def test_the_image_rule_is_torchvisions_and_a_flat_val_ignores_hidden_files(tmp_
     assert len(data.eval) == 3 and sorted(data.eval.targets) == [0, 1, 2]
 
 
+@pytest.mark.parametrize("separator", [",", "\t", "quoted"])
+def test_a_labels_file_names_images_and_classes_with_spaces(tmp_path, separator):
+    """A comma- or tab-separated labels file of names with spaces (a camera's 'IMG 0001.png',
+    a class folder 'sea ship'): every line was split at the spaces too, and refused as
+    "no image 'IMG'"."""
+    from PIL import Image
+
+    root = write_folder(tmp_path / "imgs", val=0)
+    (root / "train" / "ship").rename(root / "train" / "sea ship")
+    for f in (root / "val").iterdir():
+        f.rmdir()
+    rows = []
+    for k, name in enumerate(("cat", "dog", "sea ship")):
+        Image.new("RGB", (16, 16), (80 * k, 0, 0)).save(root / "val" / f"IMG {k}.png")
+        rows.append((f"IMG {k}.png", name if k != 1 else "1"))
+    if separator == "quoted":
+        text = "image,class\n" + "".join(f'"{image}", "{label}"\n' for image, label in rows)
+    else:
+        text = "".join(f"{image}{separator}{label}{separator}extra column\n" for image, label in rows)
+    (root / "val_labels.txt").write_text(text)
+    data = load_dataset({"datasets": {"mine": {"kind": "folder", "path": str(root)}}}, "mine", "final")
+    assert data.classes == ("cat", "dog", "sea ship")
+    assert sorted(zip((Path(p).name for p, _ in data.eval.samples), data.eval.targets)) == \
+        [("IMG 0.png", 0), ("IMG 1.png", 1), ("IMG 2.png", 2)]
+
+
 def test_a_single_class_is_refused(tmp_path):
     root = write_folder(tmp_path / "imgs")
     for part in ("train", "val"):

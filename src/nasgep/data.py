@@ -851,18 +851,23 @@ def _image_files(folder: Path) -> dict[str, Path]:
 
 def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequence[str]) -> list[tuple[str, int]]:
     """``[(path, label)]`` of a flat validation folder from a labels file whose lines are
-    ``<image> <class>`` (comma, tab or space separated; further columns ignored). The class
-    is a class-folder name of the training set (a wnid) or its index in sorted order; a
-    header line is skipped. Every image must be labelled once, with a known class."""
+    ``<image> <class>`` (comma, tab or space separated; further columns ignored: a line
+    with a comma is a CSV row, one with a tab is split at tabs, so that image and class
+    names may hold spaces there). The class is a class-folder name of the training set (a
+    wnid) or its index in sorted order; a class field of several words whose whole is no
+    class stands for its first word (Kaggle's ``n01440764 10 10 200 200``); a header line
+    is skipped. Every image must be labelled once, with a known class."""
     index = {name: k for k, name in enumerate(classes)}
     samples, unknown = [], []
     first: dict[str, int] = {}       # image -> the line that labelled it
     lines = read_user_text(labels_file, "labels file (<image> <class> per line)", DataError).splitlines()
     for number, line in enumerate(lines, 1):
-        fields = line.replace(",", " ").split()
+        fields = _label_fields(line)
         if len(fields) < 2:
             continue
         name, label = fields[0], fields[1]
+        if label not in index and len(label.split()) > 1:
+            label = label.split()[0]
         if name not in images:
             if number == 1:        # a header ("ImageId,PredictionString")
                 continue
@@ -890,6 +895,23 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
         raise DataError(f"{labels_file}: {len(missing)} image(s) of the validation folder have no label, "
                         f"e.g. {Path(missing[0]).name}")
     return sorted(samples)
+
+
+def _label_fields(line: str) -> list[str]:
+    """A labels file's line as fields: a CSV row when it holds a comma (quotes allowed), at
+    tabs when it holds a tab, else at spaces. Splitting a comma- or tab-separated line at
+    spaces too cut an image name such as ``im 1.png`` in two, and every line was refused
+    as 'no image 'im''."""
+    if "," in line:
+        import csv
+
+        fields = next(csv.reader([line], skipinitialspace=True), [])
+    elif "\t" in line:
+        fields = line.split("\t")
+    else:
+        return line.split()
+    fields = [f.strip() for f in fields]
+    return fields if any(fields) else []
 
 
 def _val_labels_file(entry: dict, root: Path) -> Path | None:

@@ -55,7 +55,8 @@ NPZ_KEYS: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
 FOLDER_LAYOUT = ("{root}/train/<class>/<image> (one sub-folder per class, e.g. ImageNet's wnids n01440764 ...) "
                  "and {root}/val/<class>/<image> with the same classes, or a flat {root}/val/<image> with a "
                  "labels file (dataset key val_labels, or one of {files} in {root}): lines "
-                 "'<image file or id> <class name or index>', comma- or space-separated")
+                 "'<image file or id> <class name or index>', comma-, tab- or space-separated (names with spaces: "
+                 "comma- or tab-separated)")
 #: Labels files of a flat val/ folder, looked for in this order when ``val_labels`` is unset:
 #: a generic list, Kaggle's ImageNet solution file, Tiny ImageNet's annotations.
 VAL_LABEL_FILES: tuple[str, ...] = ("val_labels.txt", "LOC_val_solution.csv", "val/val_annotations.txt")
