@@ -365,6 +365,19 @@ def test_a_file_written_where_a_folder_is_is_refused_naming_it(capsys, tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == ["inside"]
 
 
+def test_a_file_out_that_ends_in_a_slash_is_refused_as_a_folder(capsys, tmp_path):
+    """``--out results/mydata/`` (a folder, by its slash) wrote the summary to a file named
+    ``results/mydata``: Path drops the slash."""
+    good = _best(tmp_path, "b", GOOD)
+    folder = tmp_path / "new"
+    for argv, example in ((["tables", "best", "--inputs", good, "--out", f"{folder}/"], "best.json"),
+                          (["prepare", "--config", DEMO, "--dataset", "cifar10", "--out", f"{folder}/"],
+                           "cifar10.json")):
+        one_line_error(capsys, argv, rf"--out {folder}/ names a folder; --out is the file to write .* to, e\.g\. "
+                                     rf"{folder}/{example}$")
+        assert not folder.exists()
+
+
 def test_tables_say_a_file_is_no_folder_and_a_folder_no_file(capsys, tmp_path):
     cfg, _ = make_study(tmp_path)
     existing = tmp_path / "tables.txt"

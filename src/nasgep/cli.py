@@ -57,6 +57,18 @@ def output_dir(text: str) -> Path:
     return path
 
 
+def output_file(text: str, what: str, example: str) -> Path:
+    """``--out FILE`` of the verbs that write one file (``prepare``, ``tables best``): a path
+    ending in a separator names a folder, refused in one line (``Path`` drops the slash, and
+    ``--out results/mydata/`` wrote a file named ``results/mydata``)."""
+    from .errors import UserError
+
+    if text.endswith(("/", os.sep)):
+        raise UserError(f"--out {text} names a folder; --out is the file to write {what} to, e.g. "
+                        f"{os.path.join(text, example)}")
+    return Path(text)
+
+
 #: Seeds go to Python's, NumPy's and torch's generators; NumPy takes 0 .. 2**32 - 1 as is.
 MAX_SEED = 2**32 - 1
 

@@ -19,7 +19,7 @@ import json
 import os
 from pathlib import Path
 
-from ..cli import add_config_arguments, load_args_config, seed_value, whole_number
+from ..cli import add_config_arguments, load_args_config, output_file, seed_value, whole_number
 from ..io import atomic_write_text
 
 NAME = "prepare"
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         from .. import outdir
 
+        output_file(args.out, "the data summary", f"{args.dataset}.json")
         outdir.refuse_inside_run(Path(args.out), "the data summary")    # before the (long) image check
         outdir.refuse_foreign_file(Path(args.out), "a data summary", "class_counts")
     entry = config["datasets"][args.dataset]

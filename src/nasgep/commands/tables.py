@@ -18,7 +18,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ..cli import add_config_arguments, load_args_config
+from ..cli import add_config_arguments, load_args_config, output_file
 from ..io import atomic_write_json
 
 NAME = "tables"
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         missing = [p for p in args.inputs if not Path(p).is_file()]
         if missing:
             raise UserError(f"no such file: {', '.join(missing)}")
+        output_file(args.out, "the selection", "best.json")
         check_best_out(out, [Path(p) for p in args.inputs])
         try:
             best = select_best(args.inputs)
