@@ -120,6 +120,18 @@ def test_a_labels_file_names_images_and_classes_with_spaces(tmp_path, separator)
         [("IMG 0.png", 0), ("IMG 1.png", 1), ("IMG 2.png", 2)]
 
 
+def test_class_folders_that_differ_only_in_unicode_form_are_said_to(tmp_path):
+    """'café' composed in train/ and decomposed in val/ (a copy through macOS): the line
+    named the same-looking folder as both missing and not in the training set."""
+    import unicodedata
+
+    root = write_folder(tmp_path / "imgs", train=2, val=1)
+    (root / "train" / "cat").rename(root / "train" / unicodedata.normalize("NFC", "café"))
+    (root / "val" / "cat").rename(root / "val" / unicodedata.normalize("NFD", "café"))
+    with pytest.raises(DataError, match=r" differs from the training set's name only in its Unicode form"):
+        load_dataset({"datasets": {"mine": {"kind": "folder", "path": str(root)}}}, "mine", "final")
+
+
 def test_a_single_class_is_refused(tmp_path):
     root = write_folder(tmp_path / "imgs")
     for part in ("train", "val"):

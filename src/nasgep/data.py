@@ -683,7 +683,7 @@ def scan_class_folders(root: Path, expected: Sequence[str] | None = None) -> tup
         said = "; ".join([*([f"no class folder {_names(missing)}"] if missing else []),
                           *([f"class folder(s) {_names(extra)} not in the training set"] if extra else [])])
         raise DataError(f"{root}: {said} (the training set's classes: {_names(list(expected))}); the test images "
-                        "need a folder for each class of train/, of the same name")
+                        f"need a folder for each class of train/, of the same name{_unicode_forms(missing, extra)}")
     if len(classes) < 2:
         raise DataError(f"{root}: one class folder ({classes[0]}); classification needs at least 2")
     samples = [(path, label) for label, name in enumerate(classes) for path in image_files(root / name)]
@@ -691,6 +691,23 @@ def scan_class_folders(root: Path, expected: Sequence[str] | None = None) -> tup
     if empty:
         raise FileNotFoundError(f"no images in the class folder(s) {', '.join(empty[:5])} of {root}")
     return classes, samples
+
+
+def _unicode_forms(missing: Sequence[str], extra: Sequence[str]) -> str:
+    """What to say when class folders of train/ and val/ differ only in their Unicode form
+    ('café' composed in one, decomposed in the other, as a copy through macOS leaves it):
+    the message named the same-looking name as both missing and extra."""
+    import unicodedata
+
+    def nfc(name: str) -> str:
+        return unicodedata.normalize("NFC", name)
+
+    same = [name for name in extra if nfc(name) in {nfc(m) for m in missing}]
+    if not same:
+        return ""
+    return (f"; {_names(same)} differ{'s' if len(same) == 1 else ''} from the training set's name only in its "
+            "Unicode form (composed vs decomposed accents, as a copy through macOS leaves them): rename the "
+            "folder(s) in one of train/ and val/ to the other's spelling")
 
 
 def _names(names: Sequence[str], most: int = 5) -> str:
