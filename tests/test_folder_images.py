@@ -4,6 +4,7 @@ named in one line before work is lost, or read correctly."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from nasgep.cli import main
 from nasgep.data import DataError, load_dataset, read_image, scan_class_folders
 
 CLASSES = ("cat", "dog", "ship")
+EXAMPLE_GENOME = Path(__file__).resolve().parents[1] / "examples" / "hand_genome.json"
 TINY_SEARCH = {"population": 3, "reduction_population": 2, "gene_pool": 6, "gene_pool_max": 8, "genes_min": 1,
                "genes_max": 2, "max_epochs": 3, "max_generations": 2, "budget_hours": 1, "channels": 4,
                "cells_per_stage": 1, "batch_size": 16, "devices": ["cpu"], "dataset": "mine",
@@ -130,6 +132,24 @@ def test_class_folders_that_differ_only_in_unicode_form_are_said_to(tmp_path):
     (root / "val" / "cat").rename(root / "val" / unicodedata.normalize("NFD", "café"))
     with pytest.raises(DataError, match=r" differs from the training set's name only in its Unicode form"):
         load_dataset({"datasets": {"mine": {"kind": "folder", "path": str(root)}}}, "mine", "final")
+
+
+def test_a_run_is_not_started_in_the_datasets_train_or_val_folder(tmp_path, capsys):
+    """`search --out imgs/train/run0` made run0/ first, which the listing then took for an
+    empty class folder ('no images in the class folder(s) run0', blaming the dataset); its
+    drawings would have become images of the dataset. Refused before anything is made."""
+    root = write_folder(tmp_path / "imgs", train=4, val=1)
+    config = str(write_config(tmp_path, root))
+    (tmp_path / "linked").symlink_to(root / "val")
+    for argv, where in ((["search", "--config", config, "--out", str(root / "train" / "run0")], "train"),
+                        (["train", "--genome", str(EXAMPLE_GENOME), "--config", config, "--out",
+                          str(tmp_path / "linked" / "t0")], "val")):
+        assert main(argv) == 2
+        assert re.fullmatch(rf"nasgep \w+: error: --out \S+ lies in {root / where}, the {where}/ images of dataset "
+                            r"'mine': the folder of a \w+ there would be listed as a class folder .*; choose an "
+                            r"--out outside the dataset's train/ and val/", only_line(capsys))
+    assert sorted(p.name for p in (root / "train").iterdir()) == list(CLASSES)
+    assert sorted(p.name for p in (root / "val").iterdir()) == list(CLASSES)
 
 
 def test_a_single_class_is_refused(tmp_path):

@@ -103,8 +103,29 @@ def check_run_start(config: dict, out, what: str, tracked: bool = True) -> None:
     from . import outdir, tracking
 
     outdir.refuse_inside_run(out, what, itself=False)
+    _refuse_inside_images(config, Path(out), what)
     if tracked:
         tracking.check_store(config, writes=True)
+
+
+def _refuse_inside_images(config: dict, out: Path, what: str) -> None:
+    """Refuse an ``out`` in the ``train/`` or ``val/`` folder of a folder dataset of the
+    config: the run's folder made there was listed as a class folder (the run stopped on
+    'no images in the class folder(s) run0', blaming the dataset), and its drawings
+    (``cells/*.png``) would have become images of the dataset."""
+    from .outdir import FolderError
+
+    real = os.path.realpath(out)
+    for name, entry in (config.get("datasets") or {}).items():
+        if not isinstance(entry, dict) or entry.get("kind") != "folder" or not entry.get("path"):
+            continue
+        for part in ("train", "val"):
+            images = os.path.realpath(Path(entry["path"]) / part)
+            if real == images or real.startswith(images + os.sep):
+                raise FolderError(f"--out {out} lies in {images}, the {part}/ images of dataset {name!r}: the "
+                                  f"folder of {what} there would be listed as a class folder of the dataset (a "
+                                  "search's drawings as its images); choose an --out outside the dataset's train/ "
+                                  "and val/")
 
 
 def load_args_config(args: argparse.Namespace) -> dict:
