@@ -258,6 +258,40 @@ def _cheap(device: str):
     return CheapEvaluator()
 
 
+def test_images_exported_again_at_another_size_are_other_data_when_image_size_is_unset(tmp_path):
+    """With image_size unset the images are resized to the first one's shorter side: a
+    search resumed after the folder was exported again at twice the size went on at 32x32
+    after 16x16, without a word. An image_size set fixes the size, and a record made
+    before the size was recorded still resumes."""
+    from PIL import Image
+
+    from nasgep import outdir
+    from nasgep.config import load_config
+    from nasgep.search.runner import SearchExists, run_search
+
+    root = write_folder(tmp_path / "imgs")
+    config = load_config(write_config(tmp_path, root))
+    out = tmp_path / "search"
+    run_search(config, dataset="mine", seed=0, out_dir=out, factory=_cheap, progress=False)
+    assert json.loads((out / "settings.json").read_text())["settings"]["data_files"]["image_size"] == 16
+    for path in (root / "train").rglob("*.png"):
+        Image.open(path).resize((32, 32)).save(path)
+    more = dict(config, search={**config["search"], "max_generations": 3})
+    with pytest.raises(SearchExists, match=r"belongs to another search \(data_files.image_size differs\)"):
+        run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
+    # recorded before the size was: it goes on, and records it
+    settings = json.loads((out / "settings.json").read_text())["settings"]
+    del settings["data_files"]["image_size"]
+    (out / "settings.json").write_text(json.dumps({**outdir.fingerprint(settings), "kind": "search"}))
+    assert run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False).finished
+    assert json.loads((out / "settings.json").read_text())["settings"]["data_files"]["image_size"] == 32
+    # a size set in the config: the setting is recorded, not the files' size
+    fixed = {"kind": "folder", "path": str(root), "image_size": 16}
+    from nasgep.datafiles import files_fingerprint
+
+    assert "image_size" not in files_fingerprint(fixed)
+
+
 def test_a_floating_point_image_is_named_not_read_as_black(tmp_path):
     """A 32-bit float TIFF of values 0..1 loaded as an all-black image (mean 0, std 1e-6),
     and a search would have trained on blank images without a word."""

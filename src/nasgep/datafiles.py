@@ -200,7 +200,9 @@ def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> di
     """What a folder or .npz dataset's files hold, recorded with a search (``parts``
     train) or a training (train and val): an .npz file's size and sha256; a folder's
     class folders and their images' relative paths (listed, nothing decoded), so a file
-    the loader never reads (a ``Thumbs.db``) changes nothing. None for the built-in
+    the loader never reads (a ``Thumbs.db``) changes nothing, with (read from a sample of
+    headers) its channels when grey and, when ``image_size`` is unset, the size its images
+    are resized to. None for the built-in
     datasets (torchvision checks CIFAR's checksums) and for paths that do not exist
     (loading them fails with its own message)."""
     return files_fingerprints(entry, parts)[-1]
@@ -239,8 +241,15 @@ def files_fingerprints(entry: Mapping, parts: tuple[str, ...]) -> list[dict | No
         return [None] * len(parts)
     # grey images load as one channel (networks of another shape): recorded only then, so
     # the fingerprints of colour folders stay those recorded before grey folders were told apart
-    grey = all_grey(sample_headers(train))
-    return [{**f, "channels": 1} if grey else f for f in found]
+    headers = sample_headers(train)
+    grey = all_grey(headers)
+    found = [{**f, "channels": 1} if grey else f for f in found]
+    if entry.get("image_size") is None and headers:
+        # the size the images are resized to, when no setting fixes it: the first sampled
+        # image's shorter side (nasgep.data), so images exported again at another size are
+        # other data (a search went on at 32x32 after 16x16, a training resumed so too)
+        found = [{**f, "image_size": min(headers[0][1])} for f in found]
+    return found
 
 
 def _flat_images(folder: Path) -> list[str]:

@@ -207,6 +207,8 @@ RECORDED_LATER: dict[str, Any] = {
     "search.finalists": 3,
     "search.evaluation": "stepwise",      # 2026-11-28
     "train_files": ANY,                   # 2026-12-07: a training's training images alone
+    "data_files.image_size": ANY,         # a folder's image size when image_size is unset
+    "train_files.image_size": ANY,
 }
 
 #: keys that records made before 2026-12-07 hold and fingerprints no longer carry, since
@@ -301,7 +303,9 @@ def unlike_runs(folders: Iterable[Path], ignore: tuple[str, ...] = ("seed",)) ->
         keys = [k for k in changed_keys(first[1], settings) if k in back]
         # a run goes on after a change of its test images alone, but seeds tested on
         # different test sets are no one row
-        if "data_files" in first[1] and "data_files" in settings and first[1]["data_files"] != settings["data_files"]:
+        if "data_files" in first[1] and "data_files" in settings and all(
+                changed_keys({"data_files": a["data_files"]}, {"data_files": b["data_files"]})
+                for a, b in ((first[1], settings), (settings, first[1]))):
             keys = keys or ["data_files (the test images)"]
         if keys:
             return first[0], folder, keys

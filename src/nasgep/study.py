@@ -435,7 +435,8 @@ class Study:
                 f"{folder} was trained with other settings than the config's ({outdir.shown_keys(keys)}); "
                 f"rerun it with this config (snakemake --forcerun {rule}, or nasgep train --restart-if-changed), "
                 f"or table it with the config it was made with")
-        if "data_files" in old and "data_files" in expected and old["data_files"] != expected["data_files"]:
+        if "data_files" in old and "data_files" in expected and outdir.changed_keys(
+                {"data_files": old["data_files"]}, {"data_files": expected["data_files"]}):
             # a training goes on after that change: its weights are kept, tested again
             raise ResultFileError(
                 f"{folder} was tested on other test images than the dataset now holds; test it again, its "

@@ -121,7 +121,8 @@ def check_search(folder: Path, dataset: str, entry: dict | None = None, files: d
         old = record["settings"]
         data = old.get("data") if isinstance(old.get("data"), dict) else {}
         keys = ["data.kind"] if "kind" in data and data["kind"] != entry.get("kind") else []
-        if "data_files" in old and not keys and old["data_files"] != files:
+        if "data_files" in old and not keys and outdir.changed_keys({"data_files": old["data_files"]},
+                                                                    {"data_files": files}):
             keys.append("data_files")     # the files' content: a path spelt otherwise is no difference
         if keys:
             raise UserError(f"--search {folder} was made on other data than dataset {dataset!r} of the config "
