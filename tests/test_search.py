@@ -369,6 +369,121 @@ def test_workers_leave_ctrl_c_to_the_search_process():
     assert result.failure is None and proc.exitcode == 0
 
 
+class _PressesCtrlC:
+    """A factory that presses Ctrl-C in the search process as the worker it is sent to
+    starts (pickled by ``Process.start``); a worker gets the plain cheap factory."""
+
+    def __reduce__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        return (_cheap_factory, ())
+
+
+def _cheap_factory():
+    return cheap_factory
+
+
+def test_a_ctrl_c_while_the_workers_start_takes_effect_once_they_are_started():
+    """SIGINT was ignored in the search process while its workers started (so that they
+    inherit SIG_IGN): a Ctrl-C in those 5-12 ms was lost, and one more press was needed.
+    It is raised once the workers are started, which are stopped, and the search
+    process's Ctrl-C handling is as it was."""
+    import multiprocessing
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        ProcessExecutor(_PressesCtrlC(), ["cpu", "cpu"])
+    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    assert multiprocessing.active_children() == []       # no worker left running
+
+
+WORKER_SIGINT = """
+import multiprocessing, os, signal, sys
+from nasgep.processes import ctrl_c_ignored, ignore_held_ctrl_c
+
+def worker(conn):
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    os.kill(os.getpid(), signal.SIGINT)         # a Ctrl-C while it starts
+    ignore_held_ctrl_c()
+    conn.send((blocked, signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
+               signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, ())))
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    workers = []
+    with ctrl_c_ignored(True):
+        for _ in range(2):
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=worker, args=(theirs,))
+            proc.start()
+            workers.append((proc, ours))
+    for proc, ours in workers:
+        print(*ours.recv())
+        proc.join()
+        print(proc.exitcode)
+"""
+
+
+def test_workers_start_with_ctrl_c_held_then_ignore_it(tmp_path):
+    """A worker ignores Ctrl-C from its first instruction (before it runs any code of ours,
+    a Ctrl-C printed a KeyboardInterrupt traceback): it starts with SIGINT blocked, then
+    ignores it, the one held meanwhile dropped. In a fresh process, whose first worker
+    also starts multiprocessing's resource tracker (which unblocks SIGINT)."""
+    script = tmp_path / "start.py"      # a file: spawned workers import their target from it
+    script.write_text(WORKER_SIGINT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n") == ["True True False", "0", "True True False", "0", ""], out.stderr
+
+
+class _IgnoresSigterm(CheapEvaluator):
+    """Trains for two minutes, deaf to SIGTERM (stuck in native code, say)."""
+
+    def train(self, job):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        Path(os.environ["NASGEP_TEST_ENTERED"], job.individual).touch()
+        time.sleep(120)
+        return super().train(job)
+
+
+def ignores_sigterm(device: str) -> CheapEvaluator:
+    return _IgnoresSigterm()
+
+
+def test_close_gives_the_workers_one_deadline_together(tmp_path, monkeypatch):
+    """close() waited up to 10 s for each worker that did not end, one after another
+    (20 s for two stuck workers): they share one deadline, then what is left is killed."""
+    from types import SimpleNamespace
+
+    from nasgep.search import evaluator as evaluator_module
+
+    monkeypatch.setenv("NASGEP_TEST_ENTERED", str(tmp_path))
+    executor = ProcessExecutor(ignores_sigterm, ["cpu", "cpu"])
+    procs = [p for p, _ in executor._workers]
+    try:
+        for w, job in enumerate(_jobs(2)):
+            executor._workers[w][1].send((w, job))
+            executor._busy[w] = 1
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(list(tmp_path.iterdir())) == 2       # both deaf to SIGTERM now
+        now = [0.0]
+        monkeypatch.setattr(evaluator_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+        waited = []
+        for proc in procs:
+            def join(timeout=None, real=proc.join):
+                if timeout is None:
+                    return real()
+                waited.append(timeout)      # it does not end within the time it is given
+                now[0] += timeout
+            monkeypatch.setattr(proc, "join", join)
+    finally:
+        executor.close()
+    assert waited == [ProcessExecutor.stop_seconds, 0.0]
+    assert [p.exitcode for p in procs] == [-signal.SIGKILL, -signal.SIGKILL]
+
+
 def test_workers_that_died_alike_are_named_once_and_one_not_reaped_is_not_called_running():
     """Two workers killed at once (a cgroup's out-of-memory kill) read 'killed by SIGKILL, often
     the out-of-memory killer, killed by SIGKILL, often the out-of-memory killer', and one not

@@ -74,13 +74,46 @@ def loader_worker_init():
 
 @contextlib.contextmanager
 def ctrl_c_ignored(on_main: bool):
-    """Start worker processes with SIGINT ignored (an ignored signal stays so across exec,
-    and Python then installs no handler of its own). A Ctrl-C reaches the whole process
-    group: the search process stops its workers itself
+    """Start worker processes (multiprocessing's) that ignore SIGINT, while a Ctrl-C that
+    this process gets meanwhile takes effect once they are started. A Ctrl-C reaches the
+    whole process group: the search process stops its workers itself
     (:meth:`nasgep.search.evaluator.ProcessExecutor.close`), while a worker interrupted on
     its own printed a KeyboardInterrupt traceback, from wherever it was (importing torch,
-    unpickling its job)."""
-    if not on_main:     # only the main thread may set handlers; such workers keep the default
+    unpickling its job).
+
+    SIGINT is blocked in this thread while the workers start: the mask is inherited across
+    fork and exec, so a worker starts with it blocked and ignores it for good in
+    :func:`ignore_held_ctrl_c` (a Ctrl-C held until then is dropped). In this process a
+    handler only records a Ctrl-C, which is raised again afterwards: ignored here too, a
+    Ctrl-C in the 5-12 ms the workers take to start was lost, and one more press was
+    needed. Both block and handler are needed: a signal to the process goes to any thread
+    that does not block it."""
+    if (not on_main     # only the main thread may set handlers; such workers keep the default
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN     # `nohup`: inherited as it is
+            or not hasattr(signal, "pthread_sigmask")):
+        with _sigint_ignored(on_main):
+            yield
+        return
+    # starting the resource tracker (at the first worker) unblocks SIGINT and SIGTERM
+    # whatever was blocked before: start it first
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)    # a held Ctrl-C is recorded here
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        signal.raise_signal(signal.SIGINT)      # the handler runs now, as for a Ctrl-C
+
+
+@contextlib.contextmanager
+def _sigint_ignored(on_main: bool):
+    if not on_main:
         yield
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -88,6 +121,15 @@ def ctrl_c_ignored(on_main: bool):
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def ignore_held_ctrl_c() -> None:
+    """In a worker started under :func:`ctrl_c_ignored`, first thing: SIGINT, blocked since
+    the worker started, is ignored from now on (a Ctrl-C held meanwhile is dropped).
+    Elsewhere (a worker started from another thread) nothing changes."""
+    if hasattr(signal, "pthread_sigmask") and signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, ()):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def unwind_on_sigterm() -> None:

@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import RunFailed, UserError
-from ..processes import bars_locked_between_threads, ctrl_c_ignored, die_with_parent, unwind_on_sigterm
+from ..processes import (
+    bars_locked_between_threads,
+    ctrl_c_ignored,
+    die_with_parent,
+    ignore_held_ctrl_c,
+    unwind_on_sigterm,
+)
 from ..space import Genome
 
 
@@ -195,6 +201,7 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent:
     None or the search's end of the pipe closes. It ignores Ctrl-C (see
     :func:`nasgep.processes.ctrl_c_ignored`); one that reaches it anyway (a worker started from another
     thread than the main one) ends it quietly: the search process says what happened."""
+    ignore_held_ctrl_c()
     die_with_parent(parent, parent_thread_is_main)
     # started as a daemon (ended at the search's exit even without close()), which
     # multiprocessing takes to forbid children: with DataLoader workers (a folder dataset,
@@ -279,14 +286,18 @@ class ProcessExecutor:
         self._busy: dict[int, int] = {}     # worker -> the map call whose job it trains
         self._calls = 0
         on_main = threading.current_thread() is threading.main_thread()
-        with ctrl_c_ignored(on_main):
-            for device in devices:
-                ours, theirs = ctx.Pipe()
-                proc = ctx.Process(target=_worker_main, args=(factory, device, theirs, os.getpid(), on_main),
-                                   daemon=True)
-                proc.start()
-                theirs.close()
-                self._workers.append((proc, ours))
+        try:
+            with ctrl_c_ignored(on_main):   # a Ctrl-C meanwhile is raised once all are started
+                for device in devices:
+                    ours, theirs = ctx.Pipe()
+                    proc = ctx.Process(target=_worker_main, args=(factory, device, theirs, os.getpid(), on_main),
+                                       daemon=True)
+                    proc.start()
+                    theirs.close()
+                    self._workers.append((proc, ours))
+        except BaseException:   # Ctrl-C, SIGTERM: the caller has no executor to close
+            self._stop(at_once=range(len(self._workers)))    # they may still be importing torch
+            raise
 
     def map(self, jobs: Sequence[TrainJob], may_start: Callable[[], bool],
             done: Callable[[], None] | None = None) -> list[TrainResult | None]:
@@ -343,20 +354,31 @@ class ProcessExecutor:
             proc.join(timeout=5)
         return WorkerDied([p.exitcode for p in procs])
 
+    #: seconds that the workers have, all together, to end before they are killed
+    stop_seconds = 10.0
+
     def close(self) -> None:
         """End the workers: an idle one when it reads the end of its pipe; a busy one (the
         search stopped during a generation: Ctrl-C, SIGTERM, an error) at once, since its
-        candidate is lost anyway and may train for minutes."""
+        candidate is lost anyway and may train for minutes. Those left after
+        :attr:`stop_seconds`, one deadline for all (each had 10 s of its own, one after
+        another, before), are killed."""
+        self._stop(at_once=self._busy)
+
+    def _stop(self, at_once) -> None:
+        """End the workers, those in ``at_once`` by SIGTERM."""
         for w, (proc, conn) in enumerate(self._workers):
-            if w in self._busy:
+            if w in at_once:
                 proc.terminate()
                 conn.close()    # one whose SIGTERM came while its DataLoader's workers died
                 # (a group's SIGTERM) finished its job as a failure: it reads the end here
             else:
                 with contextlib.suppress(OSError):
                     conn.send(None)
+        deadline = time.monotonic() + self.stop_seconds
+        for proc, _ in self._workers:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
         for proc, conn in self._workers:
-            proc.join(timeout=10)
             if proc.is_alive():
                 proc.kill()
                 proc.join()
