@@ -521,3 +521,50 @@ def test_dataloader_workers_started_by_a_fork_server_read():
 
     loader = DataLoader(_Pid(), batch_size=1, num_workers=2, multiprocessing_context="forkserver")
     assert len([int(v) for batch in batches(loader) for v in batch]) == 2
+
+
+def _sigterm_disposition(pid: int) -> tuple[bool, bool]:
+    """(ignored, caught) for SIGTERM in process ``pid``, as the kernel has it."""
+    import signal
+
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    bit = 1 << (signal.SIGTERM - 1)
+    return bool(int(fields["SigIgn"], 16) & bit), bool(int(fields["SigCgt"], 16) & bit)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/PID/status is Linux's")
+@pytest.mark.parametrize("sigterm", ["unwinds", "ignored"])
+def test_dataloader_workers_of_a_search_worker_end_on_pytorchs_terminate(sigterm, monkeypatch):
+    """A DataLoader worker forked by a search worker inherits its SIGTERM handler
+    (:func:`nasgep.processes.unwind_on_sigterm`), or SIG_IGN once the search worker's first
+    SIGTERM came: Python's ``signal.getsignal`` in the worker still says so. The kernel does
+    not: PyTorch puts its own SIGTERM handler in every DataLoader worker before
+    ``worker_init_fn`` runs, and it ends the worker (exit 0) on the loader's own terminate
+    (which it sends to a worker that does not stop within 5 s). Should PyTorch stop doing
+    that, ``nasgep.processes.loader_worker_init`` has to reset SIGTERM itself."""
+    import signal
+
+    from torch.utils.data import DataLoader
+
+    from nasgep.processes import loader_worker_init, unwind_on_sigterm
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)      # unwind_on_sigterm sets it
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        unwind_on_sigterm()
+        if sigterm == "ignored":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        it = iter(DataLoader(_Pid(), batch_size=1, num_workers=1, worker_init_fn=loader_worker_init()))
+        next(it)                            # the worker is past its set-up
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    worker = it._workers[0]
+    try:
+        assert _sigterm_disposition(worker.pid) == (False, True)
+        worker.terminate()
+        worker.join(60)
+        assert worker.exitcode == 0
+    finally:
+        if worker.exitcode is None:
+            worker.kill()
+        it._shutdown_workers()
