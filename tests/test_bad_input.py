@@ -1347,6 +1347,38 @@ def test_a_second_ctrl_c_quits_at_once_without_a_traceback(tmp_path):
     assert "cleanup finished" not in done.stdout
 
 
+def test_a_second_ctrl_c_after_the_exit_callbacks_still_quits_with_130(tmp_path):
+    """Python restores SIGINT's default after the exit callbacks, and tears the interpreter
+    down (2-3 s once torch is imported): a second Ctrl-C then killed the process by the
+    signal (status -2 from Python, nothing printed). The interrupted command now ends
+    after its exit callbacks, with 130, its teardown skipped."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import atexit, os, signal, sys, time\n"
+        "from nasgep import cli\n"
+        "assert atexit._ncallbacks() == 1\n"     # its own comes first: it runs after every other
+        "from nasgep.commands import decode\n"
+        "class Teardown:\n"
+        "    def __del__(self):\n"         # runs as the interpreter's modules are torn down
+        "        os.kill(os.getpid(), signal.SIGINT)\n"     # the second Ctrl-C, then
+        "        time.sleep(30)\n"
+        "        print('teardown finished')\n"
+        "late = Teardown()\n"
+        "def run(args):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"      # the first
+        "    time.sleep(30)\n"
+        "decode.run = run\n"
+        "sys.argv = ['nasgep', 'decode', 'add g1 g2']\n"
+        "sys.exit(cli.main())\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.splitlines() == ["nasgep decode: interrupted"]
+    assert "teardown finished" not in done.stdout
+
+
 def test_ctrl_c_is_the_callers_again_after_main_returns(monkeypatch):
     """main() called from Python (argv given) gives Ctrl-C back: after an interrupted verb
     a Ctrl-C of the caller is a KeyboardInterrupt again, not a quit."""

@@ -7,6 +7,7 @@ Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import importlib
 import os
@@ -168,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one verb. Expected failures (:mod:`nasgep.errors`) and unreadable or
     unwritable files become one line on stderr, never a traceback."""
-    global _TERMINATING
+    global _TERMINATING, _QUIT_AT_EXIT
+    _QUIT_AT_EXIT = None
     _print_anything()
     args = build_parser().parse_args(argv)
     _TERMINATING = False            # a SIGTERM of an earlier verb in this process is over
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args.command, _os_message(e), 2 if e.filename and not machine else 1)
     except KeyboardInterrupt:
         _say(f"nasgep {args.command}: interrupted")
+        if argv is None and _INTERRUPTED:   # the `nasgep` command: it ends in _quit_at_exit
+            _QUIT_AT_EXIT = 130
         return 130
     except Terminated:
         _say(f"nasgep {args.command}: terminated (SIGTERM)")
@@ -253,6 +257,35 @@ def _quit_on_second_interrupt(command: str):
         os._exit(130)
 
     return signal.signal(signal.SIGINT, interrupted)
+
+
+#: the status that the `nasgep` command ends with once its exit callbacks have run (set
+#: after a Ctrl-C), skipping the interpreter's teardown
+_QUIT_AT_EXIT: int | None = None
+
+
+def _quit_at_exit() -> None:
+    """The `nasgep` command's last exit callback (registered first, as this module is
+    imported, before anything else registers one: exit callbacks run last-registered
+    first). After a Ctrl-C, once the others have run (MLflow
+    ends its run, multiprocessing stops its children) with a second Ctrl-C still quitting
+    at once, the process ends here instead of tearing the interpreter down: Python restores
+    SIGINT's default before that teardown (2-3 s in a search that imported torch), and a
+    second Ctrl-C landing in it killed the process by the signal, nothing printed (status
+    -2 to a Python caller; a shell shows 130 for both). Skipping the teardown loses nothing
+    that the second Ctrl-C's ``os._exit`` would not: results, checkpoints and MLflow's
+    store are written before."""
+    if _QUIT_AT_EXIT is None:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):     # a reader gone, a closed stream: nothing to print to
+            pass
+    os._exit(_QUIT_AT_EXIT)
+
+
+atexit.register(_quit_at_exit)
 
 
 class Terminated(BaseException):
