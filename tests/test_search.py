@@ -390,11 +390,12 @@ def test_a_ctrl_c_while_the_workers_start_takes_effect_once_they_are_started():
     import multiprocessing
 
     before = signal.getsignal(signal.SIGINT)
+    running = set(multiprocessing.active_children())
     with pytest.raises(KeyboardInterrupt):
         ProcessExecutor(_PressesCtrlC(), ["cpu", "cpu"])
     assert signal.getsignal(signal.SIGINT) is before
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
-    assert multiprocessing.active_children() == []       # no worker left running
+    assert set(multiprocessing.active_children()) <= running      # its workers are stopped
 
 
 WORKER_SIGINT = """
