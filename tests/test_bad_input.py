@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -1320,7 +1321,7 @@ def test_a_second_ctrl_c_quits_at_once_without_a_traceback(tmp_path):
     """Ctrl-C twice: the second lands while the verb unwinds or while the interpreter exits
     (MLflow ends its run in an atexit handler; stopping DataLoader workers takes seconds).
     It printed a KeyboardInterrupt traceback from whichever cleanup it hit ("Exception
-    ignored in atexit callback"); now it quits at once, exit 130, in one line."""
+    ignored in atexit callback"); now it quits at once, in one line, killed by SIGINT."""
     import subprocess
     import sys
 
@@ -1341,17 +1342,17 @@ def test_a_second_ctrl_c_quits_at_once_without_a_traceback(tmp_path):
         "sys.argv = ['nasgep', 'decode', 'add g1 g2']\n"
         "sys.exit(cli.main())\n")                       # as the `nasgep` command calls it
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 130, done.stderr
+    assert done.returncode == -signal.SIGINT, done.stderr
     assert done.stderr.splitlines() == ["nasgep decode: interrupted",
                                         "nasgep decode: interrupted again: quitting at once"]
     assert "cleanup finished" not in done.stdout
 
 
-def test_a_second_ctrl_c_after_the_exit_callbacks_still_quits_with_130(tmp_path):
+def test_an_interrupted_command_dies_of_sigint_after_its_exit_callbacks(tmp_path):
     """Python restores SIGINT's default after the exit callbacks, and tears the interpreter
-    down (2-3 s once torch is imported): a second Ctrl-C then killed the process by the
-    signal (status -2 from Python, nothing printed). The interrupted command now ends
-    after its exit callbacks, with 130, its teardown skipped."""
+    down (2-3 s once torch is imported), where a second Ctrl-C landed unannounced. The
+    interrupted command now ends right after its exit callbacks, its teardown skipped,
+    killed by SIGINT as Ctrl-C's convention asks (a shell loop then stops)."""
     import subprocess
     import sys
 
@@ -1374,9 +1375,63 @@ def test_a_second_ctrl_c_after_the_exit_callbacks_still_quits_with_130(tmp_path)
         "sys.argv = ['nasgep', 'decode', 'add g1 g2']\n"
         "sys.exit(cli.main())\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 130, done.stderr
+    assert done.returncode == -signal.SIGINT, done.stderr
     assert done.stderr.splitlines() == ["nasgep decode: interrupted"]
     assert "teardown finished" not in done.stdout
+
+
+LOOP_RUN = """
+import sys, time
+from nasgep import cli
+from nasgep.commands import decode
+def run(args):
+    print('running', flush=True)
+    time.sleep(30)
+decode.run = run
+sys.argv = ['nasgep', 'decode', 'add g1 g2']
+sys.exit(cli.main())
+"""
+
+
+def test_ctrl_c_stops_a_shell_loop_over_runs(tmp_path):
+    """``for s in 0 1 2; do nasgep search --seed $s ...; done``: Ctrl-C stopped only the
+    running search, and bash went on with the next seed, since a program that exits 130
+    tells bash it handled the Ctrl-C itself. Dying of SIGINT, as Python does for a
+    KeyboardInterrupt nobody caught, stops the loop (through a pseudo-terminal, as typed)."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    script = tmp_path / "loop_run.py"
+    script.write_text(LOOP_RUN)
+    loop = f"for i in 1 2 3; do {sys.executable} {script}; echo after-$i; done; echo loop-done"
+    pid, fd = pty.fork()
+    if pid == 0:                  # the shell, in the terminal's foreground process group
+        os.execvp("bash", ["bash", "-c", loop])
+    out, sent, deadline = b"", False, time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if not sent and b"running" in out:
+                os.write(fd, b"\x03")          # Ctrl-C typed on the terminal
+                sent = True
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:           # the shell ended: the terminal is gone
+                    break
+                if not chunk:
+                    break
+                out += chunk
+    finally:
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    text = out.decode(errors="replace")
+    assert sent and "nasgep decode: interrupted" in text, text
+    assert "after-" not in text and "loop-done" not in text, text
 
 
 def test_ctrl_c_is_the_callers_again_after_main_returns(monkeypatch):

@@ -169,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one verb. Expected failures (:mod:`nasgep.errors`) and unreadable or
     unwritable files become one line on stderr, never a traceback."""
-    global _TERMINATING, _QUIT_AT_EXIT
-    _QUIT_AT_EXIT = None
+    global _TERMINATING, _DIE_AT_EXIT
+    _DIE_AT_EXIT = False
     _print_anything()
     args = build_parser().parse_args(argv)
     _TERMINATING = False            # a SIGTERM of an earlier verb in this process is over
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say(f"nasgep {args.command}: interrupted")
         if argv is None and _INTERRUPTED:   # the `nasgep` command: it ends in _quit_at_exit
-            _QUIT_AT_EXIT = 130
+            _DIE_AT_EXIT = True
         return 130
     except Terminated:
         _say(f"nasgep {args.command}: terminated (SIGTERM)")
@@ -234,9 +234,10 @@ _INTERRUPTED = False
 
 def _quit_on_second_interrupt(command: str):
     """The first Ctrl-C (SIGINT) raises KeyboardInterrupt as Python's does: the verb unwinds,
-    its ``finally`` blocks stop workers, and it ends with "interrupted" and exit 130. A second
-    one while it unwinds (stopping DataLoader workers can take seconds) quits at once, exit
-    130, instead of a KeyboardInterrupt traceback from whichever cleanup it landed in. Nothing
+    its ``finally`` blocks stop workers, and it says "interrupted" (``main`` returns 130; the
+    `nasgep` command then dies of SIGINT, :func:`die_of_sigint`). A second one while it
+    unwinds (stopping DataLoader workers can take seconds) quits at once, dying of SIGINT,
+    instead of a KeyboardInterrupt traceback from whichever cleanup it landed in. Nothing
     is lost that a ``kill -9`` would not lose: results and checkpoints are written atomically,
     and worker processes die with their parent. Returns the SIGINT handler it replaced (None:
     SIGINT is ignored, as ``nohup`` leaves it, and stays so)."""
@@ -254,35 +255,48 @@ def _quit_on_second_interrupt(command: str):
             _INTERRUPTED = True
             raise KeyboardInterrupt
         _say(f"nasgep {command}: interrupted again: quitting at once")
-        os._exit(130)
+        die_of_sigint()
 
     return signal.signal(signal.SIGINT, interrupted)
 
 
-#: the status that the `nasgep` command ends with once its exit callbacks have run (set
-#: after a Ctrl-C), skipping the interpreter's teardown
-_QUIT_AT_EXIT: int | None = None
+#: set after a Ctrl-C of the `nasgep` command: it ends killed by SIGINT once its exit
+#: callbacks have run, skipping the interpreter's teardown
+_DIE_AT_EXIT = False
 
 
-def _quit_at_exit() -> None:
-    """The `nasgep` command's last exit callback (registered first, as this module is
-    imported, before anything else registers one: exit callbacks run last-registered
-    first). After a Ctrl-C, once the others have run (MLflow
-    ends its run, multiprocessing stops its children) with a second Ctrl-C still quitting
-    at once, the process ends here instead of tearing the interpreter down: Python restores
-    SIGINT's default before that teardown (2-3 s in a search that imported torch), and a
-    second Ctrl-C landing in it killed the process by the signal, nothing printed (status
-    -2 to a Python caller; a shell shows 130 for both). Skipping the teardown loses nothing
-    that the second Ctrl-C's ``os._exit`` would not: results, checkpoints and MLflow's
-    store are written before."""
-    if _QUIT_AT_EXIT is None:
-        return
+def die_of_sigint() -> None:
+    """End the process killed by SIGINT, as Unix programs (and Python itself, for a
+    KeyboardInterrupt nobody caught) end on Ctrl-C: a shell loop over seeds (``for s in 0 1
+    2; do nasgep search ...; done``) then stops. A program that exits 130 instead tells
+    bash it handled the Ctrl-C itself, and the loop went on with the next seed, every
+    remaining search running to its end. A shell shows 130 either way; a Python caller
+    sees -2. Output is flushed first."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):     # a reader gone, a closed stream: nothing to print to
             pass
-    os._exit(_QUIT_AT_EXIT)
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGINT)
+    finally:
+        os._exit(130)                      # not reached: the signal ends the process
+
+
+def _quit_at_exit() -> None:
+    """The `nasgep` command's last exit callback (registered first, as this module is
+    imported, before anything else registers one: exit callbacks run last-registered
+    first). After a Ctrl-C, once the others have run (MLflow ends its run,
+    multiprocessing stops its children) with a second Ctrl-C still quitting at once, the
+    process dies of SIGINT here (:func:`die_of_sigint`) instead of tearing the interpreter
+    down: Python restores SIGINT's default before that teardown (2-3 s in a search that
+    imported torch), and a second Ctrl-C landing in it killed the process with nothing
+    printed. Skipping the teardown loses nothing that the second Ctrl-C would not:
+    results, checkpoints and MLflow's store are written before."""
+    if _DIE_AT_EXIT:
+        die_of_sigint()
 
 
 atexit.register(_quit_at_exit)
