@@ -451,6 +451,38 @@ def test_a_training_goes_on_after_a_change_of_its_test_images_only(tmp_path, cap
            "train_files.sha256 differ)" in capsys.readouterr().err
 
 
+def test_a_training_recorded_before_the_image_size_goes_on_after_a_change_of_its_test_images(tmp_path, capsys):
+    """A training recorded with train_files but before the folder's image size was (no
+    ``image_size`` in either fingerprint) whose test images then changed is tested again,
+    not trained afresh: its train_files were compared with ``==``, so the image size
+    recorded now made every change of val/ one of its training images (a finished
+    training restarted by the workflow's --restart-if-changed, or refused)."""
+    from genomes import GENOME
+
+    from nasgep import outdir
+
+    root = write_folder(tmp_path / "imgs")
+    (tmp_path / "g.json").write_text(json.dumps({"genome": GENOME}))
+    config = write_config(tmp_path, root)
+    out = tmp_path / "final"
+    argv = ["train", "--genome", str(tmp_path / "g.json"), "--config", str(config), "--dataset", "mine",
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    weights = (out / "model.pt").read_bytes()
+    doc = json.loads((out / "settings.json").read_text())
+    settings = doc["settings"]
+    for key in ("data_files", "train_files"):      # as recorded before the size was
+        del settings[key]["image_size"]
+    (out / "settings.json").write_text(json.dumps({**doc, **outdir.fingerprint(settings)}))
+    capsys.readouterr()
+    (root / "val" / "cat" / "000.png").unlink()
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "note: the test images changed since" in printed and "starting afresh" not in printed
+    assert (out / "model.pt").read_bytes() == weights          # not trained again
+    assert not list(out.glob(".previous-*"))
+
+
 def test_one_listing_gives_a_trainings_two_fingerprints(tmp_path):
     """A training records its training images alone and with its test images; both come
     from one listing of the folder (ImageNet's train/ was listed twice, about 3 s), and are

@@ -242,9 +242,14 @@ def _dropped(key: str, settings: Mapping[str, Any]) -> bool:
 
 def _test_images_only(key: str, recorded_settings: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
     """``key`` is a training's ``data_files`` (training and test images) while its
-    ``train_files`` agree: only the test images changed, which its weights do not depend on."""
+    ``train_files`` agree: only the test images changed, which its weights do not depend on.
+    They agree as :func:`changed_keys` compares them: a ``train_files`` recorded before a key
+    was added to it (``train_files.image_size``) agrees with today's."""
+    if key.split(".")[0] != "data_files":
+        return False
     old, new = _get(recorded_settings, "train_files"), _get(settings, "train_files")
-    return key.split(".")[0] == "data_files" and old is not _MISSING and old == new
+    return (old is not _MISSING and new is not _MISSING
+            and not changed_keys({"train_files": old}, {"train_files": new}))
 
 
 def changed_keys(recorded_settings: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
