@@ -122,6 +122,23 @@ def test_a_labels_file_names_images_and_classes_with_spaces(tmp_path, separator)
         [("IMG 0.png", 0), ("IMG 1.png", 1), ("IMG 2.png", 2)]
 
 
+@pytest.mark.parametrize("line", ["v0.png cat tench, Tinca tinca", "v,0.png cat", "\tv0.png\tcat"])
+def test_a_space_separated_line_with_a_comma_is_still_read(tmp_path, line):
+    """Lines read before comma lines became CSV rows (0852b78): a space-separated line with
+    a comma in a further column or in its image's name, and a tab-separated one with a
+    leading tab, were cut at the comma (or tab) and refused as "no image 'v0.png cat
+    tench'"; the first line, taken for a header, left its image unlabelled."""
+    from nasgep.data import read_val_labels
+
+    image = "v,0.png" if "v,0" in line else "v0.png"
+    images = {name: tmp_path / name for name in (image, "v1.png")}
+    labels = tmp_path / "val_labels.txt"
+    for text in (f"{line}\nv1.png dog\n", f"v1.png dog\n{line}\n"):     # first line, and not
+        labels.write_text(text)
+        assert sorted(read_val_labels(labels, images, ["cat", "dog"])) == \
+            [(str(tmp_path / image), 0), (str(tmp_path / "v1.png"), 1)]
+
+
 def test_class_folders_that_differ_only_in_unicode_form_are_said_to(tmp_path):
     """'café' composed in train/ and decomposed in val/ (a copy through macOS): the line
     named the same-looking folder as both missing and not in the training set."""

@@ -880,6 +880,12 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
     lines = read_user_text(labels_file, "labels file (<image> <class> per line)", DataError).splitlines()
     for number, line in enumerate(lines, 1):
         fields = _label_fields(line)
+        if fields and fields[0] not in images:
+            # a space-separated line read as a CSV row for a comma further on ('v1.png cat
+            # tench, Tinca tinca') or in its image's name ('a,1.png cat'), or a tab-separated
+            # one with a leading tab: split as before (commas and spaces), else at spaces
+            fields = next((f for f in (line.replace(",", " ").split(), line.split())
+                           if len(f) >= 2 and f[0] in images), fields)
         if len(fields) < 2:
             continue
         name, label = fields[0], fields[1]
