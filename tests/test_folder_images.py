@@ -438,13 +438,10 @@ def test_a_moved_data_folder_or_download_false_changes_no_run(tmp_path):
         run_search(more, dataset="mine", seed=0, out_dir=out, resume=True, factory=_cheap, progress=False)
 
 
-def test_a_training_goes_on_after_a_change_of_its_test_images_only(tmp_path, capsys):
-    """A training's weights depend on its training images, not on val/ (its test set) nor
-    on the search's split: a test image removed, or val_fraction changed, restarted a
-    finished training (the workflow's --restart-if-changed) or refused it. Now it goes on,
-    tested on the new set; a change of its training images is still another training."""
+def _trained_on_folder(tmp_path):
+    """A genome trained on a small folder dataset: (its root, the training's folder, the
+    argv that trained it, the weights' bytes)."""
     from genomes import GENOME
-    from PIL import Image
 
     root = write_folder(tmp_path / "imgs")
     (tmp_path / "g.json").write_text(json.dumps({"genome": GENOME}))
@@ -454,6 +451,17 @@ def test_a_training_goes_on_after_a_change_of_its_test_images_only(tmp_path, cap
             "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     weights = (out / "model.pt").read_bytes()
+    return root, out, argv, weights
+
+
+def test_a_training_goes_on_after_a_change_of_its_test_images_only(tmp_path, capsys):
+    """A training's weights depend on its training images, not on val/ (its test set) nor
+    on the search's split: a test image removed, or val_fraction changed, restarted a
+    finished training (the workflow's --restart-if-changed) or refused it. Now it goes on,
+    tested on the new set; a change of its training images is still another training."""
+    from PIL import Image
+
+    root, out, argv, weights = _trained_on_folder(tmp_path)
     capsys.readouterr()
     (root / "val" / "cat" / "000.png").unlink()
     assert main([*argv, "--set", "datasets.mine.val_fraction=0.5"]) == 0
@@ -474,18 +482,9 @@ def test_a_training_recorded_before_the_image_size_goes_on_after_a_change_of_its
     not trained afresh: its train_files were compared with ``==``, so the image size
     recorded now made every change of val/ one of its training images (a finished
     training restarted by the workflow's --restart-if-changed, or refused)."""
-    from genomes import GENOME
-
     from nasgep import outdir
 
-    root = write_folder(tmp_path / "imgs")
-    (tmp_path / "g.json").write_text(json.dumps({"genome": GENOME}))
-    config = write_config(tmp_path, root)
-    out = tmp_path / "final"
-    argv = ["train", "--genome", str(tmp_path / "g.json"), "--config", str(config), "--dataset", "mine",
-            "--out", str(out), "--no-progress"]
-    assert main(argv) == 0
-    weights = (out / "model.pt").read_bytes()
+    root, out, argv, weights = _trained_on_folder(tmp_path)
     doc = json.loads((out / "settings.json").read_text())
     settings = doc["settings"]
     for key in ("data_files", "train_files"):      # as recorded before the size was
