@@ -879,13 +879,7 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
     first: dict[str, int] = {}       # image -> the line that labelled it
     lines = read_user_text(labels_file, "labels file (<image> <class> per line)", DataError).splitlines()
     for number, line in enumerate(lines, 1):
-        fields = _label_fields(line)
-        if fields and fields[0] not in images:
-            # a space-separated line read as a CSV row for a comma further on ('v1.png cat
-            # tench, Tinca tinca') or in its image's name ('a,1.png cat'), or a tab-separated
-            # one with a leading tab: split as before (commas and spaces), else at spaces
-            fields = next((f for f in (line.replace(",", " ").split(), line.split())
-                           if len(f) >= 2 and f[0] in images), fields)
+        fields = _label_fields(line, images)
         if len(fields) < 2:
             continue
         name, label = fields[0], fields[1]
@@ -920,21 +914,24 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
     return sorted(samples)
 
 
-def _label_fields(line: str) -> list[str]:
-    """A labels file's line as fields: a CSV row when it holds a comma (quotes allowed), at
-    tabs when it holds a tab, else at spaces. Splitting a comma- or tab-separated line at
-    spaces too cut an image name such as ``im 1.png`` in two, and every line was refused
-    as 'no image 'im''."""
+def _label_fields(line: str, images: dict[str, Path]) -> list[str]:
+    """A labels file's line as fields: the first of these splits whose first field names an
+    image of ``images`` (else the first one): a CSV row (quotes allowed) when the line holds
+    a comma, at tabs when it holds a tab, at commas and spaces, at spaces. So image and
+    class names may hold spaces in a comma- or tab-separated file (``im 1.png,cat``: split
+    at spaces too, every line was refused as 'no image 'im''), and a space-separated line
+    with a comma further on (``v1.png cat tench, Tinca tinca``), in its image's name or a
+    tab-separated one with a leading tab still reads."""
+    splits = []
     if "," in line:
         import csv
 
-        fields = next(csv.reader([line], skipinitialspace=True), [])
-    elif "\t" in line:
-        fields = line.split("\t")
-    else:
-        return line.split()
-    fields = [f.strip() for f in fields]
-    return fields if any(fields) else []
+        splits.append(next(csv.reader([line], skipinitialspace=True), []))
+    if "\t" in line:
+        splits.append(line.split("\t"))
+    splits += [line.replace(",", " ").split(), line.split()]
+    splits = [[f.strip() for f in s] if any(f.strip() for f in s) else [] for s in splits]
+    return next((s for s in splits if len(s) >= 2 and s[0] in images), splits[0])
 
 
 def _val_labels_file(entry: dict, root: Path) -> Path | None:
