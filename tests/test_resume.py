@@ -498,6 +498,27 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "cells"]
 
 
+def test_a_write_into_a_read_only_folder_names_the_file_not_its_temporary(tmp_path, monkeypatch):
+    """A read-only filesystem refuses the temporary's open and then its clean-up unlink too
+    (EROFS, even for a file that is not there): the error still names the file asked for."""
+    import builtins
+    import errno
+    from pathlib import Path
+
+    from nasgep import io
+
+    def read_only(error_path):
+        raise OSError(errno.EROFS, "Read-only file system", str(error_path))
+
+    real_open = builtins.open
+    monkeypatch.setattr(io, "open", lambda file, *a, **k: read_only(file) if ".tmp." in str(file)
+                        else real_open(file, *a, **k), raising=False)
+    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: read_only(self))
+    with pytest.raises(OSError, match="Read-only") as refused:
+        io.atomic_write_text(tmp_path / "summary.json", "{}")
+    assert refused.value.filename == str(tmp_path / "summary.json")
+
+
 def test_a_limit_lowered_below_what_an_interrupted_search_ran_stops_it_and_says_so(tmp_path):
     """An interrupted search that ran 5 generations, resumed with search.max_generations = 3:
     it keeps all 5 (nothing is thrown away) and the lines say the limit was lowered, instead

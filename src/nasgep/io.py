@@ -32,7 +32,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)     # a refused write (disk full, path is a folder) leaves nothing
+        with contextlib.suppress(OSError):  # a read-only folder refuses even this unlink (EROFS)
+            tmp.unlink(missing_ok=True)     # a refused write (disk full, path is a folder) leaves nothing
         if isinstance(e, OSError) and (e.filename is None or e.filename == str(tmp)):
             # a write or fsync names no file, a refused open the hidden temporary one: name the target
             raise OSError(e.errno, e.strerror, str(path)) from e
