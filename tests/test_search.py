@@ -398,6 +398,32 @@ def test_a_ctrl_c_while_the_workers_start_takes_effect_once_they_are_started():
     assert set(multiprocessing.active_children()) <= running      # its workers are stopped
 
 
+def test_a_sigterm_right_after_the_workers_start_leaves_ctrl_c_as_it_was(monkeypatch):
+    """A SIGTERM handled just as SIGINT is unmasked again (its handler raises there) left
+    the handler that only records a Ctrl-C in place while the search unwound: a Ctrl-C
+    then did nothing. The old handler comes back whatever the unmask raises."""
+    from nasgep import processes
+
+    class Terminated(Exception):
+        pass
+
+    real_mask = signal.pthread_sigmask
+
+    def terminated_at_the_unmask(how, mask):
+        previous = real_mask(how, mask)
+        if how == signal.SIG_SETMASK:
+            raise Terminated        # what unwind_on_sigterm's handler raises at this point
+        return previous
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(processes.signal, "pthread_sigmask", terminated_at_the_unmask)
+    with pytest.raises(Terminated):
+        with processes.ctrl_c_ignored(True):
+            assert signal.getsignal(signal.SIGINT) is not before   # the recording handler
+    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.SIGINT not in real_mask(signal.SIG_BLOCK, ())
+
+
 WORKER_SIGINT = """
 import multiprocessing, os, signal, sys
 from nasgep.processes import ctrl_c_ignored, ignore_held_ctrl_c

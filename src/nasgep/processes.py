@@ -105,8 +105,10 @@ def ctrl_c_ignored(on_main: bool):
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)    # a held Ctrl-C is recorded here
-        signal.signal(signal.SIGINT, previous)
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)    # a held Ctrl-C is recorded here
+        finally:    # a SIGTERM handled right after the unmask still gets the old handler back
+            signal.signal(signal.SIGINT, previous)
     if pressed:
         signal.raise_signal(signal.SIGINT)      # the handler runs now, as for a Ctrl-C
 
