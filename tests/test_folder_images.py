@@ -519,6 +519,20 @@ def test_one_listing_gives_a_trainings_two_fingerprints(tmp_path):
     assert grey == [files_fingerprint(entry, ("train",)), files_fingerprint(entry, ("train", "val"))]
 
 
+def test_the_fingerprints_of_a_dataset_that_must_be_there_name_a_missing_one(tmp_path):
+    """A search and a sample list their dataset's files through one helper: a folder or
+    .npz file that is not there is the loader's one line (no fingerprint of None, which
+    would be taken for data that changed), one that is there gives the plain fingerprints."""
+    from nasgep.datafiles import files_fingerprints, required_fingerprints
+
+    with pytest.raises(DataError, match=r"imgs/train: no such folder"):
+        required_fingerprints({"kind": "folder", "path": str(tmp_path / "imgs")}, ("train", "val"))
+    with pytest.raises(DataError, match=r"gone.npz: no such .npz file"):
+        required_fingerprints({"kind": "npz", "path": str(tmp_path / "gone.npz")})
+    entry = {"kind": "folder", "path": str(write_folder(tmp_path / "imgs"))}
+    assert required_fingerprints(entry, ("train", "val")) == files_fingerprints(entry, ("train", "val"))
+    assert required_fingerprints({"kind": "cifar10"}) == [None]      # built in: nothing to require
+
 def test_file_and_class_names_that_are_not_utf8_are_read_and_fingerprinted(tmp_path):
     """Names from a Windows share or an old Latin-1 disk: the search and the training
     ended in a UnicodeEncodeError traceback while fingerprinting the folder."""

@@ -208,6 +208,15 @@ def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> di
     return files_fingerprints(entry, parts)[-1]
 
 
+def required_fingerprints(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> list[dict | None]:
+    """:func:`files_fingerprints` of a dataset whose files must be there: :func:`require_path`
+    first, so a missing .npz file or train/ folder is its one line, not a fingerprint of
+    None (a search and a sample check it before they claim their folder: a missing file is
+    no changed setting)."""
+    require_path(entry)
+    return files_fingerprints(entry, parts)
+
+
 def files_fingerprints(entry: Mapping, parts: tuple[str, ...]) -> list[dict | None]:
     """:func:`files_fingerprint` of ``parts[:1]``, ``parts[:2]``, ... from one listing of
     the files (a training records its training images alone and with its test images)."""

@@ -92,12 +92,11 @@ def result_settings(config: Mapping, dataset: str, seed: int, files: Any = LIST_
     ``files``: the dataset's :func:`~nasgep.datafiles.files_fingerprint` when the caller
     has it already (None: not on this machine); by default the data must be there and is
     listed now."""
-    from ..datafiles import data_settings, files_fingerprint, require_path
+    from ..datafiles import data_settings, required_fingerprints
 
     entry = config["datasets"][dataset]
     if files is LIST_FILES:
-        require_path(entry)     # before the folder is claimed: a missing file is no changed setting
-        files = files_fingerprint(entry)
+        files = required_fingerprints(entry)[0]     # the training images' ("train")
     doc = {**method_settings(config), "dataset": dataset, "data": data_settings(entry), "seed": seed}
     return doc if files is None else {**doc, "data_files": files}
 
@@ -154,10 +153,10 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                    log: Callable[[str], None]) -> SearchState:
     ckpt_dir = out / "checkpoints"
     settings = SearchSettings.from_config(config)
-    from ..datafiles import files_fingerprints, require_path
+    from ..datafiles import required_fingerprints
 
-    require_path(config["datasets"][dataset])     # before the folder is claimed: a missing file is no changed setting
-    train_files, files = files_fingerprints(config["datasets"][dataset], ("train", "val"))   # one listing
+    # one listing, before the folder is claimed (a missing file is no changed setting)
+    train_files, files = required_fingerprints(config["datasets"][dataset], ("train", "val"))
     settings_doc = result_settings(config, dataset, seed, files=train_files)
     state = _start_or_resume(out, settings_doc, settings, seed, resume, restart, restart_if_changed, log)
     trains = _will_train(out, state, config, settings)
