@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -282,12 +283,39 @@ def test_tournament_picks_the_fittest_of_distinct_entrants():
     assert tournament(rng, pop, lambda x: x, size=10) == 9
 
 
+#: the GEP core and the search strategy: none of it may import torch (docs/architecture.md)
+GEP_CORE = ("nasgep.gep", "nasgep.space", "nasgep.search.settings", "nasgep.search.state",
+            "nasgep.search.breeding", "nasgep.search.loop", "nasgep.search.evaluator",
+            "nasgep.search.checkpoint", "nasgep.search.sample")
+
+
+def torch_free_modules() -> list[str]:
+    """The modules docs/architecture.md's table says import no torch (``torch?`` no)."""
+    import re
+
+    table = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| `([\w.]+)`( \([^)|]*\))?[^|]*\| no\b", table, re.M)
+    modules = []
+    for name, parts in rows:   # "`report` (`tables`, `figures`, `reference`)" names its modules too
+        modules += [f"nasgep.{name}", *(f"nasgep.{name}.{sub}" for sub in re.findall(r"`(\w+)`", parts))]
+    return modules
+
+
 def test_gep_core_search_loop_and_space_never_import_torch():
+    """Imported in a fresh interpreter, the GEP core and every module the architecture
+    says is torch-free leave torch out of sys.modules (a search's settings are checked,
+    and the workflow plans, without paying for it)."""
     import subprocess
     import sys
 
-    code = ("import sys, nasgep.gep, nasgep.space, nasgep.config, nasgep.search.loop, nasgep.search.state, "
-            "nasgep.search.evaluator, nasgep.search.checkpoint; "
-            "print('torch' in sys.modules)")
+    documented = torch_free_modules()
+    assert set(GEP_CORE) - {"nasgep.gep"} <= set(documented), "docs/architecture.md lists the GEP core as torch-free"
+    modules = sorted({*GEP_CORE, *documented})
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}:\n"
+            "    importlib.import_module(name)\n"
+            "    if 'torch' in sys.modules:\n"
+            "        print(name)\n"
+            "        break\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "", f"importing {out.stdout.strip()} imported torch"
