@@ -330,7 +330,7 @@ def _final_selection(out: Path, state: SearchState, config: Mapping, executor, l
     result (``state.best``); the paper's pick and every finalist go to ``finalists.json``.
     A search resumed after that file was written takes its winner from it (the checkpoint
     saved after it may not have been)."""
-    from ..io import atomic_write_bytes
+    from ..io import atomic_write_json
     from .finalists import Finalist, choose, pick_finalists, retrain_finalists
 
     target = out / "finalists.json"
@@ -348,7 +348,7 @@ def _final_selection(out: Path, state: SearchState, config: Mapping, executor, l
     _make_best(state, pick, config)
     data = {"selection": "retrain", "generation": state.generation, "chosen": pick.id, "paper_pick": paper_pick,
             "finalists": [f.__dict__ for f in done]}
-    atomic_write_bytes(target, (json.dumps(data, indent=2) + "\n").encode())
+    atomic_write_json(target, data)
 
 
 def _recorded_choice(target: Path, generation: int):
@@ -470,7 +470,7 @@ def _write_results(out: Path, state: SearchState, config: Mapping, dataset: str,
                    method: str, draw: bool = False) -> list[Path]:
     import pandas as pd
 
-    from ..io import atomic_write_bytes
+    from ..io import atomic_write_bytes, atomic_write_json
 
     paths = []
     if state.best is not None:
@@ -482,7 +482,7 @@ def _write_results(out: Path, state: SearchState, config: Mapping, dataset: str,
                 "dataset": dataset, "seed": seed, "method": method,
                 "generation": state.best.generation, "individual": state.best.individual,
                 "epochs": state.best.epochs}
-        atomic_write_bytes(out / "best.json", (json.dumps(best, indent=2) + "\n").encode())
+        atomic_write_json(out / "best.json", best)
         paths.append(out / "best.json")
     buffer = io.BytesIO()
     pd.DataFrame(state.history, columns=_HISTORY_COLUMNS).to_parquet(buffer, index=False)
@@ -495,7 +495,7 @@ def _write_results(out: Path, state: SearchState, config: Mapping, dataset: str,
                "outside_training_share": round(_outside_share(state), 4),
                "param_rejections": state.param_rejections, "t_g": state.t_g, "t_c": state.t_c,
                "store_keys": len(state.store_index)}
-    atomic_write_bytes(out / "search.json", (json.dumps(summary, indent=2) + "\n").encode())
+    atomic_write_json(out / "search.json", summary)
     paths.append(out / "search.json")
     if draw and state.best is not None:
         paths.extend(_draw_best(out, state))
