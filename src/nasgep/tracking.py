@@ -20,6 +20,7 @@ from typing import Any
 
 from .datafiles import LIST_FILES
 from .errors import UserError, clip
+from .study import LAYOUT
 
 
 def tracking_uri(config: Mapping) -> str | None:
@@ -29,7 +30,7 @@ def tracking_uri(config: Mapping) -> str | None:
         return None
     if tracking["uri"]:
         return tracking["uri"]
-    db = Path(config["results_dir"]).resolve() / "mlflow.db"
+    db = Path(config["results_dir"]).resolve() / LAYOUT["tracking"]
     return f"sqlite:///{db}"
 
 

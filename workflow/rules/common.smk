@@ -99,6 +99,17 @@ def log_path(name: str) -> str:
     return f"{R}/{LAYOUT['logs']}/{name}.log"
 
 
+def run_log(key: str, method: str | None = None) -> str:
+    """The log of the job that makes the run ``LAYOUT[key]`` (a search rule's ``method``
+    filled in): under logs/, at the run's own place in the results."""
+    return log_path(LAYOUT[key] if method is None else LAYOUT[key].replace("{method}", method))
+
+
+def search_mark(method: str) -> str:
+    """The mark of a search rule's job (``method`` fixed by the rule)."""
+    return result("search", plan.DONE).replace("{method}", method)
+
+
 def tracking_input() -> list:
     """The sqlite store as an ancient input (its later writes never trigger reruns);
     nothing when tracking is off or goes to a server."""

@@ -22,7 +22,7 @@ rule prepare:
 
 rule tracking_store:
     output:
-        update(tracking_db() or f"{R}/mlflow.db"),  # `track init` adds to it; only --delete-all-output deletes it
+        update(tracking_db() or result("tracking")),  # `track init` adds to it; only --delete-all-output deletes it
     log:
         log_path("tracking_store"),
     params:

@@ -30,7 +30,7 @@ rule search_phase:
             labels={"dataset": "{dataset}", "what": "fitness vs trained accuracy"},
         ),
     log:
-        log_path("searchphase/{dataset}"),
+        run_log("searchphase"),
     params:
         config=config_args,
         searches=lambda wildcards, input: [os.path.dirname(p) for p in input.searches],

@@ -20,9 +20,9 @@ rule search:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        done=touch(result("search", plan.DONE).replace("{method}", "search")),
+        done=touch(search_mark("search")),
     log:
-        log_path("search/{dataset}/search/seed{seed}"),
+        run_log("search", "search"),
     params:
         config=config_args,
         out=lambda wildcards, output: os.path.dirname(output.done),
@@ -48,9 +48,9 @@ rule search:
 
 use rule search as search_nws with:
     output:
-        done=touch(result("search", plan.DONE).replace("{method}", "search_nws")),
+        done=touch(search_mark("search_nws")),
     log:
-        log_path("search/{dataset}/search_nws/seed{seed}"),
+        run_log("search", "search_nws"),
     params:
         config=config_args,
         out=lambda wildcards, output: os.path.dirname(output.done),
@@ -67,9 +67,9 @@ rule sample:
         data=lambda wildcards: prepared(wildcards.dataset),
         tracking=tracking_input(),
     output:
-        done=touch(result("search", plan.DONE).replace("{method}", "random")),
+        done=touch(search_mark("random")),
     log:
-        log_path("search/{dataset}/random/seed{seed}"),
+        run_log("search", "random"),
     params:
         config=config_args,
         out=lambda wildcards, output: os.path.dirname(output.done),

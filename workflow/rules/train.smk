@@ -18,7 +18,7 @@ rule train:
     output:
         done=touch(result("train", plan.DONE)),
     log:
-        log_path("train/{dataset}/{variant}/seed{seed}"),
+        run_log("train"),
     wildcard_constraints:
         variant="|".join(re.escape(v) for v in STUDY.ablations),
     params:
@@ -53,7 +53,7 @@ rule transfer:
     output:
         done=touch(result("transfer", plan.DONE)),
     log:
-        log_path("transfer/{dataset}"),
+        run_log("transfer"),
     wildcard_constraints:
         dataset=re.escape(TRANSFER) if TRANSFER else r"[^/]+",
     params:
