@@ -274,6 +274,13 @@ def test_settings_from_the_config():
     assert training_settings(config, epochs=2).epochs == 2
     with pytest.raises(ValueError, match="unknown variant 'nope'"):
         training_settings(config, variant="nope")
+    # the speed switches are the config's (the schema holds their defaults): candidates take
+    # cuda_graphs and fp32_batchnorm from search, amp, channels_last and num_workers from train
+    flipped = load_config(None, ["train.cuda_graphs=false", "train.fp32_batchnorm=true", "train.amp=false",
+                                 "train.num_workers=0", "search.cuda_graphs=false", "search.fp32_batchnorm=false"])
+    t, s = training_settings(flipped), candidate_training_settings(flipped)
+    assert (t.cuda_graphs, t.fp32_batchnorm, t.amp, t.num_workers) == (False, True, False, 0)
+    assert (s.cuda_graphs, s.fp32_batchnorm, s.amp, s.num_workers) == (False, False, False, 0)
 
 
 # --------------------------------------------------------------------------- the commands

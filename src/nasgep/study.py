@@ -290,9 +290,9 @@ class Study:
         return self.config["ablations"][variant]["source"]
 
     def switches(self, variant: str) -> tuple[bool, bool, float]:
-        """(cutout, autoaugment, drop_path) of an ablation, schema defaults filled."""
+        """(cutout, autoaugment, drop_path) of an ablation (the schema fills their defaults)."""
         a = self.config["ablations"][variant]
-        return bool(a.get("cutout", True)), bool(a.get("autoaugment", True)), float(a.get("drop_path", 0.0))
+        return bool(a["cutout"]), bool(a["autoaugment"]), float(a["drop_path"])
 
     def searched_datasets(self) -> list[str]:
         """Datasets with searches: the search datasets, then the ablation dataset."""

@@ -118,17 +118,16 @@ class TrainSettings:
 
 
 def candidate_training_settings(config: Mapping) -> TrainSettings:
-    """Settings for training search candidates (config ``search``; the speed switches come
-    from ``train`` unless ``search`` has its own)."""
+    """Settings for training search candidates (config ``search``; ``amp``,
+    ``channels_last`` and ``num_workers`` are ``train``'s: the schema gives ``search`` none
+    of its own, while it has its own ``cuda_graphs`` and ``fp32_batchnorm``)."""
     s, t = config["search"], config["train"]
     return TrainSettings(
         epochs=s["max_epochs"], batch_size=s["batch_size"], lr=s["lr"], momentum=s["momentum"],
         weight_decay=s["weight_decay"], drop_path=s["drop_path"],
         augment=AugmentSettings.from_config(s["augment"]),
-        amp=s.get("amp", t["amp"]), channels_last=s.get("channels_last", t["channels_last"]),
-        num_workers=s.get("num_workers", t["num_workers"]),
-        cuda_graphs=s.get("cuda_graphs", t.get("cuda_graphs", False)),
-        fp32_batchnorm=s.get("fp32_batchnorm", t.get("fp32_batchnorm", False)))
+        amp=t["amp"], channels_last=t["channels_last"], num_workers=t["num_workers"],
+        cuda_graphs=s["cuda_graphs"], fp32_batchnorm=s["fp32_batchnorm"])
 
 
 def training_settings(config: Mapping, *, variant: str | None = None, stem: str = "cifar",
@@ -141,23 +140,21 @@ def training_settings(config: Mapping, *, variant: str | None = None, stem: str 
     augment = dict(t["augment"])
     drop_path = t["drop_path"]
     if variant is not None:
-        ablations = config.get("ablations", {})
+        ablations = config["ablations"]
         if variant not in ablations:
             raise ValueError(f"unknown variant {variant!r} (the config's ablations: {sorted(ablations)})")
         ab = ablations[variant]
-        augment["cutout"] = ab.get("cutout", True)
-        augment["autoaugment"] = ab.get("autoaugment", True)
-        drop_path = ab.get("drop_path", 0.0)
+        augment["cutout"], augment["autoaugment"], drop_path = ab["cutout"], ab["autoaugment"], ab["drop_path"]
     n_epochs, batch_size, lr = t["epochs"], t["batch_size"], t["lr"]
     if stem == "imagenet":
         tr = config["transfer"]
         n_epochs, batch_size, lr = tr["epochs"], tr["batch_size"], tr["lr"]
-        augment = mobile_augment(tr.get("augment", {}), normalize=augment.get("normalize", True))
+        augment = mobile_augment(tr["augment"], normalize=augment["normalize"])
     return TrainSettings(
         epochs=epochs or n_epochs, batch_size=batch_size, lr=lr, momentum=t["momentum"],
         weight_decay=t["weight_decay"], drop_path=drop_path, augment=AugmentSettings.from_config(augment),
         amp=t["amp"], channels_last=t["channels_last"], num_workers=t["num_workers"],
-        cuda_graphs=t.get("cuda_graphs", False), fp32_batchnorm=t.get("fp32_batchnorm", False))
+        cuda_graphs=t["cuda_graphs"], fp32_batchnorm=t["fp32_batchnorm"])
 
 
 def mobile_augment(section: Mapping, normalize: bool = True) -> dict:
@@ -165,8 +162,7 @@ def mobile_augment(section: Mapping, normalize: bool = True) -> dict:
     per-image random-resized crop, flip and colour jitter; none of the CIFAR pipeline
     (its 4-pixel crop, CutOut and CIFAR AutoAugment policy are made for 32x32 images)."""
     return {"crop_flip": False, "cutout": False, "autoaugment": False, "normalize": normalize,
-            "random_resized_crop": section.get("random_resized_crop", True),
-            "color_jitter": section.get("color_jitter", 0.4)}
+            "random_resized_crop": section["random_resized_crop"], "color_jitter": section["color_jitter"]}
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
