@@ -130,16 +130,10 @@ def _unchrom(text: str) -> Chromosome:
 
 
 def to_dict(state: SearchState) -> dict:
-    def gene(g: Gene) -> dict:
-        d = asdict(g)
-        d["chromosome"] = _chrom(g.chromosome)
-        d["parents"] = list(g.parents)
-        return d
-
-    def red(r: ReductionCell) -> dict:
-        d = asdict(r)
-        d["chromosome"] = _chrom(r.chromosome)
-        d["parents"] = list(r.parents)
+    def cell(c: Gene | ReductionCell) -> dict:
+        d = asdict(c)
+        d["chromosome"] = _chrom(c.chromosome)
+        d["parents"] = list(c.parents)
         return d
 
     def ind(i: Individual) -> dict:
@@ -152,8 +146,8 @@ def to_dict(state: SearchState) -> dict:
     return {
         "seed": state.seed,
         "generation": state.generation,
-        "genes": {p: [gene(g) for g in pool.values()] for p, pool in state.genes.items()},
-        "reductions": [red(r) for r in state.reductions.values()],
+        "genes": {p: [cell(g) for g in pool.values()] for p, pool in state.genes.items()},
+        "reductions": [cell(r) for r in state.reductions.values()],
         "population": [ind(i) for i in state.population],
         "t_g": state.t_g,
         "t_c": state.t_c,
