@@ -367,6 +367,22 @@ def test_training_the_best_of_an_unfinished_search_says_so(tmp_path, stand_in_ne
     assert "note:" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("damage", ["nested", "not json", "a list"])
+def test_a_damaged_search_json_beside_the_genome_adds_no_note_and_no_traceback(tmp_path, stand_in_network, capsys,
+                                                                              damage):
+    """The search.json beside a best.json is read only for a note: nested deeper than the
+    JSON parser goes, it ended the training in a RecursionError traceback."""
+    genome = tmp_path / "best.json"
+    genome.write_text(json.dumps({"genome": GENOME, "method": "search"}))
+    text = {"nested": "[" * 100_000 + "]" * 100_000, "not json": "{", "a list": "[1]"}[damage]
+    (tmp_path / "search.json").write_text(text)
+    assert main(["train", "--genome", str(genome), "--config", str(DEMO), "--epochs", "1", "--no-progress",
+                 "--set", "datasets.cifar10.max_train=64", "--out", str(tmp_path / "a")]) == 0
+    out, err = capsys.readouterr()
+    assert "note:" not in out and "Traceback" not in err
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["epochs"] == 1
+
+
 def test_training_a_genome_searched_on_another_dataset_says_so(tmp_path, stand_in_network, capsys):
     """A best.json records the dataset it was searched on; trained by default on the
     config's search.dataset, another one, the training says which and how to choose."""

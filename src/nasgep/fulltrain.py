@@ -110,14 +110,23 @@ def full_train(config: Mapping, req: TrainRequest) -> dict[str, Any]:
         raise TrainSetupError(str(e)) from None
 
 
+def _recorded(path: Path) -> dict:
+    """The JSON object in a result file read only for a note or a tag (the genome's file,
+    the search.json beside it): empty when it is missing, unreadable, damaged (nested
+    past the parser's depth too) or no object, for such a file only adds to what is said
+    (a pipe of that name is not read: it would block)."""
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _note_unfinished_search(genome_path: Path) -> None:
     """Say so when the genome is the best.json of a search that has not finished (it is
     rewritten after every generation): its final best may be another genome."""
-    try:
-        state = json.loads(genome_path.with_name("search.json").read_text())
-    except (OSError, ValueError):
-        return
-    if isinstance(state, dict) and state.get("finished") is False:
+    state = _recorded(genome_path.with_name("search.json"))
+    if state.get("finished") is False:
         print(f"note: {genome_path} is the best so far of an unfinished search ({state.get('generations', '?')} "
               "generation(s) done); resume the search first for its final best", flush=True)
 
@@ -127,10 +136,7 @@ def _note_other_dataset(genome_path: Path, dataset: str) -> None:
     another dataset than the one trained by default (search.dataset): training it there is
     legitimate (a transfer), but more often a config that names another dataset by mistake.
     ``--dataset`` given, or the ImageNet transfer, is no mistake and gets no note."""
-    try:
-        searched = json.loads(genome_path.read_text()).get("dataset")
-    except (OSError, ValueError, AttributeError):
-        return
+    searched = _recorded(genome_path).get("dataset")
     if isinstance(searched, str) and searched != dataset:
         print(f"note: {genome_path} was searched on {clip(searched)}; it is trained on {dataset} (search.dataset "
               "of the config); give --dataset to choose", flush=True)
@@ -242,11 +248,7 @@ def cells_method(config: Mapping, variant: str | None, genome_path: str) -> str:
     (search, search_nws, random), else the ``method`` a result file names, else ``given``."""
     if variant is not None:
         return config["ablations"][variant]["source"]
-    try:
-        data = json.loads(Path(genome_path).read_text())
-    except (OSError, ValueError):
-        data = None
-    method = data.get("method") if isinstance(data, dict) else None
+    method = _recorded(Path(genome_path)).get("method")
     return method if isinstance(method, str) else "given"
 
 
