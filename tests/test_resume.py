@@ -86,6 +86,25 @@ def test_undecodable_newest_checkpoint_falls_back_to_the_previous(tmp_path):
         assert resumed.history == straight.history and resumed.best == straight.best
 
 
+def test_files_nested_past_the_json_parsers_depth_are_damaged_files_not_a_traceback(tmp_path):
+    """Damage can nest a JSON file deeper than the parser goes: settings.json, a checkpoint
+    and a sample's best.json so damaged ended the verb in a RecursionError traceback; each
+    is now the damaged file it is (io.load_json, the one place that says so)."""
+    from nasgep.commands.sample import _damage
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+    straight = search(tmp_path / "a")
+    search(tmp_path / "b", "search.max_generations=3")
+    checkpoint.list_checkpoints(tmp_path / "b" / "checkpoints")[0].write_bytes(deep)
+    resumed = search(tmp_path / "b", resume=True)                   # the previous checkpoint
+    assert resumed.history == straight.history and resumed.best == straight.best
+    (tmp_path / "b" / outdir.SETTINGS).write_bytes(deep)
+    with pytest.raises(SearchExists, match="settings.json is damaged"):
+        search(tmp_path / "b", resume=True)
+    (tmp_path / "best.json").write_bytes(deep)
+    assert _damage(tmp_path / "best.json") == "not JSON: JSONDecodeError"
+
+
 def test_damaged_newer_files_do_not_push_good_checkpoints_out(tmp_path):
     search(tmp_path, "search.max_generations=2")
     ckpt = tmp_path / "checkpoints"

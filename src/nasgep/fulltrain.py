@@ -10,7 +10,6 @@ over unless asked (``restart``: the old files are moved aside). Wrong input rais
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 from . import outdir
 from .config import dataset_name
 from .errors import UserError, clip
-from .io import atomic_write_json
+from .io import atomic_write_json, load_json
 
 
 class TrainSetupError(UserError):
@@ -116,8 +115,8 @@ def _recorded(path: Path) -> dict:
     past the parser's depth too) or no object, for such a file only adds to what is said
     (a pipe of that name is not read: it would block)."""
     try:
-        data = json.loads(path.read_text()) if path.is_file() else None
-    except (OSError, ValueError, RecursionError):
+        data = load_json(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 

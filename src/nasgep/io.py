@@ -72,6 +72,16 @@ def broken_link_on_the_way(path: str | Path) -> str | None:
     return next(filter(None, map(broken_link, (path, *path.parents))), None)
 
 
+def load_json(raw: str | bytes) -> Any:
+    """``json.loads`` of a file nasgep wrote, where nesting deeper than the parser goes
+    (only damage makes it so) is a :class:`json.JSONDecodeError` like any other damage,
+    not a RecursionError that escapes the reader's ``except ValueError``."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", raw if isinstance(raw, str) else "", 0) from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 

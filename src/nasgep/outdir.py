@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_write_text, broken_link, broken_link_on_the_way
+from .io import atomic_write_text, broken_link, broken_link_on_the_way, load_json
 from .study import DONE, SEARCHPHASE_FILES
 
 LOCK = ".lock"
@@ -134,7 +134,7 @@ def recorded(out: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        doc = json.loads(path.read_bytes())
+        doc = load_json(path.read_bytes())
         if not isinstance(doc, dict) or not isinstance(doc.get("settings"), dict):
             raise ValueError("no 'settings' mapping")
     except OSError as e:     # a folder of that name, an unreadable file
@@ -410,8 +410,8 @@ def refuse_foreign_file(path: Path, what: str, own_key: str) -> None:
     if not path.is_file():
         raise FolderError(f"--out {path} is not a plain file (a device, a pipe or a socket); name a file for {what}")
     try:   # a summary or a selection is a few kB; a large file (a database) is not one
-        doc = json.loads(path.read_bytes()) if path.stat().st_size < 2**24 else None
-    except (OSError, ValueError, RecursionError):
+        doc = load_json(path.read_bytes()) if path.stat().st_size < 2**24 else None
+    except (OSError, ValueError):
         doc = None
     if not (isinstance(doc, dict) and own_key in doc):
         raise FolderError(f"--out {path} exists and is not {what} written by nasgep; it is left as it is: "
@@ -722,8 +722,8 @@ def _outputs_record(out: Path) -> dict[str, set[str]]:
     """The record: file name -> the SHA-256 digests nasgep wrote under it (a damaged record
     is empty; names that are not plain file names are dropped)."""
     try:
-        files = json.loads((out / OUTPUTS_RECORD).read_text()).get("files")
-    except (OSError, ValueError, AttributeError, RecursionError):
+        files = load_json((out / OUTPUTS_RECORD).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
         return {}
     if not isinstance(files, dict):
         return {}

@@ -163,11 +163,12 @@ def _move_aside_a_changed_report(out: Path, new: dict, previous: Path | None) ->
     import json
 
     from .. import outdir
+    from ..io import load_json
     from ..study import SEARCHPHASE_FILES
 
     old = out / "searchphase.json"
     try:
-        same = json.loads(old.read_bytes()) == json.loads(json.dumps(new))
+        same = load_json(old.read_bytes()) == json.loads(json.dumps(new))
     except FileNotFoundError:
         # Snakemake deletes a job's outputs (searchphase.json) before it runs: with
         # trainings moved aside, the rest of the old report (trainings.csv ...) goes with them

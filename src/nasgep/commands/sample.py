@@ -110,8 +110,10 @@ def _holds_exactly(path, content: bytes) -> bool:
 
 def _damage(path) -> str | None:
     """Why ``path`` is no sample's best.json (None when it reads as one)."""
+    from ..io import load_json
+
     try:
-        doc = json.loads(path.read_bytes() or b"null")
+        doc = load_json(path.read_bytes() or b"null")
     except (OSError, ValueError) as e:
         return f"not JSON: {type(e).__name__}"
     if not isinstance(doc, dict) or not isinstance(doc.get("genome"), dict):

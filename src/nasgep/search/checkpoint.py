@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, load_json
 from .state import SearchState, from_dict, to_dict
 
 KEEP = 2   # checkpoints kept on disk (the newest and a fallback)
@@ -57,7 +57,7 @@ def read(path: Path) -> SearchState:
     checksum or does not hold a search state."""
     try:
         raw = path.read_bytes().decode("utf-8")
-        doc = json.loads(raw)
+        doc = load_json(raw)
         body = raw[raw.index('"state":') + len('"state":'):].rstrip().removesuffix("}")
         digest = doc["sha256"]
     except UnicodeDecodeError:

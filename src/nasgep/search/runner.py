@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -15,6 +14,7 @@ from typing import Any
 from .. import outdir, tracking
 from ..datafiles import LIST_FILES
 from ..errors import RunFailed, UserError, clip
+from ..io import load_json
 from ..study import SEARCH_EXECUTION, SEARCH_LIMITS, expand_devices, search_method
 from . import checkpoint
 from .evaluator import Evaluator, make_executor, worker_devices
@@ -357,7 +357,7 @@ def _recorded_choice(target: Path, generation: int):
     from .finalists import Finalist
 
     try:
-        data = json.loads(target.read_bytes())
+        data = load_json(target.read_bytes())
         if data.get("generation") != generation:
             return None
         done = [Finalist(**f) for f in data["finalists"]]

@@ -27,7 +27,7 @@ import torch
 from ..config import ConfigError
 from ..data import DataBundle, DataError, check_augment, check_batch, load_dataset
 from ..errors import UserError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, load_json
 from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
 from ..space import Genome, GenomeError, smallest_genomes
 from ..train import CandidateFailure, Trainer, candidate_training_settings, read_state
@@ -120,7 +120,7 @@ class TorchEvaluator:
         (then it is trained again, with the same result: also when its state is damaged)."""
         record, state = self.record_path(job.individual, job.epoch), self.state_path(job.individual, job.epoch)
         try:
-            r = json.loads(record.read_text())
+            r = load_json(record.read_text())
         except (OSError, ValueError):
             return None
         if not isinstance(r, dict) or r.get("job") != self.job_key(job) or not _complete(r):
@@ -212,7 +212,7 @@ class TorchEvaluator:
             if ind.epochs > 0 and ind.failure is None:
                 path = self.state_path(ind.id, ind.epochs)
                 try:
-                    expected = json.loads(self.record_path(ind.id, ind.epochs).read_text()).get("state_sha256")
+                    expected = load_json(self.record_path(ind.id, ind.epochs).read_text()).get("state_sha256")
                 except (OSError, ValueError, AttributeError):
                     expected = None      # no usable record (or one older than the digests): read it
                 why = _file_problem(path, expected, read_state)
