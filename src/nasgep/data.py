@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .config import schema
 from .datafiles import (
     HEADER_SAMPLE,
     NPZ_KEYS,
@@ -45,7 +46,8 @@ from .datafiles import (
 from .errors import clip, read_user_text
 
 Purpose = Literal["search", "final"]
-KINDS: tuple[str, ...] = ("cifar10", "cifar100", "npz", "folder", "digits")
+#: the dataset kinds a config may name: the schema's list (``$defs.dataset.kind``)
+KINDS: tuple[str, ...] = tuple(schema()["$defs"]["dataset"]["properties"]["kind"]["enum"])
 
 #: Seed of the fixed 80/20 train/test split of scikit-learn's digits (no official split
 #: exists); fixed so that every run of every seed tests on the same images.
