@@ -959,6 +959,21 @@ def test_every_fitness_setting_the_schema_accepts_has_a_label():
     assert schema["properties"]["search"]["properties"]["fitness"]["enum"] == list(FITNESSES)
 
 
+def test_the_schemas_lists_of_choices_are_the_codes_tables():
+    """The schema lists the choices a config may make; the code has a table of what each
+    does. The two are kept one list: a method, selection or stem added to one only would
+    pass validation and fail in the middle of a run, or never be offered."""
+    from nasgep.config import schema
+    from nasgep.nn import STEMS
+    from nasgep.search.finalists import SELECTIONS
+    from nasgep.study import METHODS
+
+    props = schema()["properties"]
+    assert props["ablations"]["additionalProperties"]["properties"]["source"]["enum"] == list(METHODS)
+    assert props["search"]["properties"]["final_selection"]["enum"] == list(SELECTIONS)
+    assert props["train"]["properties"]["stem"]["enum"] == list(STEMS)
+
+
 def test_a_checkpoint_from_before_the_accuracy_field_reads_its_fitness_as_accuracy():
     final = run_cheap(small_config("search.max_generations=2"), seed=1)
     old = to_dict(final)
