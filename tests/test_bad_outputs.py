@@ -86,6 +86,27 @@ def test_evaluate_refuses_a_search_made_on_other_data_files(capsys, tmp_path, tr
     assert not trainings and not (tmp_path / "ev").exists()
 
 
+def test_evaluate_names_a_dataset_file_that_is_not_there(capsys, tmp_path, trainings):  # noqa: F811
+    """The .npz moved away after the search: the evaluation said the search 'was made on
+    other data' (the fingerprint of no file differs from any); it names the missing file,
+    as a search and a training do (datafiles.required_fingerprints)."""
+    from test_bad_input import npz_config, npz_dataset
+
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    data = npz_dataset(tmp_path)
+    config = npz_config(tmp_path, data)
+    run_search(load_config([DEMO, config], [*TINY, "search.dataset=d"]), dataset="d", seed=0,
+               out_dir=tmp_path / "s0", progress=False, factory=lambda device: CheapEvaluator())
+    data.rename(tmp_path / "moved.npz")
+    capsys.readouterr()
+    one_line_error(capsys, evaluate("--config", config, "--dataset", "d", "--search", str(tmp_path / "s0"),
+                                    "--out", str(tmp_path / "ev")), rf"{data}: no such .npz file")
+    assert not trainings and not (tmp_path / "ev").exists()
+
+
 def test_evaluate_keeps_its_files_in_a_folder_of_its_own(capsys, tmp_path, searched, trainings):  # noqa: F811
     """A folder of the user's files, or a search's, is refused and left as it was; the
     evaluation's own folder is taken again (its cache), and other verbs refuse it."""

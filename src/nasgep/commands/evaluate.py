@@ -359,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import outdir
     from ..config import dataset_name
-    from ..datafiles import files_fingerprint
+    from ..datafiles import required_fingerprints
     from ..errors import UserError
     from ..io import atomic_write_json, atomic_write_text
     from ..report import searchphase as sp
@@ -374,7 +374,8 @@ def run(args: argparse.Namespace) -> int:
     if twice:        # it counted once, silently: fewer seeds than the user meant
         raise UserError(f"--search {twice[0]} given twice; give each search seed's folder once")
     entry = config["datasets"][dataset]
-    files = files_fingerprint(entry)        # a folder dataset is listed once, not once a search
+    # a folder dataset is listed once, not once a search; a missing file is named, not taken for other data
+    files = required_fingerprints(entry)[0]
     for s in searches:
         check_search(s, dataset, entry, files)
     check_one_method(searches, config)
