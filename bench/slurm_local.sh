@@ -156,7 +156,7 @@ echo "wall time: ${SECONDS}s"
 say "checks"
 fail() { echo "FAILED: $*"; exit 1; }
 RESULTS=$("$(dirname "$SNAKEMAKE")/python" -c \
-    'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["results_dir"])' "$CONFIG")
+    'import sys; from nasgep.config import load_config; print(load_config(sys.argv[1])["results_dir"])' "$CONFIG")
 for t in table1 table2 table3; do
     [ -s "$WORK/$RESULTS/tables/$t.csv" ] || fail "$RESULTS/tables/$t.csv is missing"
 done
