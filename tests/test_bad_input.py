@@ -95,6 +95,10 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     ("search.concurrency=500", r"search.concurrency: 500 is greater than the maximum of 64"),
     ("search.lr=" + "x" * 5000, r"search.lr"),
     ("gep.cell_head=3000", r"gep.cell_head: 3000 is greater than the maximum of 100"),
+    # 300,000 cells: the search's smallest-network check took more than 8 GB and minutes before
+    # any line; a training of 3,000 cells trained on for minutes an epoch
+    ("search.cells_per_stage=100000", r"search.cells_per_stage: 100000 is greater than the maximum of 100"),
+    ("train.cells_per_stage=1000", r"train.cells_per_stage: 1000 is greater than the maximum of 100"),
     ("search.channels=1", r"search.channels: 1 is less than the minimum of 2"),   # a network needs 2
     ("train.channels=1", r"train.channels: 1 is less than the minimum of 2"),
     ("transfer.channels=1", r"transfer.channels: 1 is less than the minimum of 2"),
@@ -1128,15 +1132,59 @@ def test_an_image_size_that_cannot_fit_in_memory_is_one_line(capsys, monkeypatch
     (or a search killed for memory, with nothing said); now one line before any work."""
     from nasgep import data
 
-    monkeypatch.setattr(data, "_memory_bytes", lambda: 8 * 2**20)       # a machine with 8 MiB
+    monkeypatch.setattr(data, "memory_bytes", lambda: 8 * 2**20)       # a machine with 8 MiB
     line = one_line_error(capsys, ["prepare", "--config", DEMO, "--dataset", "cifar10", "--set",
                                    "datasets.cifar10.image_size=64"],
                           r"datasets.cifar10.image_size = 64: 1797 images of 1x64x64 take 0.0 GiB in memory, more "
                           r"than half of this machine's 0.0 GiB; choose a smaller image_size")
     assert "Traceback" not in line
-    monkeypatch.setattr(data, "_memory_bytes", lambda: 64 * 2**30)
+    monkeypatch.setattr(data, "memory_bytes", lambda: 64 * 2**30)
     assert main(["prepare", "--config", DEMO, "--dataset", "cifar10", "--set", "datasets.cifar10.image_size=16",
                  "--out", str(tmp_path / "d.json")]) == 0
+
+
+@pytest.mark.parametrize("verb, settings, match", [
+    # a traceback from torch's allocator ('you tried to allocate 40000000000000000 bytes'), after
+    # the training's folder was claimed; a smaller excess gets the process killed mid-build
+    ("train", ["train.channels=100000000"], r"train.channels = 100,000,000 with train.cells_per_stage = 1: a "
+                                             r"network of [\d,]+ parameters takes [\d,.]+ GiB to train \(weights, "
+                                             r"gradients, momentum\), more than half of this machine's"),
+    ("train --stem imagenet", ["transfer.channels=100000000"], r"transfer.channels = 100,000,000 with "
+                                                                r"train.cells_per_stage = 1: a network of"),
+    # max_params let every candidate through: the search's parameter count allocated the weights
+    ("search", ["search.channels=10000000", "search.max_params=1000000000000000000000000"],
+     r"search.channels = 10,000,000 with search.cells_per_stage = 1: a network of [\d,]+ parameters"),
+    ("evaluate", ["train.channels=100000000"], r"train.channels = 100,000,000 with train.cells_per_stage = 1"),
+])
+def test_a_network_too_large_for_the_memory_is_one_line(capsys, tmp_path, cheap_search, verb, settings, match):
+    genome = write_genome(tmp_path, GENOME)
+    out = tmp_path / "out"
+    tiny = [a for s in [*TINY, *settings] for a in ("--set", s)]
+    argv = {"train": ["train", "--genome", genome, "--config", DEMO, *tiny, "--out", str(out)],
+            "train --stem imagenet": ["train", "--genome", genome, "--config", DEMO, *tiny, "--stem", "imagenet",
+                                      "--out", str(out)],
+            "search": ["search", "--config", DEMO, *tiny, "--out", str(out)],
+            "evaluate": ["evaluate", "--config", DEMO, *tiny, "--search", str(cheap_search), "--out", str(out)],
+            }[verb]
+    one_line_error(capsys, argv, match)
+    assert not list(out.glob("**/*.json")) and not list(out.glob("**/*.pt"))
+
+
+def test_the_search_counts_a_candidates_parameters_without_its_memory():
+    """The parameter count of the search's limit check builds on the meta device: the same
+    count as the network built, no weights allocated."""
+    import torch
+
+    from nasgep.nn import Macro, build_network, count_network_parameters, count_parameters
+    from nasgep.space import Genome
+
+    genome = Genome.from_dict(GENOME)
+    macro = Macro(channels=8, cells_per_stage=1, num_classes=10, in_channels=3)
+    assert count_network_parameters(genome, macro) == count_parameters(build_network(genome, macro, seed=0))
+    huge = Macro(channels=10**7, cells_per_stage=1, num_classes=10, in_channels=3)
+    state = torch.random.get_rng_state()
+    assert count_network_parameters(genome, huge) > 10**14        # 400 TB of weights: counted, not allocated
+    assert torch.equal(torch.random.get_rng_state(), state)
 
 
 def test_messages_that_said_the_wrong_thing(capsys, tmp_path):

@@ -436,7 +436,7 @@ def resize_images(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor
     return torch.cat(parts) if parts else x.new_zeros((0, x.shape[1], size, size))
 
 
-def _memory_bytes() -> int | None:
+def memory_bytes() -> int | None:
     """This machine's physical memory (None where the OS does not say)."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -448,7 +448,7 @@ def check_resized_size(name: str, size: int, images: int, channels: int) -> None
     """One line, before any work, when ``image_size`` would make the in-memory images take
     more than half of this machine's memory (the process was killed, or torch's allocator
     failed with a traceback)."""
-    need, have = images * channels * size * size, _memory_bytes()
+    need, have = images * channels * size * size, memory_bytes()
     if have is not None and need > have // 2:
         raise DataError(f"datasets.{name}.image_size = {size}: {images} images of {channels}x{size}x{size} "
                         f"take {need / 2**30:,.1f} GiB in memory, more than half of this machine's "

@@ -147,7 +147,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     from . import nn as nasgep_nn
     from .data import DataError, FolderImages, check_augment, check_batch, load_dataset
     from .space import Genome
-    from .train import Trainer, resolve_device, training_settings
+    from .train import Trainer, check_network_fits, resolve_device, training_settings
 
     if req.epochs is not None:
         from .config import schema
@@ -173,6 +173,8 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True   # one input shape for the whole run: let cuDNN pick
     macro = macro_for(config, stem, data)
+    check_network_fits(nasgep_nn.count_network_parameters(genome, macro), macro, f"{section}.channels",
+                       "train.cells_per_stage")
     torch.manual_seed(req.seed)
     model = nasgep_nn.build_network(genome, macro, seed=req.seed)
     variant = req.variant or "none"

@@ -69,6 +69,27 @@ def _is_oom(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
+#: bytes each parameter takes in a training: its fp32 weight, its gradient and SGD's momentum
+TRAINING_BYTES_PER_PARAMETER = 12
+
+
+def check_network_fits(params: int, macro, channels_key: str, cells_key: str) -> None:
+    """One line, before a network of ``params`` parameters (counted on the meta device) is
+    built, when its weights, gradients and momentum alone would take more than half of
+    this machine's memory: ``train.channels: 100000000`` ended in a traceback from torch's
+    allocator, and a smaller excess gets the process killed mid-build (the kernel
+    overcommits). ``channels_key`` and ``cells_key`` are the settings that shaped it."""
+    from .config import ConfigError
+    from .data import memory_bytes
+
+    need, have = params * TRAINING_BYTES_PER_PARAMETER, memory_bytes()
+    if have is not None and need > have // 2:
+        raise ConfigError(f"{channels_key} = {macro.channels:,} with {cells_key} = {macro.cells_per_stage}: a "
+                          f"network of {params:,} parameters takes {need / 2**30:,.1f} GiB to train (weights, "
+                          f"gradients, momentum), more than half of this machine's {have / 2**30:,.1f} GiB; lower "
+                          f"{channels_key}")
+
+
 # --------------------------------------------------------------------------- settings
 
 @dataclass(frozen=True)
@@ -633,6 +654,6 @@ def read_state(path: str | Path) -> dict:
 
 
 __all__ = ["CandidateFailure", "EpochStats", "OutOfMemory", "StateFileError", "TrainSettings", "Trainer",
-           "TrainingDiverged", "atomic_save", "candidate_training_settings", "fp32_batchnorm", "load_tensors",
-           "read_state",
+           "TrainingDiverged", "atomic_save", "candidate_training_settings", "check_network_fits", "fp32_batchnorm",
+           "load_tensors", "read_state",
            "resolve_device", "training_settings"]

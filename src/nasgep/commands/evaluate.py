@@ -52,14 +52,16 @@ def train_genome(config: dict, dataset: str, genome, seed: int) -> dict:
     ``nasgep train``."""
     from ..data import check_augment, check_batch, load_dataset
     from ..fulltrain import macro_for
-    from ..nn import build_network, count_parameters
-    from ..train import Trainer, resolve_device, training_settings
+    from ..nn import build_network, count_network_parameters, count_parameters
+    from ..train import Trainer, check_network_fits, resolve_device, training_settings
 
     data = load_dataset(config, dataset, purpose="final", seed=seed)
     settings = training_settings(config)
     check_batch(data, settings.batch_size, "train.batch_size")
     check_augment(data, settings.augment, "train.augment")
-    net = build_network(genome, macro_for(config, "cifar", data), seed=seed)
+    macro = macro_for(config, "cifar", data)
+    check_network_fits(count_network_parameters(genome, macro), macro, "train.channels", "train.cells_per_stage")
+    net = build_network(genome, macro, seed=seed)
     trainer = Trainer(net, data, settings, device=resolve_device(config["device"]),
                       seed=seed, progress=False)
     trainer.fit()

@@ -233,10 +233,10 @@ def _gc_paused() -> Iterator[None]:
 
 def count_network_parameters(genome: Genome, macro: Macro) -> int:
     """The parameter count of ``build_network(genome, macro)``, e.g. for the search's
-    300k-parameter rejection loop. It builds the network (a few tens of ms for a search
-    network, see docs/benchmarks.md) under a forked RNG, so it never disturbs the caller's
-    random stream."""
-    with _gc_paused(), torch.random.fork_rng(devices=[]):
+    300k-parameter rejection loop. It builds the network on the meta device (shapes only:
+    no memory, so a network too large for this machine is counted, not allocated) under
+    a forked RNG, so it never disturbs the caller's random stream."""
+    with _gc_paused(), torch.random.fork_rng(devices=[]), torch.device("meta"):
         net = Network(genome, macro)
     return count_parameters(net)
 

@@ -30,7 +30,7 @@ from ..errors import UserError
 from ..io import atomic_write_json, load_json
 from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
 from ..space import Genome, GenomeError, smallest_genomes
-from ..train import CandidateFailure, Trainer, candidate_training_settings, read_state
+from ..train import CandidateFailure, Trainer, candidate_training_settings, check_network_fits, read_state
 from .evaluator import StoreCandidate, TrainJob, TrainResult
 from .store import WeightStore, read_unit
 
@@ -86,6 +86,7 @@ class TorchEvaluator:
                 f"build ({smallest:,} parameters: single-gene cells, channels {self.search['channels']}, "
                 f"cells_per_stage {self.search['cells_per_stage']}, {self.macro.num_classes} classes); every "
                 f"candidate would be rejected: raise search.max_params or lower search.channels")
+        check_network_fits(smallest, self.macro, "search.channels", "search.cells_per_stage")
 
     def smallest_params(self) -> int:
         """Parameters of the smallest search-size network: cells of one gene each (see
