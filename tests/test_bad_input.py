@@ -629,6 +629,20 @@ def test_a_refused_run_leaves_no_folder_behind(capsys, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("verb", ["prepare", "search", "sample", "train"])
+def test_an_empty_dataset_name_is_no_default(capsys, tmp_path, verb):
+    """``--dataset ''`` (an unset shell variable, ``--dataset "$DATA"``): train trained
+    search.dataset without a word, where the other verbs refused it."""
+    genome = write_genome(tmp_path, GENOME)
+    argv = {"prepare": ["prepare", "--config", DEMO],
+            "search": ["search", "--config", DEMO, "--out", str(tmp_path / "out")],
+            "sample": ["sample", "--config", DEMO, "--out", str(tmp_path / "out")],
+            "train": ["train", "--genome", genome, "--config", DEMO, "--out", str(tmp_path / "out")]}[verb]
+    one_line_error(capsys, [*argv, *[a for s in TINY for a in ("--set", s)], "--dataset", ""],
+                   r"unknown dataset '' \(the config's datasets: \['cifar10', 'cifar100', 'imagenet'\]\)")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("verb", ["search", "sample", "train", "draw"])
 def test_out_naming_an_existing_file_is_refused_before_any_work(capsys, tmp_path, verb):
     existing = tmp_path / "results.txt"

@@ -158,7 +158,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     genome = Genome.load(req.genome_path)
     _note_unfinished_search(Path(req.genome_path))
     stem = req.stem or config["train"]["stem"]
-    dataset = dataset_name(config, req.dataset or default_dataset(config, stem))
+    dataset = dataset_name(config, default_dataset(config, stem) if req.dataset is None else req.dataset)
     if req.dataset is None and stem != "imagenet":
         _note_other_dataset(Path(req.genome_path), dataset)
     try:
