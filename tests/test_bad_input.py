@@ -99,6 +99,9 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     # any line; a training of 3,000 cells trained on for minutes an epoch
     ("search.cells_per_stage=100000", r"search.cells_per_stage: 100000 is greater than the maximum of 100"),
     ("train.cells_per_stage=1000", r"train.cells_per_stage: 1000 is greater than the maximum of 100"),
+    # values PyYAML reads as a date or an integer but cannot make: ValueError tracebacks
+    ("name=2001-02-30", r"'2001-02-30' is no date \(day is out of range for month\)\); quote a string"),
+    ("search.population=" + "9" * 5000, r"not valid YAML \(a whole number of more than \d+ digits\)"),
     ("search.channels=1", r"search.channels: 1 is less than the minimum of 2"),   # a network needs 2
     ("train.channels=1", r"train.channels: 1 is less than the minimum of 2"),
     ("transfer.channels=1", r"transfer.channels: 1 is less than the minimum of 2"),
@@ -107,6 +110,18 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
 ])
 def test_bad_overrides_are_refused_in_one_line(capsys, override, match):
     one_line_error(capsys, ["prepare", "--config", DEMO, "--set", override, "--dataset", "cifar10"], match)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("name: 2001-13-45\n",
+     r"not valid YAML at line 1, column 7 \('2001-13-45' is no date \(month must be in 1..12\)\)"),
+    ("search: {lr: 0.1, population: " + "9" * 5000 + "}\n",
+     r"not valid YAML at line 1, column 31 \(a whole number of more than \d+ digits\)")])
+def test_a_value_yaml_cannot_make_is_named_at_its_place(capsys, tmp_path, text, match):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    one_line_error(capsys, ["prepare", "--config", DEMO, "--config", str(path), "--dataset", "cifar10"],
+                   re.escape(str(path)) + ": " + match)
 
 
 @pytest.mark.parametrize("text, value", [("1e6", 1e6), ("1e-3", 1e-3), ("2.5E+2", 250.0), ("0.1", 0.1),
@@ -190,6 +205,9 @@ BAD_GENOMES = {
                       r"normal.genes.g1: .*position 1 \(tail\)"),
     "long garbage symbol": ({**GENOME, "normal": {**GENOME["normal"], "cell": "add | g1 " + "z" * 10_000}},
                             r"more characters"),
+    # json reads whole numbers of at most 4300 digits: a ValueError traceback
+    "a number of 5000 digits": (json.dumps(GENOME)[:-1] + ', "x": ' + "9" * 5000 + "}",
+                                r"not a genome file \(a number of more than \d+ digits in it\)"),
     "deep gene chain": ({**GENOME, "normal": {"cell": "g1 | g1 g1", "genes": {
         "g1": " ".join(["pw"] * 900) + " | " + " ".join(["h1"] * 901)}}},
         r"normal.genes.g1: an expression tree 901 levels deep; at most 128"),
@@ -204,7 +222,8 @@ def test_draw_refuses_a_bad_genome_file_in_one_line(capsys, tmp_path, case):
     assert path in line
 
 
-@pytest.mark.parametrize("case", ["genes a list", "cell a number", "gene null", "deep nesting", "deep gene chain"])
+@pytest.mark.parametrize("case", ["genes a list", "cell a number", "gene null", "deep nesting", "deep gene chain",
+                                  "a number of 5000 digits"])
 def test_train_refuses_a_bad_genome_file_in_one_line(capsys, tmp_path, case):
     data, match = BAD_GENOMES[case]
     path = write_genome(tmp_path, data)
@@ -845,7 +864,11 @@ def test_nasgep_search_exits_non_zero_when_every_candidate_diverges(capsys, tmp_
 @pytest.mark.parametrize("content, match", [(b"\x80\xff", r"bin.json: damaged, not a JSON results file"),
                                             (b"[1, 2]", r"bin.json: damaged, not a JSON object"),
                                             (b'{"fitness": true}', r"bin.json: no numeric 'fitness'"),
-                                            (b"[" * 100_000, r"bin.json: damaged, not a JSON results file")])
+                                            (b"[" * 100_000, r"bin.json: damaged, not a JSON results file"),
+                                            # the file was not named
+                                            (b'{"fitness": ' + b"9" * 5000 + b"}",
+                                             r"bin.json: damaged, not a JSON results file \(a number of more "
+                                             r"than \d+ digits\)")])
 def test_tables_best_refuses_files_that_are_not_results(capsys, tmp_path, content, match):
     bad = tmp_path / "bin.json"
     bad.write_bytes(content)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import sys
 from collections.abc import Container, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +52,19 @@ class _Loader(yaml.SafeLoader):
                         None, None, f"duplicate key {quote(key)}, first at line {first.line + 1}",
                         key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node, deep=False):
+        """A scalar PyYAML's constructors cannot make is a YAML error at its place (it was a
+        ValueError traceback): a date that does not exist (``2001-02-30``), a whole number
+        beyond Python's conversion limit."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as e:
+            if isinstance(e, UserError):
+                raise
+            problem = (f"a whole number of more than {sys.get_int_max_str_digits()} digits" if "digits" in str(e)
+                       else f"{clip(str(node.value))!r} is no date ({e})")
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
 _Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}

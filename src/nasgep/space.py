@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,6 +254,9 @@ class Genome:
             raise GenomeError(f"{path}: not valid JSON ({e})") from None
         except GenomeError as e:
             raise GenomeError(f"{path}: {e}") from None
+        except ValueError:      # json reads whole numbers of at most sys.get_int_max_str_digits() digits
+            raise GenomeError(f"{path}: not a genome file (a number of more than "
+                              f"{sys.get_int_max_str_digits()} digits in it)") from None
         except RecursionError:
             raise GenomeError(f"{path}: JSON nested too deeply to be a genome") from None
         if isinstance(data, Mapping) and "genome" in data:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,9 @@ def read_json(path: str | Path) -> dict[str, Any]:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ResultFileError(f"{path}: damaged, not a JSON results file ({type(e).__name__})") from None
+    except ValueError:      # json reads whole numbers of at most sys.get_int_max_str_digits() digits
+        raise ResultFileError(f"{path}: damaged, not a JSON results file (a number of more than "
+                              f"{sys.get_int_max_str_digits()} digits)") from None
     if not isinstance(data, dict):
         raise ResultFileError(f"{path}: damaged, not a JSON object")
     return data
