@@ -99,6 +99,14 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     # any line; a training of 3,000 cells trained on for minutes an epoch
     ("search.cells_per_stage=100000", r"search.cells_per_stage: 100000 is greater than the maximum of 100"),
     ("train.cells_per_stage=1000", r"train.cells_per_stage: 1000 is greater than the maximum of 100"),
+    # evaluate: a list of 10^12 trainings filled the memory (killed, nothing said); 10^13 bootstrap
+    # resamples were a MemoryError traceback ('Unable to allocate 218. TiB')
+    ("search_phase.train_seeds=1000000000000", r"search_phase.train_seeds: 1000000000000 is greater than the "
+                                               r"maximum of 100"),
+    ("search_phase.random_cells=1000000000000", r"search_phase.random_cells: 1000000000000 is greater than the "
+                                                r"maximum of 10000"),
+    ("search_phase.resamples=10000000000000", r"search_phase.resamples: 10000000000000 is greater than the "
+                                              r"maximum of 1000000"),
     # values PyYAML reads as a date or an integer but cannot make: ValueError tracebacks
     ("name=2001-02-30", r"'2001-02-30' is no date \(day is out of range for month\)\); quote a string"),
     ("search.population=" + "9" * 5000, r"not valid YAML \(a whole number of more than \d+ digits\)"),
