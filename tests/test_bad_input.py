@@ -99,6 +99,8 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     # any line; a training of 3,000 cells trained on for minutes an epoch
     ("search.cells_per_stage=100000", r"search.cells_per_stage: 100000 is greater than the maximum of 100"),
     ("train.cells_per_stage=1000", r"train.cells_per_stage: 1000 is greater than the maximum of 100"),
+    # the workflow handed it to `nasgep search --seed`, which refuses it: the study stopped in its jobs
+    ("seeds=[0, 4294967296]", r"seeds.1: 4294967296 is greater than the maximum of 4294967295"),
     # evaluate: a list of 10^12 trainings filled the memory (killed, nothing said); 10^13 bootstrap
     # resamples were a MemoryError traceback ('Unable to allocate 218. TiB')
     ("search_phase.train_seeds=1000000000000", r"search_phase.train_seeds: 1000000000000 is greater than the "
@@ -901,6 +903,14 @@ def test_a_seed_that_is_no_seed_is_refused(capsys, value):
         main(["prepare", "--config", DEMO, "--dataset", "cifar10", "--seed", value])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and "argument --seed" in err[0] and len(err[0]) < 300
+
+
+def test_the_configs_seeds_are_those_the_verbs_take():
+    from nasgep.cli import MAX_SEED
+    from nasgep.config import schema
+
+    assert schema()["properties"]["seeds"]["items"]["maximum"] == MAX_SEED
+    assert load_config(DEMO, [f"seeds=[{MAX_SEED}]"])["seeds"] == [MAX_SEED]
 
 
 @pytest.mark.parametrize("override, match", [("device=banana", r"device: 'banana' does not match"),
