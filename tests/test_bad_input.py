@@ -689,6 +689,22 @@ def test_out_naming_an_existing_file_is_refused_before_any_work(capsys, tmp_path
     assert existing.read_text() == "a user's file\n"
 
 
+@pytest.mark.parametrize("verb", ["search", "sample", "train", "draw", "figures"])
+def test_an_out_whose_name_is_too_long_is_one_line(capsys, tmp_path, verb):
+    """A folder name of 300 characters (more than the 255 a file system takes): an OSError
+    traceback from --out's check, before the verb ran."""
+    genome = write_genome(tmp_path, GENOME)
+    out = str(tmp_path / ("x" * 300))
+    argv = {"search": ["search", "--config", DEMO], "sample": ["sample", "--config", DEMO],
+            "train": ["train", "--genome", genome, "--config", DEMO], "draw": ["draw", genome],
+            "figures": ["figures", "--config", DEMO]}[verb]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--out", out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"nasgep {verb}: error: argument --out: {out}: File name too long"), err
+
+
 @pytest.mark.parametrize("verb", ["search", "sample", "train", "draw"])
 def test_an_empty_out_is_refused_not_taken_as_the_current_folder(capsys, tmp_path, monkeypatch, verb):
     """``--out ''`` was the current folder: draw replaced normal.png there without a word."""

@@ -52,7 +52,11 @@ def output_dir(text: str) -> Path:
     if not text.strip():        # Path("") is the current folder: its files would be replaced
         raise argparse.ArgumentTypeError("an empty path; name a folder (it is created if absent)")
     path = Path(text)
-    if path.exists() and not path.is_dir():
+    try:
+        is_file = path.exists() and not path.is_dir()
+    except OSError as e:    # a name too long, a folder on the way this user may not enter: was a traceback
+        raise argparse.ArgumentTypeError(f"{text}: {e.strerror}") from None
+    if is_file:
         raise argparse.ArgumentTypeError(f"{text} is an existing file, not a folder; name a folder (it is created "
                                          f"if absent)")
     return path
