@@ -99,6 +99,10 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     # any line; a training of 3,000 cells trained on for minutes an epoch
     ("search.cells_per_stage=100000", r"search.cells_per_stage: 100000 is greater than the maximum of 100"),
     ("train.cells_per_stage=1000", r"train.cells_per_stage: 1000 is greater than the maximum of 100"),
+    # the current folder: the study's tracking store (and the workflow's results) went there
+    ("results_dir=''", r"results_dir: '' should be non-empty"),
+    ("data_dir=''", r"data_dir: '' should be non-empty"),
+    ("name=''", r"name: '' should be non-empty"),      # experiments named '/search', '/train'
     # the workflow handed it to `nasgep search --seed`, which refuses it: the study stopped in its jobs
     ("seeds=[0, 4294967296]", r"seeds.1: 4294967296 is greater than the maximum of 4294967295"),
     # evaluate: a list of 10^12 trainings filled the memory (killed, nothing said); 10^13 bootstrap
