@@ -99,6 +99,11 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     # any line; a training of 3,000 cells trained on for minutes an epoch
     ("search.cells_per_stage=100000", r"search.cells_per_stage: 100000 is greater than the maximum of 100"),
     ("train.cells_per_stage=1000", r"train.cells_per_stage: 1000 is greater than the maximum of 100"),
+    # a pool of 10^9 genes drawn before the first candidate: a MemoryError traceback, or the
+    # process killed for memory; genes_min made that many new genes in every generation
+    ("search.gene_pool=1000000000", r"search.gene_pool: 1000000000 is greater than the maximum of 10000"),
+    ("search.gene_pool_max=1000000000", r"search.gene_pool_max: 1000000000 is greater than the maximum of 10000"),
+    ("search.genes_min=1000000000", r"search.genes_min: 1000000000 is greater than the maximum of 10000"),
     # the current folder: the study's tracking store (and the workflow's results) went there
     ("results_dir=''", r"results_dir: '' should be non-empty"),
     ("data_dir=''", r"data_dir: '' should be non-empty"),
