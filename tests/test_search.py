@@ -2,6 +2,7 @@
 failures, checkpoint/resume after SIGKILL, and workers."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -613,6 +614,33 @@ class _StopsOrLingers(CheapEvaluator):
 
 def stops_or_lingers(device: str) -> CheapEvaluator:
     return _StopsOrLingers()
+
+
+class _DiskFull(CheapEvaluator):
+    """Job ``i1`` cannot write its state: the disk is full."""
+
+    def train(self, job):
+        import errno
+
+        if job.individual == "i1":
+            raise OSError(errno.ENOSPC, "No space left on device", f"individuals/i1/e{job.epoch}.pt")
+        return super().train(job)
+
+
+def disk_full(device: str) -> CheapEvaluator:
+    return _DiskFull()
+
+
+def test_a_full_disk_in_a_worker_stops_the_search():
+    """An OSError in a worker process is the machine's, not the candidate's: it reaches the
+    search as the OSError (exit 1, naming the file), not as a failed candidate."""
+    executor = ProcessExecutor(disk_full, ["cpu", "cpu"])
+    try:
+        with pytest.raises(OSError, match="individuals/i1/e1.pt") as err:
+            executor.map(_jobs(2), lambda: True)
+    finally:
+        executor.close()
+    assert err.value.errno == errno.ENOSPC
 
 
 def test_a_map_after_one_that_raised_takes_no_answer_of_the_earlier_jobs():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -283,3 +284,52 @@ def test_resume_mid_generation_trains_only_what_was_not_trained(tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "straight" / "history.parquet").drop(columns="seconds"),
         pd.read_parquet(tmp_path / "killed" / "history.parquet").drop(columns="seconds"))
+
+
+def _disk_fills_at(monkeypatch, name: str) -> None:
+    """Writing a trained state named ``name`` (``e2.pt``) fails as on a full disk."""
+    import errno
+
+    from nasgep import train
+
+    real = train.atomic_write_bytes
+
+    def write(path, data):
+        if Path(path).name == name:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(train, "atomic_write_bytes", write)
+
+
+def test_a_full_disk_is_no_failure_of_the_candidate(tmp_path, monkeypatch):
+    """An OSError while a candidate trains (its state cannot be written) is the machine's:
+    it is raised, not recorded as the candidate's failure (which drops it from the search)."""
+    config = tiny_config()
+    ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
+    _disk_fills_at(monkeypatch, "e1.pt")
+    with pytest.raises(OSError, match="No space left"):
+        ev.train(TrainJob("i0", _genome(config), 1, seed=1))
+    assert not ev.record_path("i0", 1).exists()
+
+
+@pytest.mark.slow
+def test_a_search_stopped_by_a_full_disk_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """A full disk in generation 1 ended the search as 'extinct' (every candidate whose state
+    could not be written counted as failed, and dropped), finished, with exit 0 and that
+    result. It stops the search now, and --resume gives the uninterrupted search's result."""
+    straight = tmp_path / "straight"
+    run_search(tiny_config(), dataset="cifar10", seed=0, out_dir=straight, progress=False)
+    out = tmp_path / "full"
+    with monkeypatch.context() as m:
+        _disk_fills_at(m, "e2.pt")
+        with pytest.raises(OSError, match="No space left"):
+            run_search(tiny_config(), dataset="cifar10", seed=0, out_dir=out, progress=False)
+    assert not json.loads((out / "search.json").read_text())["finished"]
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["gen-00000.json"]
+    run_search(tiny_config(), dataset="cifar10", seed=0, out_dir=out, resume=True, progress=False)
+    assert (out / "best.json").read_text() == (straight / "best.json").read_text()
+    history = pd.read_parquet(out / "history.parquet")
+    assert history.failure.isna().all()
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"),
+                                  pd.read_parquet(straight / "history.parquet").drop(columns="seconds"))

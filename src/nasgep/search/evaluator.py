@@ -75,7 +75,10 @@ class Evaluator(Protocol):
         """Parameters of the search-size network of ``genome`` (for the size limit)."""
 
     def train(self, job: TrainJob) -> TrainResult:
-        """One candidate-epoch. Failures come back as ``fitness=0, failure=reason``."""
+        """One candidate-epoch. The candidate's failures come back as ``fitness=0,
+        failure=reason``; an ``OSError`` (a full disk, a file of the run that cannot be
+        written or read) and a :class:`~nasgep.errors.UserError` are raised: they stop the
+        search, whose checkpoint ``--resume`` goes on from."""
 
     def update_store(self, candidates: Sequence[StoreCandidate], index: dict, generation: int) -> dict:
         """Save every module whose owner beats the best fitness recorded for its key;
@@ -227,8 +230,8 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent:
             index, job = item
             try:
                 result = evaluator.train(job)
-            except UserError as e:  # the user's to fix (an unreadable image): the search stops
-                result = e
+            except (UserError, OSError) as e:   # the user's or the machine's to fix (an unreadable
+                result = e                      # image, a full disk): the search stops
             except Exception as e:  # noqa: BLE001 - a worker must report, never die silently
                 result = TrainResult(job.individual, job.epoch, 0.0, 0,
                                      failure=f"worker error: {type(e).__name__}: {e}")
@@ -325,7 +328,7 @@ class ProcessExecutor:
             idle.append(w)
             if self._busy.pop(w) != call:
                 continue    # the job of an earlier call that raised: its index is not this call's
-            if isinstance(result, UserError):
+            if isinstance(result, (UserError, OSError)):
                 raise result
             results[i] = result
             if done is not None:

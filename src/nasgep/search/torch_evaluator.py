@@ -155,6 +155,12 @@ class TorchEvaluator:
                                time.perf_counter() - t0, failure=e.reason)
         except DataError:
             raise      # an unreadable image is the data's fault: the search stops, naming it
+        except OSError:
+            # a full disk, a folder made read-only, a state file deleted or unreadable: the
+            # machine's or the folder's fault, never the candidate's. Recorded as a failure it
+            # was dropped from the population, and a full disk ended the search as 'extinct'
+            # with exit 0 and that result; stopping keeps the checkpoint, and --resume goes on
+            raise
         except Exception as e:  # noqa: BLE001 - any error is the candidate's failure, never the search's
             detail = traceback.format_exception_only(type(e), e)[-1].strip()
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
