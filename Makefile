@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lint clean-demo
+.PHONY: demo test venv lint
 
 venv: $(STAMP)
 

@@ -162,6 +162,15 @@ def test_best_ablation_trains_once_per_dataset_and_seed(tmp_path):
     assert transfer[0][0] == "results/demo/search/cifar10/best.json"      # select_best's choice
 
 
+def test_every_make_target_named_phony_has_a_rule():
+    """A .PHONY name without a rule (``clean-demo`` was one) answers ``make clean-demo`` with
+    'Nothing to be done', as if it had cleaned: make now says there is no such target."""
+    text = (ROOT / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", text, re.M)[1].split()
+    rules = set(re.findall(r"^([\w.-]+):", text, re.M))
+    assert phony and set(phony) <= rules, sorted(set(phony) - rules)
+
+
 def test_lint_is_clean(tmp_path):
     result = snakemake(tmp_path, "--lint", "--configfile", str(PAPER))
     assert result.returncode == 0, result.stdout + result.stderr
