@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from nasgep.config import load_config
+from nasgep.errors import RunFailed
 from nasgep.search import checkpoint
 from nasgep.search.evaluator import CheapEvaluator, ProcessExecutor, SerialExecutor, WorkerDied
 from nasgep.search.loop import Search, SearchSettings
@@ -617,30 +618,40 @@ def stops_or_lingers(device: str) -> CheapEvaluator:
 
 
 class _DiskFull(CheapEvaluator):
-    """Job ``i1`` cannot write its state: the disk is full."""
+    """Job ``i1`` cannot write its state (the disk is full), or its DataLoader worker died
+    (a RunFailed, as nasgep.train.LoaderDied)."""
+
+    def __init__(self, loader: bool):
+        super().__init__()
+        self.loader = loader
 
     def train(self, job):
-        import errno
-
+        if job.individual == "i1" and self.loader:
+            raise RunFailed("a data-loading worker process died")
         if job.individual == "i1":
             raise OSError(errno.ENOSPC, "No space left on device", f"individuals/i1/e{job.epoch}.pt")
         return super().train(job)
 
 
 def disk_full(device: str) -> CheapEvaluator:
-    return _DiskFull()
+    return _DiskFull(loader=False)
 
 
-def test_a_full_disk_in_a_worker_stops_the_search():
-    """An OSError in a worker process is the machine's, not the candidate's: it reaches the
-    search as the OSError (exit 1, naming the file), not as a failed candidate."""
-    executor = ProcessExecutor(disk_full, ["cpu", "cpu"])
+def loader_died(device: str) -> CheapEvaluator:
+    return _DiskFull(loader=True)
+
+
+@pytest.mark.parametrize("factory, error, match", [(disk_full, OSError, "individuals/i1/e1.pt"),
+                                                    (loader_died, RunFailed, "data-loading worker")])
+def test_a_full_disk_or_a_killed_loader_in_a_worker_stops_the_search(factory, error, match):
+    """An OSError or a RunFailed in a worker process is the machine's, not the candidate's:
+    it reaches the search as that error (exit 1, one line), not as a failed candidate."""
+    executor = ProcessExecutor(factory, ["cpu", "cpu"])
     try:
-        with pytest.raises(OSError, match="individuals/i1/e1.pt") as err:
+        with pytest.raises(error, match=match):
             executor.map(_jobs(2), lambda: True)
     finally:
         executor.close()
-    assert err.value.errno == errno.ENOSPC
 
 
 def test_a_map_after_one_that_raised_takes_no_answer_of_the_earlier_jobs():

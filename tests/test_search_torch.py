@@ -16,6 +16,7 @@ from nasgep.search.runner import run_search
 from nasgep.search.sample import sample_genome
 from nasgep.search.torch_evaluator import TorchEvaluator
 from nasgep.space import Genome
+from nasgep.train import Trainer
 
 TINY = ["search.population=3", "search.reduction_population=2", "search.gene_pool=6",
         "search.gene_pool_max=8", "search.genes_min=1", "search.genes_max=2", "search.max_epochs=3",
@@ -333,3 +334,21 @@ def test_a_search_stopped_by_a_full_disk_resumes_to_the_uninterrupted_result(tmp
     assert history.failure.isna().all()
     pd.testing.assert_frame_equal(history.drop(columns="seconds"),
                                   pd.read_parquet(straight / "history.parquet").drop(columns="seconds"))
+
+
+def test_a_killed_data_loader_stops_the_search(tmp_path, monkeypatch):
+    """A DataLoader worker that died (killed with -9 in a folder search: the candidate was
+    recorded as failed, and the search went on to another history) stops the search."""
+    from nasgep.train import LoaderDied
+
+    config = tiny_config()
+    ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
+
+    def batches(self):
+        raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
+        yield
+
+    monkeypatch.setattr(Trainer, "_train_batches", batches)
+    with pytest.raises(LoaderDied, match="pid 4242"):
+        ev.train(TrainJob("i0", _genome(config), 1, seed=1))
+    assert not ev.record_path("i0", 1).exists()

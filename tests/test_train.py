@@ -149,6 +149,45 @@ def test_out_of_memory_becomes_a_candidate_failure(small_digits):
     assert isinstance(info.value, CandidateFailure) and "out of memory" in info.value.reason
 
 
+class _DiesAt:
+    """A dataset whose item 5 kills the DataLoader worker process that reads it, as the
+    kernel's OOM killer does."""
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        if i == 5:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return torch.zeros(2)
+
+
+def test_a_killed_data_loader_worker_is_the_machines_failure_not_the_candidates(small_digits, monkeypatch):
+    """torch's error for a DataLoader worker that died becomes LoaderDied (exit 1, one line,
+    'run it again'), never a CandidateFailure: a search recorded the candidate as failed
+    for good, dropped it and went on to another result (found by killing one with -9)."""
+    from torch.utils.data import DataLoader
+
+    from nasgep.errors import RunFailed
+    from nasgep.train import LoaderDied
+
+    with pytest.raises(RuntimeError) as real:      # torch's own wording, which is what is recognised
+        list(DataLoader(_DiesAt(), batch_size=4, num_workers=1))
+    trainer = Trainer(TinyNet(), small_digits, TrainSettings(epochs=1, batch_size=32, lr=0.1), progress=False)
+
+    def batches():
+        raise real.value
+        yield
+
+    monkeypatch.setattr(trainer, "_train_batches", batches)
+    with pytest.raises(LoaderDied, match=r"data-loading worker process died \(DataLoader worker \(pid.* "
+                                         r"(exited unexpectedly|killed by signal)\).*again") as info:
+        trainer.train_epoch()
+    assert isinstance(info.value, RunFailed) and not isinstance(info.value, CandidateFailure)
+
+
 # --------------------------------------------------------------------------- exact resume
 
 def _roundtrip(state: dict) -> dict:

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from .augment import AugmentSettings, BatchAugment, mobile_transform
 from .data import DataBundle, Source, Split, batches, with_train_transform
-from .errors import UserError, clip
+from .errors import RunFailed, UserError, clip
 from .io import atomic_write_bytes
 
 CHECKPOINT_FORMAT = "nasgep-trainer/1"
@@ -60,6 +60,23 @@ class TrainingDiverged(CandidateFailure):
 
 class OutOfMemory(CandidateFailure):
     """The device ran out of memory for this candidate."""
+
+
+class LoaderDied(RunFailed):
+    """A data-loading worker process died (the kernel's OOM killer, a kill): the machine's
+    failure, not the network's. The run stops (exit 1) and goes on when run again; in a
+    search it is no candidate's failure (recorded, it dropped the candidate for good and
+    changed the search)."""
+
+
+def _loader_died(error: BaseException) -> LoaderDied | None:
+    """:class:`LoaderDied` for torch's error about a DataLoader worker that died, else None."""
+    text = str(error)
+    if not (isinstance(error, RuntimeError) and text.startswith("DataLoader worker (pid")):
+        return None
+    return LoaderDied(f"a data-loading worker process died ({text.splitlines()[0].rstrip('. ')}): the machine "
+                      "may be out of memory (a smaller train.num_workers uses less); nothing is lost: run the command "
+                      "again to go on (a search with --resume)")
 
 
 def _is_oom(error: BaseException) -> bool:
@@ -465,6 +482,9 @@ class Trainer:
         except CandidateFailure:
             raise
         except Exception as e:
+            died = _loader_died(e)
+            if died is not None:
+                raise died from None
             if not _is_oom(e):
                 raise
             self.optimizer.zero_grad(set_to_none=True)
@@ -572,6 +592,9 @@ class Trainer:
                 top5 += hits.any(dim=1).sum()
                 n += len(y)
         except Exception as e:
+            died = _loader_died(e)
+            if died is not None:
+                raise died from None
             if not _is_oom(e):
                 raise
             if self._cuda:

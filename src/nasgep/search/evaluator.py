@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import RunFailed, UserError
+from ..errors import NasgepError, RunFailed
 from ..processes import (
     bars_locked_between_threads,
     ctrl_c_ignored,
@@ -230,8 +230,8 @@ def _worker_main(factory: Callable[[str], Evaluator], device: str, conn, parent:
             index, job = item
             try:
                 result = evaluator.train(job)
-            except (UserError, OSError) as e:   # the user's or the machine's to fix (an unreadable
-                result = e                      # image, a full disk): the search stops
+            except (NasgepError, OSError) as e:     # the user's or the machine's to fix (an
+                result = e          # unreadable image, a full disk, a killed DataLoader): the search stops
             except Exception as e:  # noqa: BLE001 - a worker must report, never die silently
                 result = TrainResult(job.individual, job.epoch, 0.0, 0,
                                      failure=f"worker error: {type(e).__name__}: {e}")
@@ -328,7 +328,7 @@ class ProcessExecutor:
             idle.append(w)
             if self._busy.pop(w) != call:
                 continue    # the job of an earlier call that raised: its index is not this call's
-            if isinstance(result, (UserError, OSError)):
+            if isinstance(result, (NasgepError, OSError)):
                 raise result
             results[i] = result
             if done is not None:
