@@ -506,6 +506,26 @@ def test_no_run_and_no_drawing_starts_inside_another_runs_folder(capsys, tmp_pat
     assert main(["draw", genome, "--out", str(tmp_path / "cells")]) == 0      # beside the runs: drawn
 
 
+def test_no_run_starts_in_the_folder_of_the_studys_mlflow_store(capsys, tmp_path, searched):
+    """`nasgep search --out results/mydata` (the README's results_dir) made the study's MLflow
+    store and mlartifacts/ inside the search's own folder: every other run's --out below it
+    was refused as lying in a search's folder, and the search's --restart moved the store of
+    all the study's runs aside with it. Refused at once, nothing made; a folder below it runs."""
+    study = tmp_path / "study"
+    tracked = [*SETS, "--set", "tracking.enabled=true", "--set", f"results_dir={study}"]
+    genome = _best(tmp_path, "g", GOOD)
+    store = r"would hold the study's MLflow store \(.*study/mlflow.db.*\), which all its runs log to; {} keeps"
+    for verb, what in [(["search", "--seed", "0"], "a search"), (["sample"], "a sample"),
+                       (["train", "--genome", genome], "a training")]:
+        for out in (study, tmp_path):       # the store's folder, or one above it
+            one_line_error(capsys, [*verb, "--config", DEMO, *tracked, "--out", str(out)], store.format(what))
+    one_line_error(capsys, evaluate("--search", str(searched), *tracked[len(SETS):], "--out", str(study)),
+                   store.format("an evaluation"))
+    assert not study.exists()
+    assert main(["sample", "--config", DEMO, *tracked, "--out", str(study / "random0")]) == 0
+    assert (study / "mlflow.db").is_file() and (study / "random0" / "best.json").is_file()
+
+
 def test_a_file_out_replaces_only_an_earlier_output_of_its_kind(capsys, tmp_path):
     """`prepare --out my.yaml` wrote its summary over the config it had just read, and an
     --out of the study's mlflow.db replaced the database: a file that is no earlier output

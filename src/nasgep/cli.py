@@ -109,8 +109,28 @@ def check_run_start(config: dict, out, what: str, tracked: bool = True) -> None:
 
     outdir.refuse_inside_run(out, what, itself=False)
     _refuse_inside_images(config, Path(out), what)
+    _refuse_holding_the_store(config, Path(out), what)
     if tracked:
         tracking.check_store(config, writes=True)
+
+
+def _refuse_holding_the_store(config: dict, out: Path, what: str) -> None:
+    """Refuse an ``out`` that is, or lies above, the folder of the study's sqlite MLflow
+    store (``results_dir`` by default): a search run with ``--out`` its results_dir got
+    the store of every run of the study (and its ``mlartifacts/``) made in its own folder,
+    its ``--restart`` moved that store aside with the search, and every other run's
+    ``--out`` below it was refused as lying in a search's folder."""
+    from . import tracking
+    from .outdir import FolderError
+
+    db = tracking.sqlite_path(tracking.tracking_uri(config) or "")
+    if db is None:
+        return
+    store, real = os.path.dirname(os.path.realpath(db)), os.path.realpath(out)
+    if store == real or store.startswith(real + os.sep):
+        raise FolderError(f"--out {out} would hold the study's MLflow store ({db}, beside it mlartifacts/), which "
+                          f"all its runs log to; {what} keeps its files in a folder of its own: choose a folder "
+                          f"below it, e.g. {Path(out) / 'seed0'}, or set tracking.uri")
 
 
 def _refuse_inside_images(config: dict, out: Path, what: str) -> None:
