@@ -666,3 +666,50 @@ def test_resuming_a_finished_search_loads_no_data_and_starts_no_workers(tmp_path
                        progress=False, log=lambda m: None)
     assert _Inspected.asked == ["check_inputs", "data"] and again.best == first.best
     assert json.loads((out / "finalists.json").read_text())["generation"] == first.generation
+
+
+MOVE_KILLER = textwrap.dedent("""
+    import os, signal, sys
+    from nasgep.config import load_config
+    from nasgep.search.evaluator import CheapEvaluator
+    from nasgep.search.runner import run_search
+
+    real_replace, seen = os.replace, [0]
+
+    def replace(src, dst, *args, **kwargs):     # die after the second file moved aside
+        if ".previous-" in str(dst) and not os.path.basename(str(dst)).startswith(".moving"):
+            seen[0] += 1
+            if seen[0] == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst, *args, **kwargs)
+
+    os.replace = replace
+    config = load_config(None, sys.argv[2:])
+    run_search(config, dataset="cifar10", seed=3, out_dir=sys.argv[1], restart=True,
+               factory=lambda device: CheapEvaluator(), progress=False, log=lambda msg: None)
+""")
+
+
+def test_a_restart_killed_while_it_moves_the_old_files_aside_is_finished_by_the_next_run(tmp_path):
+    """`--restart` killed among its renames left the old run split: part in .previous-A/,
+    part still in the folder (a --resume then found a search without its settings.json or
+    checkpoints, and the next --restart moved the rest into a second .previous-B/). The
+    next run finishes the move into the same folder, so the old run stays whole in one place."""
+    out = tmp_path / "run"
+    search(out)
+    before = snapshot(out)
+    script = tmp_path / "move_killer.py"
+    script.write_text(MOVE_KILLER)
+    config = small_config("search.max_generations=4")
+    killed = subprocess.run([sys.executable, str(script), str(out), *SMALL, "search.max_generations=4"],
+                            capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    aside = [p for p in out.iterdir() if p.name.startswith(outdir.PREVIOUS)]
+    assert len(aside) == 1 and any(p.name != outdir.MOVING for p in aside[0].iterdir())    # split
+    assert any(p.name != outdir.LOCK for p in out.iterdir() if p not in aside)
+    logged = []
+    run_search(config, dataset="cifar10", seed=3, out_dir=out, resume=True, factory=cheap_factory,
+               progress=False, log=logged.append)
+    aside = [p for p in out.iterdir() if p.name.startswith(outdir.PREVIOUS)]
+    assert len(aside) == 1 and snapshot(aside[0]) == before, logged
+    assert any("an earlier move was interrupted" in line for line in logged)

@@ -11,7 +11,8 @@ that shaped it, and starting over without losing anything.
   (generations, budget, devices) are not part of the settings. It writes nothing: the
   caller records the settings (:func:`record`) once every check of its own passed too.
 - :func:`move_aside` moves everything in ``OUT`` into ``OUT/.previous-<UTC time>/`` for
-  ``--restart``: nothing is ever deleted.
+  ``--restart``: nothing is ever deleted. It records what it moves first, so a move killed
+  half-way is finished by the next run (:func:`finish_interrupted_moves`).
 - :func:`remove_stale_temporaries` deletes the hidden temporary files an interrupted
   atomic write leaves behind.
 - :func:`write_outputs` writes the files of a verb that writes files, not a run
@@ -23,6 +24,7 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -40,6 +42,8 @@ from .study import DONE, SEARCHPHASE_FILES
 LOCK = ".lock"
 SETTINGS = "settings.json"
 PREVIOUS = ".previous-"
+#: in a ``.previous-<time>/`` while :func:`move_aside` fills it: the names to be moved
+MOVING = ".moving.json"
 #: hidden temporary files of an atomic write: ``.NAME.tmpPID`` or ``.NAME.tmp.PID``
 _TEMPORARY = re.compile(r"^\..+\.tmp\.?(\d+)$")
 
@@ -548,6 +552,7 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
 
     A folder of the user's own (visible files, none of them a nasgep run's) is refused,
     even on ``restart``: a run keeps its files in a folder of its own."""
+    finish_interrupted_moves(out, log)
     refuse_others(out, what)
     refuse_blocked_writes(out, what)
     changed = [] if restart else settings_differ(out, settings)   # a damaged record may go aside
@@ -568,6 +573,28 @@ def claim(out: Path, settings: Mapping[str, Any], what: str, *, resume: bool, re
                           f"unknown; restore {SETTINGS}, or pass --restart to start over (the old files "
                           "are moved aside), or choose another --out")
     return holds
+
+
+def finish_interrupted_moves(out: Path, log) -> None:
+    """Finish a :func:`move_aside` that was killed half-way (``kill -9``, a second Ctrl-C
+    among its renames): the entries its record (:data:`MOVING`) names that are still in
+    ``out`` go into the same ``.previous-<time>/``. Without it, the old run stayed split: the
+    next ``--restart`` moved the rest into a second folder, and ``--resume`` found a run
+    without its settings.json or checkpoints."""
+    for record in sorted(out.glob(f"{glob.escape(PREVIOUS)}*/{MOVING}")):
+        try:
+            names = json.loads(record.read_text())
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ValueError("not a list of names")
+        except (OSError, ValueError) as e:
+            raise FolderError(f"{record}: damaged record of files being moved aside ({e}); move the files "
+                              f"of {out} you want kept by hand, then remove it") from None
+        entries = [out / n for n in names if n and not n.startswith("/") and ".." not in Path(n).parts]
+        left = [e for e in entries if os.path.lexists(e)]
+        move_aside(out, entries, record.parent)
+        if left:
+            log(f"finished moving the previous files of {out} into {record.parent} (an earlier move was "
+                "interrupted)")
 
 
 def drop_workflow_mark(out: Path) -> None:
@@ -593,9 +620,16 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
     if target is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         target = out / f"{PREVIOUS}{stamp}"
+    marker = target / MOVING
     try:
         target.mkdir(exist_ok=True)
+        # what is to be moved, before the first move: a move killed half-way is finished by the
+        # next run (finish_interrupted_moves), not left split between two .previous folders
+        atomic_write_text(marker, json.dumps([e.relative_to(out).as_posix() for e in entries]) + "\n")
     except OSError as e:
+        with contextlib.suppress(OSError):
+            marker.unlink(missing_ok=True)
+            target.rmdir()
         raise FolderError(f"{out}: cannot make {target.name}/ to move the old files into ({e.strerror}); "
                           "nothing was moved: fix it, then run again") from None
     moved: list[tuple[Path, Path]] = []
@@ -603,8 +637,10 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
         for entry in entries:
             dest = target / entry.relative_to(out)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(entry, dest)
-            moved.append((entry, dest))
+            if os.path.lexists(entry):      # (finishing an interrupted move: some are there already)
+                os.replace(entry, dest)
+                moved.append((entry, dest))
+        marker.unlink()
     except OSError as e:      # an immutable or foreign file: put back what moved, so the run stays whole
         stuck = []
         for entry, dest in reversed(moved):
@@ -612,6 +648,8 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
                 os.replace(dest, entry)
             except OSError:
                 stuck.append(dest)
+        if not any(f.name != MOVING for f in target.rglob("*") if not f.is_dir()):
+            marker.unlink(missing_ok=True)      # nothing of the run in it (else: finished by the next run)
         for folder in sorted((p for p in [target, *target.rglob("*")] if p.is_dir()), key=lambda p: -len(p.parts)):
             with contextlib.suppress(OSError):
                 folder.rmdir()          # only the empty folders made for the move

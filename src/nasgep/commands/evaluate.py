@@ -388,6 +388,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan(config, dataset, history_of)
     keys = [run_key(config, dataset, job) for job in jobs]
     with outdir.locked(out):        # one evaluation at a time in OUT
+        outdir.finish_interrupted_moves(out, lambda msg: print(msg, file=sys.stderr, flush=True))
         # OUT is the evaluation's own: not a folder of the user's files, nor a search's,
         # training's or sample's (whose files its trainings and report would lie among)
         outdir.refuse_others(out, WHAT)
