@@ -130,6 +130,26 @@ def test_flat_val_errors_name_the_layout(tmp_path):
         load_dataset(config, "imagenet", "final")
 
 
+def test_the_devkits_ground_truth_is_refused_for_what_it_is(tmp_path):
+    """The ILSVRC2012 devkit's ILSVRC2012_validation_ground_truth.txt named as val_labels
+    (a class number per line, in image order): its lines were skipped as having one field,
+    and the error said that every image 'has no label'; a line of one word (an image
+    without its class) likewise."""
+    root = write_imagenet(tmp_path, train_per_class=2, val_per_class=1, flat_val=True)
+    (root / "LOC_val_solution.csv").unlink()
+    (root / "ILSVRC2012_validation_ground_truth.txt").write_text("490\n361\n171\n")
+    config = folder_config(root, image_size=224, val_labels="ILSVRC2012_validation_ground_truth.txt")
+    with pytest.raises(DataError, match=r"ILSVRC2012_validation_ground_truth.txt: line 1: '490' alone, not "
+                                        r"'<image> <class>'; line 2: .* is not read: convert it to "
+                                        r"'<image> <wnid>' lines"):
+        load_dataset(config, "imagenet", "final")
+    (root / "my_labels.txt").write_text("image class\nILSVRC2012_val_00000001 n01440764\nILSVRC2012_val_00000002\n"
+                                        "ILSVRC2012_val_00000003 n02102040\n")
+    with pytest.raises(DataError, match=r"my_labels.txt: line 3: 'ILSVRC2012_val_00000002' alone, not "
+                                        r"'<image> <class>'$"):
+        load_dataset(folder_config(root, image_size=224, val_labels="my_labels.txt"), "imagenet", "final")
+
+
 # --------------------------------------------------------------------------- the transfer
 
 def transfer_config(tmp_path: Path, imagenet: Path, workers: int = 2) -> Path:

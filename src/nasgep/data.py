@@ -868,6 +868,12 @@ def _image_files(folder: Path) -> dict[str, Path]:
     return found
 
 
+#: Said of a labels file of class numbers alone, such as the ILSVRC2012 devkit's.
+DEVKIT_LABELS = ("; a file of class numbers alone, such as the ILSVRC2012 devkit's "
+                 "ILSVRC2012_validation_ground_truth.txt (ILSVRC ids in image order, not sorted-wnid indices), "
+                 "is not read: convert it to '<image> <wnid>' lines")
+
+
 def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequence[str]) -> list[tuple[str, int]]:
     """``[(path, label)]`` of a flat validation folder from a labels file whose lines are
     ``<image> <class>`` (comma, tab or space separated; further columns ignored: a line
@@ -875,14 +881,21 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
     names may hold spaces there). The class is a class-folder name of the training set (a
     wnid) or its index in sorted order; a class field of several words whose whole is no
     class stands for its first word (Kaggle's ``n01440764 10 10 200 200``); a header line
-    is skipped. Every image must be labelled once, with a known class."""
+    is skipped. Every image must be labelled once, with a known class; a line of one
+    field is refused (a class number alone: the ILSVRC2012 devkit's ground truth, whose
+    lines were skipped and every image said to have no label)."""
     index = {name: k for k, name in enumerate(classes)}
     samples, unknown = [], []
     first: dict[str, int] = {}       # image -> the line that labelled it
+    devkit = ""
     lines = read_user_text(labels_file, "labels file (<image> <class> per line)", DataError).splitlines()
     for number, line in enumerate(lines, 1):
         fields = _label_fields(line, images)
         if len(fields) < 2:
+            number_alone = bool(fields) and fields[0].isascii() and fields[0].isdigit()
+            if fields and (number > 1 or number_alone):     # one word; a header is line 1
+                unknown.append(f"line {number}: {clip(fields[0], 40)!r} alone, not '<image> <class>'")
+                devkit = DEVKIT_LABELS if number_alone else devkit
             continue
         name, label = fields[0], fields[1]
         if label not in index and len(label.split()) > 1:
@@ -907,7 +920,7 @@ def read_val_labels(labels_file: Path, images: dict[str, Path], classes: Sequenc
         samples.append((image, k))
     if unknown:
         more = f" (and {len(unknown) - 3} more)" if len(unknown) > 3 else ""
-        raise DataError(f"{labels_file}: {'; '.join(unknown[:3])}{more}")
+        raise DataError(f"{labels_file}: {'; '.join(unknown[:3])}{more}{devkit}")
     labelled = {path for path, _ in samples}
     missing = sorted({str(p) for p in images.values()} - labelled)
     if missing:
