@@ -42,8 +42,12 @@ done
 
 shot() {  # shot NAME URL: a 1600x1000 screenshot once the charts have loaded (90 s of page time)
     local png="$OUT/$1.png"
-    "$CHROMIUM" --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1600,1000 \
-        --virtual-time-budget=90000 --screenshot="$png" "$2" >/dev/null 2>&1
+    # headless Chromium (Debian's 156) once hung on a page for over 13 minutes, until killed,
+    # without a screenshot (2026-12-07, a 2-core machine at a 15-minute load average of 40;
+    # the same page took 13 s when taken again): give up on a page after 5 minutes
+    timeout -k 10 300 "$CHROMIUM" --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
+        --window-size=1600,1000 --virtual-time-budget=90000 --screenshot="$png" "$2" >/dev/null 2>&1 \
+        || { echo "chromium gave no screenshot of $2 within 300 s; run the script again"; exit 1; }
     # a 128-colour palette: a UI screenshot stays readable at a fraction of the size
     "$PY" -c 'import sys; from PIL import Image
 im = Image.open(sys.argv[1]).convert("RGB"); im.quantize(128).save(sys.argv[1], optimize=True)' "$png"
