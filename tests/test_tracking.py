@@ -355,3 +355,24 @@ def test_a_training_stopped_between_a_checkpoint_and_its_metrics_logs_them_on_re
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("demo/ablation").experiment_id])
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_loss")) == [1, 2]
+
+
+def test_a_finished_training_tested_again_keeps_its_runs_duration(tmp_path):
+    """A finished training run again (its workflow mark deleted, a study adopted after a
+    DVC pull) is tested again in its own run; MLflow then ended the run anew, and the UI's
+    Duration of a 9-second training read 8 minutes, the time up to the rerun."""
+    import time
+
+    import mlflow
+
+    store, args = small_training(tmp_path)
+    assert main(args) == 0
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("demo/ablation").experiment_id
+    (first,) = client.search_runs([experiment])
+    time.sleep(1.5)             # MLflow's end times are in ms: a later end would show
+    assert main(args) == 0
+    (again,) = client.search_runs([experiment])
+    assert again.info.run_id == first.info.run_id and again.info.status == "FINISHED"
+    assert again.info.end_time == first.info.end_time
+    assert len(client.get_metric_history(again.info.run_id, "test_error")) == 2      # it was tested again

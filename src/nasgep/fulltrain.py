@@ -309,6 +309,7 @@ def _fit_tracked(config: Mapping, req: TrainRequest, trainer, params: int, files
             raise
         if trainer.epoch == before and checkpoint.exists() and trainer.tracking_run_id != saved_run_id:
             trainer.save_checkpoint(checkpoint)   # a finished training tested again: its run goes on next time
+        run.nothing_new = trainer.epoch == before     # tested again only: the run keeps its duration
         # one value each, no step: the UI's chart view shows them as one bar per run
         run.log_metrics({"test_error": 100.0 - test["top1"], "test_top1": test["top1"],
                          "test_top5": test["top5"], "params": params})

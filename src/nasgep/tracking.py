@@ -383,6 +383,10 @@ class Run:
 
     def __init__(self, mlflow_module=None):
         self._mlflow = mlflow_module
+        #: set by a caller whose run, reopened finished, trained nothing new (a finished
+        #: training tested again): the run keeps its end time, so the UI's Duration stays
+        #: the training's, not the span up to the rerun
+        self.nothing_new = False
 
     @property
     def active(self) -> bool:
@@ -509,6 +513,7 @@ def start_run(config: Mapping, experiment: str, run_name: str,
     _prepare(uri)
     import mlflow
 
+    ended = None        # the end time of a finished run reopened
     with _store_errors(uri), _one_opener(uri):
         mlflow.set_tracking_uri(uri)
         client = mlflow.MlflowClient(tracking_uri=uri)
@@ -517,6 +522,9 @@ def start_run(config: Mapping, experiment: str, run_name: str,
             print(f"warning: MLflow run {run_id} is not in {uri} (deleted, or the store was replaced); "
                   "logging to a new run", file=sys.stderr)
             run_id = None
+        if run_id is not None:
+            info = client.get_run(run_id).info
+            ended = info.end_time if info.status == "FINISHED" else None
         if folder is not None:
             folder = str(Path(folder).resolve())
             if run_id is None:
@@ -528,3 +536,5 @@ def start_run(config: Mapping, experiment: str, run_name: str,
         if tags or folder is not None:
             run.set_tags({**(tags or {}), **({} if folder is None else {FOLDER_TAG: folder})})
         yield run
+    if ended is not None and run.nothing_new:
+        client.set_terminated(run_id, "FINISHED", end_time=ended)
