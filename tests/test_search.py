@@ -879,6 +879,14 @@ def test_a_search_stopped_between_its_checkpoint_and_its_metrics_logs_them_on_re
     run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s", resume=True, factory=cheap_factory,
                progress=False, log=lambda m: None)     # finished: nothing logged twice
     assert sorted(m.step for m in client.get_metric_history(done.mlflow_run_id, "best_fitness")) == steps
+    # ... and its run keeps its end time: the UI's Duration of a search resumed with nothing
+    # to do read the time up to that resume
+    ended = client.get_run(done.mlflow_run_id).info.end_time
+    time.sleep(1.5)             # MLflow's end times are in ms: a later end would show
+    run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s", resume=True, factory=cheap_factory,
+               progress=False, log=lambda m: None)
+    run = client.get_run(done.mlflow_run_id).info
+    assert (run.status, run.end_time) == ("FINISHED", ended)
 
 
 def test_resume_into_a_replaced_tracking_store_opens_a_new_run(tmp_path, capsys):

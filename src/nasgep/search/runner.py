@@ -201,8 +201,10 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
                 else:
                     log(line)
 
+            finished, generation = state.finished, state.generation
             search.run(on_generation)
             _conclude(run, out, state, config, dataset, seed, method, evaluator, shown, log)
+            run.nothing_new = finished and state.generation == generation    # its Duration stays the search's
             if bar is not None:
                 bar.close()
     finally:
