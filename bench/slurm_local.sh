@@ -66,7 +66,10 @@ munge -n | unmunge | grep -q 'STATUS: *Success'
 say "MariaDB (slurmdbd's accounting database)"
 mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
 if ! mysqladmin ping --silent 2>/dev/null; then
-    (mysqld_safe >/dev/null 2>&1 &)
+    # its own session, like the SLURM daemons (they daemonize): a kill of the shell's session
+    # or process group took MariaDB alone down (2026-12-07), and Snakemake then waited
+    # without end for sacct to report a finished job
+    (setsid mysqld_safe >/dev/null 2>&1 &)
     for _ in $(seq 60); do mysqladmin ping --silent 2>/dev/null && break; sleep 1; done
 fi
 mysql -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
