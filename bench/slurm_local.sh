@@ -175,26 +175,33 @@ done < <(find "$WORK/$RESULTS/search" "$WORK/$RESULTS/train" "$WORK/$RESULTS/tra
 [ "$RUNS" -gt 0 ] || fail "no run folders under $RESULTS"
 echo "run folders with the workflow's mark: $RUNS"
 
-# jobs snakemake submitted (one "Job <n> has been submitted with SLURM jobid <id>" line each)
-mapfile -t SUBMITTED < <(grep -oE 'SLURM jobid [0-9]+' "$WORK/snakemake-slurm.log" | awk '{print $3}' | sort -un)
-LOCAL_RULES="all|prepare|tracking_store|select_best|draw_cells|tables|figures"
-# the first "Job stats" table: rule and job count, up to its "total" line
-REMOTE=$(awk '/^Job stats:/{s=1; next} s && /^total/{exit} s && NF==2 && $2 ~ /^[0-9]+$/ {print}' \
-         "$WORK/snakemake-slurm.log" | grep -vE "^($LOCAL_RULES) " | awk '{n+=$2} END{print n+0}')
-echo "non-local jobs planned: $REMOTE, sbatch jobs submitted: ${#SUBMITTED[@]}"
-[ "${#SUBMITTED[@]}" -eq "$REMOTE" ] || fail "not every non-local job went through sbatch"
-sleep 2
-SACCT=$(sacct -X -n -P -S "$START" -o JobID,JobName,Partition,State,ExitCode,Elapsed,AllocCPUS)
-for id in "${SUBMITTED[@]}"; do
-    line=$(grep -E "^$id\|" <<<"$SACCT") || fail "sacct does not list job $id"
-    grep -q '|COMPLETED|' <<<"$line" || fail "job $id did not complete: $line"
-done
-echo "sacct lists all ${#SUBMITTED[@]} jobs as COMPLETED:"
-sacct -X -S "$START" -o JobID,JobName%40,Partition,State,ExitCode,Elapsed,AllocCPUS \
-    | grep -E "^ *(JobID|-|$(IFS='|'; echo "${SUBMITTED[*]}")) "
-# which rule each job ran (the plugin names jobs by a run uuid and puts the rule into --comment)
-sacct -X -n -P -S "$START" -o JobID,Comment | grep -E "^($(IFS='|'; echo "${SUBMITTED[*]}"))\|" \
-    | sed 's/|/  /' | head -n 60
+# an up-to-date study (run again with the same WORKDIR, e.g. to restart the daemons): no
+# job, so nothing for sacct (the checks below stopped the script without a word)
+SUBMITTED=()
+if grep -q "Nothing to be done" "$WORK/snakemake-slurm.log"; then
+    echo "the study was up to date: no job submitted"
+else
+    # jobs snakemake submitted (one "Job <n> has been submitted with SLURM jobid <id>" line each)
+    mapfile -t SUBMITTED < <(grep -oE 'SLURM jobid [0-9]+' "$WORK/snakemake-slurm.log" | awk '{print $3}' | sort -un)
+    LOCAL_RULES="all|prepare|tracking_store|select_best|draw_cells|tables|figures"
+    # the first "Job stats" table: rule and job count, up to its "total" line
+    REMOTE=$(awk '/^Job stats:/{s=1; next} s && /^total/{exit} s && NF==2 && $2 ~ /^[0-9]+$/ {print}' \
+             "$WORK/snakemake-slurm.log" | grep -vE "^($LOCAL_RULES) " | awk '{n+=$2} END{print n+0}')
+    echo "non-local jobs planned: $REMOTE, sbatch jobs submitted: ${#SUBMITTED[@]}"
+    [ "${#SUBMITTED[@]}" -eq "$REMOTE" ] || fail "not every non-local job went through sbatch"
+    sleep 2
+    SACCT=$(sacct -X -n -P -S "$START" -o JobID,JobName,Partition,State,ExitCode,Elapsed,AllocCPUS)
+    for id in "${SUBMITTED[@]}"; do
+        line=$(grep -E "^$id\|" <<<"$SACCT") || fail "sacct does not list job $id"
+        grep -q '|COMPLETED|' <<<"$line" || fail "job $id did not complete: $line"
+    done
+    echo "sacct lists all ${#SUBMITTED[@]} jobs as COMPLETED:"
+    sacct -X -S "$START" -o JobID,JobName%40,Partition,State,ExitCode,Elapsed,AllocCPUS \
+        | grep -E "^ *(JobID|-|$(IFS='|'; echo "${SUBMITTED[*]}")) "
+    # which rule each job ran (the plugin names jobs by a run uuid and puts the rule into --comment)
+    sacct -X -n -P -S "$START" -o JobID,Comment | grep -E "^($(IFS='|'; echo "${SUBMITTED[*]}"))\|" \
+        | sed 's/|/  /' | head -n 60
+fi
 
 say "rerun"
 "${SMK[@]}" -n 2>&1 | tee "$WORK/snakemake-rerun.log" | tail -n 3
