@@ -352,3 +352,21 @@ def test_a_killed_data_loader_stops_the_search(tmp_path, monkeypatch):
     with pytest.raises(LoaderDied, match="pid 4242"):
         ev.train(TrainJob("i0", _genome(config), 1, seed=1))
     assert not ev.record_path("i0", 1).exists()
+
+
+def test_a_failed_device_stops_the_search(tmp_path, monkeypatch):
+    """A CUDA error other than out of memory stops the search (its checkpoint is kept for
+    --resume) instead of failing this candidate and, the context being lost, every later one."""
+    from nasgep.train import DeviceFailed
+
+    config = tiny_config()
+    ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
+
+    def batches(self):
+        raise torch.AcceleratorError("CUDA error: unspecified launch failure")
+        yield
+
+    monkeypatch.setattr(Trainer, "_train_batches", batches)
+    with pytest.raises(DeviceFailed, match="launch failure"):
+        ev.train(TrainJob("i0", _genome(config), 1, seed=1))
+    assert not ev.record_path("i0", 1).exists()

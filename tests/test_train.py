@@ -188,6 +188,32 @@ def test_a_killed_data_loader_worker_is_the_machines_failure_not_the_candidates(
     assert isinstance(info.value, RunFailed) and not isinstance(info.value, CandidateFailure)
 
 
+def test_a_device_error_is_the_machines_failure_and_out_of_memory_the_candidates(small_digits, monkeypatch):
+    """An accelerator error other than out of memory (an illegal memory access leaves the
+    CUDA context unusable) is DeviceFailed (exit 1, 'run it again'), not a CandidateFailure:
+    recorded as the candidate's, every later candidate of the search failed the same way
+    and it ended 'extinct' with exit 0. Out of memory stays the candidate's."""
+    from nasgep.errors import RunFailed
+    from nasgep.train import DeviceFailed, OutOfMemory
+
+    trainer = Trainer(TinyNet(), small_digits, TrainSettings(epochs=1, batch_size=32, lr=0.1), progress=False)
+
+    def raises(error):
+        def batches():
+            raise error
+            yield
+        return batches
+
+    monkeypatch.setattr(trainer, "_train_batches",
+                        raises(torch.AcceleratorError("CUDA error: an illegal memory access was encountered")))
+    with pytest.raises(DeviceFailed, match=r"illegal memory access.*again") as info:
+        trainer.train_epoch()
+    assert isinstance(info.value, RunFailed) and not isinstance(info.value, CandidateFailure)
+    monkeypatch.setattr(trainer, "_train_batches", raises(torch.AcceleratorError("CUDA out of memory. Tried")))
+    with pytest.raises(OutOfMemory):
+        trainer.train_epoch()
+
+
 # --------------------------------------------------------------------------- exact resume
 
 def _roundtrip(state: dict) -> dict:

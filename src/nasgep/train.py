@@ -69,14 +69,27 @@ class LoaderDied(RunFailed):
     changed the search)."""
 
 
-def _loader_died(error: BaseException) -> LoaderDied | None:
-    """:class:`LoaderDied` for torch's error about a DataLoader worker that died, else None."""
+class DeviceFailed(RunFailed):
+    """The accelerator reported an error other than running out of memory (an illegal
+    memory access, a lost device, an ECC error: ``torch.AcceleratorError``). Such an error
+    leaves the process's CUDA context unusable, so every later candidate failed too and a
+    search ended 'extinct' with exit 0; it is the machine's failure: the run stops (exit 1)
+    and goes on when run again."""
+
+
+def _machine_failure(error: BaseException) -> RunFailed | None:
+    """:class:`LoaderDied` for torch's error about a DataLoader worker that died,
+    :class:`DeviceFailed` for an accelerator error that is not out of memory, else None."""
     text = str(error)
-    if not (isinstance(error, RuntimeError) and text.startswith("DataLoader worker (pid")):
-        return None
-    return LoaderDied(f"a data-loading worker process died ({text.splitlines()[0].rstrip('. ')}): the machine "
-                      "may be out of memory (a smaller train.num_workers uses less); nothing is lost: run the command "
-                      "again to go on (a search with --resume)")
+    if isinstance(error, RuntimeError) and text.startswith("DataLoader worker (pid"):
+        return LoaderDied(f"a data-loading worker process died ({text.splitlines()[0].rstrip('. ')}): the machine "
+                          "may be out of memory (a smaller train.num_workers uses less); nothing is lost: run the "
+                          "command again to go on (a search with --resume)")
+    if isinstance(error, getattr(torch, "AcceleratorError", ())) and not _is_oom(error):
+        return DeviceFailed(f"the device failed ({(text.splitlines() or [type(error).__name__])[0]}): its state "
+                            "is lost for this process; nothing is lost of the run: check the device (nvidia-smi), "
+                            "then run the command again to go on (a search with --resume)")
+    return None
 
 
 def _is_oom(error: BaseException) -> bool:
@@ -482,9 +495,9 @@ class Trainer:
         except CandidateFailure:
             raise
         except Exception as e:
-            died = _loader_died(e)
-            if died is not None:
-                raise died from None
+            failed = _machine_failure(e)
+            if failed is not None:
+                raise failed from None
             if not _is_oom(e):
                 raise
             self.optimizer.zero_grad(set_to_none=True)
@@ -592,9 +605,9 @@ class Trainer:
                 top5 += hits.any(dim=1).sum()
                 n += len(y)
         except Exception as e:
-            died = _loader_died(e)
-            if died is not None:
-                raise died from None
+            failed = _machine_failure(e)
+            if failed is not None:
+                raise failed from None
             if not _is_oom(e):
                 raise
             if self._cuda:
@@ -676,7 +689,7 @@ def read_state(path: str | Path) -> dict:
     return state
 
 
-__all__ = ["CandidateFailure", "EpochStats", "OutOfMemory", "StateFileError", "TrainSettings", "Trainer",
-           "TrainingDiverged", "atomic_save", "candidate_training_settings", "check_network_fits", "fp32_batchnorm",
-           "load_tensors", "read_state",
-           "resolve_device", "training_settings"]
+__all__ = ["CandidateFailure", "DeviceFailed", "EpochStats", "LoaderDied", "OutOfMemory", "StateFileError",
+           "TrainSettings", "Trainer", "TrainingDiverged", "atomic_save", "candidate_training_settings",
+           "check_network_fits", "fp32_batchnorm", "load_tensors", "read_state", "resolve_device",
+           "training_settings"]

@@ -30,7 +30,15 @@ from ..errors import UserError
 from ..io import atomic_write_json, load_json
 from ..nn import Macro, Network, build_network, count_network_parameters, count_parameters
 from ..space import Genome, GenomeError, smallest_genomes
-from ..train import CandidateFailure, LoaderDied, Trainer, candidate_training_settings, check_network_fits, read_state
+from ..train import (
+    CandidateFailure,
+    DeviceFailed,
+    LoaderDied,
+    Trainer,
+    candidate_training_settings,
+    check_network_fits,
+    read_state,
+)
 from .evaluator import StoreCandidate, TrainJob, TrainResult
 from .store import WeightStore, read_unit
 
@@ -153,8 +161,8 @@ class TorchEvaluator:
         except CandidateFailure as e:
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
                                time.perf_counter() - t0, failure=e.reason)
-        except (DataError, LoaderDied):
-            raise      # an unreadable image, a data-loading process killed: the search stops, naming it
+        except (DataError, LoaderDied, DeviceFailed):
+            raise      # an unreadable image, a data-loading process killed, a failed GPU: the search stops
         except OSError:
             # a full disk, a folder made read-only, a state file deleted or unreadable: the
             # machine's or the folder's fault, never the candidate's. Recorded as a failure it
