@@ -713,3 +713,30 @@ def test_a_restart_killed_while_it_moves_the_old_files_aside_is_finished_by_the_
     aside = [p for p in out.iterdir() if p.name.startswith(outdir.PREVIOUS)]
     assert len(aside) == 1 and snapshot(aside[0]) == before, logged
     assert any("an earlier move was interrupted" in line for line in logged)
+
+
+def test_a_restart_killed_before_its_first_move_leaves_the_run_to_resume(tmp_path):
+    """Killed after it recorded what it would move but before the first rename (or every
+    file put back by hand with `mv .previous-X/* .`, which leaves the hidden record): the
+    folder holds the whole old run, and the record of a move no file of which was made is
+    no move to finish. The next --resume moved the whole run aside all the same and
+    started a new search (saying an earlier move was interrupted); it resumes the run."""
+    out = tmp_path / "run"
+    first = search(out)
+    before = snapshot(out)
+    script = tmp_path / "move_killer.py"
+    script.write_text(MOVE_KILLER.replace("seen[0] == 3", "seen[0] == 1"))
+    killed = subprocess.run([sys.executable, str(script), str(out), *SMALL, "search.max_generations=4"],
+                            capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    aside = [p for p in out.iterdir() if p.name.startswith(outdir.PREVIOUS)]
+    assert [p.name for p in aside[0].iterdir()] == [outdir.MOVING]       # nothing moved yet
+    logged = []
+    again = run_search(
+        small_config("search.max_generations=4"), dataset="cifar10", seed=3, out_dir=out, resume=True,
+        factory=cheap_factory, progress=False, log=logged.append)
+    assert again.history == first.history and again.generation == first.generation
+    assert not any("starting afresh" in line or "interrupted" in line for line in logged), logged
+    assert not any(p.name.startswith(outdir.PREVIOUS) for p in out.iterdir())
+    kept = {k: v for k, v in before.items() if not k.endswith(".svg")}    # drawn again: new ids
+    assert {k: v for k, v in snapshot(out).items() if k in kept} == kept

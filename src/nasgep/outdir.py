@@ -589,8 +589,16 @@ def finish_interrupted_moves(out: Path, log) -> None:
         except (OSError, ValueError) as e:
             raise FolderError(f"{record}: damaged record of files being moved aside ({e}); move the files "
                               f"of {out} you want kept by hand, then remove it") from None
-        entries = [out / n for n in names if n and not n.startswith("/") and ".." not in Path(n).parts]
+        names = [n for n in names if n and not n.startswith("/") and ".." not in Path(n).parts]
+        entries = [out / n for n in names]
         left = [e for e in entries if os.path.lexists(e)]
+        if left and not any(os.path.lexists(record.parent / n) for n in names):
+            # no file of it was moved (killed before the first rename, or all put back by
+            # hand, which leaves this hidden record): the run in out is whole, no move to finish
+            record.unlink()
+            with contextlib.suppress(OSError):
+                record.parent.rmdir()       # the folder made for the move, if empty
+            continue
         move_aside(out, entries, record.parent)
         if left:
             log(f"finished moving the previous files of {out} into {record.parent} (an earlier move was "
