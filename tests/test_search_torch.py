@@ -355,9 +355,13 @@ def test_a_killed_data_loader_stops_the_search(tmp_path, monkeypatch):
 
 
 def test_a_failed_device_stops_the_search(tmp_path, monkeypatch):
-    """A CUDA error other than out of memory stops the search (its checkpoint is kept for
-    --resume) instead of failing this candidate and, the context being lost, every later one."""
+    """A CUDA error other than out of memory that leaves the device unusable stops the
+    search (its checkpoint is kept for --resume) instead of failing this candidate and, the
+    context being lost, every later one."""
+    from nasgep import train as train_module
     from nasgep.train import DeviceFailed
+
+    monkeypatch.setattr(train_module, "_device_works", lambda device: False)
 
     config = tiny_config()
     ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)

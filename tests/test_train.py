@@ -189,12 +189,19 @@ def test_a_killed_data_loader_worker_is_the_machines_failure_not_the_candidates(
 
 
 def test_a_device_error_is_the_machines_failure_and_out_of_memory_the_candidates(small_digits, monkeypatch):
-    """An accelerator error other than out of memory (an illegal memory access leaves the
-    CUDA context unusable) is DeviceFailed (exit 1, 'run it again'), not a CandidateFailure:
-    recorded as the candidate's, every later candidate of the search failed the same way
-    and it ended 'extinct' with exit 0. Out of memory stays the candidate's."""
+    """An accelerator error other than out of memory after which the device no longer
+    works (an illegal memory access leaves the CUDA context unusable) is DeviceFailed
+    (exit 1, 'run it again'), not a CandidateFailure: recorded as the candidate's, every
+    later candidate of the search failed the same way and it ended 'extinct' with exit 0.
+    Out of memory, and an error after which the device still works (one network's invalid
+    launch configuration), stay the candidate's: stopping there, every --resume would stop
+    at the same candidate."""
+    from nasgep import train as train_module
     from nasgep.errors import RunFailed
     from nasgep.train import DeviceFailed, OutOfMemory
+
+    assert train_module._device_works(torch.device("cpu"))      # the probe itself, on a device that works
+    monkeypatch.setattr(train_module, "_device_works", lambda device: False)     # a broken CUDA context
 
     trainer = Trainer(TinyNet(), small_digits, TrainSettings(epochs=1, batch_size=32, lr=0.1), progress=False)
 
@@ -211,6 +218,11 @@ def test_a_device_error_is_the_machines_failure_and_out_of_memory_the_candidates
     assert isinstance(info.value, RunFailed) and not isinstance(info.value, CandidateFailure)
     monkeypatch.setattr(trainer, "_train_batches", raises(torch.AcceleratorError("CUDA out of memory. Tried")))
     with pytest.raises(OutOfMemory):
+        trainer.train_epoch()
+    monkeypatch.setattr(train_module, "_device_works", lambda device: True)
+    monkeypatch.setattr(trainer, "_train_batches",
+                        raises(torch.AcceleratorError("CUDA error: invalid configuration argument")))
+    with pytest.raises(torch.AcceleratorError):     # the candidate's: the search records it as failed
         trainer.train_epoch()
 
 

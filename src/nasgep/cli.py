@@ -130,7 +130,8 @@ def _refuse_holding_the_store(config: dict, out: Path, what: str) -> None:
     if store == real or store.startswith(real + os.sep):
         raise FolderError(f"--out {out} would hold the study's MLflow store ({db}, beside it mlartifacts/), which "
                           f"all its runs log to; {what} keeps its files in a folder of its own: choose a folder "
-                          f"below it, e.g. {Path(out) / 'seed0'}, or set tracking.uri")
+                          f"below it, e.g. {Path(out) / 'seed0'}, or set tracking.uri (a run made there before resumes "
+                          "with tracking.enabled: false)")
 
 
 def _refuse_inside_images(config: dict, out: Path, what: str) -> None:

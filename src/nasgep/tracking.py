@@ -537,4 +537,5 @@ def start_run(config: Mapping, experiment: str, run_name: str,
             run.set_tags({**(tags or {}), **({} if folder is None else {FOLDER_TAG: folder})})
         yield run
     if ended is not None and run.nothing_new:
-        client.set_terminated(run_id, "FINISHED", end_time=ended)
+        with _store_errors(uri):
+            client.set_terminated(run_id, "FINISHED", end_time=ended)

@@ -70,22 +70,35 @@ class LoaderDied(RunFailed):
 
 
 class DeviceFailed(RunFailed):
-    """The accelerator reported an error other than running out of memory (an illegal
-    memory access, a lost device, an ECC error: ``torch.AcceleratorError``). Such an error
-    leaves the process's CUDA context unusable, so every later candidate failed too and a
-    search ended 'extinct' with exit 0; it is the machine's failure: the run stops (exit 1)
-    and goes on when run again."""
+    """The accelerator reported an error other than running out of memory
+    (``torch.AcceleratorError``) and is unusable since (an illegal memory access, a lost
+    device, an ECC error leave the process's CUDA context broken): every later candidate
+    failed too and a search ended 'extinct' with exit 0. It is the machine's failure: the
+    run stops (exit 1) and goes on when run again. An error after which the device still
+    works (an invalid launch configuration of one network's shapes) stays the candidate's:
+    stopping there, every ``--resume`` would stop at the same candidate again."""
 
 
-def _machine_failure(error: BaseException) -> RunFailed | None:
+def _device_works(device: torch.device) -> bool:
+    """A tiny computation on ``device`` after an accelerator error succeeds: the error was
+    the network's, not a broken context (whose every later call raises)."""
+    try:
+        return torch.ones(1, device=device).add_(1).item() == 2.0   # .item() synchronises
+    except Exception:  # noqa: BLE001 - any error here says the device is gone
+        return False
+
+
+def _machine_failure(error: BaseException, device: torch.device) -> RunFailed | None:
     """:class:`LoaderDied` for torch's error about a DataLoader worker that died,
-    :class:`DeviceFailed` for an accelerator error that is not out of memory, else None."""
+    :class:`DeviceFailed` for an accelerator error that is not out of memory and after
+    which ``device`` no longer works, else None."""
     text = str(error)
     if isinstance(error, RuntimeError) and text.startswith("DataLoader worker (pid"):
         return LoaderDied(f"a data-loading worker process died ({text.splitlines()[0].rstrip('. ')}): the machine "
                           "may be out of memory (a smaller train.num_workers uses less); nothing is lost: run the "
                           "command again to go on (a search with --resume)")
-    if isinstance(error, getattr(torch, "AcceleratorError", ())) and not _is_oom(error):
+    if (isinstance(error, getattr(torch, "AcceleratorError", ())) and not _is_oom(error)
+            and not _device_works(device)):
         return DeviceFailed(f"the device failed ({(text.splitlines() or [type(error).__name__])[0]}): its state "
                             "is lost for this process; nothing is lost of the run: check the device (nvidia-smi), "
                             "then run the command again to go on (a search with --resume)")
@@ -495,7 +508,7 @@ class Trainer:
         except CandidateFailure:
             raise
         except Exception as e:
-            failed = _machine_failure(e)
+            failed = _machine_failure(e, self.device)
             if failed is not None:
                 raise failed from None
             if not _is_oom(e):
@@ -605,7 +618,7 @@ class Trainer:
                 top5 += hits.any(dim=1).sum()
                 n += len(y)
         except Exception as e:
-            failed = _machine_failure(e)
+            failed = _machine_failure(e, self.device)
             if failed is not None:
                 raise failed from None
             if not _is_oom(e):
