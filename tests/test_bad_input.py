@@ -93,7 +93,7 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
     # 100,000 threads crashed OpenBLAS (segfault), 500 worker processes hung the machine
     ("search.cpu_threads=100000", r"search.cpu_threads: 100000 is greater than the maximum of 128"),
     ("search.concurrency=500", r"search.concurrency: 500 is greater than the maximum of 64"),
-    ("search.lr=" + "x" * 5000, r"search.lr"),
+    ("search.lr=" + "x" * 5000, r"search.lr: .x{100,} \.\.\. x{50,}. is not of type .number.$"),   # the reason kept
     ("gep.cell_head=3000", r"gep.cell_head: 3000 is greater than the maximum of 100"),
     # 300,000 cells: the search's smallest-network check took more than 8 GB and minutes before
     # any line; a training of 3,000 cells trained on for minutes an epoch
@@ -118,6 +118,16 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
                                                 r"maximum of 10000"),
     ("search_phase.resamples=10000000000000", r"search_phase.resamples: 10000000000000 is greater than the "
                                               r"maximum of 1000000"),
+    # process counts: 100,000 DataLoader workers or search workers are a fork bomb
+    ("train.num_workers=100000", r"train.num_workers: 100000 is greater than the maximum of 1024"),
+    ("search.devices=[" + ", ".join(["cpu"] * 1025) + "]", r"search.devices: \[.*\] is too long"),
+    # 10^9 candidates with budget_epochs null: a gigabyte in seconds, generation 0 bred for months
+    # with nothing said; rebreed_tries of 10^12 under a tight max_params drew a child for ever
+    ("search.population=1000000000", r"search.population: 1000000000 is greater than the maximum of 10000"),
+    ("search.reduction_population=1000000000", r"search.reduction_population: 1000000000 is greater than the "
+                                               r"maximum of 10000"),
+    ("search.rebreed_tries=1000000000000", r"search.rebreed_tries: 1000000000000 is greater than the maximum of "
+                                           r"10000"),
     # values PyYAML reads as a date or an integer but cannot make: ValueError tracebacks
     ("name=2001-02-30", r"'2001-02-30' is no date \(day is out of range for month\)\); quote a string"),
     ("search.population=" + "9" * 5000, r"not valid YAML \(a whole number of more than \d+ digits\)"),
@@ -936,6 +946,34 @@ def test_the_configs_seeds_are_those_the_verbs_take():
 
     assert schema()["properties"]["seeds"]["items"]["maximum"] == MAX_SEED
     assert load_config(DEMO, [f"seeds=[{MAX_SEED}]"])["seeds"] == [MAX_SEED]
+
+
+def test_the_process_counts_are_those_prepare_takes():
+    from nasgep.config import MAX_PROCESSES, schema
+
+    assert MAX_PROCESSES == 1024     # prepare --workers: test_an_out_of_range_option_is_refused
+    search = schema()["properties"]["search"]["properties"]
+    assert schema()["properties"]["train"]["properties"]["num_workers"]["maximum"] == MAX_PROCESSES
+    assert search["devices"]["maxItems"] == MAX_PROCESSES
+    assert load_config(DEMO, [f"train.num_workers={MAX_PROCESSES}"])["train"]["num_workers"] == MAX_PROCESSES
+
+
+def test_search_workers_are_counted_with_their_concurrency():
+    # the config's check, not a search: where it is missing, the search starts 1,037 processes
+    devices = "search.devices=[" + ", ".join(["cpu"] * 17) + "]"
+    assert len(load_config(DEMO, [devices, "search.concurrency=60"])["search"]["devices"]) == 17   # 1020
+    with pytest.raises(ConfigError, match=r"search.devices: 17 entries x search.concurrency 61 = 1,037 worker "
+                                          r"processes; at most 1024$"):
+        load_config(DEMO, [devices, "search.concurrency=61"])
+
+
+def test_the_papers_sizes_are_within_the_bounds():
+    config = load_config(ROOT / "config" / "paper.yaml",
+                         ["search.budget_epochs=null", "search.population=10000",
+                          "search.reduction_population=10000", "search.rebreed_tries=10000"])
+    assert config["search"]["population"] == 10000 and config["search"]["rebreed_tries"] == 10000
+    paper = load_config(ROOT / "config" / "paper.yaml")["search"]
+    assert (paper["population"], paper["reduction_population"], paper["rebreed_tries"]) == (10, 10, 20)
 
 
 @pytest.mark.parametrize("override, match", [("device=banana", r"device: 'banana' does not match"),

@@ -28,6 +28,9 @@ MAX_DEPTH = 32
 #: The smallest ``search.max_epochs`` (E_max) a stepwise search lives with: at 1 or 2 it
 #: dies out after generation 0 or 1 (see :func:`_check_references`).
 MIN_STEPWISE_EPOCHS = 3
+#: Most processes a setting may start (``train.num_workers``, ``search.devices`` times
+#: ``search.concurrency``, ``prepare --workers``): more is a fork bomb, not a speed-up.
+MAX_PROCESSES = 1024
 
 
 class _Loader(yaml.SafeLoader):
@@ -227,8 +230,9 @@ def _follow_search_dataset(config: dict) -> set[str]:
 
 
 def _clip_message(message: str) -> str:
-    """jsonschema quotes the whole offending value; keep messages to one short line."""
-    return message if len(message) <= 200 else message[:200] + "..."
+    """jsonschema quotes the whole offending value, then says what is wrong with it; keep
+    messages to one short line, with their start and that end (the reason)."""
+    return message if len(message) <= 200 else message[:120] + " ... " + message[-80:]
 
 
 def _check_finite(node: Any, source: str, path: str = "") -> None:
@@ -270,6 +274,10 @@ def _check_references(config: dict, source: str, followed: Container[str] = ()) 
     if config["search"]["gene_pool"] > config["search"]["gene_pool_max"]:
         raise ConfigError(f"{source}: search.gene_pool: must not exceed search.gene_pool_max")
     search = config["search"]
+    workers = len(search["devices"]) * search["concurrency"]
+    if workers > MAX_PROCESSES:
+        raise ConfigError(f"{source}: search.devices: {len(search['devices'])} entries x search.concurrency "
+                          f"{search['concurrency']} = {workers:,} worker processes; at most {MAX_PROCESSES}")
     per_candidate = search["max_epochs"] if search["evaluation"] == "full" else 1
     first_round = search["population"] * per_candidate
     if search["budget_epochs"] is not None and search["budget_epochs"] < first_round:

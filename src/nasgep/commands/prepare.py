@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from ..cli import add_config_arguments, load_args_config, output_file, seed_value, whole_number
+from ..config import MAX_PROCESSES
 from ..io import atomic_write_text
 
 NAME = "prepare"
@@ -33,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed_value, default=0, help="seed of the search's validation split (default 0)")
     p.add_argument("--no-image-check", action="store_true",
                    help="folder datasets: do not decode every image to find unreadable files")
-    p.add_argument("--workers", type=lambda text: whole_number(text, 0, 1024, "a number of processes"),
+    p.add_argument("--workers", type=lambda text: whole_number(text, 0, MAX_PROCESSES, "a number of processes"),
                    default=min(8, len(os.sched_getaffinity(0))),
                    help="processes decoding a folder dataset's images (default: min(8, the CPUs this "
                         "process may use))")
