@@ -983,11 +983,14 @@ def test_a_device_that_is_no_device_is_refused(capsys, tmp_path, override, match
     one_line_error(capsys, ["search", "--config", DEMO, "--set", override, "--out", str(tmp_path / "o")], match)
 
 
+# an index past what torch reads (2^31 and up) was 'expected auto, cpu, cuda or cuda:N', which it is
+@pytest.mark.parametrize("gpu", ["cuda:7", "cuda:2147483648", "cuda:99999999999999999999"])
 @pytest.mark.skipif(__import__("torch").cuda.device_count() > 7, reason="this machine has a GPU cuda:7")
-def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path):
+def test_a_gpu_that_is_not_there_is_refused_before_the_search(capsys, tmp_path, gpu):
     one_line_error(capsys, ["search", "--config", DEMO, *[a for s in TINY for a in ("--set", s)],
-                            "--set", "search.devices=[cuda:7]", "--out", str(tmp_path / "o")],
-                   r"device 'cuda:7' asked for, but PyTorch sees")
+                            "--set", f"search.devices=[{gpu}]", "--out", str(tmp_path / "o")],
+                   rf"device '{gpu}' asked for, but PyTorch sees (no CUDA GPU|\d+ GPU\(s\))$")
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("target, content, match", [

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import sys
 import time
 import warnings
@@ -236,13 +237,15 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"device {clip(str(name))!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
+        if not re.fullmatch(r"cuda:[0-9]+", str(name)):
+            raise UserError(f"device {clip(str(name))!r}: expected auto, cpu, cuda or cuda:N") from None
+        device = None       # cuda:N with an index too large for torch to read: no GPU has it
+    if device is None or device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"device {name!r} asked for, but PyTorch sees {torch.cuda.device_count()} GPU(s) "
-                            f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+            raise UserError(f"device {clip(str(name))!r} asked for, but PyTorch sees no CUDA GPU")
+        if device is None or (device.index is not None and device.index >= torch.cuda.device_count()):
+            raise UserError(f"device {clip(str(name))!r} asked for, but PyTorch sees {torch.cuda.device_count()} "
+                            f"GPU(s) (cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
         if device.index is None:  # one spelling per GPU, so tensors' devices compare equal
             device = torch.device("cuda", torch.cuda.current_device())
     return device
