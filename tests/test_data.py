@@ -136,6 +136,17 @@ def test_cifar_absent_without_download_says_where(tmp_path):
         load_dataset(config, "c10")
 
 
+# a file as the path: 'lacks data_batch_1, ...' (download off) or the download's 'File exists'
+@pytest.mark.parametrize("download", [False, True])
+def test_a_cifar_path_that_is_a_file_is_named_as_one(tmp_path, download):
+    (tmp_path / "cifar").write_text("not a folder")
+    config = config_with({"c10": {"kind": "cifar10", "path": str(tmp_path / "cifar"), "download": download}})
+    with pytest.raises(DataError, match=r"^cifar10: .*/cifar is a file, not a folder; the dataset's path is the "
+                                        r"folder that holds .*/cifar/cifar-10-batches-py/\{data_batch_1"):
+        load_dataset(config, "c10")
+    assert (tmp_path / "cifar").read_text() == "not a folder"
+
+
 def test_cifar_offline_download_says_where(tmp_path, monkeypatch):
     import urllib.error
 

@@ -314,6 +314,9 @@ def _load_cifar(config: dict, entry: dict, need_test: bool) -> _Arrays:
     root = _cifar_root(config, entry)
     folder = root / official.base_folder
     files = [f for f, _ in official.train_list + official.test_list] + [official.meta["filename"]]
+    if root.exists() and not root.is_dir():    # else 'File exists' from the download, or 'lacks ...'
+        raise DataError(f"{kind}: {root} is a file, not a folder; the dataset's path is the folder that holds "
+                        f"{_cifar_layout(kind, root)}")
     missing = [f for f in files if not (folder / f).is_file()]
     if missing and entry.get("download", True):
         try:
