@@ -237,6 +237,16 @@ BAD_GENOMES = {
     # json reads whole numbers of at most 4300 digits: a ValueError traceback
     "a number of 5000 digits": (json.dumps(GENOME)[:-1] + ', "x": ' + "9" * 5000 + "}",
                                 r"not a genome file \(a number of more than \d+ digits in it\)"),
+    # \d took them: 'g\u0661' (Arabic-Indic one) was a gene beside 'g1', drawn with missing glyphs
+    "gene id of non-ASCII digits": ({**GENOME, "normal": {"cell": "add | g\u0661 g2",
+                                                          "genes": {"g1": "pw | h1 h2", "g2": "pw | h1 h2"}}},
+                                    r"normal.cell: .*position 1 \(tail\): 'g\u0661' is an unknown symbol"),
+    "unused gene id of non-ASCII digits": ({**GENOME, "normal": {**GENOME["normal"], "genes": {
+        **GENOME["normal"]["genes"], "g\u0661": "pw | h1 h2"}}},
+        r"normal.genes: 'g\u0661' is no gene id; expected g and digits 0-9, e.g. g1$"),
+    "a gene key that is no id": ({**GENOME, "reduction": {**GENOME["reduction"], "genes": {
+        **GENOME["reduction"]["genes"], "gene3": "pw | h1 h2"}}},
+        r"reduction.genes: 'gene3' is no gene id"),
     "deep gene chain": ({**GENOME, "normal": {"cell": "g1 | g1 g1", "genes": {
         "g1": " ".join(["pw"] * 900) + " | " + " ".join(["h1"] * 901)}}},
         r"normal.genes.g1: an expression tree 901 levels deep; at most 128"),

@@ -37,7 +37,7 @@ GENE_FUNCTIONS: dict[str, int] = {"add": 2, **{op: 1 for op in OPERATIONS}}
 CELL_FUNCTIONS: dict[str, int] = {"add": 2, "cat": 2}
 
 BOUND_RE = re.compile(r"^(?P<op>[a-z0-9_]+)\((?P<input>h[12])\)$")
-GENE_ID_RE = re.compile(r"g\d+")
+GENE_ID_RE = re.compile(r"g[0-9]+")   # ASCII digits: \d takes any, "g\u0661" (Arabic-Indic one) too
 
 
 def bound(op: str, inp: str) -> str:
@@ -149,6 +149,8 @@ class CellGenome:
                               f"(e.g. {{\"g1\": \"pw | h1 h2\"}}), got {_kind(data['genes'])}")
         genes = {}
         for gid, text in data["genes"].items():
+            if not GENE_ID_RE.fullmatch(gid):    # an unused one too: a key no cell can name is a mistake
+                raise GenomeError(f"{where}.genes: {quote(gid)} is no gene id; expected g and digits 0-9, e.g. g1")
             try:
                 genes[gid] = Chromosome.from_text(text)
             except ChromosomeError as e:
