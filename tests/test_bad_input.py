@@ -128,6 +128,9 @@ def test_a_config_file_that_is_not_a_config_is_refused(capsys, config_files, cas
                                                r"maximum of 10000"),
     ("search.rebreed_tries=1000000000000", r"search.rebreed_tries: 1000000000000 is greater than the maximum of "
                                            r"10000"),
+    # a labels file only a folder dataset reads: it was ignored without a word
+    ("datasets.cifar10.val_labels=val.txt", r"datasets.cifar10.val_labels: only a folder dataset has a labels file; "
+                                            r"this one is of kind digits: remove the key$"),
     # values PyYAML reads as a date or an integer but cannot make: ValueError tracebacks
     ("name=2001-02-30", r"'2001-02-30' is no date \(day is out of range for month\)\); quote a string"),
     ("search.population=" + "9" * 5000, r"not valid YAML \(a whole number of more than \d+ digits\)"),

@@ -266,6 +266,9 @@ def _check_references(config: dict, source: str, followed: Container[str] = ()) 
         if entry["kind"] == "npz" and not entry.get("path"):
             raise ConfigError(f"{source}: datasets.{name}.path: unset; an npz dataset needs it: set its 'path' to "
                               f"the .npz file")
+        if entry.get("val_labels") is not None and entry["kind"] != "folder":
+            raise ConfigError(f"{source}: datasets.{name}.val_labels: only a folder dataset has a labels file; "
+                              f"this one is of kind {entry['kind']}: remove the key")
         if entry["kind"] == "folder" and not entry.get("path"):
             raise ConfigError(f"{source}: datasets.{name}.path: unset; a folder dataset needs it: set its 'path' to "
                               f"a folder with train/<class>/* and val/<class>/*")
