@@ -922,6 +922,11 @@ def test_nasgep_search_exits_non_zero_when_every_candidate_diverges(capsys, tmp_
 @pytest.mark.parametrize("content, match", [(b"\x80\xff", r"bin.json: damaged, not a JSON results file"),
                                             (b"[1, 2]", r"bin.json: damaged, not a JSON object"),
                                             (b'{"fitness": true}', r"bin.json: no numeric 'fitness'"),
+                                            # chosen over every search's real result
+                                            (b'{"fitness": 1e30, "genome": {}}',
+                                             r"bin.json: fitness 1e\+30 is not a percentage from 0 to 100"),
+                                            (b'{"fitness": -5, "genome": {}}',
+                                             r"bin.json: fitness -5 is not a percentage from 0 to 100"),
                                             (b"[" * 100_000, r"bin.json: damaged, not a JSON results file"),
                                             # the file was not named
                                             (b'{"fitness": ' + b"9" * 5000 + b"}",
@@ -1096,6 +1101,29 @@ def test_a_history_count_that_is_no_whole_number_is_named(capsys, tmp_path, verb
     one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)
 
 
+@pytest.mark.parametrize("verb", ["tables", "figures"])
+@pytest.mark.parametrize("damage, match", [
+    # a row written twice: tables counted its epochs twice, figures averaged it in twice
+    ("row twice", r"history.parquet: row \d+: individual n0-0 of generation 0 is there twice \(damaged\)$"),
+    # true/false read as 1/0: a fitness of 1 %
+    ("boolean fitness", r"history.parquet: column 'fitness' does not hold numbers")])
+def test_a_history_with_a_row_twice_or_true_for_a_number_is_named(capsys, tmp_path, verb, damage, match):
+    import pandas as pd
+    from test_report import make_study
+
+    from nasgep.report import Study
+
+    cfg, config = make_study(tmp_path)
+    path = Study(config).search_dir("cifar10", "search", 0) / "history.parquet"
+    frame = pd.read_parquet(path)
+    if damage == "row twice":
+        frame = pd.concat([frame, frame.iloc[:1]], ignore_index=True)
+    else:
+        frame["fitness"] = frame["fitness"] > 50
+    frame.to_parquet(path)
+    one_line_error(capsys, [verb, "--config", str(cfg), "--out", str(tmp_path / "o")], match)
+
+
 @pytest.mark.parametrize("uri, message", [
     ("not a uri", r"tracking.uri 'not a uri' is a folder store, which MLflow no longer opens; use a database"),
     ("file:///tmp/mlruns", r"tracking.uri 'file:///tmp/mlruns' is a folder store"),
@@ -1211,6 +1239,7 @@ def _best(**change):
     ("best.json", _best(fitness=None), r"best.json: no numeric 'fitness'"),
     ("best.json", lambda p: p.read_bytes().replace(b'"fitness": ', b'"fitness": NaN, "x": '),
      r"best.json: no numeric 'fitness' \(a finite number"),
+    ("best.json", _best(fitness=1e30), r"best.json: fitness 1e\+30 is not a percentage from 0 to 100 \(damaged\)$"),
     ("best.json", _best(genome={"normal": 1}), r"best.json: genome: missing key 'reduction'"),
     # an id names a file of OUT/runs: '../../victim/best' wrote over another search's best.json
     ("history.parquet", {"id": "/../../../victim/best"},

@@ -134,6 +134,14 @@ def read_metrics(path: str | Path, **place: Any) -> dict[str, Any]:
     return data
 
 
+def check_fitness(path: str | Path, fitness: float) -> None:
+    """A search's finite ``fitness`` (its ``best.json``'s) is a percentage from 0 to 100,
+    as the history's is (:data:`HISTORY_PERCENTAGES`); :class:`ResultFileError` naming
+    the file else: 1e30 would win every selection."""
+    if not 0 <= fitness <= 100:
+        raise ResultFileError(f"{path}: fitness {fitness:g} is not a percentage from 0 to 100 (damaged)")
+
+
 def check_place(path: str | Path, data: Mapping[str, Any], remedy: str, **place: Any) -> None:
     """:class:`ResultFileError` when a results file records another ``place`` (dataset,
     variant or method, seed) than its folder in the study says: a run copied or moved
@@ -152,7 +160,8 @@ def read_history(path: str | Path, columns: list[str] | None):
     parquet dataset), unreadable, without rows where its ``search.json`` does not record
     a search that trained nothing (:func:`_check_trained_nothing`), a numeric column that holds anything
     else (text, an infinite or negative number), a fitness or accuracy that is no
-    percentage, a count that is no whole number, or an individual id no search writes
+    percentage, a count that is no whole number, true/false for a number, an individual
+    twice in one generation, or an individual id no search writes
     (ids name files of an evaluation's runs: ``../x`` would name one outside them). Every
     column is checked, not only those asked for: one damaged column makes the whole file
     suspect. The one place that says what a history's values may be."""
@@ -179,7 +188,8 @@ def read_history(path: str | Path, columns: list[str] | None):
         values = frame[column].dropna()       # a column of None only has no number type
         if values.empty and column not in HISTORY_COUNTS:
             continue
-        if not values.empty and not pd.api.types.is_numeric_dtype(frame[column]):
+        if not values.empty and (not pd.api.types.is_numeric_dtype(frame[column])
+                                 or pd.api.types.is_bool_dtype(frame[column])):     # true/false: no number
             raise ResultFileError(f"{path}: column {column!r} does not hold numbers "
                                   "(damaged, or not a search history of nasgep)")
         if (values.abs() == float("inf")).any() or (values < 0).any():
@@ -198,6 +208,12 @@ def read_history(path: str | Path, columns: list[str] | None):
                 value = value.item() if hasattr(value, "item") else value     # numpy's repr: np.float64(0.5)
                 raise ResultFileError(f"{path}: {who}: {column} {clip(repr(value))} is not a "
                                       "whole number (damaged)")
+    if ids is not None and "generation" in frame.columns:    # a search writes an individual once a generation
+        twice = frame.duplicated(["generation", "id"]).to_numpy()
+        if twice.any():
+            row = int(twice.nonzero()[0][0])
+            raise ResultFileError(f"{path}: row {row}: individual {ids.iloc[row]} of generation "
+                                  f"{int(frame['generation'].iloc[row])} is there twice (damaged)")
     return frame if columns is None else frame[list(columns)]
 
 

@@ -188,7 +188,7 @@ def read_best(folder: Path) -> dict:
     when it is damaged or lacks what the evaluation needs."""
     from ..errors import UserError
     from ..space import Genome
-    from ..study import ResultFileError, is_number, read_json
+    from ..study import ResultFileError, check_fitness, is_number, read_json
 
     path = folder / "best.json"
     best = read_json(path)
@@ -197,6 +197,7 @@ def read_best(folder: Path) -> dict:
         raise ResultFileError(f"{path}: no search 'seed' (a non-negative integer; not a best.json of 'nasgep search')")
     if not is_number(best.get("fitness")) or not math.isfinite(best["fitness"]):
         raise ResultFileError(f"{path}: no numeric 'fitness' (a finite number; not a best.json of 'nasgep search')")
+    check_fitness(path, best["fitness"])
     try:
         genome = Genome.from_dict(best.get("genome"))
     except UserError as e:

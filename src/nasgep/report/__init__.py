@@ -19,6 +19,7 @@ from ..study import (  # noqa: F401 - the report's view of the plan
     TABLES,
     ResultFileError,
     Study,
+    check_fitness,
     check_search_finished,
     is_number,
     present,
@@ -53,6 +54,10 @@ def select_best(paths: list[str | Path]) -> dict[str, Any]:
             raise ValueError(f"{path}: no numeric 'fitness'")
         if isinstance(data["fitness"], float) and not math.isfinite(data["fitness"]):
             raise ValueError(f"{path}: fitness {data['fitness']} is not a finite number (a damaged best.json?)")
+        try:
+            check_fitness(path, data["fitness"])
+        except ResultFileError as e:
+            raise ValueError(str(e)) from None
         if "genome" not in data:
             raise ValueError(f"{path}: no 'genome' (a search's best.json holds the cells it found)")
         if (Path(path).parent / "search.json").is_file():     # a best.json copied alone is taken as it is
