@@ -715,6 +715,40 @@ def test_a_restart_killed_while_it_moves_the_old_files_aside_is_finished_by_the_
     assert any("an earlier move was interrupted" in line for line in logged)
 
 
+def test_a_run_put_back_by_hand_but_its_hidden_files_is_taken_as_it_is(tmp_path):
+    """After a --restart was killed half-way, or simply undone, a user's `mv .previous-X/* .`
+    puts back the visible files and leaves the hidden ones (the record of the move, the
+    workflow's mark). The next --resume took the move as half-done and moved the restored
+    run aside again, starting a new search. The run's settings move first, so settings
+    back in the folder say the user put the run back: it resumes, and a line says what
+    stayed behind."""
+    out = tmp_path / "run"
+    first = search(out)
+    (out / ".workflow-done").touch()
+    script = tmp_path / "move_killer.py"
+    script.write_text(MOVE_KILLER.replace("seen[0] == 3", "seen[0] == 10**9"))    # the --restart runs through
+    subprocess.run([sys.executable, str(script), str(out), *SMALL, "search.max_generations=4"],
+                   capture_output=True, timeout=120, check=True)
+    aside = next(p for p in out.iterdir() if p.name.startswith(outdir.PREVIOUS))
+    assert (aside / outdir.SETTINGS).exists()
+    for p in out.iterdir():     # the new search's files go, then `mv .previous-X/* .`
+        if p != aside:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for p in aside.iterdir():
+        if not p.name.startswith("."):
+            os.replace(p, out / p.name)
+    (aside / outdir.MOVING).write_text(json.dumps(sorted(p.name for p in out.iterdir() if p != aside)
+                                                  + [".workflow-done"]) + "\n")      # as if killed half-way
+    logged = []
+    again = run_search(small_config("search.max_generations=4"), dataset="cifar10", seed=3, out_dir=out,
+                       resume=True, factory=cheap_factory, progress=False, log=logged.append)
+    assert again.history == first.history and again.generation == first.generation
+    assert not any("interrupted" in line or "starting afresh" in line for line in logged), logged
+    assert any("not put back" in line for line in logged), logged
+    assert (aside / ".workflow-done").exists() and not (aside / outdir.MOVING).exists()
+    assert not (aside / outdir.SETTINGS).exists()       # the restored run stayed where it was put back
+
+
 def test_a_restart_killed_before_its_first_move_leaves_the_run_to_resume(tmp_path):
     """Killed after it recorded what it would move but before the first rename (or every
     file put back by hand with `mv .previous-X/* .`, which leaves the hidden record): the

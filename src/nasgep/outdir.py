@@ -592,12 +592,18 @@ def finish_interrupted_moves(out: Path, log) -> None:
         names = [n for n in names if n and not n.startswith("/") and ".." not in Path(n).parts]
         entries = [out / n for n in names]
         left = [e for e in entries if os.path.lexists(e)]
-        if left and not any(os.path.lexists(record.parent / n) for n in names):
-            # no file of it was moved (killed before the first rename, or all put back by
-            # hand, which leaves this hidden record): the run in out is whole, no move to finish
+        put_back = SETTINGS in names and os.path.lexists(out / SETTINGS)
+        if left and (put_back or not any(os.path.lexists(record.parent / n) for n in names)):
+            # no file of it was moved (killed before the first rename), or the run's settings
+            # are back in out, which a move killed half-way never leaves (they move first): put
+            # back by hand (`mv .previous-X/* .` leaves the hidden record, and hidden files such
+            # as the workflow's mark), so the run in out is the one to go on with
             record.unlink()
             with contextlib.suppress(OSError):
                 record.parent.rmdir()       # the folder made for the move, if empty
+            if record.parent.exists():
+                log(f"{record.parent} still holds files of the run moved aside there, which were not put "
+                    f"back; {out} is taken as it is")
             continue
         move_aside(out, entries, record.parent)
         if left:
@@ -625,6 +631,9 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
         entries = [p for p in out.iterdir() if p.name != LOCK and not p.name.startswith(PREVIOUS)]
     if not entries:
         return None
+    # the run's settings first: a move killed half-way never leaves them behind, so settings
+    # found in out beside a record were put back by hand (finish_interrupted_moves)
+    entries = sorted(entries, key=lambda entry: entry != out / SETTINGS)
     if target is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         target = out / f"{PREVIOUS}{stamp}"
