@@ -77,8 +77,9 @@ class Evaluator(Protocol):
     def train(self, job: TrainJob) -> TrainResult:
         """One candidate-epoch. The candidate's failures come back as ``fitness=0,
         failure=reason``; an ``OSError`` (a full disk, a file of the run that cannot be
-        written or read) and a :class:`~nasgep.errors.UserError` are raised: they stop the
-        search, whose checkpoint ``--resume`` goes on from."""
+        written or read) and a :class:`~nasgep.errors.NasgepError` (an unreadable image, a
+        killed data-loading process, a failed GPU) are raised: they stop the search, whose
+        checkpoint ``--resume`` goes on from."""
 
     def update_store(self, candidates: Sequence[StoreCandidate], index: dict, generation: int) -> dict:
         """Save every module whose owner beats the best fitness recorded for its key;

@@ -161,13 +161,12 @@ class TorchEvaluator:
         except CandidateFailure as e:
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
                                time.perf_counter() - t0, failure=e.reason)
-        except (DataError, LoaderDied, DeviceFailed):
-            raise      # an unreadable image, a data-loading process killed, a failed GPU: the search stops
-        except OSError:
-            # a full disk, a folder made read-only, a state file deleted or unreadable: the
-            # machine's or the folder's fault, never the candidate's. Recorded as a failure it
-            # was dropped from the population, and a full disk ended the search as 'extinct'
-            # with exit 0 and that result; stopping keeps the checkpoint, and --resume goes on
+        except (DataError, LoaderDied, DeviceFailed, OSError):
+            # an unreadable image, a data-loading process killed, a failed GPU, a full disk, a
+            # folder made read-only, a state file deleted: the data's, the machine's or the
+            # folder's fault, never the candidate's. Recorded as a failure it was dropped from
+            # the population (a full disk ended the search 'extinct' with exit 0 and that
+            # result); stopping keeps the checkpoint, and --resume goes on
             raise
         except Exception as e:  # noqa: BLE001 - any error is the candidate's failure, never the search's
             detail = traceback.format_exception_only(type(e), e)[-1].strip()
