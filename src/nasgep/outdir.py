@@ -583,7 +583,7 @@ def finish_interrupted_moves(out: Path, log) -> None:
     without its settings.json or checkpoints."""
     for record in sorted(out.glob(f"{glob.escape(PREVIOUS)}*/{MOVING}")):
         try:
-            names = json.loads(record.read_text())
+            names = load_json(record.read_text())
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise ValueError("not a list of names")
         except (OSError, ValueError) as e:
