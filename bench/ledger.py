@@ -7,7 +7,8 @@ longer than one session survives a replaced machine, and put them back before it
 
 ``save`` keeps, of each search folder whose ``search.json`` says it finished, the files
 the driver and its report read (search.json, best.json, history.parquet) and its
-settings.json (without which nasgep refuses the folder); of the
+settings.json (without which nasgep refuses the folder), and its finalists.json where the
+``retrain`` selection wrote one; of the
 rest, every ``random/*.json`` and ``train/*/*.json``. An unfinished search is left out: it
 resumes from its checkpoints, which are too large for git, or starts again. Nothing is
 read but the ``finished`` flag, so a blind study stays unread.
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 SEARCH_FILES = ("search.json", "best.json", "history.parquet", "settings.json")
+OPTIONAL_FILES = ("finalists.json",)    # the retrain selection's record, where it was made
 
 
 def finished_files(out: Path) -> list[Path]:
@@ -29,6 +31,8 @@ def finished_files(out: Path) -> list[Path]:
     for summary in sorted(out.glob("search*/seed*/search.json")):
         if json.loads(summary.read_text()).get("finished"):
             keep += [(summary.parent / name).relative_to(out) for name in SEARCH_FILES]
+            keep += [(summary.parent / name).relative_to(out) for name in OPTIONAL_FILES
+                     if (summary.parent / name).exists()]
     keep += [f.relative_to(out) for f in sorted(out.glob("random/*.json"))]
     keep += [f.relative_to(out) for f in sorted(out.glob("train/*/*.json"))]
     return keep

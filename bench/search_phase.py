@@ -92,11 +92,12 @@ def job_finalists(cfg_path: str, overrides: list[str], dataset: str, seed: int, 
     finalists = pick_finalists(history, k)
     evaluator = TorchEvaluator(config, dataset, Path(out) / "finalists", seed, device="cpu")
     done = retrain_finalists(finalists, SerialExecutor(evaluator), config["search"]["max_epochs"], seed)
-    pick = choose(done)
+    from_scratch = config["search"]["evaluation"] == "full"
+    pick = choose(done, from_scratch)
     from nasgep.space import Genome
 
     atomic_write_json(target, {"finalists": [f.__dict__ for f in done], "chosen": pick.id,
-                    "genome": Genome.from_json(pick.genome).to_dict(), "fitness": pick.retrained})
+                    "genome": Genome.from_json(pick.genome).to_dict(), "fitness": pick.estimate(from_scratch)})
     return str(target)
 
 

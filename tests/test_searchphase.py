@@ -363,6 +363,17 @@ def test_pick_finalists_ranks_by_epoch_cohort_not_by_training_age():
     assert best.id == "a"
 
 
+def test_choose_under_full_evaluation_averages_the_search_fitness_with_the_retraining():
+    """Under search.evaluation: full a finalist's fitness is a from-scratch E_max training
+    too: the choice ranks the mean of both (36.5 beats 35.0), not the re-training alone."""
+    finalists = [Finalist("a", "{}", 90, 30.0, 40.0), Finalist("b", "{}", 50, 35.0, 38.0)]
+    assert choose(finalists).id == "a"
+    best = choose(finalists, from_scratch_fitness=True)
+    assert best.id == "b"
+    assert best.estimate(True) == pytest.approx(36.5)
+    assert best.estimate() == pytest.approx(38.0)
+
+
 def test_final_selection_retrain_makes_the_best_retrained_finalist_the_result(tmp_path):
     """search.final_selection=retrain (beyond the paper): finalists re-trained at equal
     epochs, the winner goes to best.json; the paper's pick is kept in finalists.json."""

@@ -11,6 +11,9 @@ measured after the same number of epochs, averaged over the individual's generat
 :mod:`.fitness`), take the ``search.finalists`` best distinct genomes, train each from
 scratch for E_max epochs without inheritance on the search split, and keep the one with
 the best final validation accuracy: every finalist is compared at the same training age.
+Under ``search.evaluation: full`` a finalist's search fitness was itself measured so
+(from scratch, E_max epochs, another training seed), so the choice averages the two
+measurements instead of throwing the first away (:meth:`Finalist.estimate`).
 
 Torch-free: finalists are trained through the search's executor.
 """
@@ -33,6 +36,12 @@ class Finalist:
     score: float             # epoch-cohort percentile
     fitness: float           # its last search fitness
     retrained: float | None = None
+
+    def estimate(self, from_scratch_fitness: bool = False) -> float:
+        """The validation accuracy the choice ranks: the re-training's, or, when the search
+        fitness was measured the same way (``search.evaluation: full``), the mean of both."""
+        retrained = self.retrained or 0.0
+        return (self.fitness + retrained) / 2 if from_scratch_fitness else retrained
 
 
 def pick_finalists(history: Sequence[Mapping], k: int) -> list[Finalist]:
@@ -76,6 +85,6 @@ def retrain_finalists(finalists: Sequence[Finalist], executor, epochs: int, sear
     return [Finalist(f.id, f.genome, f.score, f.fitness, fitness[j]) for j, f in enumerate(finalists)]
 
 
-def choose(finalists: Sequence[Finalist]) -> Finalist:
-    """The finalist with the best re-trained validation accuracy (ties: the higher score)."""
-    return max(finalists, key=lambda f: (f.retrained or 0.0, f.score))
+def choose(finalists: Sequence[Finalist], from_scratch_fitness: bool = False) -> Finalist:
+    """The finalist with the best :meth:`~Finalist.estimate` (ties: the higher score)."""
+    return max(finalists, key=lambda f: (f.estimate(from_scratch_fitness), f.score))

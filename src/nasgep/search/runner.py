@@ -346,7 +346,7 @@ def _final_selection(out: Path, state: SearchState, config: Mapping, executor, l
     finalists = pick_finalists(state.history, config["search"]["finalists"])
     log(f"final selection: re-training {len(finalists)} finalists for {config['search']['max_epochs']} epochs")
     done: list[Finalist] = retrain_finalists(finalists, executor, config["search"]["max_epochs"], state.seed)
-    pick = choose(done)
+    pick = choose(done, config["search"]["evaluation"] == "full")
     _make_best(state, pick, config)
     data = {"selection": "retrain", "generation": state.generation, "chosen": pick.id, "paper_pick": paper_pick,
             "finalists": [f.__dict__ for f in done]}
@@ -375,8 +375,9 @@ def _make_best(state: SearchState, pick, config: Mapping) -> None:
 
     genome = Genome.from_json(pick.genome)
     row = next(r for r in reversed(state.history) if r["id"] == pick.id)
-    state.best = BestRecord(genome.to_dict(), pick.retrained or 0.0, row["params"], row["generation"],
-                            pick.id, config["search"]["max_epochs"], pick.retrained or 0.0)
+    fitness = pick.estimate(config["search"]["evaluation"] == "full")
+    state.best = BestRecord(genome.to_dict(), fitness, row["params"], row["generation"],
+                            pick.id, config["search"]["max_epochs"], fitness)
 
 
 def _past_limits(state: SearchState, settings: SearchSettings) -> dict[str, str]:
