@@ -62,6 +62,27 @@ def test_weight_store_round_trip_carries_saved_tensors(tmp_path):
     assert r2.inherited == pytest.approx(1.0)
 
 
+def test_an_epoch_trained_without_evaluation_leaves_the_next_accuracy_unchanged(tmp_path):
+    """search.evaluation: full and the finalists' re-training skip the validation pass of
+    every epoch but the last: that must save time only, never change the accuracy read."""
+    config = tiny_config()
+    genome = _genome(config)
+    every = TorchEvaluator(config, "cifar10", tmp_path / "every", seed=0)
+    last = TorchEvaluator(config, "cifar10", tmp_path / "last", seed=0)
+    for epoch in (1, 2, 3):
+        a = every.train(TrainJob("i0", genome, epoch, seed=10 + epoch))
+        b = last.train(TrainJob("i0", genome, epoch, seed=10 + epoch, evaluate=epoch == 3))
+        assert a.failure is None and b.failure is None
+        assert b.fitness == (a.fitness if epoch == 3 else 0.0)
+        assert a.fitness > 0
+    weights = [torch.load(ev.state_path("i0", 3), weights_only=True)["model"] for ev in (every, last)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # a record of an unevaluated epoch never answers the evaluated job (its fitness is 0.0)
+    assert last.recorded(TrainJob("i0", genome, 2, seed=12)) is None
+    assert last.recorded(TrainJob("i0", genome, 2, seed=12, evaluate=False)).fitness == 0.0
+
+
 def test_failing_candidate_is_reported_not_raised(tmp_path):
     config = tiny_config("search.lr=1000", "search.batch_size=16")   # diverges within the epoch
     ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)

@@ -37,13 +37,17 @@ class TrainJob:
     """Train individual ``individual`` from epoch ``epoch - 1`` to ``epoch`` and evaluate it.
 
     ``store_index`` is the weight store to inherit from when ``epoch == 1`` (None: no
-    inheritance). ``seed`` fixes every random draw of this epoch."""
+    inheritance). ``seed`` fixes every random draw of this epoch. ``evaluate=False``: an
+    epoch whose accuracy nobody reads (``search.evaluation: full`` before E_max, a
+    finalist's re-training before its last epoch) is trained only, its fitness 0.0; the
+    weights, and so every later epoch's accuracy, are the same as with the evaluation."""
 
     individual: str
     genome: Genome
     epoch: int
     seed: int
     store_index: dict | None = None
+    evaluate: bool = True
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ class CheapEvaluator:
                 return TrainResult(job.individual, job.epoch, 0.0, self.count_params(job.genome),
                                    failure=reason)
         q = self._quality(job.genome)
-        fitness = round(min(1.0, q * (1 - 0.5 ** job.epoch)) * 100, 4)
+        fitness = round(min(1.0, q * (1 - 0.5 ** job.epoch)) * 100, 4) if job.evaluate else 0.0
         inherited = 0.0
         if job.epoch == 1 and job.store_index:
             keys = _cheap_keys(job.genome)

@@ -73,7 +73,8 @@ def retrain_finalists(finalists: Sequence[Finalist], executor, epochs: int, sear
     fitness = [0.0] * len(finalists)
     alive = list(range(len(finalists)))
     for epoch in range(1, epochs + 1):
-        jobs = [TrainJob(names[j], genomes[j], epoch, job_seed(search_seed, names[j], epoch), None)
+        jobs = [TrainJob(names[j], genomes[j], epoch, job_seed(search_seed, names[j], epoch), None,
+                         evaluate=epoch == epochs)        # only the last epoch's accuracy is read
                 for j in alive]
         results = executor.map(jobs, may_start)
         for j, res in zip(list(alive), results):

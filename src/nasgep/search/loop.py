@@ -215,7 +215,7 @@ class Search:
             raise BudgetExhausted("budget_epochs")   # before any job starts, as in _train_round
         todo = children
         while todo := [i for i in todo if i.failure is None and i.epochs < self.s.max_epochs]:
-            self._train_round(todo, g)
+            self._train_round(todo, g, final_only=True)   # nobody reads an accuracy before E_max
         for ind in children:
             ind.dead = ind.failure is not None
 
@@ -223,10 +223,13 @@ class Search:
         if self.s.fitness == "cohort":
             rescore_by_cohort(self.state, everyone)
 
-    def _train_round(self, individuals: list[Individual], g: int) -> None:
+    def _train_round(self, individuals: list[Individual], g: int, final_only: bool = False) -> None:
+        """One more epoch for each of ``individuals``; ``final_only``: evaluated only when
+        that epoch is E_max."""
         st = self.state
         jobs = [TrainJob(i.id, st.genome_of(i), i.epochs + 1, job_seed(st.seed, i.id, i.epochs + 1),
-                         st.store_index if (self.s.weight_sharing and i.epochs == 0) else None)
+                         st.store_index if (self.s.weight_sharing and i.epochs == 0) else None,
+                         evaluate=not final_only or i.epochs + 1 == self.s.max_epochs)
                 for i in individuals]
         if not jobs:
             return

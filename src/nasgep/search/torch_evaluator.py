@@ -119,9 +119,12 @@ class TorchEvaluator:
     def job_key(self, job: TrainJob) -> str:
         """What a job's result depends on: genome, epoch, seed, the weight store it
         inherits from, the candidates' training settings and the data."""
-        text = json.dumps({"genome": job.genome.to_dict(), "epoch": job.epoch, "seed": job.seed,
-                           "store": job.store_index, "settings": repr(self.settings),
-                           "data": self.config["datasets"][self.dataset]}, sort_keys=True, default=str)
+        key = {"genome": job.genome.to_dict(), "epoch": job.epoch, "seed": job.seed,
+               "store": job.store_index, "settings": repr(self.settings),
+               "data": self.config["datasets"][self.dataset]}
+        if not job.evaluate:      # only then, so that the records of evaluated epochs keep their key
+            key["evaluate"] = False
+        text = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def recorded(self, job: TrainJob) -> TrainResult | None:
@@ -156,7 +159,7 @@ class TorchEvaluator:
             if job.epoch > 1:
                 trainer.load_checkpoint(self.state_path(job.individual, job.epoch - 1))
             trainer.train_epoch()
-            fitness = trainer.evaluate("eval")["top1"]
+            fitness = trainer.evaluate("eval")["top1"] if job.evaluate else 0.0
             trainer.save_checkpoint(self.state_path(job.individual, job.epoch))
         except CandidateFailure as e:
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
