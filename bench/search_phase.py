@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -220,7 +221,11 @@ def main() -> None:
 
     if not a.report_only:
         ctx = get_context("spawn")
-        with ProcessPoolExecutor(a.workers, mp_context=ctx) as pool:
+        # workers end with the driver (killing it left them training for half an hour)
+        from nasgep.processes import die_with_parent
+
+        with ProcessPoolExecutor(a.workers, mp_context=ctx, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             running = {}
 
             def submit(fn, *fargs, then=None):
