@@ -749,6 +749,57 @@ def test_a_run_put_back_by_hand_but_its_hidden_files_is_taken_as_it_is(tmp_path)
     assert not (aside / outdir.SETTINGS).exists()       # the restored run stayed where it was put back
 
 
+def test_a_run_without_settings_put_back_by_hand_is_taken_as_it_is(tmp_path):
+    """A run made before settings.json existed (a training resumes without one) put back by
+    hand with `mv .previous-X/* .`: every visible file is back, the hidden ones (the record,
+    the workflow's mark) stayed. With no settings to tell, it was taken for a half-done move
+    and moved aside again. Hidden files now move last, so a move killed half-way never
+    leaves all visible files in the folder while a hidden one moved: it stays put. The
+    boundary: visible files moved and a hidden one left behind is still a move to finish."""
+    out = tmp_path / "train"
+    aside = out / f"{outdir.PREVIOUS}20261207T000000.000000Z"
+    aside.mkdir(parents=True)
+    for name in ("checkpoint.pt", "metrics.json", "model.pt"):
+        (out / name).write_text(name)
+    (aside / ".workflow-done").touch()
+    (aside / outdir.MOVING).write_text(json.dumps(["checkpoint.pt", "metrics.json", "model.pt", ".workflow-done"]))
+    logged = []
+    outdir.finish_interrupted_moves(out, logged.append)
+    assert sorted(p.name for p in out.iterdir()) == [aside.name, "checkpoint.pt", "metrics.json", "model.pt"]
+    assert not (aside / outdir.MOVING).exists() and (aside / ".workflow-done").exists()
+    assert any("not put back" in line for line in logged), logged
+    # killed after the visible files, before the hidden mark: finished into the same folder
+    half = out / f"{outdir.PREVIOUS}20261207T000001.000000Z"
+    half.mkdir()
+    for name in ("checkpoint.pt", "metrics.json", "model.pt"):
+        os.replace(out / name, half / name)
+    (out / ".workflow-done").touch()
+    (half / outdir.MOVING).write_text(json.dumps(["checkpoint.pt", "metrics.json", "model.pt", ".workflow-done"]))
+    outdir.finish_interrupted_moves(out, logged.append)
+    assert sorted(p.name for p in half.iterdir()) == [".workflow-done", "checkpoint.pt", "metrics.json", "model.pt"]
+    assert not (out / ".workflow-done").exists()
+
+
+def test_move_aside_moves_settings_first_and_hidden_files_last(tmp_path, monkeypatch):
+    """The order finish_interrupted_moves relies on, as the record lists it before the
+    first rename (the record is the move's plan: it is removed once the move is done)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in (".mark", "a.json", outdir.SETTINGS, ".b", "z.pt"):
+        (out / name).write_text(name)
+    planned = []
+    real = outdir.atomic_write_text
+
+    def spy(path, text):
+        planned.append(json.loads(text))
+        return real(path, text)
+
+    monkeypatch.setattr(outdir, "atomic_write_text", spy)
+    target = outdir.move_aside(out)
+    assert planned[0][0] == outdir.SETTINGS and sorted(planned[0][-2:]) == [".b", ".mark"]
+    assert sorted(p.name for p in target.iterdir()) == [".b", ".mark", "a.json", outdir.SETTINGS, "z.pt"]
+
+
 def test_a_restart_killed_before_its_first_move_leaves_the_run_to_resume(tmp_path):
     """Killed after it recorded what it would move but before the first rename (or every
     file put back by hand with `mv .previous-X/* .`, which leaves the hidden record): the

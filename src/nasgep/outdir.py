@@ -592,10 +592,14 @@ def finish_interrupted_moves(out: Path, log) -> None:
         names = [n for n in names if n and not n.startswith("/") and ".." not in Path(n).parts]
         entries = [out / n for n in names]
         left = [e for e in entries if os.path.lexists(e)]
-        put_back = SETTINGS in names and os.path.lexists(out / SETTINGS)
+        visible = [n for n in names if not _hidden(n)]
+        put_back = (os.path.lexists(out / SETTINGS) if SETTINGS in names else
+                    bool(visible) and all(os.path.lexists(out / n) for n in visible)
+                    and not any(os.path.lexists(record.parent / n) for n in visible))
         if left and (put_back or not any(os.path.lexists(record.parent / n) for n in names)):
             # no file of it was moved (killed before the first rename), or the run's settings
-            # are back in out, which a move killed half-way never leaves (they move first): put
+            # (a run without settings.json: all its visible files) are back in out, which a
+            # move killed half-way never leaves (they move first, hidden files last): put
             # back by hand (`mv .previous-X/* .` leaves the hidden record, and hidden files such
             # as the workflow's mark), so the run in out is the one to go on with
             record.unlink()
@@ -622,6 +626,11 @@ def drop_workflow_mark(out: Path) -> None:
 
 # --- starting over -------------------------------------------------------------------------
 
+def _hidden(name: str) -> bool:
+    """A name under a run folder that `mv .previous-X/* .` leaves behind (a dot name)."""
+    return name.startswith(".")
+
+
 def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None = None) -> Path | None:
     """Move ``entries`` (paths under ``out``; default: everything in it but the lock and
     earlier moved-aside folders) into ``out/.previous-<UTC time>/`` (or ``target``, one such
@@ -631,9 +640,11 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
         entries = [p for p in out.iterdir() if p.name != LOCK and not p.name.startswith(PREVIOUS)]
     if not entries:
         return None
-    # the run's settings first: a move killed half-way never leaves them behind, so settings
-    # found in out beside a record were put back by hand (finish_interrupted_moves)
-    entries = sorted(entries, key=lambda entry: entry != out / SETTINGS)
+    # the run's settings first and hidden files last: a move killed half-way never leaves
+    # the settings behind, nor a visible file once a hidden one moved, so settings (or, for a
+    # run made before settings.json existed, every visible file) found back in out beside a
+    # record were put back by hand (finish_interrupted_moves)
+    entries = sorted(entries, key=lambda entry: (entry != out / SETTINGS, _hidden(entry.relative_to(out).as_posix())))
     if target is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         target = out / f"{PREVIOUS}{stamp}"
