@@ -469,7 +469,8 @@ def test_a_training_goes_on_after_a_change_of_its_test_images_only(tmp_path, cap
     assert "note: the test images changed since" in printed and "starting afresh" not in printed
     assert (out / "model.pt").read_bytes() == weights          # not trained again
     assert json.loads((out / "metrics.json").read_text())["test_images"] == 11
-    assert not list(out.glob(".previous-*"))
+    # its old result is kept (test_a_training_tested_again_on_changed_test_images_keeps_its_old_metrics)
+    assert sorted(p.name for p in out.glob(".previous-*/*")) == ["metrics.json", "settings.json"]
     Image.new("RGB", (16, 16)).save(root / "train" / "cat" / "999.png")
     assert main(argv) == 2
     assert "belongs to another training (data_files.images, data_files.sha256, train_files.images, " \
@@ -496,7 +497,90 @@ def test_a_training_recorded_before_the_image_size_goes_on_after_a_change_of_its
     printed = capsys.readouterr().out
     assert "note: the test images changed since" in printed and "starting afresh" not in printed
     assert (out / "model.pt").read_bytes() == weights          # not trained again
+    assert sorted(p.name for p in out.glob(".previous-*/*")) == ["metrics.json", "settings.json"]
+
+
+def test_a_training_tested_again_on_changed_test_images_keeps_its_old_metrics(tmp_path, capsys):
+    """A finished training whose test images changed is tested again on the new ones: its
+    metrics.json, the test error measured on the old ones, was overwritten (a user's
+    result lost without being asked). It is moved into .previous-<time>/ with a copy of the
+    settings.json it was made under, the note says where, and the folder is still one
+    training that resumes, a workflow's study reading the new metrics.json only."""
+    from nasgep import outdir
+
+    root, out, argv, weights = _trained_on_folder(tmp_path)
+    old_metrics, old_settings = (out / "metrics.json").read_bytes(), (out / "settings.json").read_bytes()
+    capsys.readouterr()
+    (root / "val" / "cat" / "000.png").unlink()
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    kept = list(out.glob(".previous-*"))
+    assert len(kept) == 1 and sorted(p.name for p in kept[0].iterdir()) == ["metrics.json", "settings.json"]
+    assert (kept[0] / "metrics.json").read_bytes() == old_metrics
+    assert (kept[0] / "settings.json").read_bytes() == old_settings      # which test images it was measured on
+    note = next(line for line in printed.splitlines() if line.startswith("note: the test images changed"))
+    assert note.endswith(f"its metrics on the old ones are kept in {kept[0] / 'metrics.json'}")
+    assert json.loads(old_metrics)["test_images"] == 12
+    assert json.loads((out / "metrics.json").read_text())["test_images"] == 11
+    assert (out / "model.pt").read_bytes() == weights
+    # still one training, of nasgep's, in a folder of its own
+    assert outdir.recorded_kind(out) == "training" and outdir.another_run(out, "training") is None
+    assert outdir.foreign_entries(out) == [] and outdir.nested_runs(out) == []
+    assert outdir.nested_runs(tmp_path) == ["final/"]
+    # run again on the same images: it goes on, keeps nothing more (no change), and the
+    # earlier kept result stays as it is
+    now = (out / "metrics.json").read_bytes()
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "note: the test images changed" not in printed and "resuming from" in printed
+    assert list(out.glob(".previous-*")) == kept and (kept[0] / "metrics.json").read_bytes() == old_metrics
+    assert json.loads((out / "metrics.json").read_bytes()) | {"seconds": 0} == json.loads(now) | {"seconds": 0}
+    # --restart moves the run into a new .previous folder, beside the kept one
+    assert main([*argv, "--restart"]) == 0
+    assert len(list(out.glob(".previous-*"))) == 2 and (kept[0] / "metrics.json").read_bytes() == old_metrics
+
+
+def test_an_interrupted_training_resumed_on_changed_test_images_has_no_metrics_to_keep(tmp_path, capsys,
+                                                                                         monkeypatch):
+    """A training stopped before its test has no metrics.json: resumed after its test
+    images changed, it goes on with the note, keeps nothing (no .previous folder) and
+    writes its metrics.json of the new images."""
+    from genomes import GENOME
+
+    from nasgep.train import Trainer
+
+    root = write_folder(tmp_path / "imgs")
+    (tmp_path / "g.json").write_text(json.dumps({"genome": GENOME}))
+    config = write_config(tmp_path, root, epochs=2)
+    out = tmp_path / "final"
+    argv = ["train", "--genome", str(tmp_path / "g.json"), "--config", str(config), "--dataset", "mine",
+            "--out", str(out), "--no-progress"]
+
+    class Killed(Exception):
+        pass
+
+    real = Trainer.train_epoch
+
+    def one_epoch_only(self):
+        if self.epoch >= 1:
+            raise Killed
+        return real(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "train_epoch", one_epoch_only)
+        with pytest.raises(Killed):
+            main(argv)
+    assert (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
+    capsys.readouterr()
+    (root / "val" / "cat" / "000.png").unlink()
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    note = next(line for line in printed.splitlines() if line.startswith("note: the test images changed"))
+    assert note.endswith("it goes on, and is tested on the new ones") and "kept" not in note
+    assert "resuming from" in printed and "after epoch 1/2" in printed
     assert not list(out.glob(".previous-*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_images"] == 11 and metrics["epochs"] == 2
 
 
 def test_one_listing_gives_a_trainings_two_fingerprints(tmp_path):

@@ -184,9 +184,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
                     "stem": stem, "channels": macro.channels, "cells_per_stage": macro.cells_per_stage}
     files = data_fingerprints(config["datasets"][dataset])      # one listing, for settings.json and MLflow
     fingerprint = result_settings(trainer.meta, settings, config["datasets"][dataset], files=files)
-    if not (req.restart or not req.resume) and outdir.only_test_images_changed(out, fingerprint):
-        print(f"note: the test images changed since {out} was trained; its weights do not depend on them: "
-              "it goes on, and is tested on the new ones", flush=True)
+    retest = not (req.restart or not req.resume) and outdir.only_test_images_changed(out, fingerprint)
     # checks_itself: without a settings.json, _resume checks the checkpoint's own record
     # (genome, dataset, variant, seed, network, schedule) instead of adopting these settings
     holds = outdir.claim(out, fingerprint, "training", resume=True, restart=req.restart or not req.resume,
@@ -201,6 +199,12 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
         _resume(trainer, out / "checkpoint.pt")
     if isinstance(data.eval, FolderImages) and trainer.epoch < settings.epochs:
         _check_test_images(data, settings.num_workers, req.progress)
+    if retest:
+        # the test error measured on the old images is the user's result: kept, not overwritten
+        kept = outdir.keep_results(out, ["metrics.json"])
+        where = "" if kept is None else f"; its metrics on the old ones are kept in {kept / 'metrics.json'}"
+        print(f"note: the test images changed since {out} was trained; its weights do not depend on them: "
+              f"it goes on, and is tested on the new ones{where}", flush=True)
     outdir.record(out, fingerprint, "training")     # every check passed
     outdir.drop_workflow_mark(out)
     params = sum(p.numel() for p in model.parameters())

@@ -13,6 +13,9 @@ that shaped it, and starting over without losing anything.
 - :func:`move_aside` moves everything in ``OUT`` into ``OUT/.previous-<UTC time>/`` for
   ``--restart``: nothing is ever deleted. It records what it moves first, so a move killed
   half-way is finished by the next run (:func:`finish_interrupted_moves`).
+- :func:`keep_results` moves the result files a run is about to write anew (a finished
+  training tested again on changed test images: its ``metrics.json``) into such a folder,
+  with a copy of the settings.json they were made under.
 - :func:`remove_stale_temporaries` deletes the hidden temporary files an interrupted
   atomic write leaves behind.
 - :func:`write_outputs` writes the files of a verb that writes files, not a run
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_write_text, broken_link, broken_link_on_the_way, load_json
+from .io import atomic_write_bytes, atomic_write_text, broken_link, broken_link_on_the_way, load_json
 from .study import DONE, SEARCHPHASE_FILES
 
 LOCK = ".lock"
@@ -685,6 +688,28 @@ def move_aside(out: Path, entries: list[Path] | None = None, target: Path | None
                    else "nothing was moved")
         raise FolderError(f"{e.filename or out}: cannot be moved aside ({e.strerror}); {outcome}: fix it, "
                           "then run again") from None
+    return target
+
+
+def keep_results(out: Path, names: Iterable[str]) -> Path | None:
+    """Move the result files ``names`` (at the top of ``out``) that its run is about to
+    write anew into ``out/.previous-<UTC time>/`` (:func:`move_aside`), with a copy of
+    ``OUT/settings.json``, the record they were made under; return that folder, or None
+    when none of them is there (nothing to keep: a run interrupted before its results).
+    A finished training tested again on changed test images keeps its ``metrics.json``
+    so: the test error measured on the old images is the user's result, never overwritten.
+    Call it once every check passed and before :func:`record` writes the new settings."""
+    entries = [out / name for name in names if os.path.lexists(out / name)]
+    if not entries:
+        return None
+    settings = out / SETTINGS
+    try:
+        made_under = settings.read_bytes() if settings.is_file() else None
+    except OSError:
+        made_under = None       # (recorded() has read it already; the copy only adds to what is kept)
+    target = move_aside(out, entries)
+    if made_under is not None and target is not None:
+        atomic_write_bytes(target / SETTINGS, made_under)     # (a full disk: exit 1, as for record())
     return target
 
 
