@@ -985,6 +985,27 @@ def test_search_workers_are_counted_with_their_concurrency():
         load_config(DEMO, [devices, "search.concurrency=61"])
 
 
+def test_search_devices_all_is_counted_as_every_gpu_before_any_worker_starts(tmp_path, monkeypatch):
+    """[all] is one entry for the config's check (it cannot see the GPUs), each GPU here:
+    [all, all] x 64 passed it and, on a machine of 16 GPUs, started 2,048 workers."""
+    from nasgep.search import runner
+    from nasgep.search.evaluator import CheapEvaluator
+
+    def no_workers(*args, **kwargs):       # never fork here, with or without the check
+        raise AssertionError(f"{len(args[1])} worker processes were about to start")
+
+    monkeypatch.setattr(runner, "_cuda_count", lambda: 16)
+    monkeypatch.setattr(runner, "make_executor", no_workers)
+    config = load_config(DEMO, ["search.devices=[all, all]", "search.concurrency=64", "tracking.enabled=false"])
+    with pytest.raises(ConfigError, match=r"^search.devices: 32 devices on this machine \('all' is each of its "
+                                          r"GPUs\) x search.concurrency 64 = 2,048 worker processes; at most 1024$"):
+        runner.run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s",
+                          factory=lambda device: CheapEvaluator(), progress=False, log=lambda msg: None)
+    at_most = load_config(DEMO, ["search.devices=[all]", "search.concurrency=64"])     # 16 x 64 = 1024: allowed
+    with pytest.raises(AssertionError, match="^1024 worker processes"):
+        runner._workers(at_most, "cifar10", tmp_path / "t", 0, lambda device: CheapEvaluator())
+
+
 def test_the_papers_sizes_are_within_the_bounds():
     config = load_config(ROOT / "config" / "paper.yaml",
                          ["search.budget_epochs=null", "search.population=10000",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import outdir, tracking
+from ..config import MAX_PROCESSES, ConfigError
 from ..datafiles import LIST_FILES
 from ..errors import RunFailed, UserError, clip
 from ..io import load_json
@@ -280,8 +281,13 @@ def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: Evalu
         factory = factory or torch_evaluator_factory(config, dataset, out, seed, config["search"]["cpu_threads"])
         evaluator, executor = make_executor(factory, ["cpu"])
         return evaluator, executor, ["cpu"]
-    devices = worker_devices(resolve_devices(list(config["search"]["devices"]), config["device"]),
-                             config["search"]["concurrency"])
+    expanded = resolve_devices(list(config["search"]["devices"]), config["device"])
+    devices = worker_devices(expanded, config["search"]["concurrency"])
+    if len(devices) > MAX_PROCESSES:
+        # the config's check counts an entry 'all' once: here it is every GPU of the machine
+        raise ConfigError(f"search.devices: {len(expanded)} devices on this machine ('all' is each of its GPUs) x "
+                          f"search.concurrency {config['search']['concurrency']} = {len(devices):,} worker "
+                          f"processes; at most {MAX_PROCESSES}")
     if factory is None:
         from ..train import resolve_device
 
