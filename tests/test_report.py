@@ -189,6 +189,40 @@ def test_a_search_that_trained_nothing_costs_nothing_in_table2(study_dir):
         build_tables(study)
 
 
+
+def _absurd_epochs(frame: pd.DataFrame) -> None:
+    frame.loc[[0, 1], "epochs_this_generation"] = 2 ** 62     # 12 - 2 + 2^63: int64 wraps to a negative sum
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda f: f.__setitem__("generation", f["generation"].where(f.index != 5, 10 ** 15)),
+     r"generation 1000000000000000, but the search.json beside it records 4 generations \(0 to 3\) \(damaged"),
+    (_absurd_epochs, r"its epochs_this_generation add up to 9,223,372,036,854,775,818, but the search.json beside it "
+                     r"records 12 epochs trained \(damaged"),
+    (lambda f: f.__setitem__("epochs", f["epochs"].where(f.index != 5, 10 ** 15)),
+     r"an individual of 1,000,000,000,000,000 epochs, more than the 12 the search.json beside it records"),
+    (lambda f: f.__setitem__("seconds", f["seconds"].where(f.index != 5, 1e15)),
+     r"an individual trained 1e\+15 s, longer than the 15000 s the search.json beside it records the search ran"),
+])
+def test_a_history_holding_what_its_search_never_ran_is_refused(study_dir, change, match):
+    """Finite numbers a search cannot have written, against its search.json: a generation
+    of 10^15 stretched the figure's axis, two rows of 2^62 epochs made Table II's cost
+    negative, 1e15 s were 10^10 GPU days; all accepted without a word (2026-12-07)."""
+    _, config = study_dir
+    study = Study(config)
+    for seed in SEEDS:        # history(): 4 generations of 3 candidates, an epoch each, 3600 s each at most
+        write_json(study.search_dir("cifar10", "search", seed) / "search.json",
+                   {"dataset": "cifar10", "seed": seed, "method": "search", "finished": True, "generations": 4,
+                    "epochs": 12, "elapsed_seconds": 15000.0, "stop_reason": "max_generations"})
+    build_tables(study)       # as written: accepted
+    path = study.search_dir("cifar10", "search", SEEDS[1]) / "history.parquet"
+    frame = pd.read_parquet(path)
+    change(frame)
+    frame.to_parquet(path)
+    with pytest.raises(ResultFileError, match=match):
+        build_tables(study)
+
+
 def test_table3_marks_the_transfer_not_run_when_unconfigured(study_dir):
     _, config = study_dir
     t3 = build_tables(Study(config))[2]
@@ -414,9 +448,11 @@ def test_table2_notes_searches_that_ran_past_a_lowered_limit(tmp_path, study_dir
     cfg, config = study_dir
     study = Study(config)
     for seed, generations in zip(SEEDS, (2, 2, 1)):
-        write_json(study.search_dir("cifar10", "search", seed) / "search.json",
+        folder = study.search_dir("cifar10", "search", seed)
+        history(seed, generations).to_parquet(folder / "history.parquet")     # 3 candidate epochs a generation
+        write_json(folder / "search.json",
                    {"dataset": "cifar10", "seed": seed, "method": "search", "generations": generations,
-                    "epochs": 10 * generations, "finished": True, "stop_reason": "max_generations"})
+                    "epochs": 3 * generations, "finished": True, "stop_reason": "max_generations"})
     lowered = load_config([cfg], ["search.max_generations=1"])
     (row,) = [r for r in build_tables(Study(lowered))[1].display.to_dict("records")
               if r["Source"] != ref.LABEL and "Evolution" in r["Search strategy"]]

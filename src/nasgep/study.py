@@ -214,7 +214,44 @@ def read_history(path: str | Path, columns: list[str] | None):
             row = int(twice.nonzero()[0][0])
             raise ResultFileError(f"{path}: row {row}: individual {ids.iloc[row]} of generation "
                                   f"{int(frame['generation'].iloc[row])} is there twice (damaged)")
+    if not frame.empty:
+        _check_against_summary(Path(path), frame)
     return frame if columns is None else frame[list(columns)]
+
+
+def _check_against_summary(path: Path, frame) -> None:
+    """:class:`ResultFileError` when a history holds what its search could not have run,
+    by the ``search.json`` written beside it with it (each number only where that file
+    records it; no summary, or a damaged one, is not checked here): a generation past the
+    last it ran (a figure's axis went to 10^15), candidate epochs that do not add up to
+    its ``epochs`` (Table II summed 2^62 twice to a negative cost), an individual trained
+    more epochs than the whole search, or longer than the search ran (``elapsed_seconds``;
+    1e15 s were 10^10 GPU days)."""
+    summary = path.with_name("search.json")
+    try:
+        ran = read_json(summary) if present(summary) else {}
+    except ResultFileError:
+        return
+    where = "(damaged, or the files of two searches mixed)"
+    generations, epochs = (ran.get(key) if isinstance(ran.get(key), int) and not isinstance(ran.get(key), bool)
+                           else None for key in ("generations", "epochs"))
+    if generations is not None and "generation" in frame.columns:
+        last = int(frame["generation"].max())
+        if last >= generations:
+            raise ResultFileError(f"{path}: generation {last}, but the search.json beside it records "
+                                  f"{generations} generations (0 to {generations - 1}) {where}")
+    if epochs is not None and "epochs_this_generation" in frame.columns:
+        total = sum(int(v) for v in frame["epochs_this_generation"])      # Python's ints: int64 wraps round
+        if total != epochs:
+            raise ResultFileError(f"{path}: its epochs_this_generation add up to {total:,}, but the search.json "
+                                  f"beside it records {epochs:,} epochs trained {where}")
+    if epochs is not None and "epochs" in frame.columns and int(frame["epochs"].max()) > epochs:
+        raise ResultFileError(f"{path}: an individual of {int(frame['epochs'].max()):,} epochs, more than the "
+                              f"{epochs:,} the search.json beside it records for the whole search {where}")
+    elapsed = ran.get("elapsed_seconds")
+    if is_number(elapsed) and "seconds" in frame.columns and frame["seconds"].max() > elapsed + 1:
+        raise ResultFileError(f"{path}: an individual trained {frame['seconds'].max():g} s, longer than the "
+                              f"{elapsed:g} s the search.json beside it records the search ran {where}")
 
 
 def _check_trained_nothing(path: Path) -> None:
