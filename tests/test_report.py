@@ -167,6 +167,24 @@ def test_reference_rows_are_labelled_and_never_measured(study_dir):
     assert len(by_source(t3.data, ref.LABEL)) == len(ref.TABLE3)
 
 
+def test_table2_counts_a_survivors_training_time_once(study_dir):
+    """A history row's seconds is the individual's training time so far: a survivor's row in
+    each generation repeats its earlier time. Table II summed the rows, counting a survivor's
+    first epochs once a generation (a real 2-generation demo search: 58.0 s against 44.7 s)."""
+    _, config = study_dir
+    study = Study(config)
+    for dataset in ("cifar10", "cifar100"):
+        for seed in SEEDS:
+            frame = history(seed)          # 4 generations x 3 individuals, 3600 s each
+            survivor = frame["id"] == "n1-0"
+            again = frame[survivor].assign(generation=2, epochs=3, seconds=7200.0)    # one more hour
+            frame = pd.concat([frame, again], ignore_index=True)
+            frame.to_parquet(study.search_dir(dataset, "search", seed) / "history.parquet")
+    row = by_source(build_tables(study)[1].data, "measured").set_index("method").loc["NASGEP (this study)"]
+    assert row["gpu_days"] == pytest.approx(13 * 3600 / 86400)     # 12 individuals + the survivor's second hour
+    assert row["search_epochs"] == 13
+
+
 def test_a_search_that_trained_nothing_costs_nothing_in_table2(study_dir):
     # a search that stopped before its first candidate writes an empty history; it was
     # averaged in as "0.00 (0 epochs)", halving the cost shown for the others
