@@ -668,6 +668,36 @@ def test_resuming_a_finished_search_loads_no_data_and_starts_no_workers(tmp_path
     assert json.loads((out / "finalists.json").read_text())["generation"] == first.generation
 
 
+
+def test_a_finished_full_search_keeps_the_fitness_its_finalists_were_chosen_by(tmp_path):
+    """Under search.evaluation: full the retrain choice ranks the mean of the search fitness
+    and the re-training (since 2026-12-07). A finished search whose finalists.json was made
+    before chose by the re-training alone, and its best.json reported that; resuming it
+    (which only rewrites the result files) turned best.json's fitness into the mean of a
+    pick the mean never made. A record says what it ranked by; one without, the re-training."""
+    config = small_config("search.evaluation=full", "search.max_epochs=3", "search.max_generations=2",
+                          "search.final_selection=retrain")
+    out = tmp_path / "s"
+    run_search(config, dataset="cifar10", seed=3, out_dir=out, factory=cheap_factory, progress=False,
+               log=lambda m: None)
+    made = json.loads((out / "finalists.json").read_text())
+    best = json.loads((out / "best.json").read_text())
+    chosen = next(f for f in made["finalists"] if f["id"] == made["chosen"])
+    assert best["fitness"] == pytest.approx((chosen["fitness"] + chosen["retrained"]) / 2)
+    run_search(config, dataset="cifar10", seed=3, out_dir=out, resume=True, factory=cheap_factory,
+               progress=False, log=lambda m: None)
+    assert json.loads((out / "best.json").read_text()) == best        # as made: unchanged
+    # as an older version wrote it: other re-trainings, the best of them chosen, no ranked_by
+    old = [{**f, "retrained": round(f["fitness"] / 2 + j, 4)} for j, f in enumerate(made["finalists"])]
+    pick = max(old, key=lambda f: f["retrained"])
+    record = {k: v for k, v in made.items() if k != "ranked_by"}
+    (out / "finalists.json").write_text(json.dumps({**record, "finalists": old, "chosen": pick["id"]}))
+    again = run_search(config, dataset="cifar10", seed=3, out_dir=out, resume=True, factory=cheap_factory,
+                       progress=False, log=lambda m: None)
+    best = json.loads((out / "best.json").read_text())
+    assert best["individual"] == pick["id"] == again.best.individual
+    assert best["fitness"] == best["accuracy"] == pick["retrained"] != (pick["fitness"] + pick["retrained"]) / 2
+
 MOVE_KILLER = textwrap.dedent("""
     import os, signal, sys
     from nasgep.config import load_config

@@ -344,24 +344,34 @@ def _final_selection(out: Path, state: SearchState, config: Mapping, executor, l
     target = out / "finalists.json"
     chosen = _recorded_choice(target, state.generation)
     if chosen is not None:
-        done, pick_id = chosen
-        _make_best(state, next(f for f in done if f.id == pick_id), config)
+        done, pick_id, mean = chosen
+        _make_best(state, next(f for f in done if f.id == pick_id), config, mean)
         return
     paper_pick = {"individual": state.best.individual, "fitness": state.best.fitness,
                   "epochs": state.best.epochs}
     finalists = pick_finalists(state.history, config["search"]["finalists"])
     log(f"final selection: re-training {len(finalists)} finalists for {config['search']['max_epochs']} epochs")
     done: list[Finalist] = retrain_finalists(finalists, executor, config["search"]["max_epochs"], state.seed)
-    pick = choose(done, config["search"]["evaluation"] == "full")
-    _make_best(state, pick, config)
+    mean = config["search"]["evaluation"] == "full"
+    pick = choose(done, mean)
+    _make_best(state, pick, config, mean)
     data = {"selection": "retrain", "generation": state.generation, "chosen": pick.id, "paper_pick": paper_pick,
-            "finalists": [f.__dict__ for f in done]}
+            "ranked_by": RANKED_BY[mean], "finalists": [f.__dict__ for f in done]}
     atomic_write_json(target, data)
 
 
+#: what a ``finalists.json`` ranked its finalists by (``Finalist.estimate``), by whether it
+#: averaged the search fitness with the re-training (``search.evaluation: full``, since
+#: 2026-12-07); a record without it was ranked by the re-training alone
+RANKED_BY = {False: "retrained", True: "mean of fitness and retrained"}
+
+
 def _recorded_choice(target: Path, generation: int):
-    """(finalists, chosen id) of a ``finalists.json`` written for ``generation``; None when
-    there is none, or it is of another generation or unreadable (the selection is redone)."""
+    """(finalists, chosen id, whether it ranked the mean) of a ``finalists.json`` written for
+    ``generation``; None when there is none, or it is of another generation or unreadable
+    (the selection is redone). A record made before ``ranked_by`` was written chose by the
+    re-training alone: its result keeps that measure (best.json's fitness), whatever the
+    rule of this version."""
     from .finalists import Finalist
 
     try:
@@ -369,19 +379,21 @@ def _recorded_choice(target: Path, generation: int):
         if data.get("generation") != generation:
             return None
         done = [Finalist(**f) for f in data["finalists"]]
-        return (done, data["chosen"]) if any(f.id == data["chosen"] for f in done) else None
+        mean = data.get("ranked_by", RANKED_BY[False]) == RANKED_BY[True]
+        return (done, data["chosen"], mean) if any(f.id == data["chosen"] for f in done) else None
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
-def _make_best(state: SearchState, pick, config: Mapping) -> None:
-    """The re-trained winner ``pick`` (a :class:`~.finalists.Finalist`) as the search's result."""
+def _make_best(state: SearchState, pick, config: Mapping, mean: bool) -> None:
+    """The re-trained winner ``pick`` (a :class:`~.finalists.Finalist`) as the search's
+    result; ``mean``: its fitness is the mean of its search fitness and its re-training."""
     from ..space import Genome
     from .state import BestRecord
 
     genome = Genome.from_json(pick.genome)
     row = next(r for r in reversed(state.history) if r["id"] == pick.id)
-    fitness = pick.estimate(config["search"]["evaluation"] == "full")
+    fitness = pick.estimate(mean)
     state.best = BestRecord(genome.to_dict(), fitness, row["params"], row["generation"],
                             pick.id, config["search"]["max_epochs"], fitness)
 
