@@ -698,6 +698,30 @@ def test_a_finished_full_search_keeps_the_fitness_its_finalists_were_chosen_by(t
     assert best["individual"] == pick["id"] == again.best.individual
     assert best["fitness"] == best["accuracy"] == pick["retrained"] != (pick["fitness"] + pick["retrained"]) / 2
 
+
+def test_a_search_resumed_on_jobs_trained_before_it_was_killed_is_not_taken_for_damaged(tmp_path):
+    """A search killed in generation 0 (no checkpoint yet) starts again and takes the jobs
+    trained before the kill from their records (TorchEvaluator.recorded), with the seconds
+    they took then; its elapsed_seconds counts only the run that finished. read_history
+    refused such a history: 'an individual trained 600 s, longer than the ... s the
+    search.json beside it records the search ran (damaged ...)', so no table or figure
+    of the study could be made. No search.json number bounds a candidate's time."""
+    import dataclasses
+
+    from nasgep.study import read_history
+
+    class TrainedBeforeTheKill(CheapEvaluator):
+        def train(self, job):
+            return dataclasses.replace(super().train(job), seconds=600.0)
+
+    config = small_config("search.max_generations=2")
+    out = tmp_path / "s"
+    run_search(config, dataset="cifar10", seed=3, out_dir=out, factory=lambda device: TrainedBeforeTheKill(),
+               progress=False, log=lambda m: None)
+    assert json.loads((out / "search.json").read_text())["elapsed_seconds"] < 600
+    history = read_history(out / "history.parquet", ["id", "seconds"])
+    assert history["seconds"].max() >= 600
+
 MOVE_KILLER = textwrap.dedent("""
     import os, signal, sys
     from nasgep.config import load_config
