@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 # Tiny test networks run fastest on one thread, and several torch processes (workers,
@@ -19,6 +20,15 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "cifar10-lossless-5k.npz").exists():
         pytest.skip(f"{SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+def pytest_configure(config) -> None:
+    """A suite started in the background by a shell without job control (`make test &`,
+    `nohup make test &`) inherits Ctrl-C ignored, and so would every command the Ctrl-C
+    tests start: 8 of them failed so. Give this process (each xdist worker runs it too)
+    the interpreter's usual Ctrl-C, which its children get as the default action."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
