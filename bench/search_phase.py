@@ -80,25 +80,22 @@ def job_finalists(cfg_path: str, overrides: list[str], dataset: str, seed: int, 
     import pandas as pd
 
     from nasgep.search.evaluator import SerialExecutor
-    from nasgep.search.finalists import choose, pick_finalists, retrain_finalists
+    from nasgep.search.finalists import select
     from nasgep.search.torch_evaluator import TorchEvaluator
+    from nasgep.space import Genome
 
     target = Path(out) / "finalists.json"
     if target.exists():
         return str(target)
-    config = _config(cfg_path, overrides)
+    config = _config(cfg_path, [*overrides, f"search.finalists={k}"])
     history = pd.read_parquet(Path(out) / "history.parquet").to_dict("records")
     for r in history:
         r["failure"] = None if r["failure"] is None or r["failure"] != r["failure"] else r["failure"]
-    finalists = pick_finalists(history, k)
     evaluator = TorchEvaluator(config, dataset, Path(out) / "finalists", seed, device="cpu")
-    done = retrain_finalists(finalists, SerialExecutor(evaluator), config["search"]["max_epochs"], seed)
-    from_scratch = config["search"]["evaluation"] == "full"
-    pick = choose(done, from_scratch)
-    from nasgep.space import Genome
-
-    atomic_write_json(target, {"finalists": [f.__dict__ for f in done], "chosen": pick.id,
-                    "genome": Genome.from_json(pick.genome).to_dict(), "fitness": pick.estimate(from_scratch)})
+    _, pick, record = select(history, config, SerialExecutor(evaluator), seed)
+    # the runner's record, plus the pick's genome and ranking measure (what the trainings read)
+    atomic_write_json(target, {**record, "genome": Genome.from_json(pick.genome).to_dict(),
+                               "fitness": pick.estimate(config["search"]["evaluation"] == "full")})
     return str(target)
 
 

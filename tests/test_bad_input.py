@@ -991,6 +991,11 @@ def test_search_devices_all_is_counted_as_every_gpu_before_any_worker_starts(tmp
     from nasgep.search import runner
     from nasgep.search.evaluator import CheapEvaluator
 
+    finished = load_config(DEMO, ["search.devices=[cpu]", "tracking.enabled=false", "search.max_generations=1"])
+    runner.run_search(finished, dataset="cifar10", seed=0, out_dir=tmp_path / "done",
+                      factory=lambda device: CheapEvaluator(), progress=False, log=lambda msg: None)
+    before = sorted(p.name for p in (tmp_path / "done").iterdir())
+
     def no_workers(*args, **kwargs):       # never fork here, with or without the check
         raise AssertionError(f"{len(args[1])} worker processes were about to start")
 
@@ -1001,6 +1006,12 @@ def test_search_devices_all_is_counted_as_every_gpu_before_any_worker_starts(tmp
                                           r"GPUs\) x search.concurrency 64 = 2,048 worker processes; at most 1024$"):
         runner.run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "s",
                           factory=lambda device: CheapEvaluator(), progress=False, log=lambda msg: None)
+    assert not (tmp_path / "s").exists()      # refused before the folder was claimed
+    # nor is a finished search moved aside by --restart for a setting that cannot run here
+    with pytest.raises(ConfigError, match="2,048 worker processes"):
+        runner.run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path / "done", restart=True,
+                          factory=lambda device: CheapEvaluator(), progress=False, log=lambda msg: None)
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == before and "best.json" in before
     at_most = load_config(DEMO, ["search.devices=[all]", "search.concurrency=64"])     # 16 x 64 = 1024: allowed
     with pytest.raises(AssertionError, match="^1024 worker processes"):
         runner._workers(at_most, "cifar10", tmp_path / "t", 0, lambda device: CheapEvaluator())

@@ -540,6 +540,30 @@ def test_a_training_tested_again_on_changed_test_images_keeps_its_old_metrics(tm
     assert len(list(out.glob(".previous-*"))) == 2 and (kept[0] / "metrics.json").read_bytes() == old_metrics
 
 
+def test_a_finished_training_re_tested_on_an_unreadable_test_image_keeps_its_metrics_in_place(tmp_path, capsys):
+    """A finished training whose test images changed and include an unreadable one stops
+    with the one line naming the image before anything moves: its metrics.json was moved
+    into .previous-<time>/ first and the test then failed, leaving the folder without it.
+    Once the image is fixed, it is tested again and keeps the old metrics as usual."""
+    root, out, argv, weights = _trained_on_folder(tmp_path)
+    old_metrics, old_settings = (out / "metrics.json").read_bytes(), (out / "settings.json").read_bytes()
+    bad = root / "val" / "cat" / "000.png"
+    good = bad.read_bytes()
+    bad.write_bytes(good[: len(good) // 2])     # its header reads, its pixels do not
+    (root / "val" / "cat" / "001.png").unlink()  # (the set changed: the folder's record lists names)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "000.png" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (out / "metrics.json").read_bytes() == old_metrics and not list(out.glob(".previous-*"))
+    assert (out / "settings.json").read_bytes() == old_settings
+    bad.write_bytes(good)
+    assert main(argv) == 0
+    kept = list(out.glob(".previous-*"))
+    assert len(kept) == 1 and (kept[0] / "metrics.json").read_bytes() == old_metrics
+    assert (out / "model.pt").read_bytes() == weights
+
+
 def test_an_interrupted_training_resumed_on_changed_test_images_has_no_metrics_to_keep(tmp_path, capsys,
                                                                                          monkeypatch):
     """A training stopped before its test has no metrics.json: resumed after its test

@@ -119,3 +119,35 @@ def test_the_report_compares_only_the_random_cells_its_command_drew(tmp_path):
     assert sorted((r["group"], r["genome"]) for r in chosen) == sorted(
         [("searched", "seed1")] * 2 + [("random", "r4000")] * 2 + [("random", "r4001")] * 2)
     assert sum(r["group"] == "random" for r in report_rows(tmp_path, "v")) == 8   # None: every random cell
+
+
+def test_the_studys_retrain_selection_is_the_searchs_own(tmp_path):
+    """bench/search_phase.py re-runs the ``retrain`` selection on a finished search's
+    history: it must choose and record exactly what the search would have (same finalists,
+    re-trainings, choice and ``ranked_by``), since the study reports it as the setting's."""
+    import shutil
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from search_phase import job_finalists
+    finally:
+        sys.path.remove(str(BENCH))
+    from nasgep.config import load_config
+    from nasgep.search.runner import run_search
+
+    demo = str(BENCH.parent / "config" / "demo.yaml")
+    full = ["search.evaluation=full", "search.weight_sharing=false", "search.max_epochs=2", "search.max_generations=2",
+            "search.population=2", "search.reduction_population=2", "search.budget_hours=1", "search.channels=4",
+            "search.batch_size=128", "search.augment.cutout=false", "datasets.cifar10.max_train=400",
+            "tracking.enabled=false"]
+    run_search(load_config(demo, [*full, "search.final_selection=retrain", "search.finalists=2"]), dataset="cifar10",
+               seed=5, out_dir=tmp_path / "search", progress=False)
+    ours = json.loads((tmp_path / "search" / "finalists.json").read_text())
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copy(tmp_path / "search" / "history.parquet", study)
+    theirs = json.loads(Path(job_finalists(demo, full, "cifar10", 5, str(study), 2)).read_text())
+    assert ours["ranked_by"] == theirs["ranked_by"] == "mean of fitness and retrained"
+    assert theirs["finalists"] == ours["finalists"] and theirs["chosen"] == ours["chosen"]
+    best = json.loads((tmp_path / "search" / "best.json").read_text())
+    assert theirs["genome"] == best["genome"] and theirs["fitness"] == best["fitness"]

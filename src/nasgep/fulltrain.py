@@ -197,7 +197,8 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
             print(f"warning: {out} has no {outdir.SETTINGS}; checking the training's settings against its "
                   "checkpoint.pt instead (all but the dataset's definition)", flush=True)
         _resume(trainer, out / "checkpoint.pt")
-    if isinstance(data.eval, FolderImages) and trainer.epoch < settings.epochs:
+    if isinstance(data.eval, FolderImages) and (trainer.epoch < settings.epochs or retest):
+        # (re-tested: before its metrics.json is moved aside, which an unreadable image would leave so)
         _check_test_images(data, settings.num_workers, req.progress)
     if retest:
         # the test error measured on the old images is the user's result: kept, not overwritten

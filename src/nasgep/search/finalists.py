@@ -89,3 +89,25 @@ def retrain_finalists(finalists: Sequence[Finalist], executor, epochs: int, sear
 def choose(finalists: Sequence[Finalist], from_scratch_fitness: bool = False) -> Finalist:
     """The finalist with the best :meth:`~Finalist.estimate` (ties: the higher score)."""
     return max(finalists, key=lambda f: (f.estimate(from_scratch_fitness), f.score))
+
+
+#: what a ``finalists.json`` ranked its finalists by (:meth:`Finalist.estimate`), by whether
+#: it averaged the search fitness with the re-training (``search.evaluation: full``, since
+#: 2026-12-07); a record without it was ranked by the re-training alone
+RANKED_BY = {False: "retrained", True: "mean of fitness and retrained"}
+
+
+def select(history: Sequence[Mapping], config: Mapping, executor, search_seed: int,
+           log: Callable[[str], None] = lambda message: None) -> tuple[list[Finalist], Finalist, dict]:
+    """The whole ``retrain`` selection on a search's ``history``: its ``search.finalists``
+    best genomes re-trained for E_max epochs, the winner, and the ``finalists.json`` record
+    of both (without the search's own fields: generation, the paper's pick)."""
+    search = config["search"]
+    mean = search["evaluation"] == "full"
+    finalists = pick_finalists(history, search["finalists"])
+    log(f"final selection: re-training {len(finalists)} finalists for {search['max_epochs']} epochs")
+    done = retrain_finalists(finalists, executor, search["max_epochs"], search_seed)
+    pick = choose(done, mean)
+    record = {"selection": "retrain", "chosen": pick.id, "ranked_by": RANKED_BY[mean],
+              "finalists": [f.__dict__ for f in done]}
+    return done, pick, record

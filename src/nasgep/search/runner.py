@@ -159,6 +159,7 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     # one listing, before the folder is claimed (a missing file is no changed setting)
     train_files, files = required_fingerprints(config["datasets"][dataset], ("train", "val"))
     settings_doc = result_settings(config, dataset, seed, files=train_files)
+    _worker_devices(config)      # too many workers for this machine: refused before the folder is claimed
     state = _start_or_resume(out, settings_doc, settings, seed, resume, restart, restart_if_changed, log)
     trains = _will_train(out, state, config, settings)
     evaluator, executor, devices = _workers(config, dataset, out, seed, factory, trains)
@@ -272,6 +273,18 @@ def _will_train(out: Path, state: SearchState, config: Mapping, settings: Search
             and _recorded_choice(out / "finalists.json", state.generation) is None)
 
 
+def _worker_devices(config: Mapping) -> list[str]:
+    """The device of each worker: ``search.devices`` on this machine times the concurrency.
+    The config's check counts an entry ``all`` once; here it is every GPU of the machine."""
+    expanded = resolve_devices(list(config["search"]["devices"]), config["device"])
+    devices = worker_devices(expanded, config["search"]["concurrency"])
+    if len(devices) > MAX_PROCESSES:
+        raise ConfigError(f"search.devices: {len(expanded)} devices on this machine ('all' is each of its GPUs) x "
+                          f"search.concurrency {config['search']['concurrency']} = {len(devices):,} worker "
+                          f"processes; at most {MAX_PROCESSES}")
+    return devices
+
+
 def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: EvaluatorFactory | None,
              trains: bool = True):
     """(evaluator in this process, executor, devices): one worker process per device entry times
@@ -281,13 +294,7 @@ def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: Evalu
         factory = factory or torch_evaluator_factory(config, dataset, out, seed, config["search"]["cpu_threads"])
         evaluator, executor = make_executor(factory, ["cpu"])
         return evaluator, executor, ["cpu"]
-    expanded = resolve_devices(list(config["search"]["devices"]), config["device"])
-    devices = worker_devices(expanded, config["search"]["concurrency"])
-    if len(devices) > MAX_PROCESSES:
-        # the config's check counts an entry 'all' once: here it is every GPU of the machine
-        raise ConfigError(f"search.devices: {len(expanded)} devices on this machine ('all' is each of its GPUs) x "
-                          f"search.concurrency {config['search']['concurrency']} = {len(devices):,} worker "
-                          f"processes; at most {MAX_PROCESSES}")
+    devices = _worker_devices(config)
     if factory is None:
         from ..train import resolve_device
 
@@ -339,7 +346,7 @@ def _final_selection(out: Path, state: SearchState, config: Mapping, executor, l
     A search resumed after that file was written takes its winner from it (the checkpoint
     saved after it may not have been)."""
     from ..io import atomic_write_json
-    from .finalists import Finalist, choose, pick_finalists, retrain_finalists
+    from .finalists import select
 
     target = out / "finalists.json"
     chosen = _recorded_choice(target, state.generation)
@@ -349,21 +356,9 @@ def _final_selection(out: Path, state: SearchState, config: Mapping, executor, l
         return
     paper_pick = {"individual": state.best.individual, "fitness": state.best.fitness,
                   "epochs": state.best.epochs}
-    finalists = pick_finalists(state.history, config["search"]["finalists"])
-    log(f"final selection: re-training {len(finalists)} finalists for {config['search']['max_epochs']} epochs")
-    done: list[Finalist] = retrain_finalists(finalists, executor, config["search"]["max_epochs"], state.seed)
-    mean = config["search"]["evaluation"] == "full"
-    pick = choose(done, mean)
-    _make_best(state, pick, config, mean)
-    data = {"selection": "retrain", "generation": state.generation, "chosen": pick.id, "paper_pick": paper_pick,
-            "ranked_by": RANKED_BY[mean], "finalists": [f.__dict__ for f in done]}
-    atomic_write_json(target, data)
-
-
-#: what a ``finalists.json`` ranked its finalists by (``Finalist.estimate``), by whether it
-#: averaged the search fitness with the re-training (``search.evaluation: full``, since
-#: 2026-12-07); a record without it was ranked by the re-training alone
-RANKED_BY = {False: "retrained", True: "mean of fitness and retrained"}
+    _, pick, record = select(state.history, config, executor, state.seed, log)
+    _make_best(state, pick, config, config["search"]["evaluation"] == "full")
+    atomic_write_json(target, {**record, "generation": state.generation, "paper_pick": paper_pick})
 
 
 def _recorded_choice(target: Path, generation: int):
@@ -372,7 +367,7 @@ def _recorded_choice(target: Path, generation: int):
     (the selection is redone). A record made before ``ranked_by`` was written chose by the
     re-training alone: its result keeps that measure (best.json's fitness), whatever the
     rule of this version."""
-    from .finalists import Finalist
+    from .finalists import RANKED_BY, Finalist
 
     try:
         data = load_json(target.read_bytes())
