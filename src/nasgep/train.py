@@ -511,16 +511,23 @@ class Trainer:
         except CandidateFailure:
             raise
         except Exception as e:
-            failed = _machine_failure(e, self.device)
-            if failed is not None:
-                raise failed from None
-            if not _is_oom(e):
+            failed = self._failure(e, f"in epoch {self.epoch + 1} on {self.device} (batch {self.settings.batch_size})")
+            if failed is None:
                 raise
-            self.optimizer.zero_grad(set_to_none=True)
-            if self._cuda:
-                torch.cuda.empty_cache()
-            raise OutOfMemory(f"out of memory in epoch {self.epoch + 1} on {self.device} "
-                              f"(batch {self.settings.batch_size}): {str(e).splitlines()[0]}") from None
+            if isinstance(failed, OutOfMemory):
+                self.optimizer.zero_grad(set_to_none=True)      # its half-made gradients
+            raise failed from None
+
+    def _failure(self, error: Exception, where: str) -> RunFailed | OutOfMemory | None:
+        """What ``error``, raised while training or evaluating ``where``, means for the run:
+        a machine failure (:func:`_machine_failure`), :class:`OutOfMemory` (the GPU's cache
+        emptied for what comes next), or None for an error of the code, raised as it is."""
+        failed = _machine_failure(error, self.device)
+        if failed is not None or not _is_oom(error):
+            return failed
+        if self._cuda:
+            torch.cuda.empty_cache()
+        return OutOfMemory(f"out of memory {where}: {str(error).splitlines()[0]}")
 
     def _train_epoch(self) -> EpochStats:
         from tqdm.auto import tqdm
@@ -621,14 +628,10 @@ class Trainer:
                 top5 += hits.any(dim=1).sum()
                 n += len(y)
         except Exception as e:
-            failed = _machine_failure(e, self.device)
-            if failed is not None:
-                raise failed from None
-            if not _is_oom(e):
+            failed = self._failure(e, f"while evaluating on {self.device}")
+            if failed is None:
                 raise
-            if self._cuda:
-                torch.cuda.empty_cache()
-            raise OutOfMemory(f"out of memory while evaluating on {self.device}: {str(e).splitlines()[0]}") from None
+            raise failed from None
         n = max(n, 1)
         return {"top1": 100.0 * top1.item() / n, "top5": 100.0 * top5.item() / n, "loss": loss_sum.item() / n}
 
