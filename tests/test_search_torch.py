@@ -395,3 +395,38 @@ def test_a_failed_device_stops_the_search(tmp_path, monkeypatch):
     with pytest.raises(DeviceFailed, match="launch failure"):
         ev.train(TrainJob("i0", _genome(config), 1, seed=1))
     assert not ev.record_path("i0", 1).exists()
+
+
+def test_a_candidate_that_breaks_the_device_every_time_becomes_its_failure(tmp_path, monkeypatch):
+    """A failed device stops the search (above); but a candidate whose training breaks the
+    device each time (an illegal memory access of its own) stopped every --resume at it, for
+    good: the search could never finish. Stopped twice by the same training, the search says
+    so, and the next run records it as the candidate's failure, without training it, and
+    goes on to the end."""
+    from nasgep import train as train_module
+    from nasgep.train import DeviceFailed
+
+    monkeypatch.setattr(train_module, "_device_works", lambda device: False)
+    real, tried = Trainer._train_batches, []
+
+    def batches(self):
+        if self.desc == "i1":
+            tried.append(self.desc)
+            raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+        yield from real(self)
+
+    monkeypatch.setattr(Trainer, "_train_batches", batches)
+    config = tiny_config()
+    for run in (1, 2):
+        with pytest.raises(DeviceFailed, match="illegal memory access") as stopped:
+            run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, resume=run > 1, progress=False)
+        assert str(stopped.value).endswith("it failed 2 times on the same candidate (i1, epoch 1): the next run "
+                                           "records that as the candidate's failure and goes on") == (run == 2)
+    assert len(tried) == 2
+    state = run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, resume=True, progress=False)
+    assert state.finished and len(tried) == 2        # not trained a third time
+    hist = pd.read_parquet(tmp_path / "history.parquet")
+    assert list(hist[hist.id == "i1"].failure) == [
+        "device failure: the device failed each of the 2 times this candidate trained (CUDA error: an illegal "
+        "memory access was encountered)"]
+    assert hist[hist.id != "i1"].failure.isna().all() and set(hist.generation) == {0, 1}

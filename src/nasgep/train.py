@@ -77,7 +77,16 @@ class DeviceFailed(RunFailed):
     failed too and a search ended 'extinct' with exit 0. It is the machine's failure: the
     run stops (exit 1) and goes on when run again. An error after which the device still
     works (an invalid launch configuration of one network's shapes) stays the candidate's:
-    stopping there, every ``--resume`` would stop at the same candidate again."""
+    stopping there, every ``--resume`` would stop at the same candidate again. ``cause``:
+    the device's error, one line (a search notes it against the candidate it was training,
+    :meth:`nasgep.search.torch_evaluator.TorchEvaluator.train`)."""
+
+    def __init__(self, message: str, cause: str = ""):
+        super().__init__(message)
+        self.cause = cause
+
+    def __reduce__(self):        # raised in a worker process, read in the search's
+        return type(self), (str(self), self.cause)
 
 
 def _device_works(device: torch.device) -> bool:
@@ -100,9 +109,10 @@ def _machine_failure(error: BaseException, device: torch.device) -> RunFailed | 
                           "command again to go on (a search with --resume)")
     if (isinstance(error, getattr(torch, "AcceleratorError", ())) and not _is_oom(error)
             and not _device_works(device)):
-        return DeviceFailed(f"the device failed ({(text.splitlines() or [type(error).__name__])[0]}): its state "
-                            "is lost for this process; nothing is lost of the run: check the device (nvidia-smi), "
-                            "then run the command again to go on (a search with --resume)")
+        cause = (text.splitlines() or [type(error).__name__])[0]
+        return DeviceFailed(f"the device failed ({cause}): its state is lost for this process; nothing is lost of "
+                            "the run: check the device (nvidia-smi), then run the command again to go on (a search "
+                            "with --resume)", cause)
     return None
 
 

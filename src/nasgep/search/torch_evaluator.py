@@ -42,6 +42,10 @@ from ..train import (
 from .evaluator import StoreCandidate, TrainJob, TrainResult
 from .store import WeightStore, read_unit
 
+#: how many times one training may stop the search with a failed device (each run of it
+#: in a new process) before it is taken as the candidate's failure (docs/decisions.md)
+DEVICE_FAILURES_PER_JOB = 2
+
 
 class TorchEvaluator:
     def __init__(self, config: Mapping, dataset: str, out_dir: str | Path, seed: int,
@@ -141,6 +145,18 @@ class TorchEvaluator:
             return None
         return TrainResult(job.individual, job.epoch, r["fitness"], r["params"], r["inherited"], r["seconds"])
 
+    def device_failures_path(self, individual: str, epoch: int) -> Path:
+        return self.out / "individuals" / individual / f"device-e{epoch}.json"
+
+    def _device_failures(self, job: TrainJob) -> list[str]:
+        """The device errors this very job met in earlier runs (each stopped the search)."""
+        try:
+            r = load_json(self.device_failures_path(job.individual, job.epoch).read_text())
+        except (OSError, ValueError):
+            return []
+        ok = isinstance(r, dict) and r.get("job") == self.job_key(job) and isinstance(r.get("errors"), list)
+        return [str(e) for e in r["errors"]] if ok else []
+
     def train(self, job: TrainJob) -> TrainResult:
         done = self.recorded(job)
         if done is not None:
@@ -148,9 +164,16 @@ class TorchEvaluator:
         t0 = time.perf_counter()
         params = 0
         inherited = 0.0
+        failed_before = self._device_failures(job)
         try:
             net = build_network(job.genome, self.macro, seed=job.seed)
             params = count_parameters(net)
+            if len(failed_before) >= DEVICE_FAILURES_PER_JOB:
+                # the same training broke the device every time: the candidate's doing, not the
+                # machine's; stopping again would stop every --resume here for good
+                return TrainResult(job.individual, job.epoch, 0.0, params, inherited, 0.0,
+                                   failure=f"device failure: the device failed each of the {len(failed_before)} "
+                                           f"times this candidate trained ({failed_before[-1]})")
             if job.epoch == 1 and job.store_index:
                 got, total = self.store.load_into(net.inheritance_units(self.dataset), job.store_index)
                 inherited = got / total if total else 0.0
@@ -164,7 +187,9 @@ class TorchEvaluator:
         except CandidateFailure as e:
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
                                time.perf_counter() - t0, failure=e.reason)
-        except (DataError, LoaderDied, DeviceFailed, OSError):
+        except DeviceFailed as e:
+            raise self._device_failed(job, e, failed_before) from None
+        except (DataError, LoaderDied, OSError):
             # an unreadable image, a data-loading process killed, a failed GPU, a full disk, a
             # folder made read-only, a state file deleted: the data's, the machine's or the
             # folder's fault, never the candidate's. Recorded as a failure it was dropped from
@@ -203,6 +228,22 @@ class TorchEvaluator:
         with torch.device("meta"):
             net = Network(genome, self.macro)
         return list(net.inheritance_units(self.dataset))
+
+    def _device_failed(self, job: TrainJob, error: DeviceFailed, failed_before: list[str]) -> DeviceFailed:
+        """Note ``error`` against this job (:meth:`_device_failures`) and return the error that
+        stops the search: once the job has failed :data:`DEVICE_FAILURES_PER_JOB` times, it
+        says that the next run records it as the candidate's failure and goes on."""
+        errors = [*failed_before, error.cause]
+        try:
+            atomic_write_json(self.device_failures_path(job.individual, job.epoch),
+                              {"job": self.job_key(job), "errors": errors})
+        except OSError:
+            return error        # (not noted: the next run tries the candidate once more)
+        if len(errors) < DEVICE_FAILURES_PER_JOB:
+            return error
+        return DeviceFailed(f"{error}; it failed {len(errors)} times on the same candidate ({job.individual}, "
+                            f"epoch {job.epoch}): the next run records that as the candidate's failure and goes on",
+                            error.cause)
 
     def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
         root = self.out / "individuals"
