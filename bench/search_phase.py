@@ -92,7 +92,7 @@ def job_finalists(cfg_path: str, overrides: list[str], dataset: str, seed: int, 
     for r in history:
         r["failure"] = None if r["failure"] is None or r["failure"] != r["failure"] else r["failure"]
     evaluator = TorchEvaluator(config, dataset, Path(out) / "finalists", seed, device="cpu")
-    _, pick, record = select(history, config, SerialExecutor(evaluator), seed)
+    pick, record = select(history, config, SerialExecutor(evaluator), seed)
     # the runner's record, plus the pick's genome and ranking measure (what the trainings read)
     atomic_write_json(target, {**record, "genome": Genome.from_json(pick.genome).to_dict(),
                                "fitness": pick.estimate(config["search"]["evaluation"] == "full")})

@@ -98,10 +98,10 @@ RANKED_BY = {False: "retrained", True: "mean of fitness and retrained"}
 
 
 def select(history: Sequence[Mapping], config: Mapping, executor, search_seed: int,
-           log: Callable[[str], None] = lambda message: None) -> tuple[list[Finalist], Finalist, dict]:
+           log: Callable[[str], None] = lambda message: None) -> tuple[Finalist, dict]:
     """The whole ``retrain`` selection on a search's ``history``: its ``search.finalists``
-    best genomes re-trained for E_max epochs, the winner, and the ``finalists.json`` record
-    of both (without the search's own fields: generation, the paper's pick)."""
+    best genomes re-trained for E_max epochs; the winner, and the ``finalists.json`` record
+    of every finalist (without the search's own fields: generation, the paper's pick)."""
     search = config["search"]
     mean = search["evaluation"] == "full"
     finalists = pick_finalists(history, search["finalists"])
@@ -110,4 +110,4 @@ def select(history: Sequence[Mapping], config: Mapping, executor, search_seed: i
     pick = choose(done, mean)
     record = {"selection": "retrain", "chosen": pick.id, "ranked_by": RANKED_BY[mean],
               "finalists": [f.__dict__ for f in done]}
-    return done, pick, record
+    return pick, record

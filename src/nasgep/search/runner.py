@@ -356,7 +356,7 @@ def _final_selection(out: Path, state: SearchState, config: Mapping, executor, l
         return
     paper_pick = {"individual": state.best.individual, "fitness": state.best.fitness,
                   "epochs": state.best.epochs}
-    _, pick, record = select(state.history, config, executor, state.seed, log)
+    pick, record = select(state.history, config, executor, state.seed, log)
     _make_best(state, pick, config, config["search"]["evaluation"] == "full")
     atomic_write_json(target, {**record, "generation": state.generation, "paper_pick": paper_pick})
 
