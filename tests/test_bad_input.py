@@ -995,6 +995,16 @@ def test_search_devices_all_is_counted_as_every_gpu_before_any_worker_starts(tmp
     runner.run_search(finished, dataset="cifar10", seed=0, out_dir=tmp_path / "done",
                       factory=lambda device: CheapEvaluator(), progress=False, log=lambda msg: None)
     before = sorted(p.name for p in (tmp_path / "done").iterdir())
+    import torch
+
+    from nasgep.errors import UserError
+
+    if not torch.cuda.is_available():      # --restart onto a GPU this machine lacks: the old run stays
+        with pytest.raises(UserError, match="^device 'cuda:0' asked for, but PyTorch sees no CUDA GPU$"):
+            runner.run_search(load_config(DEMO, ["search.devices=[cuda:0]", "tracking.enabled=false"]),
+                              dataset="cifar10", seed=0, out_dir=tmp_path / "done", restart=True, progress=False,
+                              log=lambda msg: None)
+        assert sorted(p.name for p in (tmp_path / "done").iterdir()) == before
 
     def no_workers(*args, **kwargs):       # never fork here, with or without the check
         raise AssertionError(f"{len(args[1])} worker processes were about to start")

@@ -555,6 +555,7 @@ def test_a_finished_training_re_tested_on_an_unreadable_test_image_keeps_its_met
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "000.png" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "among the test images, read before testing" in err
     assert (out / "metrics.json").read_bytes() == old_metrics and not list(out.glob(".previous-*"))
     assert (out / "settings.json").read_bytes() == old_settings
     bad.write_bytes(good)

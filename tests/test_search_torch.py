@@ -420,8 +420,10 @@ def test_a_candidate_that_breaks_the_device_every_time_becomes_its_failure(tmp_p
     for run in (1, 2):
         with pytest.raises(DeviceFailed, match="illegal memory access") as stopped:
             run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, resume=run > 1, progress=False)
+        marker = tmp_path / "individuals" / "i1" / "device-e1.json"
         assert str(stopped.value).endswith("it failed 2 times on the same candidate (i1, epoch 1): the next run "
-                                           "records that as the candidate's failure and goes on") == (run == 2)
+                                           "records that as the candidate's failure and goes on (if the device "
+                                           f"is at fault, delete {marker} first)") == (run == 2)
     assert len(tried) == 2
     state = run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, resume=True, progress=False)
     assert state.finished and len(tried) == 2        # not trained a third time

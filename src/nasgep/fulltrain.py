@@ -199,7 +199,7 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
         _resume(trainer, out / "checkpoint.pt")
     if isinstance(data.eval, FolderImages) and (trainer.epoch < settings.epochs or retest):
         # (re-tested: before its metrics.json is moved aside, which an unreadable image would leave so)
-        _check_test_images(data, settings.num_workers, req.progress)
+        _check_test_images(data, settings.num_workers, req.progress, "testing" if retest else "training")
     if retest:
         # the test error measured on the old images is the user's result: kept, not overwritten
         kept = outdir.keep_results(out, ["metrics.json"])
@@ -219,14 +219,15 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     return metrics
 
 
-def _check_test_images(data, workers: int, progress: bool | None) -> None:
-    """Decode every test image of a folder dataset before the first epoch: an unreadable
-    one would otherwise stop the training at its test, after every epoch had run."""
+def _check_test_images(data, workers: int, progress: bool | None, before: str) -> None:
+    """Decode every test image of a folder dataset ``before`` the first epoch (or the test
+    of a finished training): an unreadable one would otherwise stop the training at its
+    test, after every epoch had run (or its old metrics.json had been moved aside)."""
     from .data import check_images, unreadable_error
 
     problems = check_images(data.eval, f"{data.name}: reading the test images", workers=workers, progress=progress)
     if problems:
-        raise TrainSetupError(str(unreadable_error(problems, " among the test images, read before training")))
+        raise TrainSetupError(str(unreadable_error(problems, f" among the test images, read before {before}")))
 
 
 def _resume(trainer, checkpoint: Path) -> None:

@@ -521,11 +521,11 @@ class Trainer:
         except CandidateFailure:
             raise
         except Exception as e:
+            if _is_oom(e):
+                self.optimizer.zero_grad(set_to_none=True)      # its half-made gradients, before the cache empties
             failed = self._failure(e, f"in epoch {self.epoch + 1} on {self.device} (batch {self.settings.batch_size})")
             if failed is None:
                 raise
-            if isinstance(failed, OutOfMemory):
-                self.optimizer.zero_grad(set_to_none=True)      # its half-made gradients
             raise failed from None
 
     def _failure(self, error: Exception, where: str) -> RunFailed | OutOfMemory | None:

@@ -159,7 +159,9 @@ def _run_in_folder(config: Mapping, dataset: str, seed: int, out: Path, resume: 
     # one listing, before the folder is claimed (a missing file is no changed setting)
     train_files, files = required_fingerprints(config["datasets"][dataset], ("train", "val"))
     settings_doc = result_settings(config, dataset, seed, files=train_files)
-    _worker_devices(config)      # too many workers for this machine: refused before the folder is claimed
+    # too many workers for this machine, or (--restart always trains) a GPU that is not here:
+    # refused before the folder is claimed and an old run moved aside
+    _worker_devices(config, check_present=restart and factory is None)
     state = _start_or_resume(out, settings_doc, settings, seed, resume, restart, restart_if_changed, log)
     trains = _will_train(out, state, config, settings)
     evaluator, executor, devices = _workers(config, dataset, out, seed, factory, trains)
@@ -273,15 +275,21 @@ def _will_train(out: Path, state: SearchState, config: Mapping, settings: Search
             and _recorded_choice(out / "finalists.json", state.generation) is None)
 
 
-def _worker_devices(config: Mapping) -> list[str]:
+def _worker_devices(config: Mapping, check_present: bool = False) -> list[str]:
     """The device of each worker: ``search.devices`` on this machine times the concurrency.
-    The config's check counts an entry ``all`` once; here it is every GPU of the machine."""
+    The config's check counts an entry ``all`` once; here it is every GPU of the machine.
+    ``check_present``: a GPU that is not there is one line now, not a failure per candidate."""
     expanded = resolve_devices(list(config["search"]["devices"]), config["device"])
     devices = worker_devices(expanded, config["search"]["concurrency"])
     if len(devices) > MAX_PROCESSES:
         raise ConfigError(f"search.devices: {len(expanded)} devices on this machine ('all' is each of its GPUs) x "
                           f"search.concurrency {config['search']['concurrency']} = {len(devices):,} worker "
                           f"processes; at most {MAX_PROCESSES}")
+    if check_present:
+        from ..train import resolve_device
+
+        for device in devices:
+            resolve_device(device)
     return devices
 
 
@@ -294,12 +302,8 @@ def _workers(config: Mapping, dataset: str, out: Path, seed: int, factory: Evalu
         factory = factory or torch_evaluator_factory(config, dataset, out, seed, config["search"]["cpu_threads"])
         evaluator, executor = make_executor(factory, ["cpu"])
         return evaluator, executor, ["cpu"]
-    devices = _worker_devices(config)
+    devices = _worker_devices(config, check_present=factory is None)
     if factory is None:
-        from ..train import resolve_device
-
-        for device in devices:   # a GPU that is not there: one line now, not a failure per candidate
-            resolve_device(device)
         # a CPU candidate trains with search.cpu_threads threads whatever the concurrency and the
         # machine's cores: a float sum split over another number of threads rounds differently
         factory = torch_evaluator_factory(config, dataset, out, seed, config["search"]["cpu_threads"])

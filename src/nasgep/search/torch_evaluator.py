@@ -241,9 +241,10 @@ class TorchEvaluator:
             return error        # (not noted: the next run tries the candidate once more)
         if len(errors) < DEVICE_FAILURES_PER_JOB:
             return error
+        marker = self.device_failures_path(job.individual, job.epoch)
         return DeviceFailed(f"{error}; it failed {len(errors)} times on the same candidate ({job.individual}, "
-                            f"epoch {job.epoch}): the next run records that as the candidate's failure and goes on",
-                            error.cause)
+                            f"epoch {job.epoch}): the next run records that as the candidate's failure and goes on "
+                            f"(if the device is at fault, delete {marker} first)", error.cause)
 
     def cleanup(self, keep: dict[str, int], store_indices: Sequence[dict]) -> None:
         root = self.out / "individuals"
