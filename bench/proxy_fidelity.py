@@ -52,6 +52,26 @@ def curve(cfg_path: str, overrides: list[str], dataset: str, name: str, genome: 
     return str(target)
 
 
+def pick_report(proxy: list[float], target: list[float], m: int, draws: int = 20000, seed: int = 0) -> str:
+    """What a search that ranks ``m`` of these genomes by ``proxy`` would pick: over ``draws``
+    subsets of ``m`` drawn without replacement, the mean target of the proxy's pick above
+    the sample's mean, and the share of picks above the sample's 90th percentile, beside
+    the same for a perfect proxy (the target itself)."""
+    import numpy as np
+
+    proxy, target = np.asarray(proxy, float), np.asarray(target, float)
+    rng = np.random.default_rng(seed)
+    subsets = np.argsort(rng.random((draws, len(target))), axis=1)[:, :m]
+    p90 = np.percentile(target, 90)
+    rows = []
+    for label, score in (("this proxy", proxy), ("a perfect proxy", target)):
+        picks = target[subsets[np.arange(draws), np.argmax(score[subsets], axis=1)]]
+        rows.append(f"{label}: {picks.mean() - target.mean():+.2f} points above the sample's mean, "
+                    f"{100 * (picks > p90).mean():.0f} % of picks above its 90th percentile")
+    return f"picking the best of {m} genomes drawn from the sample ({draws} draws), by the last epoch's " \
+           f"accuracy: {'; '.join(rows)}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True)
@@ -61,6 +81,11 @@ def main() -> None:
     p.add_argument("--out", required=True, help="the search_phase.py output folder")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--group", choices=["random", "searched", "fidelity"],
+                   help="only the genomes of this group (e.g. the random cells: a sample of the space)")
+    p.add_argument("--pick-from", type=int, default=8, metavar="M",
+                   help="also report the genome a proxy picks from M genomes drawn at random from the sample "
+                        "(a search ranking M candidates; default 8)")
     p.add_argument("--same-as", metavar="NAME", help="only the genomes an earlier proxy measured (OUT/proxy-NAME): "
                    "the same sample, at a lower cost")
     a = p.parse_args()
@@ -71,6 +96,8 @@ def main() -> None:
     from scipy import stats
 
     df = trained_genomes(out)
+    if a.group:
+        df = df[df["group"] == a.group]
     if a.same_as:
         df = df[[(out / f"proxy-{a.same_as}" / f"{n}.json").exists() for n in df["name"]]]
     names = list(df["name"])
@@ -92,6 +119,8 @@ def main() -> None:
     print(f"\nparameters vs trained accuracy: tau {res.statistic:.2f} (p = {res.pvalue:.3f})")
     res = stats.kendalltau([curves[n]["params"] for n in names], [curves[n]["val"][0] for n in names])
     print(f"parameters vs 1-epoch accuracy: tau {res.statistic:.2f} (p = {res.pvalue:.3f})")
+    last = [curves[n]["val"][-1] for n in names]
+    print(f"\n{pick_report(last, final, a.pick_from)}")
     two = df[df["accuracies"].apply(len) >= 2]
     res = stats.kendalltau(two["accuracies"].str[0], two["accuracies"].str[1])
     print(f"trained accuracy, first vs second training: tau {res.statistic:.2f} (p = {res.pvalue:.3f}, "
