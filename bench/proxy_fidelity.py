@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def curve(cfg_path: str, overrides: list[str], dataset: str, name: str, genome: str, cache: str) -> str:
+def curve(cfg_path: str, overrides: list[str], dataset: str, name: str, genome: str, cache: str,
+          last_only: bool = False) -> str:
     import torch
 
     torch.set_num_threads(1)
@@ -44,9 +45,11 @@ def curve(cfg_path: str, overrides: list[str], dataset: str, name: str, genome: 
     ev = TorchEvaluator(config, dataset, Path(cache) / "states", seed=0, device="cpu")
     g = Genome.from_json(genome)
     accs = []
-    for epoch in range(1, config["search"]["max_epochs"] + 1):
-        res = ev.train(TrainJob(name, g, epoch, job_seed(0, name, epoch), None))
-        accs.append(res.fitness)
+    last = config["search"]["max_epochs"]
+    for epoch in range(1, last + 1):
+        evaluate = epoch == last or not last_only     # the weights are the same either way
+        res = ev.train(TrainJob(name, g, epoch, job_seed(0, name, epoch), None, evaluate=evaluate))
+        accs.append(res.fitness if evaluate else None)
     atomic_write_json(target, {"name": name, "val": accs, "params": res.params})
     print(f"[proxy] {name}: {accs}", file=sys.stderr, flush=True)
     return str(target)
@@ -86,6 +89,8 @@ def main() -> None:
     p.add_argument("--pick-from", type=int, default=8, metavar="M",
                    help="also report the genome a proxy picks from M genomes drawn at random from the sample "
                         "(a search ranking M candidates; default 8)")
+    p.add_argument("--last-only", action="store_true",
+                   help="validate after the last epoch only (cheaper; the weights are the same)")
     p.add_argument("--same-as", metavar="NAME", help="only the genomes an earlier proxy measured (OUT/proxy-NAME): "
                    "the same sample, at a lower cost")
     a = p.parse_args()
@@ -102,7 +107,7 @@ def main() -> None:
         df = df[[(out / f"proxy-{a.same_as}" / f"{n}.json").exists() for n in df["name"]]]
     names = list(df["name"])
     with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
-        list(pool.map(curve, *zip(*[(a.config, a.set, a.dataset, n, g, str(cache))
+        list(pool.map(curve, *zip(*[(a.config, a.set, a.dataset, n, g, str(cache), a.last_only)
                                     for n, g in zip(df["name"], df["genome"])])))
 
     curves = {n: json.loads((cache / f"{n}.json").read_text()) for n in names}
@@ -113,12 +118,15 @@ def main() -> None:
           f"no inheritance; target = test accuracy after full training, mean over its training seeds\n")
     print("| k epochs | Kendall tau | p |\n|---|---|---|")
     for k in range(len(next(iter(curves.values()))["val"])):
+        if any(curves[n]["val"][k] is None for n in names):
+            continue        # not validated after k + 1 epochs (--last-only)
         res = stats.kendalltau([curves[n]["val"][k] for n in names], final)
         print(f"| {k + 1} | {res.statistic:.2f} | {res.pvalue:.3f} |")
     res = stats.kendalltau([curves[n]["params"] for n in names], final)
     print(f"\nparameters vs trained accuracy: tau {res.statistic:.2f} (p = {res.pvalue:.3f})")
-    res = stats.kendalltau([curves[n]["params"] for n in names], [curves[n]["val"][0] for n in names])
-    print(f"parameters vs 1-epoch accuracy: tau {res.statistic:.2f} (p = {res.pvalue:.3f})")
+    if all(curves[n]["val"][0] is not None for n in names):
+        res = stats.kendalltau([curves[n]["params"] for n in names], [curves[n]["val"][0] for n in names])
+        print(f"parameters vs 1-epoch accuracy: tau {res.statistic:.2f} (p = {res.pvalue:.3f})")
     last = [curves[n]["val"][-1] for n in names]
     print(f"\n{pick_report(last, final, a.pick_from)}")
     two = df[df["accuracies"].apply(len) >= 2]

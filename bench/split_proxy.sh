@@ -16,7 +16,7 @@ PY=${PYTHON:-.venv/bin/python}
 OUT=${1:-/work/runs/twoseeds}
 LEDGER=bench/ledger/splitproxy
 bench/two_seeds.sh "$OUT" --report-only > /dev/null      # puts back the trainings (trains nothing)
-COMMON=(--config config/cifar10-cpu.yaml --group random --out "$OUT" --workers 2
+COMMON=(--config config/cifar10-cpu.yaml --group random --out "$OUT" --workers 2 --last-only
         --set datasets.cifar10.image_size=null --set datasets.cifar10.path=data/cifar10-cpu-t10k.npz
         --set search.channels=8 --set search.max_params=42000 --set search.max_epochs=8
         --set search.weight_sharing=false)
