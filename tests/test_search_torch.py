@@ -375,20 +375,35 @@ def test_a_killed_data_loader_stops_the_search(tmp_path, monkeypatch):
     assert not ev.record_path("i0", 1).exists()
 
 
+class FakeDevice:
+    """The device's state as the device probe (``nasgep.train.device_error``) reads it:
+    working until :meth:`fail` (a CUDA context broken by an illegal memory access)."""
+
+    def __init__(self, monkeypatch, broken: str | None = None):
+        from nasgep import train as train_module
+        from nasgep.search import torch_evaluator
+
+        self.broken = broken
+        for module in (train_module, torch_evaluator):
+            monkeypatch.setattr(module, "device_error", lambda device: self.broken)
+
+    def fail(self, message: str) -> torch.AcceleratorError:
+        self.broken = message
+        return torch.AcceleratorError(message)
+
+
 def test_a_failed_device_stops_the_search(tmp_path, monkeypatch):
     """A CUDA error other than out of memory that leaves the device unusable stops the
     search (its checkpoint is kept for --resume) instead of failing this candidate and, the
     context being lost, every later one."""
-    from nasgep import train as train_module
     from nasgep.train import DeviceFailed
 
-    monkeypatch.setattr(train_module, "_device_works", lambda device: False)
-
+    device = FakeDevice(monkeypatch)
     config = tiny_config()
     ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
 
     def batches(self):
-        raise torch.AcceleratorError("CUDA error: unspecified launch failure")
+        raise device.fail("CUDA error: unspecified launch failure")
         yield
 
     monkeypatch.setattr(Trainer, "_train_batches", batches)
@@ -403,21 +418,21 @@ def test_a_candidate_that_breaks_the_device_every_time_becomes_its_failure(tmp_p
     good: the search could never finish. Stopped twice by the same training, the search says
     so, and the next run records it as the candidate's failure, without training it, and
     goes on to the end."""
-    from nasgep import train as train_module
     from nasgep.train import DeviceFailed
 
-    monkeypatch.setattr(train_module, "_device_works", lambda device: False)
+    device = FakeDevice(monkeypatch)
     real, tried = Trainer._train_batches, []
 
     def batches(self):
         if self.desc == "i1":
             tried.append(self.desc)
-            raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+            raise device.fail("CUDA error: an illegal memory access was encountered")
         yield from real(self)
 
     monkeypatch.setattr(Trainer, "_train_batches", batches)
     config = tiny_config()
     for run in (1, 2):
+        device.broken = None            # a new run: a new CUDA context
         with pytest.raises(DeviceFailed, match="illegal memory access") as stopped:
             run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, resume=run > 1, progress=False)
         marker = tmp_path / "individuals" / "i1" / "device-e1.json"
@@ -425,6 +440,7 @@ def test_a_candidate_that_breaks_the_device_every_time_becomes_its_failure(tmp_p
                                            "records that as the candidate's failure and goes on (if the device "
                                            f"is at fault, delete {marker} first)") == (run == 2)
     assert len(tried) == 2
+    device.broken = None
     state = run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, resume=True, progress=False)
     assert state.finished and len(tried) == 2        # not trained a third time
     hist = pd.read_parquet(tmp_path / "history.parquet")
@@ -432,3 +448,40 @@ def test_a_candidate_that_breaks_the_device_every_time_becomes_its_failure(tmp_p
         "device failure: the device failed each of the 2 times this candidate trained (CUDA error: an illegal "
         "memory access was encountered)"]
     assert hist[hist.id != "i1"].failure.isna().all() and set(hist.generation) == {0, 1}
+
+
+def test_a_device_broken_before_a_candidate_began_is_noted_against_none(tmp_path, monkeypatch):
+    """A device that is broken when a candidate's training is to begin (a lost GPU, a fault
+    of another worker's candidate on the same GPU) is no candidate's doing: each run stops
+    with the device's error and notes it against no candidate; an error outside the epochs
+    (saving the candidate's weights) after which the device no longer works is the device's
+    too, noted against the candidate it was training. Counted against whichever candidate
+    came first, two such runs made it a failed candidate, for good; recorded as the
+    candidate's failure, the error outside the epochs failed every candidate after it."""
+    from nasgep.train import DeviceFailed
+
+    device = FakeDevice(monkeypatch, broken="CUDA error: unknown error")
+    config = tiny_config()
+    for _ in range(3):
+        with pytest.raises(DeviceFailed, match=r"the device failed \(CUDA error: unknown error\)"):
+            run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, resume=True, progress=False)
+        assert not list(tmp_path.glob("individuals/*/device-e*.json"))
+
+    real = Trainer.save_checkpoint
+
+    def save(self, path):
+        if self.desc == "i2":
+            raise device.fail("CUDA error: misaligned address")
+        return real(self, path)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save)
+    device.broken = None
+    with pytest.raises(DeviceFailed, match="misaligned address"):
+        run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, resume=True, progress=False)
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("individuals/*/device-e*.json")] == [
+        "individuals/i2/device-e1.json"]
+    monkeypatch.setattr(Trainer, "save_checkpoint", real)
+    device.broken = None
+    state = run_search(config, dataset="cifar10", seed=0, out_dir=tmp_path, resume=True, progress=False)
+    hist = pd.read_parquet(tmp_path / "history.parquet")
+    assert state.finished and hist.failure.isna().all() and set(hist.generation) == {0, 1}

@@ -200,8 +200,8 @@ def test_a_device_error_is_the_machines_failure_and_out_of_memory_the_candidates
     from nasgep.errors import RunFailed
     from nasgep.train import DeviceFailed, OutOfMemory
 
-    assert train_module._device_works(torch.device("cpu"))      # the probe itself, on a device that works
-    monkeypatch.setattr(train_module, "_device_works", lambda device: False)     # a broken CUDA context
+    assert train_module.device_error(torch.device("cpu")) is None     # the probe itself, on a device that works
+    monkeypatch.setattr(train_module, "device_error", lambda device: "CUDA error: unspecified")  # a broken context
 
     trainer = Trainer(TinyNet(), small_digits, TrainSettings(epochs=1, batch_size=32, lr=0.1), progress=False)
 
@@ -219,11 +219,35 @@ def test_a_device_error_is_the_machines_failure_and_out_of_memory_the_candidates
     monkeypatch.setattr(trainer, "_train_batches", raises(torch.AcceleratorError("CUDA out of memory. Tried")))
     with pytest.raises(OutOfMemory):
         trainer.train_epoch()
-    monkeypatch.setattr(train_module, "_device_works", lambda device: True)
+    monkeypatch.setattr(train_module, "device_error", lambda device: None)
     monkeypatch.setattr(trainer, "_train_batches",
                         raises(torch.AcceleratorError("CUDA error: invalid configuration argument")))
     with pytest.raises(torch.AcceleratorError):     # the candidate's: the search records it as failed
         trainer.train_epoch()
+
+
+class _NoMove(TinyNet):
+    """A network whose move to the device meets an accelerator error."""
+
+    def to(self, *args, **kwargs):
+        raise torch.AcceleratorError("CUDA error: unknown error")
+
+
+def test_a_device_that_fails_as_a_training_begins_is_the_machines_failure(small_digits, monkeypatch):
+    """Moving the network to a device that is gone (a lost GPU, a context broken before)
+    ended in torch's traceback, and in a search the candidate was recorded as failed:
+    every later one too, and the search ended 'extinct' with exit 0. It is DeviceFailed,
+    as an error in an epoch is; an error after which the device works stays as it is."""
+    from nasgep import train as train_module
+    from nasgep.train import DeviceFailed
+
+    settings = TrainSettings(epochs=1, batch_size=32, lr=0.1)
+    monkeypatch.setattr(train_module, "device_error", lambda device: "CUDA error: unknown error")
+    with pytest.raises(DeviceFailed, match=r"the device failed \(CUDA error: unknown error\).*run the command again"):
+        Trainer(_NoMove(), small_digits, settings, progress=False)
+    monkeypatch.setattr(train_module, "device_error", lambda device: None)
+    with pytest.raises(torch.AcceleratorError):
+        Trainer(_NoMove(), small_digits, settings, progress=False)
 
 
 # --------------------------------------------------------------------------- exact resume

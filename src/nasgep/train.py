@@ -89,16 +89,27 @@ class DeviceFailed(RunFailed):
         return type(self), (str(self), self.cause)
 
 
-def _device_works(device: torch.device) -> bool:
-    """A tiny computation on ``device`` after an accelerator error succeeds: the error was
-    the network's, not a broken context (whose every later call raises)."""
+def device_error(device: torch.device) -> str | None:
+    """Why ``device`` cannot compute (one line), or None when a tiny computation on it
+    succeeds. After an accelerator error: None says the error was the network's, not a
+    broken context (whose every later call raises); before a search's job: the device
+    was broken before the candidate touched it."""
     try:
-        return torch.ones(1, device=device).add_(1).item() == 2.0   # .item() synchronises
-    except Exception:  # noqa: BLE001 - any error here says the device is gone
-        return False
+        if torch.ones(1, device=device).add_(1).item() == 2.0:     # .item() synchronises
+            return None
+        return "a computation on the device gave a wrong result"
+    except Exception as e:  # noqa: BLE001 - any error here says the device is gone
+        return (str(e).splitlines() or [type(e).__name__])[0]
 
 
-def _machine_failure(error: BaseException, device: torch.device) -> RunFailed | None:
+def device_failed(cause: str) -> DeviceFailed:
+    """The one :class:`DeviceFailed` a run stops with, ``cause`` the device's error."""
+    return DeviceFailed(f"the device failed ({cause}): its state is lost for this process; nothing is lost of "
+                        "the run: check the device (nvidia-smi), then run the command again to go on (a search "
+                        "with --resume)", cause)
+
+
+def machine_failure(error: BaseException, device: torch.device) -> RunFailed | None:
     """:class:`LoaderDied` for torch's error about a DataLoader worker that died,
     :class:`DeviceFailed` for an accelerator error that is not out of memory and after
     which ``device`` no longer works, else None."""
@@ -108,11 +119,8 @@ def _machine_failure(error: BaseException, device: torch.device) -> RunFailed | 
                           "may be out of memory (a smaller train.num_workers uses less); nothing is lost: run the "
                           "command again to go on (a search with --resume)")
     if (isinstance(error, getattr(torch, "AcceleratorError", ())) and not _is_oom(error)
-            and not _device_works(device)):
-        cause = (text.splitlines() or [type(error).__name__])[0]
-        return DeviceFailed(f"the device failed ({cause}): its state is lost for this process; nothing is lost of "
-                            "the run: check the device (nvidia-smi), then run the command again to go on (a search "
-                            "with --resume)", cause)
+            and device_error(device) is not None):
+        return device_failed((text.splitlines() or [type(error).__name__])[0])
     return None
 
 
@@ -406,14 +414,20 @@ class Trainer:
         self.settings = settings
         if settings.augment.per_image:   # the mobile setting: crops decoded in the loader's workers
             data = with_train_transform(data, mobile_transform(data.image_size, settings.augment))
-        self.data = data.on(self.device)
         self.progress = progress
         self.desc = desc
         self._cuda = self.device.type == "cuda"
         self._amp = self._cuda and settings.amp
         self._channels_last = self._cuda and settings.channels_last
         self._graphs_failed = False
-        self.model = model.to(self.device)
+        try:
+            self.data = data.on(self.device)
+            self.model = model.to(self.device)
+        except Exception as e:
+            failed = self._failure(e, f"moving the network and its data to {self.device}")
+            if failed is None:
+                raise
+            raise failed from None
         if self._amp and settings.fp32_batchnorm:
             fp32_batchnorm(self.model)
         if self._channels_last:
@@ -530,9 +544,9 @@ class Trainer:
 
     def _failure(self, error: Exception, where: str) -> RunFailed | OutOfMemory | None:
         """What ``error``, raised while training or evaluating ``where``, means for the run:
-        a machine failure (:func:`_machine_failure`), :class:`OutOfMemory` (the GPU's cache
+        a machine failure (:func:`machine_failure`), :class:`OutOfMemory` (the GPU's cache
         emptied for what comes next), or None for an error of the code, raised as it is."""
-        failed = _machine_failure(error, self.device)
+        failed = machine_failure(error, self.device)
         if failed is not None or not _is_oom(error):
             return failed
         if self._cuda:

@@ -37,6 +37,9 @@ from ..train import (
     Trainer,
     candidate_training_settings,
     check_network_fits,
+    device_error,
+    device_failed,
+    machine_failure,
     read_state,
 )
 from .evaluator import StoreCandidate, TrainJob, TrainResult
@@ -165,6 +168,11 @@ class TorchEvaluator:
         params = 0
         inherited = 0.0
         failed_before = self._device_failures(job)
+        broken = device_error(self.device)
+        if broken is not None:
+            # broken before this candidate touched it (a lost GPU, a fault of another process's
+            # candidate): the machine's failure, noted against no candidate
+            raise device_failed(broken)
         try:
             net = build_network(job.genome, self.macro, seed=job.seed)
             params = count_parameters(net)
@@ -196,7 +204,12 @@ class TorchEvaluator:
             # the population (a full disk ended the search 'extinct' with exit 0 and that
             # result); stopping keeps the checkpoint, and --resume goes on
             raise
-        except Exception as e:  # noqa: BLE001 - any error is the candidate's failure, never the search's
+        except Exception as e:  # noqa: BLE001 - any other error is the candidate's failure, never the search's
+            failed = machine_failure(e, self.device)    # (raised outside the trainer's epochs)
+            if isinstance(failed, DeviceFailed):
+                raise self._device_failed(job, failed, failed_before) from None
+            if failed is not None:
+                raise failed from None
             detail = traceback.format_exception_only(type(e), e)[-1].strip()
             return TrainResult(job.individual, job.epoch, 0.0, params, inherited,
                                time.perf_counter() - t0, failure=f"error: {detail}")
