@@ -194,10 +194,11 @@ def test_a_home_folder_in_a_path_is_the_users_home(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     config = tmp_path / "c.yaml"
-    config.write_text("results_dir: ~/runs\nsearch: {dataset: d}\n"
+    config.write_text("results_dir: ~/runs\ndata_dir: ~/downloads\nsearch: {dataset: d}\n"
                       "datasets: {d: {kind: folder, path: ~/d, val_labels: ~/v.txt}}\n")
     loaded = load_config(config)
     assert loaded["results_dir"] == str(tmp_path / "home" / "runs")
+    assert loaded["data_dir"] == str(tmp_path / "home" / "downloads")
     assert (loaded["datasets"]["d"]["path"], loaded["datasets"]["d"]["val_labels"]) == \
         (str(tmp_path / "home" / "d"), str(tmp_path / "home" / "v.txt"))
 

@@ -864,3 +864,36 @@ def test_a_pipe_named_like_an_image_is_an_unreadable_image_not_a_hang(tmp_path, 
     assert "999.png: not a readable image (not a regular file (a pipe, socket or device)" in line, line
     assert main([*argv, "--no-image-check"]) == 2      # the mean/std reads every training image
     assert "999.png: not a readable image" in only_line(capsys)
+
+
+def test_a_class_folder_that_cannot_be_listed_is_one_line_not_changed_data(tmp_path, capsys, monkeypatch):
+    """A class folder that cannot be listed (permission denied, a stale network mount) was
+    skipped without a word by the listing: the class had 'no images', and the dataset's
+    fingerprint changed, so the workflow's --restart-if-changed moved a finished search
+    aside as made on other data before loading failed. It is one line naming the folder,
+    and the search is left as it was."""
+    import errno
+    import os
+
+    root = write_folder(tmp_path / "imgs")
+    out = tmp_path / "search"
+    argv = ["search", "--config", str(write_config(tmp_path, root)), "--seed", "0", "--out", str(out),
+            "--no-progress"]
+    assert main(argv) == 0
+    best = (out / "best.json").read_bytes()
+    capsys.readouterr()
+    locked = root / "train" / "ship"
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(locked):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert main([*argv, "--resume", "--restart-if-changed"]) == 2
+    assert only_line(capsys) == (f"nasgep search: error: {locked}: cannot be listed (Permission denied); check its "
+                                 "permissions and the disk it lies on")
+    assert (out / "best.json").read_bytes() == best and not list(out.glob(".previous-*"))
+    with pytest.raises(DataError, match=f"{re.escape(str(locked))}: cannot be listed"):
+        scan_class_folders(root / "train")

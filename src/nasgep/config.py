@@ -197,13 +197,15 @@ def validate(config: dict, source: str = "config") -> dict:
 
 
 def _expand_home(config: dict) -> None:
-    """``~`` and ``~user`` in the paths a user writes (results_dir, a dataset's path and
-    labels file) mean their home, as in a shell; taken literally, ``results_dir: ~/runs``
-    made a folder named ``~`` in the working directory (``rm -rf ~`` then removes the home)."""
+    """``~`` and ``~user`` in the paths a user writes (results_dir, data_dir, a dataset's
+    path and labels file) mean their home, as in a shell; taken literally, ``results_dir:
+    ~/runs`` made a folder named ``~`` in the working directory (``rm -rf ~`` then removes
+    the home)."""
     import os
 
-    if isinstance(config.get("results_dir"), str):
-        config["results_dir"] = os.path.expanduser(config["results_dir"])
+    for key in ("results_dir", "data_dir"):
+        if isinstance(config.get(key), str):
+            config[key] = os.path.expanduser(config[key])
     for entry in config.get("datasets", {}).values():
         for key in ("path", "val_labels"):
             if isinstance(entry.get(key), str):

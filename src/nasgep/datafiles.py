@@ -120,12 +120,20 @@ def image_listing(folder: Path) -> list[tuple[str, list[str]]]:
     skipped), in torchvision's ``make_dataset`` order (directories sorted by path)."""
     walked = []
     top = os.path.realpath(folder)
-    for here, dirs, files in os.walk(folder, followlinks=True):
+    for here, dirs, files in os.walk(folder, followlinks=True, onerror=_unlistable):
         dirs[:] = [d for d in dirs if not hidden(d)]
         for d in dirs:
             _refuse_a_loop(os.path.join(here, d), top)
         walked.append((here, sorted(name for name in files if is_image_name(name))))
     return sorted(walked)
+
+
+def _unlistable(error: OSError) -> None:
+    """A folder of the dataset that cannot be listed: os.walk skipped it without a word, so
+    its images were missing (a class 'without images', or, in the fingerprint, changed data,
+    for which the workflow moved a finished search aside)."""
+    raise DataError(f"{error.filename}: cannot be listed ({error.strerror or error}); check its permissions "
+                    "and the disk it lies on")
 
 
 def _refuse_a_loop(path: str, top: str) -> None:
@@ -204,7 +212,8 @@ def files_fingerprint(entry: Mapping, parts: tuple[str, ...] = ("train",)) -> di
     headers) its channels when grey and, when ``image_size`` is unset, the size its images
     are resized to. None for the built-in
     datasets (torchvision checks CIFAR's checksums) and for paths that do not exist
-    (loading them fails with its own message)."""
+    (loading them fails with its own message); a folder that cannot be listed is a
+    :class:`DataError`."""
     return files_fingerprints(entry, parts)[-1]
 
 
@@ -246,8 +255,9 @@ def files_fingerprints(entry: Mapping, parts: tuple[str, ...]) -> list[dict | No
                         if part == "train":
                             train += [os.path.join(here, f) for f in files]
             found.append({"classes": classes, "images": images, "sha256": digest.copy().hexdigest()})
-    except OSError:             # an unreadable corner: the loader names it when it gets there
-        return [None] * len(parts)
+    except OSError as e:        # (None would be other data: a finished search moved aside as changed)
+        raise DataError(f"{e.filename or path}: cannot be listed ({e.strerror or e}); check its permissions "
+                        "and the disk it lies on") from None
     # grey images load as one channel (networks of another shape): recorded only then, so
     # the fingerprints of colour folders stay those recorded before grey folders were told apart
     headers = sample_headers(train)
