@@ -375,6 +375,23 @@ def test_a_killed_data_loader_stops_the_search(tmp_path, monkeypatch):
     assert not ev.record_path("i0", 1).exists()
 
 
+def test_a_state_damaged_during_a_run_stops_it_rather_than_failing_the_candidate(tmp_path):
+    """A candidate's trained state (or a weight-store file) damaged while the search runs, after
+    the checks a resume makes, was counted as the candidate's failure: it was dropped from the
+    population and the search changed for good. It is the disk's fault: the run stops with the
+    line naming the file, and the job is not recorded."""
+    from nasgep.train import StateFileError
+
+    config = tiny_config()
+    ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
+    genome = _genome(config)
+    assert ev.train(TrainJob("i0", genome, 1, seed=1)).failure is None
+    ev.state_path("i0", 1).write_bytes(b"not a state")
+    with pytest.raises(StateFileError, match=r"e1\.pt"):
+        ev.train(TrainJob("i0", genome, 2, seed=2))
+    assert not ev.record_path("i0", 2).exists()
+
+
 class FakeDevice:
     """The device's state as the device probe (``nasgep.train.device_error``) reads it:
     working until :meth:`fail` (a CUDA context broken by an illegal memory access)."""

@@ -34,6 +34,7 @@ from ..train import (
     CandidateFailure,
     DeviceFailed,
     LoaderDied,
+    StateFileError,
     Trainer,
     candidate_training_settings,
     check_network_fits,
@@ -43,7 +44,7 @@ from ..train import (
     read_state,
 )
 from .evaluator import StoreCandidate, TrainJob, TrainResult
-from .store import WeightStore, read_unit
+from .store import StoreFileError, WeightStore, read_unit
 
 #: how many times one training may stop the search with a failed device (each run of it
 #: in a new process) before it is taken as the candidate's failure (docs/decisions.md)
@@ -197,12 +198,13 @@ class TorchEvaluator:
                                time.perf_counter() - t0, failure=e.reason)
         except DeviceFailed as e:
             raise self._device_failed(job, e, failed_before) from None
-        except (DataError, LoaderDied, OSError):
+        except (DataError, LoaderDied, OSError, StateFileError, StoreFileError):
             # an unreadable image, a data-loading process killed, a failed GPU, a full disk, a
-            # folder made read-only, a state file deleted: the data's, the machine's or the
-            # folder's fault, never the candidate's. Recorded as a failure it was dropped from
-            # the population (a full disk ended the search 'extinct' with exit 0 and that
-            # result); stopping keeps the checkpoint, and --resume goes on
+            # folder made read-only, a state or weight-store file deleted or damaged: the
+            # data's, the machine's or the folder's fault, never the candidate's. Recorded as
+            # a failure it was dropped from the population (a full disk ended the search
+            # 'extinct' with exit 0 and that result); stopping keeps the checkpoint, and
+            # --resume goes on
             raise
         except Exception as e:  # noqa: BLE001 - any other error is the candidate's failure, never the search's
             failed = machine_failure(e, self.device)    # (raised outside the trainer's epochs)
