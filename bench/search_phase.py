@@ -112,23 +112,19 @@ def blind_line(message: str) -> str:
 def job_train(cfg_path: str, overrides: list[str], dataset: str, genome: dict, seed: int, out: str,
               meta: dict, blind: bool = False) -> str:
     _threads()
-    from nasgep.data import load_dataset
-    from nasgep.fulltrain import macro_for
-    from nasgep.nn import build_network, count_parameters
+    from nasgep.fulltrain import build_trainer
+    from nasgep.nn import count_parameters
     from nasgep.space import Genome
-    from nasgep.train import Trainer, training_settings
 
     target = Path(out)
     if target.exists():
         return out
     config = _config(cfg_path, overrides)
-    data = load_dataset(config, dataset, purpose="final", seed=seed)
-    net = build_network(Genome.from_dict(genome), macro_for(config, "cifar", data), seed=seed)
     t0 = time.perf_counter()
-    trainer = Trainer(net, data, training_settings(config), seed=seed, progress=False)
+    trainer, data, _ = build_trainer(config, Genome.from_dict(genome), dataset, seed, progress=False)
     trainer.fit()
     acc = trainer.evaluate("eval")["top1"]
-    atomic_write_json(target, {**meta, "train_seed": seed, "accuracy": acc, "params": count_parameters(net),
+    atomic_write_json(target, {**meta, "train_seed": seed, "accuracy": acc, "params": count_parameters(trainer.model),
                                "seconds": round(time.perf_counter() - t0, 1),
                                "correct": _correct_bits(trainer, data.eval)})
     shown = "done" if blind else f"{acc:.2f}%"

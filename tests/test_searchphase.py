@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -694,6 +695,34 @@ def test_evaluate_refuses_an_unkeyed_cache_and_trains_a_damaged_one_again(capsys
     assert main(evaluate_argv(searches, out)) == 2
     assert "random-r1-t1.json: has no record of what it was trained with" in last_error(capsys)
     assert len(trainings) == TRAINED + 2
+
+
+def test_a_training_that_fails_stops_evaluate_in_one_line_keeping_the_others(capsys, tmp_path, searches,
+                                                                             trainings, monkeypatch):
+    """A training of the evaluation whose loss became NaN (or that ran out of memory) ended in
+    a traceback: one line naming the genome and its training seed, exit 1, and the
+    trainings done before it kept (the next run trains only what is left)."""
+    from nasgep.cli import main
+    from nasgep.commands import evaluate
+    from nasgep.train import TrainingDiverged
+
+    fake = evaluate.train_genome
+
+    def diverges(config, dataset, genome, seed):
+        if len(trainings) == 3:
+            raise TrainingDiverged("training loss is nan in epoch 2")
+        return fake(config, dataset, genome, seed)
+
+    monkeypatch.setattr(evaluate, "train_genome", diverges)
+    out = tmp_path / "ev"
+    assert main(evaluate_argv(searches, out)) == 1
+    line = last_error(capsys)
+    assert re.fullmatch(r"nasgep evaluate: error: the training of \S+ \(training seed \d\) failed: training loss "
+                        rf"is nan in epoch 2; the trainings done so far are kept in {re.escape(str(out / 'runs'))}",
+                        line), line
+    assert len(trainings) == 3 and len(list((out / "runs").glob("*.json"))) >= 3     # kept: not trained again
+    monkeypatch.setattr(evaluate, "train_genome", fake)
+    assert main(evaluate_argv(searches, out)) == 0 and len(trainings) == TRAINED
 
 
 def test_evaluate_refuses_an_unfinished_search(capsys, tmp_path, searches, trainings):

@@ -142,12 +142,8 @@ def _note_other_dataset(genome_path: Path, dataset: str) -> None:
 
 
 def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]:
-    import torch
-
-    from . import nn as nasgep_nn
-    from .data import DataError, FolderImages, check_augment, check_batch, load_dataset
+    from .data import FolderImages
     from .space import Genome
-    from .train import Trainer, check_network_fits, resolve_device, training_settings
 
     if req.epochs is not None:
         from .config import schema
@@ -161,25 +157,11 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     dataset = dataset_name(config, default_dataset(config, stem) if req.dataset is None else req.dataset)
     if req.dataset is None and stem != "imagenet":
         _note_other_dataset(Path(req.genome_path), dataset)
-    try:
-        settings = training_settings(config, variant=req.variant, stem=stem, epochs=req.epochs)
-        device = resolve_device(config["device"])
-        data = load_dataset(config, dataset, "final", seed=req.seed)
-    except (ValueError, DataError) as e:
-        raise TrainSetupError(str(e)) from None
-    section = "transfer" if stem == "imagenet" else "train"
-    check_batch(data, settings.batch_size, f"{section}.batch_size")
-    check_augment(data, settings.augment, f"{section}.augment")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True   # one input shape for the whole run: let cuDNN pick
-    macro = macro_for(config, stem, data)
-    check_network_fits(nasgep_nn.count_network_parameters(genome, macro), macro, f"{section}.channels",
-                       "train.cells_per_stage")
-    torch.manual_seed(req.seed)
-    model = nasgep_nn.build_network(genome, macro, seed=req.seed)
     variant = req.variant or "none"
-    trainer = Trainer(model, data, settings, device=device, seed=req.seed,
-                      progress=req.progress, desc=f"{dataset}/{variant}/s{req.seed}")
+    trainer, data, macro = build_trainer(config, genome, dataset, req.seed, stem=stem, variant=req.variant,
+                                         epochs=req.epochs, progress=req.progress,
+                                         desc=f"{dataset}/{variant}/s{req.seed}")
+    settings, device, model = trainer.settings, trainer.device, trainer.model
     trainer.meta = {"genome": genome.to_dict(), "dataset": dataset, "variant": variant, "seed": req.seed,
                     "stem": stem, "channels": macro.channels, "cells_per_stage": macro.cells_per_stage}
     files = data_fingerprints(config["datasets"][dataset])      # one listing, for settings.json and MLflow
@@ -217,6 +199,41 @@ def _full_train(config: Mapping, req: TrainRequest, out: Path) -> dict[str, Any]
     top5 = "" if metrics["test_top5_error"] is None else f", top-5 error {metrics['test_top5_error']:.2f}%"
     print(f"test error {metrics['test_error']:.2f}%{top5} -> {out / 'metrics.json'}", flush=True)
     return metrics
+
+
+def build_trainer(config: Mapping, genome, dataset: str, seed: int, *, stem: str = "cifar",
+                  variant: str | None = None, epochs: int | None = None, progress: bool | None = None,
+                  desc: str = "train") -> tuple[Any, Any, Any]:
+    """The one way a full training of ``genome`` is set up (``nasgep train``, the
+    search-phase evaluation, the benchmarks): its settings (config ``train``, or
+    ``transfer`` for ``stem="imagenet"``), the dataset's final split, the checks made before
+    anything trains (batch size, augmentation that can leave nothing of an image, a network
+    too large for this machine) and the network on the configured device. Returns
+    ``(trainer, data, macro)``; bad input is one line (a :class:`~nasgep.errors.UserError`)."""
+    import torch
+
+    from . import nn as nasgep_nn
+    from .data import DataError, check_augment, check_batch, load_dataset
+    from .train import Trainer, check_network_fits, resolve_device, training_settings
+
+    try:
+        settings = training_settings(config, variant=variant, stem=stem, epochs=epochs)
+        device = resolve_device(config["device"])
+        data = load_dataset(config, dataset, "final", seed=seed)
+    except (ValueError, DataError) as e:
+        raise TrainSetupError(str(e)) from None
+    section = "transfer" if stem == "imagenet" else "train"
+    check_batch(data, settings.batch_size, f"{section}.batch_size")
+    check_augment(data, settings.augment, f"{section}.augment")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # one input shape for the whole run: let cuDNN pick
+    macro = macro_for(config, stem, data)
+    check_network_fits(nasgep_nn.count_network_parameters(genome, macro), macro, f"{section}.channels",
+                       "train.cells_per_stage")
+    torch.manual_seed(seed)
+    model = nasgep_nn.build_network(genome, macro, seed=seed)
+    trainer = Trainer(model, data, settings, device=device, seed=seed, progress=progress, desc=desc)
+    return trainer, data, macro
 
 
 def _check_test_images(data, workers: int, progress: bool | None, before: str) -> None:

@@ -46,26 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def train_genome(config: dict, dataset: str, genome, seed: int) -> dict:
-    """Full training (config ``train``) of ``genome``; test accuracy and parameters.
-    Augmentation that can leave nothing of an image (:func:`nasgep.data.check_augment`)
-    and a training set smaller than one batch are refused before it trains, as by
-    ``nasgep train``."""
-    from ..data import check_augment, check_batch, load_dataset
-    from ..fulltrain import macro_for
-    from ..nn import build_network, count_network_parameters, count_parameters
-    from ..train import Trainer, check_network_fits, resolve_device, training_settings
+    """Full training (config ``train``) of ``genome``, set up as by ``nasgep train``
+    (:func:`nasgep.fulltrain.build_trainer`); test accuracy and parameters."""
+    from ..fulltrain import build_trainer
+    from ..nn import count_parameters
 
-    data = load_dataset(config, dataset, purpose="final", seed=seed)
-    settings = training_settings(config)
-    check_batch(data, settings.batch_size, "train.batch_size")
-    check_augment(data, settings.augment, "train.augment")
-    macro = macro_for(config, "cifar", data)
-    check_network_fits(count_network_parameters(genome, macro), macro, "train.channels", "train.cells_per_stage")
-    net = build_network(genome, macro, seed=seed)
-    trainer = Trainer(net, data, settings, device=resolve_device(config["device"]),
-                      seed=seed, progress=False)
+    trainer, _, _ = build_trainer(config, genome, dataset, seed, progress=False)
     trainer.fit()
-    return {"accuracy": trainer.evaluate("eval")["top1"], "params": count_parameters(net)}
+    return {"accuracy": trainer.evaluate("eval")["top1"], "params": count_parameters(trainer.model)}
 
 
 #: Columns of a search's history.parquet the evaluation reads.
@@ -363,11 +351,12 @@ def run(args: argparse.Namespace) -> int:
     from .. import outdir
     from ..config import dataset_name
     from ..datafiles import required_fingerprints
-    from ..errors import UserError
+    from ..errors import RunFailed, UserError
     from ..io import atomic_write_json, atomic_write_text
     from ..report import searchphase as sp
     from ..search.fitness import FITNESSES
     from ..space import Genome
+    from ..train import CandidateFailure, resolve_device
 
     config = load_args_config(args)
     dataset = dataset_name(config, args.dataset)
@@ -384,6 +373,7 @@ def run(args: argparse.Namespace) -> int:
     check_one_method(searches, config)
     out = args.out
     check_run_start(config, out, "an evaluation", tracked=False)    # it logs no MLflow run
+    resolve_device(config["device"])        # a device this machine lacks: before anything is moved aside
     rows = []
     history_of = histories(searches)
     jobs = plan(config, dataset, history_of)
@@ -419,7 +409,12 @@ def run(args: argparse.Namespace) -> int:
             if result is None:
                 result = by_key.get(key)
                 if result is None:
-                    result = train_genome(config, dataset, Genome.from_dict(job["genome"]), job["train_seed"])
+                    try:
+                        result = train_genome(config, dataset, Genome.from_dict(job["genome"]), job["train_seed"])
+                    except CandidateFailure as e:    # a NaN loss, out of memory: one line, exit 1
+                        raise RunFailed(f"the training of {job['name']} (training seed {job['train_seed']}) "
+                                        f"failed: {e.reason}; the trainings done so far are kept in "
+                                        f"{out / 'runs'}") from None
                     result = {**result, "key": key, "genome": job["genome"], "train_seed": job["train_seed"]}
                     by_key[key] = result
                 atomic_write_json(out / "runs" / f"{job['name']}.json", result)
