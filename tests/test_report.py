@@ -49,7 +49,7 @@ def history(seed: int, generations: int = 4) -> pd.DataFrame:
             failed = i == 2 and g == 1
             rows.append({"generation": g, "id": f"n{g}-{i}", "parents": "", "normal": "add | g1 g2",
                          "reduction": "cat | g1 g2", "reduction_id": "r0", "epochs": g + 1,
-                         "epochs_this_generation": 1, "fitness": math.nan if failed else 50.0 + 5 * g + i + seed,
+                         "epochs_this_generation": 1, "fitness": 0.0 if failed else 50.0 + 5 * g + i + seed,
                          "params": 100_000, "inherited": 0, "seconds": 3600.0,
                          "failure": "oom" if failed else None})
     return pd.DataFrame(rows)

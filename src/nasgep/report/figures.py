@@ -29,7 +29,10 @@ def _pyplot():
 
 
 def curve(history: pd.DataFrame) -> pd.DataFrame:
-    """Best and mean fitness per generation (failed candidates, fitness NaN, left out)."""
+    """Best and mean fitness per generation of the candidates that trained: a failed one
+    (its ``failure`` set) is recorded with fitness 0 and would pull the mean down."""
+    if "failure" in history.columns:
+        history = history[history["failure"].isna()]
     frame = history[["generation", "fitness"]].copy()
     frame["fitness"] = pd.to_numeric(frame["fitness"], errors="coerce")
     frame = frame.dropna(subset=["fitness"])
@@ -60,7 +63,7 @@ def search_curves(study: Study, dataset: str, out_dir: str | Path) -> list[Path]
     for ax, method in zip(axes[0], methods):
         plotted = False
         for i, (seed, path) in enumerate(study.histories(dataset, method)):
-            data = curve(read_history(path, ["generation", "fitness"]))
+            data = curve(read_history(path, None))
             if data.empty:
                 continue
             color = colors[i % len(colors)]

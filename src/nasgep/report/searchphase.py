@@ -376,7 +376,8 @@ def evaluate(rows: Sequence[Mapping], dataset: str = "", method: str = "search",
 def fidelity_sample(history: Sequence[Mapping], best: int, spread: int) -> list[Mapping]:
     """Individuals of a search's history to re-train: the ``best`` fittest and ``spread``
     more spaced evenly across the fitness range of the rest. An individual's fitness is
-    its last recorded one (what the search knew of it at the end); failures are left out."""
+    its last one recorded without a failure (what the search knew of it at the end; one
+    that failed in a later epoch keeps the fitness it had before)."""
     last: dict[str, Mapping] = {}
     for row in history:
         if row.get("failure") is None:
