@@ -9,29 +9,31 @@ from ..gep import OperatorRates
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """The sizes, rates and thresholds of a search (config sections ``gep`` and ``search``)."""
+    """The sizes, rates and thresholds of a search (config sections ``gep`` and ``search``;
+    their defaults live in one place, ``nasgep/config.schema.yaml``: build it with
+    :meth:`from_config`)."""
 
-    population: int = 10
-    reduction_population: int = 10
-    gene_pool: int = 50
-    gene_pool_max: int = 100
-    genes_min: int = 2
-    genes_max: int = 10
-    max_epochs: int = 10
-    tc_factor: float = 0.75
-    max_params: int = 300_000
-    rebreed_tries: int = 20
-    budget_seconds: float = 24 * 3600
-    budget_epochs: int | None = None
-    max_generations: int | None = None
-    weight_sharing: bool = True
-    fitness: str = "accuracy"          # search.fitness: accuracy (the paper) or cohort
-    evaluation: str = "stepwise"       # search.evaluation: stepwise (the paper) or full
-    cell_head: int = 4
-    gene_head: int = 1
-    tournament_size: int = 3
-    cell_rates: OperatorRates = OperatorRates(mutations=2, head_functions_only=True)
-    gene_rates: OperatorRates = OperatorRates(mutations=1)
+    population: int
+    reduction_population: int
+    gene_pool: int
+    gene_pool_max: int
+    genes_min: int
+    genes_max: int
+    max_epochs: int
+    tc_factor: float
+    max_params: int
+    rebreed_tries: int
+    budget_seconds: float
+    budget_epochs: int | None
+    max_generations: int | None
+    weight_sharing: bool
+    fitness: str  # search.fitness: accuracy (the paper) or cohort
+    evaluation: str  # search.evaluation: stepwise (the paper) or full
+    cell_head: int
+    gene_head: int
+    tournament_size: int
+    cell_rates: OperatorRates
+    gene_rates: OperatorRates
 
     @classmethod
     def from_config(cls, config: Mapping) -> SearchSettings:
