@@ -23,9 +23,7 @@ from nasgep.nn import (
     FactorizedReduce,
     Macro,
     Network,
-    ParamLimitExceeded,
     build_network,
-    check_param_limit,
     count_network_parameters,
     count_parameters,
     drop_path,
@@ -461,19 +459,6 @@ def test_genomes_sharing_a_gene_share_its_keys_and_shapes():
     wide = build_network(a, Macro(channels=8, cells_per_stage=1, num_classes=10)).inheritance_units("cifar10")
     assert "gene/normal/g2/occ0/stage0/rep0/w8" in wide and not set(wide) & {
         k for k in ua if k.startswith("gene/")}
-
-
-# --- parameter limit --------------------------------------------------------------------------
-
-def test_param_limit():
-    assert check_param_limit(300_000, 300_000) == 0
-    assert check_param_limit(299_999, 300_000) == 0
-    assert check_param_limit(300_123, 300_000) == 123
-    assert check_param_limit(10**9, None) == 0
-    with pytest.raises(ParamLimitExceeded, match="by 123"):
-        check_param_limit(300_123, 300_000, raise_if_over=True)
-    err = ParamLimitExceeded(300_123, 300_000)
-    assert (err.params, err.limit, err.over) == (300_123, 300_000, 123)
 
 
 def test_search_size_networks_are_of_the_search_limits_scale():

@@ -543,7 +543,7 @@ def test_a_limit_lowered_below_what_an_interrupted_search_ran_stops_it_and_says_
     it keeps all 5 (nothing is thrown away) and the lines say the limit was lowered, instead
     of a closing line that claims 3 generations."""
     search(tmp_path, "search.max_generations=5")
-    state = checkpoint.load_latest(tmp_path / "checkpoints")
+    state = checkpoint.newest_good(tmp_path / "checkpoints")[0]
     assert state.generation == 4
     state.finished, state.stop_reason = False, None        # as if killed after generation 4
     checkpoint.save(tmp_path / "checkpoints", state)
@@ -570,7 +570,7 @@ def test_one_limit_raised_and_another_lowered_leaves_a_finished_search_as_it_was
     search(tmp_path, "search.max_generations=5")
     (tmp_path / DONE).touch()
     before = snapshot(tmp_path)
-    trained = checkpoint.load_latest(tmp_path / "checkpoints").epochs_trained()
+    trained = checkpoint.newest_good(tmp_path / "checkpoints")[0].epochs_trained()
     lines = []
     config = small_config("search.max_generations=7", f"search.budget_epochs={trained - 10}")
     done = run_search(config, dataset="cifar10", seed=3, out_dir=tmp_path, resume=True, factory=cheap_factory,

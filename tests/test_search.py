@@ -754,7 +754,7 @@ def test_checkpoint_round_trip_and_corruption(tmp_path, capsys):
     checkpoint.save(tmp_path, final)
     newest = checkpoint.list_checkpoints(tmp_path)[0]
     newest.write_text(newest.read_text()[:-40] + "garbage}\n")
-    loaded = checkpoint.load_latest(tmp_path)
+    loaded = checkpoint.newest_good(tmp_path)[0]
     assert loaded.generation == older.generation
     assert newest.name in capsys.readouterr().err
 

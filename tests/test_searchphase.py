@@ -12,12 +12,13 @@ import pytest
 from scipy import stats
 
 from nasgep.report import searchphase as sp
+from nasgep.report.tables import relative_improvement
 from nasgep.search.finalists import Finalist, choose, pick_finalists
 from nasgep.search.fitness import epoch_rank_scores
 
 
 def test_relative_improvement_and_percentile():
-    assert sp.relative_improvement(44.0, 40.0) == pytest.approx(10.0)
+    assert relative_improvement(44.0, 40.0) == pytest.approx(10.0)
     rand = [30.0, 31.0, 32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0]
     assert sp.percentile_rank(40.0, rand) == 100.0
     assert sp.percentile_rank(29.0, rand) == 0.0
@@ -110,7 +111,7 @@ def test_ri_interval_brackets_the_estimate_and_excludes_zero_for_a_clear_gain():
     searched = 50 + rng.normal(0, 0.5, 5)
     random = 40 + rng.normal(0, 0.5, 20)
     ri, low, high = sp.ri_interval(searched, random, n_resamples=2000)
-    assert ri == pytest.approx(sp.relative_improvement(searched.mean(), random.mean()))
+    assert ri == pytest.approx(relative_improvement(searched.mean(), random.mean()))
     assert 0 < low < ri < high
     # the percentile interval of a one-value sample is undefined
     assert math.isnan(sp.ri_interval([50.0], random)[1])
@@ -260,7 +261,7 @@ def test_evaluate_summarises_a_trainings_table(tmp_path):
     assert res.above_goal_p == pytest.approx(exact_p, abs=1e-9)        # 286 relabellings: exact
     assert res.above_goal_chance == pytest.approx(exact_chance)
     assert res.searched[2].percentile == pytest.approx(500 / 9)
-    assert res.ri == pytest.approx(sp.relative_improvement(np.mean([41, 40, 35]), 34.5))
+    assert res.ri == pytest.approx(relative_improvement(np.mean([41, 40, 35]), 34.5))
     assert res.noise["within"] == pytest.approx(math.sqrt(0.5))
     assert res.tau == pytest.approx(4 / 6) and res.tau_n == 4
     data = res.to_dict()
@@ -285,7 +286,7 @@ def test_too_small_a_design_is_warned_about_and_ri_is_labelled_in_percent():
     rows = _rows()
     full = sp.markdown(sp.evaluate(rows, dataset="cifar10", n_resamples=99))      # 3 searches, 10 random cells
     assert "warning" not in full
-    ri = sp.relative_improvement(np.mean([41, 40, 35]), 34.5)
+    ri = relative_improvement(np.mean([41, 40, 35]), 34.5)
     assert (f"RI = {ri:+.2f} % (relative improvement of the searched cells' mean accuracy over the random cells': "
             f"100 x (searched - random) / random; 95 % bootstrap CI ") in full
     assert "this design detects an RI of +" in full

@@ -395,6 +395,3 @@ def read_config_file(path: Path) -> dict:
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
     return data
 
-
-def default_config() -> dict:
-    return load_config(None)

@@ -1079,12 +1079,7 @@ def load_dataset(config: dict, name: str, purpose: Purpose = "search", seed: int
     return _in_memory_bundle(name, entry, arrays, purpose, seed)
 
 
-def top_k(num_classes: int) -> int:
-    """The k of the top-k accuracy reported beside top-1: 5, or fewer for tiny label sets."""
-    return max(1, min(5, num_classes))
-
-
 __all__ = ["AugmentedSplit", "DataBundle", "DataError", "batches", "check_batch", "check_images", "check_labels",
            "FolderImages", "folder_images", "KINDS", "read_image", "scan_class_folders", "unreadable_error",
            "read_val_labels", "with_train_transform", "Split", "Source", "channel_stats",
-           "load_dataset", "resize_images", "stratified_split", "split_sizes", "top_k", "validation_size"]
+           "load_dataset", "resize_images", "stratified_split", "split_sizes", "validation_size"]

@@ -31,7 +31,6 @@ OPERATIONS: tuple[str, ...] = (
 INPUTS: tuple[str, ...] = ("h1", "h2")  # h1 = h_{i-1}, h2 = h_{i-2}
 
 Pool = Literal["normal", "reduction"]
-POOLS: tuple[Pool, ...] = ("normal", "reduction")
 
 GENE_FUNCTIONS: dict[str, int] = {"add": 2, **{op: 1 for op in OPERATIONS}}
 CELL_FUNCTIONS: dict[str, int] = {"add": 2, "cat": 2}

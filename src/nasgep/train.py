@@ -460,9 +460,6 @@ class Trainer:
         epoch = self.epoch if epoch is None else epoch
         return self.settings.drop_path * epoch / self.settings.epochs
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
     # ------------------------------------------------------------------ batches
     def _num_train_batches(self) -> tuple[int, int]:
         """(batches, images) of an epoch; a last batch of one image is dropped, since

@@ -10,13 +10,10 @@ from .network import (
     Classifier,
     Macro,
     Network,
-    ParamLimitExceeded,
     Stage,
     build_network,
-    check_param_limit,
     count_network_parameters,
     count_parameters,
-    iter_cells,
 )
 from .operations import OPS, STEMS, BatchNorm2d, Conv2d, ConvBlock, FactorizedReduce, relu_conv_bn
 
@@ -32,15 +29,12 @@ __all__ = [
     "Gene",
     "Macro",
     "Network",
-    "ParamLimitExceeded",
     "Place",
     "Stage",
     "Step",
     "build_network",
-    "check_param_limit",
     "count_network_parameters",
     "count_parameters",
     "drop_path",
-    "iter_cells",
     "relu_conv_bn",
 ]

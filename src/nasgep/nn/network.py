@@ -244,27 +244,3 @@ def count_network_parameters(genome: Genome, macro: Macro) -> int:
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameter elements (BN affine included, buffers not)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-class ParamLimitExceeded(ValueError):
-    """A candidate over the parameter limit; the message says by how much."""
-
-    def __init__(self, params: int, limit: int):
-        self.params, self.limit, self.over = params, limit, params - limit
-        super().__init__(f"{params:,} parameters exceed the limit of {limit:,} by {self.over:,}")
-
-
-def check_param_limit(n_params: int, limit: int | None, *, raise_if_over: bool = False) -> int:
-    """How many parameters ``n_params`` is over ``limit`` (0 when within, or no limit);
-    with ``raise_if_over`` an excess raises :class:`ParamLimitExceeded` instead."""
-    over = 0 if limit is None else max(0, n_params - limit)
-    if over and raise_if_over:
-        raise ParamLimitExceeded(n_params, limit)
-    return over
-
-
-def iter_cells(net: Network) -> Iterator[tuple[str, Cell]]:
-    """(module name, cell) in forward order, e.g. ('stages.1.reduction', cell)."""
-    for name, module in net.named_modules():
-        if isinstance(module, Cell):
-            yield name, module

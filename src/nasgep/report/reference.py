@@ -56,8 +56,6 @@ TABLE1: tuple[AblationRow, ...] = (
                 ri=PAPER_RI),
 )
 
-#: The dataset names (as in config/paper.yaml) that Table II reports.
-TABLE2_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
 
 
 def _t2(method: str, space: str, strategy: str, days: str,

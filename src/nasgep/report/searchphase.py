@@ -37,11 +37,6 @@ MIN_RANDOM_CELLS = 5
 MIN_SEARCHES = 3
 
 
-def relative_improvement(searched: float, random: float) -> float:
-    """RI = 100 x (Acc_searched - Acc_random) / Acc_random (Yang et al.), from means."""
-    return 100.0 * (searched - random) / random
-
-
 def percentile_rank(value: float, population: Sequence[float]) -> float:
     """The percentile ``value`` sits at in ``population``: the inverse of numpy's (linear)
     ``np.percentile``, 0 below the smallest value and 100 above the largest. So a value

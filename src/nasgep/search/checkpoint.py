@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 from ..io import atomic_write_bytes, load_json
@@ -91,15 +90,6 @@ def newest_good(directory: Path) -> tuple[SearchState | None, list[str]]:
         except CheckpointError as e:
             problems.append(f"{path.name}: {e.reason}")
     return None, problems
-
-
-def load_latest(directory: Path) -> SearchState | None:
-    """The newest good checkpoint; corrupt ones are reported on stderr and skipped."""
-    state, problems = newest_good(directory)
-    for problem in problems:
-        print(f"nasgep search: warning: checkpoint {directory}/{problem}; trying the previous one",
-              file=sys.stderr)
-    return state
 
 
 def loadable_states(directory: Path) -> list[SearchState]:

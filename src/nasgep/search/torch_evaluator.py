@@ -111,8 +111,7 @@ class TorchEvaluator:
         counts = []
         for genome in smallest_genomes():
             try:
-                with torch.device("meta"):   # shapes only: no memory, no initialisation
-                    counts.append(count_parameters(Network(genome, self.macro)))
+                counts.append(count_network_parameters(genome, self.macro))
             except GenomeError:
                 continue
         return min(counts)
