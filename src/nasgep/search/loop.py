@@ -137,8 +137,10 @@ class Search:
 
     # --- one generation -------------------------------------------------------------------
     def generation(self) -> GenerationReport:
-        """One generation on a working copy of the state; committed only when complete,
-        so an interrupted generation leaves the last checkpointable state intact."""
+        """One generation, changing the state in place. The runner checkpoints only after a
+        complete one, so an interrupted generation runs again from the last checkpoint on
+        --resume; when the budget runs out during it, the state and the RNG are rolled back
+        to where it began (the search ends as if it had stopped before it)."""
         from .state import from_dict, to_dict
 
         backup = to_dict(self.state)
