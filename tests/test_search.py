@@ -240,21 +240,39 @@ def test_workers_started_from_a_thread_that_ends_go_on_working():
 
 
 def slow_factory(device: str) -> CheapEvaluator:
+    """Jobs of two minutes; the worker says it is ready (its SIGTERM handler installed) with
+    a file in the folder $NASGEP_TEST_READY names, when set (:func:`when_ready`)."""
+    if os.environ.get("NASGEP_TEST_READY"):
+        Path(os.environ["NASGEP_TEST_READY"], str(os.getpid())).touch()
     return CheapEvaluator(delay=120)
 
 
-def test_a_worker_that_dies_stops_the_search_at_once_and_close_does_not_wait_for_busy_ones():
+def when_ready(folder: Path, workers: int, action) -> None:
+    """Run ``action`` in a thread once ``workers`` workers of :func:`slow_factory` are ready
+    and their jobs have begun: a fixed delay found a worker of a loaded machine still
+    importing, without its SIGTERM handler."""
+    def run():
+        deadline = time.monotonic() + 120
+        while len(list(folder.iterdir())) < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        action()
+    threading.Thread(target=run, daemon=True).start()
+
+
+def test_a_worker_that_dies_stops_the_search_at_once_and_close_does_not_wait_for_busy_ones(tmp_path,
+                                                                                             monkeypatch):
     """A worker killed during its job is seen at once (its process sentinel), not after a
     poll; closing the executor while the other worker trains ends that one too, instead of
     waiting for a candidate that may train for minutes (Ctrl-C or SIGTERM to the search
     process alone used to take 11 s with two workers)."""
     import signal
 
+    monkeypatch.setenv("NASGEP_TEST_READY", str(tmp_path))
     executor = ProcessExecutor(slow_factory, ["cpu", "cpu"])
     procs = [p for p, _ in executor._workers]
     killed = []
-    killer = threading.Timer(4, lambda: (killed.append(time.monotonic()), os.kill(procs[0].pid, signal.SIGKILL)))
-    killer.start()
+    when_ready(tmp_path, 2, lambda: (killed.append(time.monotonic()), os.kill(procs[0].pid, signal.SIGKILL)))
     try:
         with pytest.raises(WorkerDied, match=r"^1 search worker process\(es\) died \(killed by SIGKILL, often "
                            r"the out-of-memory killer\); what the completed generations found is kept: "
@@ -262,26 +280,24 @@ def test_a_worker_that_dies_stops_the_search_at_once_and_close_does_not_wait_for
             executor.map(_jobs(2), lambda: True)
     finally:
         executor.close()
-        killer.cancel()
     assert time.monotonic() - killed[0] < 8      # was up to 15 s: a 5 s poll, then 10 s for the busy one
     assert procs[1].exitcode == 128 + signal.SIGTERM       # ended at once, by unwinding
 
 
-def test_a_worker_ended_by_sigterm_is_named_so():
+def test_a_worker_ended_by_sigterm_is_named_so(tmp_path, monkeypatch):
     """A worker unwinds on SIGTERM and exits with 128 + 15: a worker SIGTERMed on its own
     (``kill PID``) was reported as 'exit code 143' instead of 'killed by SIGTERM'."""
     import signal
 
+    monkeypatch.setenv("NASGEP_TEST_READY", str(tmp_path))
     executor = ProcessExecutor(slow_factory, ["cpu", "cpu"])
     procs = [p for p, _ in executor._workers]
-    killer = threading.Timer(4, lambda: os.kill(procs[0].pid, signal.SIGTERM))
-    killer.start()
+    when_ready(tmp_path, 2, lambda: os.kill(procs[0].pid, signal.SIGTERM))
     try:
         with pytest.raises(WorkerDied, match=r"^1 search worker process\(es\) died \(killed by SIGTERM\); "):
             executor.map(_jobs(2), lambda: True)
     finally:
         executor.close()
-        killer.cancel()
 
 
 class _SlowFinalizer:
