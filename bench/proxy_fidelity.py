@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -106,7 +107,9 @@ def main() -> None:
     if a.same_as:
         df = df[[(out / f"proxy-{a.same_as}" / f"{n}.json").exists() for n in df["name"]]]
     names = list(df["name"])
-    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
+    from nasgep.processes import die_with_parent
+    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:     # workers end with the driver
         list(pool.map(curve, *zip(*[(a.config, a.set, a.dataset, n, g, str(cache), a.last_only)
                                     for n, g in zip(df["name"], df["genome"])])))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -35,7 +36,9 @@ def main() -> None:
     files = sorted(Path(a.genomes).glob("r*.json"))[: a.count]
     jobs = [(a.config, a.set, "cifar10", json.loads(f.read_text())["genome"], s,
              str(Path(a.out) / f.stem / f"s{s}.json"), {"genome": f.stem}) for f in files for s in (0, 1)]
-    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
+    from nasgep.processes import die_with_parent
+    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:     # workers end with the driver
         list(pool.map(job_train, *zip(*jobs)))
     from scipy import stats
 

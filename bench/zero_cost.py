@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -171,7 +172,9 @@ def main() -> None:
             for t in range(a.train_seeds):
                 meta = {"group": f"naswot-{tag}", "draw_group": group, "draw_seed": d["seed"], "naswot": d["naswot"]}
                 jobs.append((d["genome"], t, str(folder / "train" / f"{tag}-g{group}" / f"s{t}.json"), meta))
-    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
+    from nasgep.processes import die_with_parent
+    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:     # workers end with the driver
         for f in [pool.submit(job_train, a.config, a.set, dataset, *job) for job in jobs]:
             f.result()
     picks = pd.DataFrame([{**json.loads(Path(j[2]).read_text()), "name": Path(j[2]).parent.name} for j in jobs])
