@@ -386,10 +386,16 @@ def test_a_state_damaged_during_a_run_stops_it_rather_than_failing_the_candidate
     ev = TorchEvaluator(config, "cifar10", tmp_path, seed=0)
     genome = _genome(config)
     assert ev.train(TrainJob("i0", genome, 1, seed=1)).failure is None
+    index = ev.update_store([StoreCandidate("i0", genome, 1, 50.0)], {}, generation=0)
     ev.state_path("i0", 1).write_bytes(b"not a state")
     with pytest.raises(StateFileError, match=r"e1\.pt"):
         ev.train(TrainJob("i0", genome, 2, seed=2))
     assert not ev.record_path("i0", 2).exists()
+    # a stored weight file gone: the child inherited less, silently (a resume refuses it)
+    (tmp_path / "weights" / next(iter(index.values()))["file"]).unlink()
+    with pytest.raises(FileNotFoundError):
+        ev.train(TrainJob("i1", genome, 1, seed=3, store_index=index))
+    assert not ev.record_path("i1", 1).exists()
 
 
 class FakeDevice:

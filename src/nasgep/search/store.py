@@ -63,17 +63,17 @@ class WeightStore:
         return new
 
     def load_into(self, units: Mapping[str, nn.Module], index: Mapping[str, dict]) -> tuple[int, int]:
-        """Load every stored key whose shapes match; return (inherited, total) parameter counts."""
+        """Load every stored key whose shapes match; return (inherited, total) parameter
+        counts. A stored file that is missing or damaged raises (it stops the search)."""
         inherited = 0
         total = sum(p.numel() for m in units.values() for p in m.parameters())
         for key, module in units.items():
             entry = index.get(key)
             if entry is None:
                 continue
-            path = self.dir / entry["file"]
-            if not path.exists():
-                continue
-            saved = read_unit(path)
+            # a file gone since the index was written is no smaller inheritance but a changed
+            # search: FileNotFoundError stops it, as a resume refuses it (unusable_files)
+            saved = read_unit(self.dir / entry["file"])
             own = module.state_dict()
             if saved.keys() != own.keys() or any(saved[k].shape != own[k].shape for k in own):
                 continue
