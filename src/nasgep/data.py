@@ -220,7 +220,7 @@ def validation_size(entry: dict, n_train: int, name: str = "<name>") -> int:
             raise DataError(f"datasets.{name}.val_size: {entry['val_size']} validation images cannot be held out "
                             f"of {n_train} training images; set 1 to {n_train - 1}, or null for val_fraction")
         return int(entry["val_size"])
-    return max(1, int(round(entry["val_fraction"] * n_train)))
+    return max(1, int(round(entry.get("val_fraction", 0.1) * n_train)))     # (the schema's default, for raw dicts)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -292,7 +292,7 @@ def _labels(y: np.ndarray, n: int, where: str) -> torch.Tensor:
 
 
 def _cifar_root(config: dict, entry: dict) -> Path:
-    return Path(entry["path"]) if entry.get("path") else Path(config["data_dir"]) / entry["kind"]
+    return Path(entry["path"]) if entry.get("path") else Path(config.get("data_dir", "data")) / entry["kind"]
 
 
 def _cifar_layout(kind: str, root: Path) -> str:
