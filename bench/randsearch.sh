@@ -8,7 +8,7 @@
 # trained with training seeds 0 and 1. Run blind until every job is done; new jobs in
 # bench/ledger/randsearch. Plan the study in docs/search-quality.md before running it.
 #   bench/randsearch.sh [OUT] [--blind | --report-only] (default /work/runs/randsearch;
-#   SEEDS=42,43,44 by default; needs data/cifar10-cpu-t10k.npz, made as docs/benchmarks.md says)
+#   SEEDS=42,43,44 by default (the planned study: SEEDS=42,43,44,45,46,47); needs data/cifar10-cpu-t10k.npz, made as docs/benchmarks.md says)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/full8g2v4.sh     # V, DATA and study()
