@@ -132,8 +132,12 @@ def _unlistable(error: OSError) -> None:
     """A folder of the dataset that cannot be listed: os.walk skipped it without a word, so
     its images were missing (a class 'without images', or, in the fingerprint, changed data,
     for which the workflow moved a finished search aside)."""
-    raise DataError(f"{error.filename}: cannot be listed ({error.strerror or error}); check its permissions "
-                    "and the disk it lies on")
+    raise _not_listed(error.filename, error)
+
+
+def _not_listed(path, error: OSError) -> DataError:
+    return DataError(f"{path}: cannot be listed ({error.strerror or error}); check its permissions and the disk "
+                     "it lies on")
 
 
 def _refuse_a_loop(path: str, top: str) -> None:
@@ -256,8 +260,7 @@ def files_fingerprints(entry: Mapping, parts: tuple[str, ...]) -> list[dict | No
                             train += [os.path.join(here, f) for f in files]
             found.append({"classes": classes, "images": images, "sha256": digest.copy().hexdigest()})
     except OSError as e:        # (None would be other data: a finished search moved aside as changed)
-        raise DataError(f"{e.filename or path}: cannot be listed ({e.strerror or e}); check its permissions "
-                        "and the disk it lies on") from None
+        raise _not_listed(e.filename or path, e) from None
     # grey images load as one channel (networks of another shape): recorded only then, so
     # the fingerprints of colour folders stay those recorded before grey folders were told apart
     headers = sample_headers(train)
